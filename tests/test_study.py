@@ -1,0 +1,108 @@
+"""The Study API end to end: fit, leaderboard, ATE, calibration, predict, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import truth_columns
+from uplift import Study
+from uplift.errors import UpliftInputError
+
+
+@pytest.fixture(scope="module")
+def fitted(rct_df):
+    study = Study(rct_df, treatment="treatment", outcome=["conversion", "revenue"], id="customer_id",
+                  exclude=truth_columns(rct_df), design="rct")
+    return study.fit(learners=["t", "x", "dr", "causal_forest"], n_folds=3, n_boot=100)
+
+
+def test_leaderboard_is_ranked_and_has_cis(fitted):
+    board = fitted.leaderboard()
+    assert set(board["learner"]) == {"t", "x", "dr", "causal_forest", "ensemble"}
+    assert (board["qini_lower"] <= board["qini"]).all() and (board["qini"] <= board["qini_upper"]).all()
+    assert board["rank"].is_monotonic_increasing
+    assert fitted.best_learner_ == board.iloc[0]["learner"]
+
+
+def test_selected_model_is_accurate(fitted, rct_df):
+    truth = rct_df["true_uplift"].to_numpy()
+    errors = {name: np.sqrt(np.mean((fitted.oof_uplift(name)[:, 0] - truth) ** 2))
+              for name in fitted.leaderboard()["learner"]}
+    # Selection by out-of-fold DR loss picks a learner close to the most accurate one.
+    assert errors[fitted.best_learner_] <= 1.15 * min(errors.values())
+
+
+def test_ate_covers_truth_for_both_outcomes(fitted, rct_df):
+    ate = fitted.ate().query("estimand == 'ATE'").set_index("outcome")
+    for outcome, truth in (("conversion", "true_uplift"), ("revenue", "true_revenue_uplift")):
+        row = ate.loc[outcome]
+        assert row["lower"] - row["se"] <= rct_df[truth].mean() <= row["upper"] + row["se"]
+    assert ate.loc["conversion", "unit"] == "pp"
+
+
+def test_calibration_deciles(fitted):
+    cal = fitted.calibration()
+    assert len(cal) == 10
+    # The top decile by predicted uplift shows more observed uplift than the bottom one.
+    assert cal.iloc[0]["observed_uplift"] > cal.iloc[-1]["observed_uplift"]
+
+
+def test_save_load_roundtrip_predicts_identically(fitted, rct_df, tmp_path):
+    fitted.save(tmp_path / "model")
+    loaded = Study.load(tmp_path / "model")
+    new = rct_df.sample(300, random_state=1)
+    for learner in (None, "causal_forest", "ensemble"):
+        a = fitted.predict_uplift(new, learner=learner)
+        b = loaded.predict_uplift(new, learner=learner)
+        pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns[:1]) == ["customer_id"]
+    pd.testing.assert_frame_equal(fitted.leaderboard(), loaded.leaderboard(), check_dtype=False)
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert "training_data_sha256" in manifest and manifest["versions"]["lightgbm"]
+
+
+def test_save_is_deterministic(fitted, tmp_path):
+    fitted.save(tmp_path / "a")
+    fitted.save(tmp_path / "b")
+    for f in sorted((tmp_path / "a").rglob("*")):
+        if f.is_file() and f.suffix != ".skops":
+            assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes(), f.name
+
+
+def test_tampered_model_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    target = next((tmp_path / "m").rglob("mu0.txt"))
+    target.write_bytes(target.read_bytes().replace(b"tree", b"TREE", 1))
+    with pytest.raises(UpliftInputError, match="sha256|hash|tamper|modified"):
+        Study.load(tmp_path / "m")
+
+
+def test_predict_with_unseen_category_and_missing_column(fitted, rct_df):
+    new = rct_df.head(50).copy()
+    cat = next(c for c in fitted.schema.categories)
+    new[cat] = "never-seen-before"
+    assert np.isfinite(fitted.predict_uplift(new)["uplift"]).all()
+    with pytest.raises(UpliftInputError, match=cat):
+        fitted.predict_uplift(rct_df.head(5).drop(columns=cat))
+
+
+def test_multi_arm_study(multi_df):
+    study = Study(multi_df, treatment="treatment", outcome="conversion", control="control",
+                  exclude=[*truth_columns(multi_df), "revenue"], id="customer_id", design="rct")
+    study.fit(learners=["t", "dr"], n_folds=3, n_boot=50)
+    arms = study.arms[1:]
+    assert set(study.ate()["arm"]) == set(arms)
+    pred = study.predict_uplift(multi_df.head(100))
+    assert {f"uplift_{a}" for a in arms} <= set(pred.columns) and "best_arm" in pred
+
+
+def test_observational_auto_design_detected(obs_df):
+    study = Study(obs_df, treatment="treatment", outcome="conversion", id="customer_id",
+                  exclude=[*truth_columns(obs_df), "revenue"])
+    study.fit(learners=["t", "dr"], n_folds=3, n_boot=50)
+    assert study.design == "observational"
+    assert "naive" in set(study.ate()["estimand"])

@@ -1,0 +1,27 @@
+"""uplift: what did (or will) this personalised campaign cause?
+
+The public API is small: a :class:`Study` for notebooks, the dataset loaders and simulator, the metric
+functions, and the learner registry. Everything else is reachable from its module.
+
+Examples
+--------
+>>> import uplift
+>>> sorted(uplift.LEARNERS)[:3]
+['causal_forest', 'dr', 'r']
+"""
+
+from uplift.data import CampaignData, FeatureSchema, campaign_data
+from uplift.datasets import load_hillstrom, load_starbucks, simulate_campaign
+from uplift.errors import DesignCheckError, UpliftInputError
+from uplift.learners import DEFAULT_LEARNERS
+from uplift.learners import REGISTRY as LEARNERS
+from uplift.metrics import qini_auc_score, uplift_at_k, uplift_auc_score, uplift_by_decile
+from uplift.study import Study
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LEARNERS", "LEARNERS", "CampaignData", "DesignCheckError", "FeatureSchema", "Study",
+    "UpliftInputError", "campaign_data", "load_hillstrom", "load_starbucks", "qini_auc_score",
+    "simulate_campaign", "uplift_at_k", "uplift_auc_score", "uplift_by_decile",
+]

@@ -1,0 +1,271 @@
+"""The ``uplift`` command line: thin typer commands over the Python API.
+
+Each command parses its options, calls the same functions a notebook would, and prints rich tables (or,
+with ``--json``, one JSON document on stdout). Input problems print one line to stderr and exit with code 2,
+without a traceback; output files are written atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from uplift.errors import UpliftInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
+
+
+class RichProgress:
+    """Adapter from the study's progress hook to a rich progress bar on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: Progress | None = None
+        self.task = None
+
+    def start(self, total: int, description: str) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                                     "{task.total}"), TimeElapsedColumn(), console=err_console, transient=True)
+            self.progress.start()
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, description=description)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def cli_command(func):
+    """Run a command, turning input errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
+        except UpliftInputError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; no output was written")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _jsonable(obj):
+    if isinstance(obj, pd.DataFrame):
+        return [_jsonable(r) for r in obj.to_dict(orient="records")]
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(_jsonable(doc), indent=1, sort_keys=False) + "\n")
+
+
+def fmt_ci(est: float, lo: float, hi: float, digits: int = 4, unit: str = "") -> str:
+    return f"{est:.{digits}f}{unit} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for label in columns.values():
+        t.add_column(label, overflow="fold")
+    for _, row in frame.iterrows():
+        t.add_row(*[str(row[c]) for c in columns])
+    return t
+
+
+def leaderboard_table(board: pd.DataFrame, best: str) -> Table:
+    shown = board.assign(
+        qini_ci=[fmt_ci(r.qini, r.qini_lower, r.qini_upper) for r in board.itertuples()],
+        auuc_ci=[fmt_ci(r.auuc, r.auuc_lower, r.auuc_upper) for r in board.itertuples()],
+        at_k=[fmt_ci(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper) for r in board.itertuples()],
+        loss=[f"{r.dr_loss_vs_best:+.2e} ± {r.dr_loss_se:.1e}" for r in board.itertuples()],
+        mark=["← chosen" if r.learner == best else "" for r in board.itertuples()],
+    )
+    return table("Leaderboard (cross-fitted, out-of-fold; 95% bootstrap CIs)", shown, {
+        "rank": "rank", "learner": "learner", "arm": "arm", "qini_ci": "Qini coefficient",
+        "auuc_ci": "AUUC", "at_k": "uplift@30% (outcome units)", "loss": "DR loss vs best", "mark": ""})
+
+
+def ate_table(ate: pd.DataFrame) -> Table:
+    shown = ate.assign(
+        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, 3, f" {r.unit}") for r in ate.itertuples()],
+        relative=[fmt_ci(100 * r.relative_lift, 100 * r.relative_lower, 100 * r.relative_upper, 1, "%")
+                  for r in ate.itertuples()],
+        base=[f"{r.control_mean:.4g}" for r in ate.itertuples()],
+    )
+    return table("Average effect per arm vs control (95% CI)", shown, {
+        "arm": "arm", "outcome": "outcome", "estimand": "estimand", "method": "method", "effect": "effect",
+        "relative": "relative lift", "base": "control mean", "n_treated": "n treated", "n_control": "n control"})
+
+
+def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity) -> dict:
+    return {"treatment": treatment, "outcome": list(outcome), "control": control, "id": id_col,
+            "design": design, "features": list(feature) or None, "exclude": list(exclude) or None,
+            "propensity": propensity}
+
+
+def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
+               quiet: bool):
+    from uplift.study import Study
+
+    names = [s.strip() for s in learners.split(",") if s.strip()]
+    study = Study(frame, **kwargs)
+    progress = RichProgress(enabled=not quiet)
+    try:
+        study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress)
+    finally:
+        progress.stop()
+    return study
+
+
+def show_study(study, as_json: bool, extra: dict | None = None) -> None:
+    doc = {
+        "design": study.design, "arms": list(study.arms), "outcome": study.crossfit_.outcome,
+        "chosen_learner": study.best_learner_, "notes": study.notes,
+        "leaderboard": study.leaderboard(), "ate": study.ate(), "calibration": study.calibration(),
+        **(extra or {}),
+    }
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"design: [bold]{study.design}[/]; arms: control={study.arms[0]!r}, treated="
+                  f"{', '.join(map(repr, study.arms[1:]))}; modelled outcome: {study.crossfit_.outcome!r}")
+    for note in study.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(leaderboard_table(study.leaderboard(), study.best_learner_))
+    console.print(ate_table(study.ate()))
+    cal = study.calibration()
+    console.print(table(f"Calibration of {study.best_learner_!r}: predicted vs observed uplift by decile", cal.assign(
+        pred=[f"{v:.4f}" for v in cal["predicted_uplift"]],
+        obs=[fmt_ci(r.observed_uplift, r.observed_lower, r.observed_upper) for r in cal.itertuples()]),
+        {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted", "obs": "observed (95% CI)"}))
+
+
+@app.command()
+@cli_command
+def fit(
+    data: Annotated[Path, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet).")],
+    treatment: Annotated[str, typer.Option(help="Treatment (arm) column.")],
+    outcome: Annotated[list[str], typer.Option(help="Outcome column; repeat for several (first is modelled).")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    control: Annotated[str | None, typer.Option(help="Label of the control arm.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id", help="Customer id column.")] = None,
+    design: Annotated[str, typer.Option(help="rct | observational | auto.")] = "auto",
+    feature: Annotated[list[str], typer.Option(help="Feature column (repeat); default: all other columns.")] = [],  # noqa: B006
+    exclude: Annotated[list[str], typer.Option(help="Column never to use as a feature (repeat).")] = [],  # noqa: B006
+    propensity: Annotated[str | None, typer.Option(help="Known treatment-probability column.")] = None,
+    learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = "t,x,dr,r,s",
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit and evaluate uplift learners on a campaign table and save the study."""
+    from uplift.io import read_table
+
+    frame = read_table(data)
+    study = _fit_study(frame, _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
+                                            propensity), learners, folds, seed, select, as_json)
+    study.save(out)
+    show_study(study, as_json, {"model_dir": str(out)})
+    if not as_json:
+        console.print(f"saved study to [bold]{out}[/]")
+
+
+@app.command()
+@cli_command
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a saved study's cross-fitted leaderboard, average effects and calibration."""
+    from uplift.study import Study
+
+    show_study(Study.load(model_dir), as_json)
+
+
+@app.command()
+@cli_command
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="Customers to score (.csv, .csv.gz or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict uplift for every row of DATA (id, uplift and CI columns where available)."""
+    from uplift.io import read_table, write_table
+    from uplift.study import Study
+
+    study = Study.load(model_dir)
+    frame = read_table(data)
+    pred = study.predict_uplift(frame, learner=learner)
+    write_table(pred, out, protect=data)
+    summary = {"rows": len(pred), "out": str(out), "learner": learner or study.best_learner_,
+               "mean_uplift": float(pred["uplift"].mean())}
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"wrote {len(pred):,} predictions ({summary['learner']}-learner) to [bold]{out}[/]; "
+                      f"mean predicted uplift {summary['mean_uplift']:.4f}")
+
+
+@app.command()
+@cli_command
+def demo(
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Also save the fitted study here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole study on the embedded Hillstrom e-mail experiment (64,000 customers, 2 e-mails + control)."""
+    from uplift.datasets import load_hillstrom
+    from uplift.demo import run_demo
+
+    frame = load_hillstrom()
+    run_demo(frame, folds=folds, seed=seed, out=out, as_json=as_json)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""K-fold cross-fitting: out-of-fold nuisances, out-of-fold uplift for every learner, and the fold models.
+
+One pass does everything a study needs. Per fold it fits each nuisance once (an outcome model per arm,
+and a propensity model per treated arm for observational designs), then every learner's final stage on
+the training folds using out-of-fold nuisances, and predicts the held-out fold. The result holds
+out-of-fold uplift for every row and learner (for honest evaluation), out-of-fold doubly-robust scores
+(for observed uplift curves, segment CIs and policy values), and the fold models, whose average is the
+fitted model used on new customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.model_selection import StratifiedKFold
+
+from uplift.data import CampaignData
+from uplift.errors import UpliftInputError
+from uplift.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
+from uplift.models import ModelFactory
+
+
+class ProgressHook(Protocol):
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, description: str) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, description: str) -> None:
+        pass
+
+
+@dataclass
+class FoldModels:
+    """Models fitted on the training part of one fold."""
+
+    mu: dict[int, object]
+    e: dict[int, object | float]
+    learners: dict[tuple[str, int], Learner] = field(default_factory=dict)
+
+    def nuisance(self, X: np.ndarray, arm: int, mu0: np.ndarray | None = None) -> Nuisance:
+        mu0 = self.mu[0].predict(X) if mu0 is None else mu0
+        e = self.e[arm]
+        e = np.full(len(X), e) if isinstance(e, float) else e.predict(X)
+        return Nuisance(mu0, self.mu[arm].predict(X), e)
+
+
+@dataclass
+class CrossFit:
+    """Everything one cross-fitting pass produced (arrays are aligned with the training rows)."""
+
+    outcome: str
+    kind: str
+    arms: tuple[str, ...]
+    design: str
+    learners: tuple[str, ...]
+    folds: np.ndarray
+    mu: np.ndarray  # (n, n_arms) out-of-fold outcome prediction under each arm (col 0 = control)
+    e: np.ndarray  # (n, n_arms) out-of-fold P(arm | x, arm or control); col 0 unused
+    dr: np.ndarray  # (n, n_treated) AIPW score of arm vs control; NaN for rows in other arms
+    uplift: dict[str, np.ndarray]  # learner -> (n, n_treated) out-of-fold uplift
+    fold_models: list[FoldModels]
+    ensemble_weights: dict[int, dict[str, float]] = field(default_factory=dict)
+    policy_dr: np.ndarray | None = None  # (n, n_treated) AIPW score of arm vs control for EVERY row
+
+    def in_arm(self, treatment: np.ndarray, arm: int) -> np.ndarray:
+        """Rows that belong to the comparison "arm vs control"."""
+        return (treatment == 0) | (treatment == arm)
+
+
+def make_folds(treatment: np.ndarray, y: np.ndarray, kind: str, n_folds: int, random_state: int) -> np.ndarray:
+    """Fold id per row, stratified by arm (and by outcome when it is binary)."""
+    strata = treatment.astype(np.int64) * 2 + (y.astype(np.int64) if kind == "binary" else 0)
+    counts = np.bincount(strata)
+    if counts[counts > 0].min() < n_folds:
+        strata = treatment.astype(np.int64)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    folds = np.empty(len(y), dtype=np.int8)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(y)), strata)):
+        folds[test] = k
+    return folds
+
+
+def cross_fit(
+    data: CampaignData,
+    *,
+    outcome: str | None = None,
+    learners: tuple[str, ...] = ("t", "x", "dr", "r", "s"),
+    n_folds: int = 5,
+    random_state: int = 0,
+    factory: ModelFactory | None = None,
+    progress: ProgressHook | None = None,
+) -> CrossFit:
+    """Cross-fit nuisances and learners on ``data``.
+
+    Parameters
+    ----------
+    data : CampaignData
+    outcome : str, optional
+        Which outcome to model (default: the primary).
+    learners : tuple of str
+        Registry names (see :mod:`uplift.learners`).
+    n_folds : int
+        Number of cross-fitting folds (≥ 2).
+    random_state : int
+        Seed for folds and models; the same seed gives the same result.
+    factory : ModelFactory, optional
+        Base models (default LightGBM).
+    progress : ProgressHook, optional
+        Receives one ``advance`` per fitted model group.
+
+    Examples
+    --------
+    >>> from uplift.datasets import simulate_campaign
+    >>> from uplift.data import campaign_data
+    >>> df = simulate_campaign(3000, seed=1)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id",
+    ...                   exclude=[c for c in df if c.startswith("true_") or c == "propensity" or c == "revenue"])
+    >>> cf = cross_fit(d, learners=("t", "dr"), n_folds=3)
+    >>> cf.uplift["dr"].shape
+    (3000, 1)
+    """
+    outcome = outcome or data.outcome
+    if outcome not in data.outcomes:
+        raise UpliftInputError(f"outcome {outcome!r} is not one of the study's outcomes: {', '.join(data.outcomes)}")
+    if n_folds < 2:
+        raise UpliftInputError(f"n_folds must be at least 2, got {n_folds}")
+    y, kind = data.outcomes[outcome], data.outcome_kinds[outcome]
+    names = tuple(dict.fromkeys(learners))
+    for name in names:
+        if make_learner(name).needs_binary_outcome and kind != "binary":
+            raise UpliftInputError(f"learner {name!r} needs a binary (0/1) outcome; {outcome!r} is continuous")
+    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state)
+    progress = progress or _NoProgress()
+    X, T = data.X, data.treatment
+    n, n_arms = len(y), len(data.arms)
+    treated = range(1, n_arms)
+    folds = make_folds(T, y, kind, n_folds, random_state)
+    observational = data.design == "observational"
+
+    mu = np.empty((n, n_arms))
+    e = np.full((n, n_arms), np.nan)
+    uplift = {name: np.empty((n, n_arms - 1)) for name in names}
+    fold_models: list[FoldModels] = []
+    progress.start(n_folds * (1 + len(names) * (n_arms - 1)), "cross-fitting")
+
+    # Pass 1: nuisances, out of fold.
+    for k in range(n_folds):
+        train, test = folds != k, folds == k
+        fm = FoldModels(mu={}, e={})
+        for a in range(n_arms):
+            rows = train & (T == a)
+            fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(X[rows], y[rows])
+            mu[test, a] = fm.mu[a].predict(X[test])
+        for a in treated:
+            pair = train & ((T == 0) | (T == a))
+            if observational:
+                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(X[pair], (T[pair] == a).astype(float))
+                e[test, a] = fm.e[a].predict(X[test])
+            else:
+                fm.e[a] = float(np.mean(T[pair] == a))
+                e[test, a] = fm.e[a]
+        fold_models.append(fm)
+        progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
+    if data.propensity is not None:
+        e[:, 1] = data.propensity  # a known design propensity beats an estimated one
+
+    # Pass 2: learners' final stages on training folds, predicted on the held-out fold.
+    dr = np.full((n, n_arms - 1), np.nan)
+    for a in treated:
+        pair = (T == 0) | (T == a)
+        t_pair = (T == a).astype(float)
+        nuis_all = Nuisance(mu[:, 0], mu[:, a], e[:, a])
+        dr[pair, a - 1] = aipw_scores(y[pair], t_pair[pair], nuis_all.subset(pair))
+        for k in range(n_folds):
+            rows = (folds != k) & pair
+            test = folds == k
+            nuis_test = nuis_all.subset(test)
+            for name in names:
+                learner = make_learner(name).fit(X[rows], t_pair[rows], y[rows], nuis_all.subset(rows),
+                                                 factory, kind, seed=1000 * k + 10 * a)
+                fold_models[k].learners[(name, a)] = learner
+                uplift[name][test, a - 1] = learner.predict(X[test], nuis_test)
+                progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
+
+    cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
+    cf.policy_dr = policy_scores(y, T, mu, e)
+    if len(names) > 1:
+        _add_ensemble(cf, T)
+    return cf
+
+
+def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """AIPW score of Y(arm) − Y(control) for every row and arm, for the value of any targeting policy.
+
+    Uses the multinomial propensity P(T = a | x), recovered from the pairwise propensities
+    e_a = P(T = a | x, T in {0, a}) through their odds (P(a)/P(0) = e_a / (1 − e_a)). With one treated arm
+    it is the usual AIPW score.
+    """
+    n_arms = mu.shape[1]
+    odds = np.column_stack([np.ones(len(y))] + [
+        (lambda p: p / (1 - p))(np.clip(e[:, a], *E_CLIP)) for a in range(1, n_arms)])
+    prob = np.clip(odds / odds.sum(axis=1, keepdims=True), E_CLIP[0], 1.0)
+    base = mu[:, 0] + (treatment == 0) * (y - mu[:, 0]) / prob[:, 0]
+    out = np.empty((len(y), n_arms - 1))
+    for a in range(1, n_arms):
+        out[:, a - 1] = mu[:, a] + (treatment == a) * (y - mu[:, a]) / prob[:, a] - base
+    return out
+
+
+def _stack_weights(P: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative weights (plus a free intercept) that best predict the DR score from learners' uplift."""
+    design = np.column_stack([P, np.ones(len(P)), -np.ones(len(P))])
+    w, _ = nnls(design, target)
+    return w
+
+
+def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
+    """Stacked ensemble: out-of-fold weights for honest evaluation, all-row weights for new customers."""
+    names = cf.learners
+    ens = np.empty_like(next(iter(cf.uplift.values())))
+    for a in range(1, len(cf.arms)):
+        pair = cf.in_arm(T, a)
+        P = np.column_stack([cf.uplift[name][:, a - 1] for name in names])
+        for k in np.unique(cf.folds):
+            fit_rows = pair & (cf.folds != k)
+            w = _stack_weights(P[fit_rows], cf.dr[fit_rows, a - 1])
+            test = cf.folds == k
+            ens[test, a - 1] = P[test] @ w[:-2] + w[-2] - w[-1]
+        w = _stack_weights(P[pair], cf.dr[pair, a - 1])
+        cf.ensemble_weights[a] = {**dict(zip(names, w[:-2].tolist(), strict=True)), "_intercept": w[-2] - w[-1]}
+    cf.uplift["ensemble"] = ens
+
+
+def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | None = None):
+    """Uplift of new customers: the average of the fold models (n, n_treated), and CIs when available.
+
+    Returns ``(uplift, lower, upper)``; ``lower``/``upper`` are None unless the learner gives intervals and
+    ``alpha`` is set. For a forest the fold forests' standard errors are averaged, a conservative bound on the
+    standard error of their mean.
+    """
+    n_arms = len(cf.arms)
+    out = np.zeros((len(X), n_arms - 1))
+    se = np.zeros_like(out) if alpha is not None else None
+    base = [learner] if learner != "ensemble" else list(cf.learners)
+    n_f = len(cf.fold_models)
+    parts = {name: np.zeros_like(out) for name in base}
+    z = None
+    if alpha is not None:
+        from scipy.stats import norm
+
+        z = norm.ppf(1 - alpha / 2)
+    for fm in cf.fold_models:
+        mu0 = fm.mu[0].predict(X)
+        for a in range(1, n_arms):
+            nuis = fm.nuisance(X, a, mu0)
+            for name in base:
+                lrn = fm.learners[(name, a)]
+                parts[name][:, a - 1] += lrn.predict(X, nuis) / n_f
+                if se is not None and lrn.gives_intervals and learner != "ensemble":
+                    lo, hi = lrn.predict_interval(X, nuis, alpha)
+                    se[:, a - 1] += (hi - lo) / (2 * z) / n_f
+    if learner == "ensemble":
+        for a in range(1, n_arms):
+            w = cf.ensemble_weights[a]
+            out[:, a - 1] = w["_intercept"] + sum(w[name] * parts[name][:, a - 1] for name in base)
+    else:
+        out = parts[learner]
+    if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
+        return out, None, None
+    return out, out - z * se, out + z * se

@@ -1,0 +1,29 @@
+"""Errors raised at the boundary of the toolkit.
+
+An :class:`UpliftInputError` always carries a one-line message that names the column, row
+or file at fault and says what to do. The CLI prints it without a traceback and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class UpliftInputError(ValueError):
+    """Bad input from the user: one line, naming the column/row/problem and the fix.
+
+    Examples
+    --------
+    >>> raise UpliftInputError("column 'spend' is missing; available: a, b")
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: column 'spend' is missing; available: a, b
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class DesignCheckError(UpliftInputError):
+    """A design check (SRM, balance, overlap, leakage) failed hard.
+
+    Override with the explicit flag named in the message (e.g. ``allow_srm=True``).
+    """

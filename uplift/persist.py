@@ -1,0 +1,187 @@
+"""Saving and loading a fitted :class:`~uplift.study.Study` without trusting pickle.
+
+A saved study is a directory written atomically by :func:`uplift.io.write_model_dir`: ``manifest.json``
+(format version, package versions, feature schema, training-data hash, sha256 of every file), ``study.json``
+(roles, results, ensemble weights), LightGBM models in LightGBM's own text format, out-of-fold arrays as
+``.npy`` (loaded with ``allow_pickle=False``), and forest models as skops files whose every type must be on
+an allow-list in this module before skops builds them. Hashes and the format version are checked before
+anything is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uplift.crossfit import CrossFit, FoldModels
+from uplift.data import FeatureSchema
+from uplift.errors import UpliftInputError
+from uplift.io import read_model_dir, write_model_dir
+from uplift.learners import make_learner
+from uplift.models import LGBMModel, SklearnModel
+
+#: Module prefixes whose types a saved forest may contain. Anything else is refused before it is built.
+TRUSTED_PREFIXES = ("econml.grf.", "econml.tree.", "sklearn.", "numpy.", "causalml.inference.tree.",
+                    "builtins.", "scipy.")
+PACKAGES = ("uplift", "numpy", "pandas", "scikit-learn", "lightgbm", "econml", "causalml", "skops")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def data_hash(X: np.ndarray, treatment: np.ndarray, y: np.ndarray) -> str:
+    """sha256 of the training arrays: identifies the exact data a model learned from."""
+    h = hashlib.sha256()
+    for arr in (X, treatment, y):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _model_bytes(model) -> tuple[str, bytes]:
+    if isinstance(model, LGBMModel):
+        return "txt", model.to_bytes()
+    if isinstance(model, SklearnModel):
+        return "skops", model.to_bytes()
+    import skops.io as sio
+
+    buf = io.BytesIO()
+    sio.dump(model, buf)
+    return "skops", buf.getvalue()
+
+
+def _load_skops(data: bytes, name: str):
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if bad:
+        raise UpliftInputError(f"model file {name!r} contains a type outside the allow-list ({bad[0]}); refusing to load")
+    return sio.loads(data, trusted=untrusted)
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_study(study, directory: Path) -> Path:
+    cf: CrossFit = study.crossfit_
+    files: dict[str, bytes] = {}
+    models: dict[str, dict] = {}
+
+    def put(path: str, model, kind: str) -> None:
+        ext, data = _model_bytes(model)
+        files[f"{path}.{ext}"] = data
+        models[path] = {"file": f"{path}.{ext}", "kind": kind,
+                        "sklearn": isinstance(model, SklearnModel)}
+
+    constants: dict[str, float] = {}
+    for k, fm in enumerate(cf.fold_models):
+        for a, m in fm.mu.items():
+            put(f"fold{k}/mu{a}", m, cf.kind)
+        for a, m in fm.e.items():
+            if isinstance(m, float):
+                constants[f"fold{k}/e{a}"] = m
+            else:
+                put(f"fold{k}/e{a}", m, "binary")
+        for (name, a), lrn in fm.learners.items():
+            for key, m in lrn.models_.items():
+                put(f"fold{k}/{name}_{a}_{key}", m, getattr(m, "kind", "regression"))
+    for name, arr in cf.uplift.items():
+        files[f"oof/uplift_{name}.npy"] = _npy(arr.astype(np.float32))
+    for name, arr in (("mu", cf.mu), ("e", cf.e), ("dr", cf.dr), ("policy_dr", cf.policy_dr), ("folds", cf.folds)):
+        files[f"oof/{name}.npy"] = _npy(arr)
+
+    data = study.data
+    y = data.outcomes[cf.outcome]
+    state = {
+        "roles": study.roles, "arms": list(study.arms), "design": study.design, "notes": study.notes,
+        "outcome": cf.outcome, "kind": cf.kind, "learners": list(cf.learners), "n_folds": len(cf.fold_models),
+        "best_learner": study.best_learner_, "fit_params": study.fit_params_,
+        "ensemble_weights": {str(a): w for a, w in cf.ensemble_weights.items()},
+        "constants": constants, "models": models,
+        "leaderboard": json.loads(study.leaderboard_.to_json(orient="split", double_precision=15)),
+        "ate": json.loads(study.ate_.to_json(orient="split", double_precision=15)),
+        "calibration": json.loads(study.calibration_.to_json(orient="split", double_precision=15)),
+        "training": {"n": int(data.n), "arm_counts": data.arm_counts(),
+                     "outcome_kinds": data.outcome_kinds},
+    }
+    files["study.json"] = json.dumps(state, sort_keys=True, indent=1, default=float).encode()
+    manifest = {
+        "versions": _versions(), "schema": study.schema.to_dict(),
+        "training_data_sha256": data_hash(data.X, data.treatment, y),
+    }
+    write_model_dir(directory, files, manifest)
+    return directory
+
+
+def _frame(split: dict) -> pd.DataFrame:
+    return pd.DataFrame(split["data"], columns=split["columns"])
+
+
+def load_study(directory: Path):
+    from uplift.study import Study
+
+    manifest, files = read_model_dir(directory)
+    state = json.loads(files["study.json"])
+    loaded: dict[str, object] = {}
+    for path, info in state["models"].items():
+        raw = files[info["file"]]
+        if info["file"].endswith(".txt"):
+            loaded[path] = LGBMModel.from_bytes(raw, info["kind"])
+        else:
+            obj = _load_skops(raw, info["file"])
+            loaded[path] = SklearnModel(obj, info["kind"], fitted_=obj) if info["sklearn"] else obj
+    n_arms = len(state["arms"])
+    fold_models = []
+    for k in range(state["n_folds"]):
+        mu = {a: loaded[f"fold{k}/mu{a}"] for a in range(n_arms)}
+        e = {a: state["constants"].get(f"fold{k}/e{a}") or loaded[f"fold{k}/e{a}"] for a in range(1, n_arms)}
+        fm = FoldModels(mu=mu, e=e)
+        for name in state["learners"]:
+            for a in range(1, n_arms):
+                lrn = make_learner(name)
+                prefix = f"fold{k}/{name}_{a}_"
+                lrn.models_ = {p[len(prefix):]: m for p, m in loaded.items() if p.startswith(prefix)}
+                fm.learners[(name, a)] = lrn
+        fold_models.append(fm)
+
+    def npy(name: str) -> np.ndarray:
+        return np.load(io.BytesIO(files[f"oof/{name}.npy"]), allow_pickle=False)
+
+    uplift = {name: npy(f"uplift_{name}").astype(np.float64)
+              for name in [*state["learners"], *(["ensemble"] if state["ensemble_weights"] else [])]}
+    cf = CrossFit(state["outcome"], state["kind"], tuple(state["arms"]), state["design"], tuple(state["learners"]),
+                  npy("folds"), npy("mu"), npy("e"), npy("dr"), uplift, fold_models,
+                  {int(a): w for a, w in state["ensemble_weights"].items()}, npy("policy_dr"))
+    study = Study.__new__(Study)
+    study.data = None
+    study.schema = FeatureSchema.from_dict(manifest["schema"])
+    study.arms = tuple(state["arms"])
+    study.roles = state["roles"]
+    study.design = state["design"]
+    study.notes = state["notes"]
+    study.crossfit_ = cf
+    study.best_learner_ = state["best_learner"]
+    study.fit_params_ = state["fit_params"]
+    study.random_state = state["fit_params"]["random_state"]
+    study.leaderboard_ = _frame(state["leaderboard"])
+    study.ate_ = _frame(state["ate"])
+    study.calibration_ = _frame(state["calibration"])
+    study.manifest_ = manifest
+    study.training_ = state["training"]
+    return study

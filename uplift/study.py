@@ -1,0 +1,224 @@
+"""The :class:`Study`: one campaign, from validated data to fitted, evaluated and saved uplift models.
+
+It chains the modules in the one direction data flows: ``data`` → ``crossfit`` (nuisances and learners,
+out of fold) → ``evaluate`` (leaderboard, selection, calibration) → ``effects`` (ATE/ATT) → prediction for
+new customers, and ``save``/``load`` through :mod:`uplift.persist`. The CLI and the report call these same
+methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uplift.crossfit import CrossFit, ProgressHook, cross_fit, predict_uplift
+from uplift.data import CampaignData, FeatureSchema, campaign_data
+from uplift.effects import average_effects
+from uplift.errors import UpliftInputError
+from uplift.evaluate import best_learner, calibration, leaderboard
+from uplift.learners import DEFAULT_LEARNERS, REGISTRY
+from uplift.models import ModelFactory
+
+
+class Study:
+    """An uplift study of one campaign.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per customer.
+    treatment, outcome, control, features, exclude, id, propensity, design
+        Column roles; see :func:`uplift.data.campaign_data`. ``outcome`` may be a list: the first is modelled,
+        all get average effects.
+    min_rows_per_arm : int
+        Fewest rows allowed in any arm.
+
+    Examples
+    --------
+    >>> from uplift import Study, simulate_campaign
+    >>> df = simulate_campaign(4000, seed=3)
+    >>> truth = [c for c in df if c.startswith("true_")] + ["propensity"]
+    >>> study = Study(df, treatment="treatment", outcome="conversion", id="customer_id", exclude=truth)
+    >>> study = study.fit(learners=["t", "dr"], n_folds=3, n_boot=50)
+    >>> study.best_learner_ in {"t", "dr", "ensemble"}
+    True
+    >>> list(study.ate()["estimand"])
+    ['ATE', 'ATT']
+    """
+
+    def __init__(self, data: pd.DataFrame, treatment: str, outcome: str | list[str], *, control: str | None = None,
+                 features: list[str] | None = None, exclude: list[str] | None = None, id: str | None = None,  # noqa: A002
+                 propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30) -> None:
+        self.data: CampaignData | None = campaign_data(
+            data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
+            propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm)
+        self.schema: FeatureSchema = self.data.schema
+        self.arms = self.data.arms
+        self.roles = dict(self.data.roles)
+        self.design = self.data.design
+        self.notes = list(self.data.notes)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
+            random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
+            base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
+            progress: ProgressHook | None = None) -> Study:
+        """Cross-fit every learner, evaluate out of fold, pick the best, and estimate average effects.
+
+        Parameters
+        ----------
+        learners : list of str
+            Registry names: ``"s"``, ``"t"``, ``"x"``, ``"r"``, ``"dr"``, ``"causal_forest"``, ``"uplift_forest"``.
+            With two or more, a stacked ``"ensemble"`` of them is evaluated too.
+        n_folds : int
+            Cross-fitting folds.
+        random_state : int
+            Seed; the same seed and data give the same study.
+        select : {"dr_loss", "qini"}
+            Selection criterion (see :mod:`uplift.evaluate`).
+        base_regressor, base_classifier : sklearn estimators, optional
+            Replace the default LightGBM base models.
+        n_boot : int
+            Bootstrap resamples for metric CIs.
+        k : float
+            Share targeted for uplift@k.
+        progress : ProgressHook, optional
+            Progress display (the CLI passes a rich progress bar).
+        """
+        data = self._training_data()
+        learners = tuple(learners)
+        if not learners:
+            raise UpliftInputError("give at least one learner")
+        unknown = [name for name in learners if name not in REGISTRY]
+        if unknown:
+            raise UpliftInputError(f"unknown learner {unknown[0]!r}; choose from {', '.join(REGISTRY)}")
+        if select not in ("dr_loss", "qini"):
+            raise UpliftInputError(f"select must be 'dr_loss' or 'qini', got {select!r}")
+        self._resolve_design(random_state)
+        factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state)
+        self.random_state = random_state
+        self.crossfit_: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
+                                             factory=factory, progress=progress)
+        y = data.outcomes[self.crossfit_.outcome]
+        self.leaderboard_ = leaderboard(self.crossfit_, y, data.treatment, k=k, n_boot=n_boot,
+                                        random_state=random_state, select=select)
+        self.best_learner_ = best_learner(self.leaderboard_)
+        self.ate_ = self._average_effects(factory, n_folds, random_state)
+        self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
+        self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
+                            "select": select, "n_boot": n_boot, "k": k}
+        return self
+
+    def _resolve_design(self, random_state: int) -> None:
+        """``design="auto"`` without a declared propensity: rct unless treatment is predictable from features."""
+        data = self.data
+        if self.roles.get("design_declared") != "auto" or data.propensity is not None:
+            return
+        from uplift.diagnostics import balance_auc
+
+        frame = data.frame[list(self.schema.names)]
+        for a in range(1, len(self.arms)):
+            pair = (data.treatment == 0) | (data.treatment == a)
+            check = balance_auc(frame[pair], (data.treatment[pair] == a).astype(int), random_state=random_state)
+            if not check["passed"]:
+                self.notes.append(
+                    f"design 'auto' chose observational: treatment {self.arms[a]!r} is predictable from the features "
+                    f"(cross-fitted AUC {check['auc']:.3f} [{check['lower']:.3f}, {check['upper']:.3f}])")
+                data.design = self.design = "observational"
+                return
+        self.notes.append("design 'auto' chose rct: treatment is not predictable from the features")
+
+    def _average_effects(self, factory: ModelFactory, n_folds: int, random_state: int) -> pd.DataFrame:
+        data = self.data
+        tables = []
+        for name in data.outcomes:
+            mu = e = None
+            if data.design == "observational":
+                cf = self.crossfit_ if name == self.crossfit_.outcome else cross_fit(
+                    data, outcome=name, learners=("t",), n_folds=n_folds, random_state=random_state, factory=factory)
+                mu, e = cf.mu, cf.e
+            tables.append(average_effects(data.outcomes[name], data.treatment, data.arms, outcome=name,
+                                          kind=data.outcome_kinds[name], design=data.design, mu=mu, e=e))
+        return pd.concat(tables, ignore_index=True)
+
+    # ------------------------------------------------------------------ results
+    def _fitted(self) -> None:
+        if not hasattr(self, "crossfit_"):
+            raise UpliftInputError("the study is not fitted yet: call .fit() first")
+
+    def _training_data(self) -> CampaignData:
+        if self.data is None:
+            raise UpliftInputError("this study was loaded from disk without its training data; "
+                                   "re-create it from the data to use this method")
+        return self.data
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Cross-fitted scores of every learner (see :func:`uplift.evaluate.leaderboard`)."""
+        self._fitted()
+        return self.leaderboard_.copy()
+
+    def ate(self) -> pd.DataFrame:
+        """Average effects per arm and outcome with 95% CIs (absolute and relative)."""
+        self._fitted()
+        return self.ate_.copy()
+
+    def calibration(self) -> pd.DataFrame:
+        """Predicted vs observed uplift by decile of the chosen learner's out-of-fold prediction."""
+        self._fitted()
+        return self.calibration_.copy()
+
+    def oof_uplift(self, learner: str | None = None) -> np.ndarray:
+        """Out-of-fold uplift of the training rows, shape (n, n_treated_arms)."""
+        self._fitted()
+        return self.crossfit_.uplift[learner or self.best_learner_]
+
+    def predict_uplift(self, data: pd.DataFrame, *, learner: str | None = None, alpha: float = 0.05) -> pd.DataFrame:
+        """Predicted uplift for new customers (one row per input row).
+
+        Columns: the id column (when declared and present), ``uplift`` (for several arms: ``uplift_<arm>`` per
+        arm, plus ``best_arm`` and ``uplift`` of the best arm), and ``uplift_lower``/``uplift_upper`` when the
+        learner gives per-row intervals (``causal_forest``).
+        """
+        self._fitted()
+        learner = learner or self.best_learner_
+        if learner not in self.crossfit_.uplift:
+            raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(self.crossfit_.uplift)}")
+        if not isinstance(data, pd.DataFrame):
+            raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
+        X = self.schema.encode(data)
+        up, lo, hi = predict_uplift(self.crossfit_, X, learner, alpha=alpha)
+        out = pd.DataFrame(index=pd.RangeIndex(len(data)))
+        id_col = self.roles.get("id")
+        if id_col and id_col in data.columns:
+            out[id_col] = data[id_col].to_numpy()
+        treated = self.arms[1:]
+        if len(treated) == 1:
+            out["uplift"] = up[:, 0]
+            if lo is not None:
+                out["uplift_lower"], out["uplift_upper"] = lo[:, 0], hi[:, 0]
+        else:
+            for j, arm in enumerate(treated):
+                out[f"uplift_{arm}"] = up[:, j]
+                if lo is not None:
+                    out[f"uplift_{arm}_lower"], out[f"uplift_{arm}_upper"] = lo[:, j], hi[:, j]
+            best = up.argmax(axis=1)
+            out["best_arm"] = np.asarray(treated, dtype=object)[best]
+            out["uplift"] = up[np.arange(len(up)), best]
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Save the fitted study as a verified model directory (see :mod:`uplift.persist`)."""
+        from uplift.persist import save_study
+
+        self._fitted()
+        return save_study(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Study:
+        """Load a study saved with :meth:`save`, verifying format version and content hashes first."""
+        from uplift.persist import load_study
+
+        return load_study(Path(directory))
