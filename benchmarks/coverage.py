@@ -30,10 +30,14 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-from scipy.stats import norm
-
 HERE = Path(__file__).resolve().parent
+# Python puts this script's folder first on sys.path, where coverage.py would shadow the `coverage` package
+# that numba (imported by causalml/shap) looks for: drop it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
 sys.path.insert(0, str(HERE.parent))
 
 from uplift import Study, simulate_campaign  # noqa: E402
@@ -115,7 +119,8 @@ def summarise(records: list[dict], truth: dict[str, float]) -> list[dict]:
             "coverage": hits / k, "coverage_ci": wilson(hits, k),
             "coverage_sample_target": hits_sample / k, "coverage_sample_target_ci": wilson(hits_sample, k),
             "mean_width": float((hi - lo).mean()),
-            "bias": float(est.mean() - target), "bias_mc_se": float(est.std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0,
+            "bias": float(est.mean() - target),
+            "bias_mc_se": float(est.std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0,
             "rmse": float(np.sqrt(np.mean((est - target) ** 2))),
             "se_over_sd": float(se.mean() / est.std(ddof=1)) if k > 1 else float("nan"),
         })
@@ -126,9 +131,10 @@ def render(summary: dict, args, elapsed: float, checks: dict) -> str:
     lines = [
         "## ATE/ATT 95% CI coverage",
         "",
-        f"`simulate_campaign(n={args.n}, design=…, seed={args.seed}+rep)`, outcome `{OUTCOME}`; observational "
-        f"AIPW with {args.n_folds}-fold cross-fitted LightGBM nuisances (T-learner outcome models + propensity). "
-        f"Population truth from {args.truth_n:,} simulated rows. {elapsed / 60:.1f} min in total.",
+        f"`simulate_campaign(n={args.n}, design=…, seed={args.seed}+rep)`, outcome `{OUTCOME}`; "
+        f"observational AIPW with {args.n_folds}-fold cross-fitted LightGBM nuisances (T-learner outcome "
+        f"models + propensity). Population truth from {args.truth_n:,} simulated rows. "
+        f"{elapsed / 60:.1f} min in total.",
         "",
         "| design | estimand | method | reps | truth | coverage [Wilson 95%] | coverage of in-sample mean τ "
         "| mean CI width | bias (± MC se) | RMSE | mean SE / SD(est) |",
@@ -143,11 +149,11 @@ def render(summary: dict, args, elapsed: float, checks: dict) -> str:
                 f"| {r['coverage']:.3f} [{lo:.3f}, {hi:.3f}] "
                 f"| {r['coverage_sample_target']:.3f} [{slo:.3f}, {shi:.3f}] | {r['mean_width']:.4f} "
                 f"| {r['bias']:+.4f} ± {r['bias_mc_se']:.4f} | {r['rmse']:.4f} | {r['se_over_sd']:.2f} |")
-    lines += ["", "Agreement with `Study.fit(learners=['t'], n_folds=%d).ate()` on replication 0 (max |diff| of "
-              "estimate/lower/upper): " % args.n_folds
-              + ", ".join(f"{d}: {v:.1e}" for d, v in checks.items()) + ".",
-              "", "Nominal coverage is 0.95. The naive row (observational only) is the unadjusted difference in "
-              "means scored against the ATE: its undercoverage is the confounding AIPW removes."]
+    agreement = ", ".join(f"{d}: {v:.1e}" for d, v in checks.items())
+    lines += ["", f"Agreement with `Study.fit(learners=['t'], n_folds={args.n_folds}).ate()` on "
+              f"replication 0 (max |diff| of estimate/lower/upper): {agreement}.",
+              "", "Nominal coverage is 0.95. The naive row (observational only) is the unadjusted difference "
+              "in means scored against the ATE: its undercoverage is the confounding AIPW removes."]
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=10_000)
     ap.add_argument("--truth-n", type=int, default=2_000_000, help="rows of the draw that fixes the truth")
     ap.add_argument("--time-budget", type=float, default=None,
-                    help="stop starting new replications after this many seconds (every design gets the same count)")
+                    help="stop starting new replications after this many seconds "
+                    "(every design gets the same count)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     designs = args.designs.split(",")
@@ -183,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             sample = {"sample_truth_ATE": float(tau.mean()), "sample_truth_ATT": float(tau[t].mean())}
             for r in table.itertuples():
                 records[design].append({"rep": rep, "estimand": r.estimand, "method": r.method,
-                                        "estimate": r.estimate, "se": r.se, "lower": r.lower, "upper": r.upper,
-                                        **sample})
+                                        "estimate": r.estimate, "se": r.se, "lower": r.lower,
+                                        "upper": r.upper, **sample})
         if (rep + 1) % 10 == 0:
             ate = [r for r in records[designs[-1]] if r["estimand"] == "ATE"]
             cov = np.mean([r["lower"] <= truth[designs[-1]]["ATE"] <= r["upper"] for r in ate])

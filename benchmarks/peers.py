@@ -36,9 +36,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
+# Python puts this script's folder first on sys.path, where coverage.py would shadow the `coverage` package
+# that numba (imported by causalml/shap) looks for: drop it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import numpy as np  # noqa: E402
+
 REPO = HERE.parent
 RESULTS = HERE / "results"
 N_FOLDS = 5
@@ -108,7 +112,8 @@ def make_data(n_train: int, n_test: int, seed: int, directory: Path) -> dict:
     )
     return {
         "features": features, "categorical": sorted(schema.categories), "n_missing_cells": n_missing,
-        "treated_share": float(train["treatment"].mean()), "conversion_rate": float(train["conversion"].mean()),
+        "treated_share": float(train["treatment"].mean()),
+        "conversion_rate": float(train["conversion"].mean()),
         "true_ate_test": float(test["true_uplift"].mean()),
     }
 
@@ -218,7 +223,8 @@ def run_peer(key: str, a: dict) -> tuple[np.ndarray, dict]:
     if key == "causalml_uplift_rf":
         from causalml.inference.tree import UpliftRandomForestClassifier
 
-        model = UpliftRandomForestClassifier(control_name="0", n_estimators=100, max_depth=8, random_state=SEED)
+        model = UpliftRandomForestClassifier(control_name="0", n_estimators=100, max_depth=8,
+                                             random_state=SEED)
         model.fit(X=X, treatment=np.where(t == 1, "1", "0"), y=y.astype(int))
         return np.asarray(model.predict(Xt))[:, 0], {}
     if key == "econml_dr":
@@ -231,8 +237,8 @@ def run_peer(key: str, a: dict) -> tuple[np.ndarray, dict]:
     if key == "econml_cf":
         from econml.dml import CausalForestDML
 
-        model = CausalForestDML(model_y=_lgbm_regressor(), model_t=_lgbm_classifier(), discrete_treatment=True,
-                                random_state=SEED)
+        model = CausalForestDML(model_y=_lgbm_regressor(), model_t=_lgbm_classifier(),
+                                discrete_treatment=True, random_state=SEED)
         model.fit(y, t, X=X)
         return np.ravel(model.effect(Xt)), {}
     if key == "econml_x":
@@ -244,7 +250,8 @@ def run_peer(key: str, a: dict) -> tuple[np.ndarray, dict]:
     if key == "sklift_two_models":
         from sklift.models import TwoModels
 
-        model = TwoModels(estimator_trmnt=_lgbm_classifier(), estimator_ctrl=_lgbm_classifier(), method="vanilla")
+        model = TwoModels(estimator_trmnt=_lgbm_classifier(), estimator_ctrl=_lgbm_classifier(),
+                          method="vanilla")
         model.fit(X, y, t)
         return np.ravel(model.predict(Xt)), {}
     raise ValueError(f"unknown method {key!r}")
@@ -335,6 +342,7 @@ def run_method(key: str, directory: Path, timeout: float) -> dict:
     out = directory / f"result_{key}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--data", str(directory),
            "--out", str(out)]
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_tree = 0.0
@@ -348,13 +356,17 @@ def run_method(key: str, directory: Path, timeout: float) -> dict:
             break
         time.sleep(0.1)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    # Other work on the machine slows every method; the load average says how much it did during this one.
+    load = max(load_before, os.getloadavg()[0])
     if timed_out:
-        return {"status": f"did not finish in {timeout:.0f} s", "seconds": None, "peak_rss_mb": peak_tree}
+        return {"status": f"did not finish in {timeout:.0f} s", "seconds": None, "peak_rss_mb": peak_tree,
+                "load": load}
     if proc.returncode != 0 or not out.exists():
         tail = stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         return {"status": f"failed: {tail[0][:200]}", "seconds": None, "peak_rss_mb": peak_tree,
-                "stderr_tail": stderr[-3000:]}
+                "stderr_tail": stderr[-3000:], "load": load}
     res = json.loads(out.read_text())
+    res["load"] = load
     res["peak_rss_mb"] = max(peak_tree, res["self_maxrss_mb"], res["children_maxrss_mb"])
     res["sampled_tree_peak_mb"] = peak_tree
     res["status"] = "ok"
@@ -367,15 +379,17 @@ def _fmt(x, spec: str, missing: str = "—") -> str:
 
 def render(n: int, n_test: int, info: dict, rows: list[dict], env: dict) -> str:
     ours = next((r for r in rows if r["key"] == "ours" and r["status"] == "ok"), None)
+    threads = env["threads"] or "library defaults"
     lines = [
         f"## Peers benchmark: {n:,} training rows, {n_test:,} held-out rows",
         "",
-        f"`simulate_campaign(design=\"rct\", seed={info['seed']})`; treated share {info['treated_share']:.3f}, "
-        f"conversion {info['conversion_rate']:.4f}, true ATE on held-out {info['true_ate_test']:.4f}. "
-        f"{env['cpus']} CPUs, Python {env['python']}.",
+        f"`simulate_campaign(design=\"rct\", seed={info['seed']})`; treated share "
+        f"{info['treated_share']:.3f}, conversion {info['conversion_rate']:.4f}, true ATE on held-out "
+        f"{info['true_ate_test']:.4f}. {env['cpus']} CPUs, threads: {threads}, Python {env['python']}.",
         "",
-        "| method | wall s | peak RSS MB | PEHE (held-out) | Qini (held-out) | time / ours | RSS / ours | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| method | wall s | peak RSS MB | PEHE (held-out) | Qini (held-out) | time / ours | RSS / ours "
+        "| load | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         m = BY_KEY[r["key"]]
@@ -385,17 +399,20 @@ def render(n: int, n_test: int, info: dict, rows: list[dict], env: dict) -> str:
         note = m.note if ok else r["status"]
         if ok and r.get("best_learner"):
             note = f"{note}; selected {r['best_learner']}" if note else f"selected {r['best_learner']}"
-        lines.append(
-            f"| {m.label} | {_fmt(r.get('seconds'), '.1f', 'did not finish' if 'did not' in r['status'] else '—')}"
-            f" | {_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('pehe'), '.4f')} | {_fmt(r.get('qini'), '.4f')}"
-            f" | {_fmt(t_ratio, '.2f')} | {_fmt(m_ratio, '.2f')} | {note} |")
+        seconds = _fmt(r.get("seconds"), ".1f", "did not finish" if "did not" in r["status"] else "—")
+        cells = [m.label, seconds, _fmt(r.get("peak_rss_mb"), ".0f"), _fmt(r.get("pehe"), ".4f"),
+                 _fmt(r.get("qini"), ".4f"), _fmt(t_ratio, ".2f"), _fmt(m_ratio, ".2f"),
+                 _fmt(r.get("load"), ".1f"), note]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "PEHE = sqrt(mean((predicted − true uplift)²)) over held-out customers; Qini = `sklift.metrics."
-        "qini_auc_score` on held-out outcomes. Wall seconds exclude imports and data loading. Peak RSS is per "
-        "fresh process, including its worker processes; the baseline row is the floor every method starts "
-        "from. Peers get categoricals as integer codes and missing values median-imputed; `uplift` encodes "
-        "them itself.",
+        "PEHE = sqrt(mean((predicted − true uplift)²)) over held-out customers; Qini = "
+        "`sklift.metrics.qini_auc_score` on held-out outcomes. Wall seconds exclude imports and data "
+        "loading. Peak RSS is per fresh process, including its worker processes; the baseline row is the "
+        "floor every method starts from. Peers get categoricals as integer codes and missing values "
+        "median-imputed; `uplift` encodes them itself. Load = 1-minute load average of the machine around "
+        f"the run: on a quiet machine it is at most the {env['cpus']} CPUs a method keeps busy; higher means "
+        "other work competed for the CPUs and every time in that row is inflated.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -408,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default="all", help="comma-separated method keys, or 'all'")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per method before 'did not finish'")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="OpenMP/BLAS threads per method (0 = library defaults, i.e. all cores)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -424,7 +443,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [k for k in keys if k not in BY_KEY]
     if unknown:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(BY_KEY)}")
-    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "versions": _versions()}
+    if args.threads:
+        # Inherited by every worker: LightGBM (num_threads=0 / n_jobs=None) and BLAS follow these.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads,
+           "versions": _versions()}
     RESULTS.mkdir(exist_ok=True)
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="uplift_peers_") as tmp:

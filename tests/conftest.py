@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# pytest runs in two worker processes (-n 2) on two cores: one OpenMP thread each, or LightGBM's
+# spinning threads oversubscribe the CPU and everything slows down several-fold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pandas as pd
 import pytest
 

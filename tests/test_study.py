@@ -69,7 +69,7 @@ def test_save_is_deterministic(fitted, tmp_path):
     fitted.save(tmp_path / "a")
     fitted.save(tmp_path / "b")
     for f in sorted((tmp_path / "a").rglob("*")):
-        if f.is_file() and f.suffix != ".skops":
+        if f.is_file():
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes(), f.name
 
 
@@ -106,3 +106,29 @@ def test_observational_auto_design_detected(obs_df):
     study.fit(learners=["t", "dr"], n_folds=3, n_boot=50)
     assert study.design == "observational"
     assert "naive" in set(study.ate()["estimand"])
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/uplift_pwned",))
+
+
+def test_malicious_model_file_is_refused_even_with_valid_hashes(fitted, tmp_path):
+    """An attacker who rewrites the manifest too still cannot make loading run code."""
+    import pickle
+
+    from uplift.io import read_model_dir, write_model_dir
+
+    fitted.save(tmp_path / "m")
+    manifest, files = read_model_dir(tmp_path / "m")
+    victim = next(name for name in files if name.endswith(".pkl"))
+    files[victim] = pickle.dumps(_Exploit())
+    extra = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "sha256", "uplift_version")}
+    write_model_dir(tmp_path / "evil", files, extra)
+    with pytest.raises(UpliftInputError, match="not an allowed model type"):
+        Study.load(tmp_path / "evil")
+    import os
+
+    assert not os.path.exists("/tmp/uplift_pwned")

@@ -593,14 +593,17 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
             n_level = values.value_counts()
             n_treated = values[t == 1].value_counts().reindex(n_level.index, fill_value=0)
             n_control = n_level - n_treated
-            for level in n_level.index:
-                for arm, n_other, share_other in (("treated", n_control[level], 1 - share_t),
-                                                  ("control", n_treated[level], share_t)):
-                    expected = n_level[level] * share_other
-                    if n_other == 0 and expected >= min_expected:
-                        rows.append((str(name), "single_arm_level",
-                                     f"value {level!r} occurs in {n_level[level]:,} rows, all in the {arm} arm "
-                                     f"(about {expected:.0f} expected in the other)", float(n_level[level])))
+            # Rows of the other arm each level should have had if the feature ignored the campaign.
+            only_treated = (n_control == 0) & (n_level * (1 - share_t) >= min_expected)
+            only_control = (n_treated == 0) & (n_level * share_t >= min_expected)
+            suspicious = n_level[only_treated | only_control].sort_values(ascending=False)
+            if len(suspicious):
+                parts = [f"{level!r} ({n:,} rows, all {'treated' if only_treated[level] else 'control'})"
+                         for level, n in suspicious.head(3).items()]
+                more = f" and {len(suspicious) - 3} more" if len(suspicious) > 3 else ""
+                rows.append((str(name), "single_arm_level",
+                             f"value(s) {', '.join(parts)}{more} occur in one arm only although at least "
+                             f"{min_expected:g} rows of the other arm were expected", float(suspicious.iloc[0])))
     weighted = balance_table(X, t, weights=ipw_weights(e, t), threshold=max_weighted_smd)
     bad = weighted[weighted["flagged"]].copy()
     if len(bad):

@@ -97,10 +97,8 @@ class SLearner(Learner):
     name = "s"
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
-        model = factory.outcome(kind, seed)
-        if hasattr(model, "categorical"):
-            model.categorical = list(model.categorical)  # the treatment column is numeric
-        self.models_["s"] = model.fit(np.column_stack([X, t.astype(np.float32)]), y)
+        # The treatment is appended as the last column; categorical indices of X are unchanged.
+        self.models_["s"] = factory.outcome(kind, seed).fit(np.column_stack([X, t.astype(np.float32)]), y)
         return self
 
     def predict(self, X, nuis):
@@ -204,7 +202,7 @@ class UpliftForestLearner(Learner):
             min_samples_leaf=max(100, len(y) // 500), min_samples_treatment=10,
             max_features=min(10, X.shape[1]), random_state=seed, n_jobs=1,
         )
-        forest.fit(_fill(X), np.where(t == 1, "1", "0"), y.astype(int))
+        forest.fit(_fill(X), treatment=np.where(t == 1, "1", "0"), y=y.astype(int))
         self.models_["forest"] = forest
         return self
 

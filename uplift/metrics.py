@@ -15,7 +15,10 @@ estimates that group's average uplift. It replaces the raw treated-minus-control
   confounding the local share depends on the score, so the DR version uses the overall share. The Qini and
   uplift curves then differ only by a constant, so with ``negative_effect=True`` the normalised Qini and AUUC
   coincide in DR mode;
-* the perfect curves rank rows by ``dr`` itself (the pointwise-highest curve of cumulative ``dr``);
+* the perfect curves rank rows by ``dr`` itself (the pointwise-highest curve of cumulative ``dr``). For the
+  Qini this matches sklift's raw ideal ordering in an RCT with IPW scores; sklift's raw *uplift* normaliser
+  also credits the empty-control start of its ideal curve, so raw and DR AUUC values are on different scales
+  (compare learners within one mode, not across);
 * uplift@k = mean of ``dr`` over the selected rows (``by_group``: over the top-k share of each group).
 
 Everything is computed by one engine (:class:`_Scorer`) that ranks rows once and evaluates the metrics under
@@ -63,11 +66,13 @@ _TYPE_Y = np.array([1.0, 0.0, 1.0, 0.0])
 def _column(values, name: str, n: int | None = None) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise UpliftInputError(f"{name} must be one-dimensional (one value per customer); got shape {arr.shape}")
+        raise UpliftInputError(
+            f"{name} must be one-dimensional (one value per customer); got shape {arr.shape}")
     try:
         arr = arr.astype(np.float64)
     except (TypeError, ValueError):
-        raise UpliftInputError(f"{name} must be numeric with no missing values; got dtype {arr.dtype}") from None
+        raise UpliftInputError(
+            f"{name} must be numeric with no missing values; got dtype {arr.dtype}") from None
     if n is not None and arr.size != n:
         raise UpliftInputError(
             f"{name} has {arr.size} rows but y has {n}: pass one value per customer, aligned row by row")
@@ -90,11 +95,12 @@ def _validate(y, uplift, treatment, dr=None):
     if not (treated | (treatment == 0.0)).all():
         levels = np.unique(treatment)
         raise UpliftInputError(
-            f"treatment must be coded 0 = control, 1 = treated; found values {levels[:5].tolist()}: recode it "
-            "(for several arms, score each arm against control separately)")
+            f"treatment must be coded 0 = control, 1 = treated; found values {levels[:5].tolist()}: "
+            "recode it (for several arms, score each arm against control separately)")
     if treated.all() or not treated.any():
         missing = "control" if treated.all() else "treated"
-        raise UpliftInputError(f"treatment has no {missing} rows: uplift needs both treated and control customers")
+        raise UpliftInputError(
+            f"treatment has no {missing} rows: uplift needs both treated and control customers")
     if dr is not None:
         dr = _column(dr, "dr", y.size)
     return y, uplift, treatment, dr
@@ -120,8 +126,9 @@ def _check_strategy(strategy: str) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 def _descending_order(score: np.ndarray) -> np.ndarray:
-    # sklift's order: stable ascending sort reversed, so tied rows come last-row-first. Only uplift@k can see
-    # the order inside a tie (curves are read at the end of each tied group); matching it keeps uplift@k equal.
+    # sklift's order: stable ascending sort reversed, so tied rows come last-row-first. Only uplift@k can
+    # see the order inside a tie (curves are read at the end of each tied group); matching it keeps
+    # uplift@k equal to sklift's.
     return np.argsort(score, kind="mergesort")[::-1]
 
 
@@ -192,12 +199,14 @@ class _Ranked:
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` for a count ``den`` (0 or at least 1) and a sum ``num`` over the same rows.
 
-    A group with no rows yet has ``num == 0`` and contributes 0 (sklift's convention), without a masked divide.
+    A group with no rows yet has ``num == 0`` and contributes 0 (sklift's convention) without a masked
+    divide.
     """
     return np.divide(num, np.maximum(den, 1), dtype=np.float64)
 
 
-def _curve(kind: str, sums: np.ndarray, totals: np.ndarray, observational: bool) -> tuple[np.ndarray, np.ndarray]:
+def _curve(kind: str, sums: np.ndarray, totals: np.ndarray,
+           observational: bool) -> tuple[np.ndarray, np.ndarray]:
     """(x, gain) of the uplift or Qini curve from cumulative sums (B, 4, T); x = customers targeted."""
     treated, control, treated_out, control_out = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3]
     x = treated + control
@@ -308,7 +317,8 @@ class _Scorer:
     are in the scorer's ranked row order (rows are iid in a bootstrap, so no re-ordering is needed).
     """
 
-    def __init__(self, y: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, dr: np.ndarray | None = None):
+    def __init__(self, y: np.ndarray, uplift: np.ndarray, treatment: np.ndarray,
+                 dr: np.ndarray | None = None) -> None:
         order = _descending_order(uplift)
         self.observational = dr is not None
         self.t = treatment[order]
@@ -319,34 +329,42 @@ class _Scorer:
         self.by_type = not self.observational and bool(np.isin(self.y, (0.0, 1.0)).all())
         self._perfect: dict[str, _Ranked] = {}
 
-    # -- perfect curves ---------------------------------------------------------------------------------------
+    # -- perfect curves ------------------------------------------------------------------------------------
     def _perfect_ranking(self, key: str) -> _Ranked:
         if key not in self._perfect:
             t, y = (_TYPE_T, _TYPE_Y) if self.by_type else (self.t, self.y)
-            score = {"dr": lambda: y, "qini": lambda: _perfect_qini_score(y, t),
-                     "uplift_y": lambda: _perfect_uplift_score(y, t, True),
-                     "uplift_t": lambda: _perfect_uplift_score(y, t, False)}[key]()
+            if key == "dr":
+                score = y
+            elif key == "qini":
+                score = _perfect_qini_score(y, t)
+            else:
+                score = _perfect_uplift_score(y, t, by_outcome=key == "uplift_y")
             self._perfect[key] = _Ranked(score, _columns(t, y))
         return self._perfect[key]
 
     def _perfect_sums(self, key: str, weights: np.ndarray | None, totals: np.ndarray) -> np.ndarray:
         if self.by_type:
             treated, control, treated_out, control_out = totals.T
-            weights = np.stack([treated_out, treated - treated_out, control_out, control - control_out], axis=1)
+            weights = np.stack([treated_out, treated - treated_out, control_out, control - control_out],
+                               axis=1)
         return self._perfect_ranking(key).cumsums(weights)
 
-    def _perfect_area(self, kind: str, weights, totals: np.ndarray, negative_effect: bool) -> np.ndarray:
-        """Area under the perfect curve, per resample."""
+    def _perfect_area(self, kind: str, weights, totals: np.ndarray, negative_effect: bool,
+                      memo: dict) -> np.ndarray:
+        """Area under the perfect curve, per resample (``memo`` shares work between metrics of one call)."""
         if kind == "qini" and not negative_effect:
-            # sklift: the ideal model reaches the total incremental outcome R with R customers, then stays flat.
+            # sklift: the ideal model reaches the total incremental outcome R with R customers, then is flat.
             n_all = totals[:, 0] + totals[:, 1]
             reach = _curve("qini", totals[..., None], totals, self.observational)[1][:, 0]
             # Outside [0, N] that path is not a curve (sklift raises); the metric is undefined there.
             reach[(reach < 0) | (reach > n_all)] = np.nan
             return reach * (n_all - reach / 2.0)
-        if kind == "qini" or self.observational:
-            sums = self._perfect_sums("dr" if self.observational else "qini", weights, totals)
-            return _curve_areas(sums, totals, self.observational, (kind,))[kind]
+        if self.observational:  # one ranking by dr serves both curves
+            if "dr" not in memo:
+                memo["dr"] = _curve_areas(self._perfect_sums("dr", weights, totals), totals, True, ())
+            return memo["dr"][kind]
+        if kind == "qini":
+            return _curve_areas(self._perfect_sums("qini", weights, totals), totals, False, ("qini",))["qini"]
         # Raw uplift: sklift picks one of two orderings by comparing control responders with treated
         # non-responders, and in a resample that choice can flip, so each resample gets its own.
         if self.by_type:
@@ -355,7 +373,7 @@ class _Scorer:
             cr = np.flatnonzero((self.y == 1) & (self.t == 0))
             tn = np.flatnonzero((self.y == 0) & (self.t == 1))
             control_responders, treated_nonresponders = (
-                (np.array([float(idx.size)]) if weights is None else np.take(weights, idx, axis=1).sum(axis=1))
+                np.array([float(idx.size)]) if weights is None else np.take(weights, idx, axis=1).sum(axis=1)
                 for idx in (cr, tn))
         by_outcome = control_responders > treated_nonresponders
         area = np.empty(totals.shape[0])
@@ -409,15 +427,15 @@ class _Scorer:
         at_ends = full if self.ranked.all_distinct else np.take(full, self.ranked.ends, axis=-1)
         totals = full[..., -1].astype(np.float64)
         kinds = {"qini": "qini", "auuc": "uplift"}
-        actual = _curve_areas(at_ends, totals, self.observational,
-                              {kinds[m.kind] for m in metrics.values() if m.kind in kinds})
-        out = {}
+        wanted = {kinds[m.kind] for m in metrics.values() if m.kind in kinds}
+        actual = _curve_areas(at_ends, totals, self.observational, wanted) if wanted else {}
+        out, memo = {}, {}
         for name, metric in metrics.items():
             if metric.kind == "uplift_at_k":
                 out[name] = self._uplift_at_k(full, totals, metric.k, metric.strategy)
                 continue
             kind = kinds[metric.kind]
-            perfect = self._perfect_area(kind, weights, totals, metric.negative_effect)
+            perfect = self._perfect_area(kind, weights, totals, metric.negative_effect, memo)
             base = _baseline(kind, totals, self.observational)
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[name] = (actual[kind] - base) / (perfect - base)
@@ -457,7 +475,7 @@ def uplift_curve(y, uplift, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarr
     --------
     >>> x, gain = uplift_curve([1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 0, 0, 1])
     >>> x.tolist(), gain.tolist()
-    ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 0.0, -0.0])
+    ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 1.5, 0.0])
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     sums = _Ranked(uplift, _columns(treatment, y if dr is None else dr)).cumsums()
@@ -483,7 +501,7 @@ def qini_curve(y, uplift, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarray
     --------
     >>> x, gain = qini_curve([1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 0, 0, 1])
     >>> gain.tolist()
-    [0.0, 1.0, 1.0, 0.0, 0.0]
+    [0.0, 1.0, 1.0, 0.5, 0.0]
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     sums = _Ranked(uplift, _columns(treatment, y if dr is None else dr)).cumsums()
@@ -500,7 +518,7 @@ def perfect_uplift_curve(y, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarr
     Examples
     --------
     >>> perfect_uplift_curve([1, 0, 1, 0], [1, 0, 0, 1])[1].tolist()
-    [0.0, 1.0, 2.0, 0.0, -0.0]
+    [0.0, 1.0, 2.0, 1.5, 0.0]
     """
     y, _, treatment, dr = _validate(y, np.zeros(np.shape(y)), treatment, dr)
     outcome = y if dr is None else dr
@@ -513,7 +531,8 @@ def perfect_uplift_curve(y, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarr
     return _with_origin(*_curve("uplift", sums, sums[..., -1], dr is not None))
 
 
-def perfect_qini_curve(y, treatment, *, negative_effect: bool = True, dr=None) -> tuple[np.ndarray, np.ndarray]:
+def perfect_qini_curve(y, treatment, *, negative_effect: bool = True,
+                       dr=None) -> tuple[np.ndarray, np.ndarray]:
     """Qini curve of an ideal ranking, the normaliser of :func:`qini_auc_score`.
 
     With ``negative_effect=True`` the ideal ranking puts treated responders first and control responders last
@@ -548,7 +567,8 @@ def qini_auc_score(y, uplift, treatment, *, negative_effect: bool = True, dr=Non
     y, uplift, treatment, dr : arrays
         As in :func:`uplift_curve`.
     negative_effect : bool
-        Whether the perfect curve may exploit customers whom the campaign harms (see :func:`perfect_qini_curve`).
+        Whether the perfect curve may exploit customers whom the campaign harms
+        (see :func:`perfect_qini_curve`).
 
     Returns
     -------
@@ -556,8 +576,8 @@ def qini_auc_score(y, uplift, treatment, *, negative_effect: bool = True, dr=Non
 
     Examples
     --------
-    >>> round(qini_auc_score([1, 0, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 1, 0, 1, 0, 0]), 4)
-    0.4444
+    >>> round(qini_auc_score([1, 0, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 0, 1, 0, 1, 0]), 4)
+    0.7692
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     if not isinstance(negative_effect, bool):
@@ -565,8 +585,8 @@ def qini_auc_score(y, uplift, treatment, *, negative_effect: bool = True, dr=Non
     value = _point(y, uplift, treatment, dr, _Metric("qini", negative_effect=negative_effect))
     if np.isnan(value) and not negative_effect:
         raise UpliftInputError(
-            "qini_auc_score with negative_effect=False needs a total incremental outcome between 0 and the number "
-            "of customers; it is outside that range here, so use negative_effect=True")
+            "qini_auc_score with negative_effect=False needs a total incremental outcome between 0 and the "
+            "number of customers; it is outside that range here, so use negative_effect=True")
     return value
 
 
@@ -575,8 +595,8 @@ def uplift_auc_score(y, uplift, treatment, *, dr=None) -> float:
 
     Examples
     --------
-    >>> round(uplift_auc_score([1, 0, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 1, 0, 1, 0, 0]), 4)
-    0.3659
+    >>> round(uplift_auc_score([1, 0, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 0, 1, 0, 1, 0]), 4)
+    0.8125
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     return _point(y, uplift, treatment, dr, _Metric("auuc"))
@@ -585,7 +605,8 @@ def uplift_auc_score(y, uplift, treatment, *, dr=None) -> float:
 auuc = uplift_auc_score
 
 
-def uplift_at_k(y, uplift, treatment, *, k: int | float = 0.3, strategy: Strategy = "overall", dr=None) -> float:
+def uplift_at_k(y, uplift, treatment, *, k: int | float = 0.3, strategy: Strategy = "overall",
+                dr=None) -> float:
     """Observed uplift among the top ``k`` customers by predicted uplift, as ``sklift.metrics.uplift_at_k``.
 
     Parameters
@@ -605,16 +626,16 @@ def uplift_at_k(y, uplift, treatment, *, k: int | float = 0.3, strategy: Strateg
 
     Examples
     --------
-    >>> uplift_at_k([1, 0, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 1, 0, 1, 0, 0], k=0.5)
-    -0.5
+    >>> uplift_at_k([1, 0, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [1, 0, 1, 0, 1, 0], k=0.5)
+    0.5
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     metric = _metric("uplift_at_k", y.size, treatment, k=k, strategy=strategy)
     value = _point(y, uplift, treatment, dr, metric)
     if not np.isfinite(value):
         raise UpliftInputError(
-            f"uplift@k is undefined for k={k!r}, strategy={strategy!r}: the targeted rows lack treated or control "
-            "customers; raise k or use strategy='by_group'")
+            f"uplift@k is undefined for k={k!r}, strategy={strategy!r}: the targeted rows lack treated or "
+            "control customers; raise k or use strategy='by_group'")
     return value
 
 
@@ -628,7 +649,8 @@ def _metric(kind: str, n: int, treatment: np.ndarray, *, negative_effect: bool =
             smallest = int(min(treatment.sum(), n - treatment.sum()))
             if k > smallest:
                 raise UpliftInputError(
-                    f"k={k} exceeds the smaller group ({smallest} customers) for strategy='by_group'; lower k")
+                    f"k={k} exceeds the smaller group ({smallest} customers) for strategy='by_group'; "
+                    "lower k")
     elif not isinstance(negative_effect, bool):
         raise UpliftInputError(f"negative_effect must be True or False, got {negative_effect!r}")
     return _Metric(kind, negative_effect=negative_effect, k=k, strategy=strategy)
@@ -664,7 +686,8 @@ def _summary(estimate: float, draws: np.ndarray, alpha: float, name: str) -> dic
     if finite.size < 2:
         return {"estimate": estimate, "lower": np.nan, "upper": np.nan, "se": np.nan}
     lower, upper = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return {"estimate": estimate, "lower": float(lower), "upper": float(upper), "se": float(finite.std(ddof=1))}
+    return {"estimate": estimate, "lower": float(lower), "upper": float(upper),
+            "se": float(finite.std(ddof=1))}
 
 
 def _check_boot(n_boot: int, alpha: float) -> None:
@@ -687,8 +710,8 @@ def _bootstrap(scorer: _Scorer, metrics: dict[str, _Metric], n_boot: int, alpha:
     return {name: _summary(estimates[name], np.concatenate(draws[name]), alpha, name) for name in metrics}
 
 
-def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: int = 200, alpha: float = 0.05,
-              random_state: int | None = 0, **metric_kwargs) -> dict[str, float]:
+def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: int = 200,
+              alpha: float = 0.05, random_state: int | None = 0, **metric_kwargs) -> dict[str, float]:
     """Point estimate and Poisson-bootstrap percentile interval of an uplift metric.
 
     The rows are ranked once; each resample gives every row a Poisson(1) count and the metric is read off
@@ -698,9 +721,9 @@ def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: 
     Parameters
     ----------
     metric : str or callable
-        ``"qini"`` (``qini_auc_score``), ``"auuc"`` (``uplift_auc_score``), ``"uplift_at_k"``, or one of those
-        functions. Any other callable ``f(y, uplift, treatment, **metric_kwargs)`` is bootstrapped the slow way,
-        by replicating rows and calling it ``n_boot`` times.
+        ``"qini"`` (``qini_auc_score``), ``"auuc"`` (``uplift_auc_score``), ``"uplift_at_k"``, or one of
+        those functions. Any other callable ``f(y, uplift, treatment, **metric_kwargs)`` is bootstrapped the
+        slow way, by replicating rows and calling it ``n_boot`` times.
     y, uplift, treatment, dr : arrays
         As in :func:`uplift_curve`.
     n_boot : int
@@ -734,7 +757,8 @@ def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: 
         spec = _metric(kind, y.size, treatment, **metric_kwargs)
         return _bootstrap(_Scorer(y, uplift, treatment, dr), {kind: spec}, n_boot, alpha, random_state)[kind]
     if not callable(metric):
-        raise UpliftInputError(f"unknown metric {metric!r}; use one of {', '.join(sorted(_NAMES))} or a callable")
+        raise UpliftInputError(
+            f"unknown metric {metric!r}; use one of {', '.join(sorted(_NAMES))} or a callable")
     extra = {} if dr is None else {"dr": dr}
     estimate = float(metric(y, uplift, treatment, **extra, **metric_kwargs))
     rng = np.random.default_rng(random_state)
@@ -840,7 +864,7 @@ def uplift_by_decile(y, uplift, treatment, *, dr=None, n_bins: int = 10, alpha: 
             means, variances = [], []
             for group, count in ((treatment, n_treated), (1 - treatment, n_control)):
                 mean = per_bin(y * group) / count
-                # Deviations from the bin's own mean: numerically safer than sum of squares minus square of sum.
+                # Deviations from the bin's own mean: safer than sum of squares minus square of sum.
                 variances.append(per_bin(group * (y - mean[bins]) ** 2) / (count - 1))
                 means.append(mean)
             observed = means[0] - means[1]

@@ -8,7 +8,6 @@ be passed instead; it is cloned per fit.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -134,13 +133,6 @@ class SklearnModel:
         if is_classifier(self.fitted_):
             return self.fitted_.predict_proba(X)[:, 1]
         return np.asarray(self.fitted_.predict(X), dtype=np.float64)
-
-    def to_bytes(self) -> bytes:
-        import skops.io as sio
-
-        buf = io.BytesIO()
-        sio.dump(self.fitted_, buf)
-        return buf.getvalue()
 
 
 @dataclass

@@ -3,9 +3,10 @@
 A saved study is a directory written atomically by :func:`uplift.io.write_model_dir`: ``manifest.json``
 (format version, package versions, feature schema, training-data hash, sha256 of every file), ``study.json``
 (roles, results, ensemble weights), LightGBM models in LightGBM's own text format, out-of-fold arrays as
-``.npy`` (loaded with ``allow_pickle=False``), and forest models as skops files whose every type must be on
-an allow-list in this module before skops builds them. Hashes and the format version are checked before
-anything is parsed.
+``.npy`` (loaded with ``allow_pickle=False``), and forest models (econml/causalml objects, whose compiled
+trees skops cannot rebuild) as pickles read by a *restricted* unpickler: it builds only classes from an
+allow-list of packages and a handful of named numpy helpers, so a crafted file cannot call ``os.system`` or
+any other function. Hashes and the format version are checked before anything is parsed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 from importlib import metadata
 from pathlib import Path
 
@@ -26,10 +28,37 @@ from uplift.io import read_model_dir, write_model_dir
 from uplift.learners import make_learner
 from uplift.models import LGBMModel, SklearnModel
 
-#: Module prefixes whose types a saved forest may contain. Anything else is refused before it is built.
-TRUSTED_PREFIXES = ("econml.grf.", "econml.tree.", "sklearn.", "numpy.", "causalml.inference.tree.",
-                    "builtins.", "scipy.")
-PACKAGES = ("uplift", "numpy", "pandas", "scikit-learn", "lightgbm", "econml", "causalml", "skops")
+#: Packages whose *classes* a saved forest may contain. Functions are refused unless listed below.
+TRUSTED_CLASS_PREFIXES = ("econml.grf.", "econml.tree.", "econml.utilities", "sklearn.", "numpy.",
+                          "causalml.inference.tree.")
+#: The only non-class callables a forest pickle may reference (numpy's array/scalar rebuilders).
+TRUSTED_FUNCTIONS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "dtype"), ("copyreg", "_reconstructor"), ("builtins", "object"),
+    ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__generator_ctor"),
+}
+SAFE_BUILTINS = {"object", "list", "dict", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
+                 "bytearray", "bool", "complex", "slice", "range", "NoneType"}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed classes and numpy rebuild helpers."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in TRUSTED_FUNCTIONS:
+            return super().find_class(module, name)
+        if module == "builtins" and name in SAFE_BUILTINS:
+            return super().find_class(module, name)
+        if (module + ".").startswith(TRUSTED_CLASS_PREFIXES) or module.startswith(TRUSTED_CLASS_PREFIXES):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type):
+                return obj
+        raise UpliftInputError(f"model file refers to {module}.{name}, which is not an allowed model type; "
+                               "refusing to load it (the file may be tampered with)")
+PACKAGES = ("uplift", "numpy", "pandas", "scikit-learn", "lightgbm", "econml", "causalml")
 
 
 def _versions() -> dict[str, str]:
@@ -54,22 +83,13 @@ def _model_bytes(model) -> tuple[str, bytes]:
     if isinstance(model, LGBMModel):
         return "txt", model.to_bytes()
     if isinstance(model, SklearnModel):
-        return "skops", model.to_bytes()
-    import skops.io as sio
-
-    buf = io.BytesIO()
-    sio.dump(model, buf)
-    return "skops", buf.getvalue()
+        return "pkl", pickle.dumps(model.fitted_, protocol=5)
+    return "pkl", pickle.dumps(model, protocol=5)
 
 
-def _load_skops(data: bytes, name: str):
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(data=data)
-    bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if bad:
-        raise UpliftInputError(f"model file {name!r} contains a type outside the allow-list ({bad[0]}); refusing to load")
-    return sio.loads(data, trusted=untrusted)
+def restricted_loads(data: bytes):
+    """Unpickle ``data`` allowing only model classes (see :data:`TRUSTED_CLASS_PREFIXES`)."""
+    return _RestrictedUnpickler(io.BytesIO(data)).load()
 
 
 def _npy(arr: np.ndarray) -> bytes:
@@ -144,7 +164,7 @@ def load_study(directory: Path):
         if info["file"].endswith(".txt"):
             loaded[path] = LGBMModel.from_bytes(raw, info["kind"])
         else:
-            obj = _load_skops(raw, info["file"])
+            obj = restricted_loads(raw)
             loaded[path] = SklearnModel(obj, info["kind"], fitted_=obj) if info["sklearn"] else obj
     n_arms = len(state["arms"])
     fold_models = []

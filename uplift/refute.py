@@ -294,7 +294,7 @@ def dowhy_refute(
           from the original or moved by less than 10% of the original's CI half-width; the p-value is for
           "no shift".
         * unobserved — passes when every simulated draw keeps the sign of the estimate;
-          ``p_value_or_bound`` is the draw nearest zero (the worst case).
+          ``p_value_or_bound`` is the least favourable draw (the one pushed furthest towards zero).
 
     Examples
     --------
@@ -378,8 +378,9 @@ def _row(name: str, est: float, se: float, values: list[float], *, kappa, subset
         meaning = (f"{what} gives {ci} vs {est:.4g} originally: the estimate is stable." if passed else
                    f"{what} moves the estimate to {ci} from {est:.4g}: the result is fragile, so treat it with care.")
     else:
-        p = float(min(values, key=abs))
-        passed = bool(np.all(np.sign(values) == np.sign(est)) and est != 0.0)
+        # The least favourable draw: the one pushed furthest towards (or past) zero.
+        p = float(min(values) if est > 0 else max(values))
+        passed = bool(est != 0.0 and np.sign(p) == np.sign(est))
         meaning = (f"A hidden confounder as strong as the strongest measured feature (flipping {kappa:.0%} of "
                    f"treatment assignments) would move the estimate to {ci}, worst draw {p:.4g}: "
                    + ("the effect keeps its sign." if passed else

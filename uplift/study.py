@@ -64,7 +64,8 @@ class Study:
     def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
-            progress: ProgressHook | None = None) -> Study:
+            expected_split: dict[str, float] | None = None, allow_srm: bool = False,
+            allow_leakage: bool = False, progress: ProgressHook | None = None) -> Study:
         """Cross-fit every learner, evaluate out of fold, pick the best, and estimate average effects.
 
         Parameters
@@ -84,6 +85,10 @@ class Study:
             Bootstrap resamples for metric CIs.
         k : float
             Share targeted for uplift@k.
+        expected_split : dict, optional
+            Declared share of each arm in a randomised study (default: equal), for the sample-ratio check.
+        allow_srm, allow_leakage : bool
+            Continue although the sample-ratio check or the leakage check failed hard (not recommended).
         progress : ProgressHook, optional
             Progress display (the CLI passes a rich progress bar).
         """
@@ -96,12 +101,15 @@ class Study:
             raise UpliftInputError(f"unknown learner {unknown[0]!r}; choose from {', '.join(REGISTRY)}")
         if select not in ("dr_loss", "qini"):
             raise UpliftInputError(f"select must be 'dr_loss' or 'qini', got {select!r}")
-        self._resolve_design(random_state)
+        self.diagnostics_ = {}
+        self._check_randomisation(expected_split, allow_srm, random_state)
         factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state)
         self.random_state = random_state
         self.crossfit_: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
                                              factory=factory, progress=progress)
         y = data.outcomes[self.crossfit_.outcome]
+        if data.design == "observational":
+            self._check_observational(allow_leakage)
         self.leaderboard_ = leaderboard(self.crossfit_, y, data.treatment, k=k, n_boot=n_boot,
                                         random_state=random_state, select=select)
         self.best_learner_ = best_learner(self.leaderboard_)
@@ -111,24 +119,75 @@ class Study:
                             "select": select, "n_boot": n_boot, "k": k}
         return self
 
-    def _resolve_design(self, random_state: int) -> None:
-        """``design="auto"`` without a declared propensity: rct unless treatment is predictable from features."""
-        data = self.data
-        if self.roles.get("design_declared") != "auto" or data.propensity is not None:
-            return
-        from uplift.diagnostics import balance_auc
+    def _check_randomisation(self, expected_split: dict | None, allow_srm: bool, random_state: int) -> None:
+        """Sample-ratio and balance checks for randomised (or ``auto``) designs; may switch to observational."""
+        from uplift import diagnostics
+        from uplift.errors import DesignCheckError
 
+        data = self.data
+        declared = self.roles.get("design_declared")
+        if declared == "observational" or data.propensity is not None and declared == "auto" \
+                and data.design == "observational":
+            return
+        counts = data.arm_counts()
+        shares = None if expected_split is None else [expected_split.get(a, 0.0) for a in counts]
+        srm = diagnostics.srm_test(counts, shares)
+        self.diagnostics_["srm"] = srm
+        if not srm["passed"]:
+            if not allow_srm:
+                raise DesignCheckError(f"sample-ratio mismatch: {srm['message']}; fix the assignment/logging, "
+                                       "declare the real split (expected_split=...), or pass allow_srm=True")
+            self.notes.append(f"sample-ratio mismatch ignored on request: {srm['message']}")
         frame = data.frame[list(self.schema.names)]
+        balance, tables = {}, []
         for a in range(1, len(self.arms)):
             pair = (data.treatment == 0) | (data.treatment == a)
-            check = balance_auc(frame[pair], (data.treatment[pair] == a).astype(int), random_state=random_state)
-            if not check["passed"]:
+            t = (data.treatment[pair] == a).astype(int)
+            check = diagnostics.balance_auc(frame[pair], t, n_folds=3, random_state=random_state)
+            balance[self.arms[a]] = check
+            tables.append(diagnostics.balance_table(frame[pair], t).assign(arm=self.arms[a]))
+            if not check["passed"] and data.design == "rct":
                 self.notes.append(
-                    f"design 'auto' chose observational: treatment {self.arms[a]!r} is predictable from the features "
-                    f"(cross-fitted AUC {check['auc']:.3f} [{check['lower']:.3f}, {check['upper']:.3f}])")
+                    f"WARNING: treatment {self.arms[a]!r} is predictable from the features (cross-fitted AUC "
+                    f"{check['auc']:.3f} [{check['lower']:.3f}, {check['upper']:.3f}]); the study is analysed as "
+                    "observational (adjusted for the features)")
                 data.design = self.design = "observational"
-                return
-        self.notes.append("design 'auto' chose rct: treatment is not predictable from the features")
+        self.diagnostics_["balance_auc"] = balance
+        self.diagnostics_["balance"] = pd.concat(tables, ignore_index=True)
+        if declared == "auto" and data.design == "rct":
+            self.notes.append("design 'auto' chose rct: treatment is not predictable from the features")
+
+    def _check_observational(self, allow_leakage: bool) -> None:
+        """Overlap and leakage checks on the cross-fitted propensities of an observational study."""
+        from uplift import diagnostics
+        from uplift.errors import DesignCheckError
+
+        data, cf = self.data, self.crossfit_
+        frame = data.frame[list(self.schema.names)]
+        overlap, leaks, weighted = {}, [], []
+        for a in range(1, len(self.arms)):
+            pair = cf.in_arm(data.treatment, a)
+            t = (data.treatment[pair] == a).astype(int)
+            e = cf.e[pair, a]
+            overlap[self.arms[a]] = diagnostics.overlap_summary(e, t)
+            leaks.append(diagnostics.leakage_check(frame[pair], t, e).assign(arm=self.arms[a]))
+            weighted.append(diagnostics.balance_table(frame[pair], t, weights=diagnostics.ipw_weights(e, t))
+                            .assign(arm=self.arms[a]))
+            if not overlap[self.arms[a]].get("passed", True):
+                self.notes.append(f"WARNING: poor overlap for {self.arms[a]!r}: "
+                                  f"{overlap[self.arms[a]].get('message', '')}")
+        leak = pd.concat(leaks, ignore_index=True)
+        self.diagnostics_.update(overlap=overlap, leakage=leak, balance_weighted=pd.concat(weighted, ignore_index=True))
+        hard = leak[leak["reason"] == "single_feature_auc"] if len(leak) else leak
+        if len(hard):
+            msg = (f"feature {hard.iloc[0]['feature']!r} almost perfectly predicts treatment (likely recorded after "
+                   "treatment); exclude it (exclude=[...]) or pass allow_leakage=True")
+            if not allow_leakage:
+                raise DesignCheckError(msg)
+            self.notes.append(f"leakage ignored on request: {msg}")
+        elif len(leak):
+            self.notes.append("WARNING: possible post-treatment features: "
+                              + ", ".join(sorted(set(leak["feature"].astype(str)))))
 
     def _average_effects(self, factory: ModelFactory, n_folds: int, random_state: int) -> pd.DataFrame:
         data = self.data
@@ -168,6 +227,42 @@ class Study:
         """Predicted vs observed uplift by decile of the chosen learner's out-of-fold prediction."""
         self._fitted()
         return self.calibration_.copy()
+
+    def diagnostics(self) -> dict:
+        """Design checks run by :meth:`fit`: SRM, balance (AUC and SMD), overlap and leakage."""
+        self._fitted()
+        return dict(self.diagnostics_)
+
+    def segments(self, by: list[str] | str, **kwargs) -> pd.DataFrame:
+        """Uplift per segment with 95% AIPW CIs (see :func:`uplift.segments.segment_uplift`)."""
+        from uplift.segments import segment_uplift
+
+        self._fitted()
+        self._training_data()
+        return segment_uplift(self, by, **kwargs)
+
+    def discover_segments(self, **kwargs) -> pd.DataFrame:
+        """Honest tree-discovered segments (see :func:`uplift.segments.discover_segments`)."""
+        from uplift.segments import discover_segments
+
+        self._fitted()
+        self._training_data()
+        return discover_segments(self, **kwargs)
+
+    def explain(self, **kwargs):
+        """SHAP explanation of the chosen model's uplift (see :func:`uplift.explain.explain`)."""
+        from uplift.explain import explain
+
+        self._fitted()
+        self._training_data()
+        return explain(self, **kwargs)
+
+    def target(self, data: pd.DataFrame | None = None, **kwargs):
+        """Budgeted targeting list with expected value and 95% CI (see :func:`uplift.targeting_list.targeting_list`)."""
+        from uplift.targeting_list import targeting_list
+
+        self._fitted()
+        return targeting_list(self, data, **kwargs)
 
     def oof_uplift(self, learner: str | None = None) -> np.ndarray:
         """Out-of-fold uplift of the training rows, shape (n, n_treated_arms)."""
