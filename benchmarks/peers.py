@@ -119,16 +119,23 @@ def make_data(n_train: int, n_test: int, seed: int, directory: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- methods
+def _threads() -> int | None:
+    """Threads per method from ``--threads`` (None = the library's own default)."""
+    return int(os.environ.get("UPLIFT_BENCH_THREADS", "0")) or None
+
+
 def _lgbm_regressor(seed: int = SEED):
     from lightgbm import LGBMRegressor
 
-    return LGBMRegressor(random_state=seed, verbose=-1)
+    # LightGBM's sklearn wrapper picks its thread count itself (n_jobs=None = all physical cores) and
+    # ignores OMP_NUM_THREADS, so --threads must be passed explicitly.
+    return LGBMRegressor(random_state=seed, verbose=-1, n_jobs=_threads())
 
 
 def _lgbm_classifier(seed: int = SEED):
     from lightgbm import LGBMClassifier
 
-    return LGBMClassifier(random_state=seed, verbose=-1)
+    return LGBMClassifier(random_state=seed, verbose=-1, n_jobs=_threads())
 
 
 def run_ours(directory: Path, learners: list[str] | None) -> tuple[np.ndarray, dict]:
@@ -238,7 +245,7 @@ def run_peer(key: str, a: dict) -> tuple[np.ndarray, dict]:
         from econml.dml import CausalForestDML
 
         model = CausalForestDML(model_y=_lgbm_regressor(), model_t=_lgbm_classifier(),
-                                discrete_treatment=True, random_state=SEED)
+                                discrete_treatment=True, random_state=SEED, n_jobs=_threads() or -1)
         model.fit(y, t, X=X)
         return np.ravel(model.effect(Xt)), {}
     if key == "econml_x":
@@ -445,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(BY_KEY)}")
     if args.threads:
         # Inherited by every worker: LightGBM (num_threads=0 / n_jobs=None) and BLAS follow these.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "UPLIFT_BENCH_THREADS"):
             os.environ[var] = str(args.threads)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads,
            "versions": _versions()}

@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 from uplift.diagnostics import (
     balance_auc,
     balance_table,
-    crump_bounds,
     cross_fit_propensity,
+    crump_bounds,
     delong_auc,
     e_value,
     ipw_weights,
@@ -145,6 +145,16 @@ def test_cross_fit_propensity_is_close_to_the_truth_and_calibrated(obs):
         assert t[bins == b].mean() == pytest.approx(e_hat[bins == b].mean(), abs=0.06)
 
 
+def test_platt_step_recovers_a_known_miscalibration():
+    from uplift.diagnostics import _platt
+
+    rng = np.random.default_rng(6)
+    score = rng.uniform(0.05, 0.95, 20_000)  # over-cautious: the truth is twice as extreme on the logit scale
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(0.3 + 2.0 * np.log(score / (1 - score)))))).astype(float)
+    a, b = _platt(score, y)
+    assert a == pytest.approx(0.3, abs=0.08) and b == pytest.approx(2.0, abs=0.1)
+
+
 # ------------------------------------------------------------------------------------ overlap / trim
 def test_overlap_summary_counts():
     e = np.array([0.01, 0.02, 0.5, 0.6, 0.97, 0.3, 0.4, 0.5])
@@ -202,10 +212,20 @@ def test_leakage_check_flags_post_treatment_feature_not_confounders(obs):
     coupon_code = np.where(t == 1, "SPRING10", "none")
     found = leakage_check(X.assign(visits_after=visits_after, coupon_code=coupon_code), t, e_hat)
     assert set(found["feature"]) == {"visits_after", "coupon_code"}  # x1, x2, region are clean
-    checks = found.groupby("feature")["check"].apply(set)
+    checks = found.groupby("feature")["reason"].apply(set)
     assert checks["visits_after"] == {"weighted_smd"}
     assert {"single_feature_auc", "single_arm_level"} <= checks["coupon_code"]
-    assert found.loc[found["check"] == "weighted_smd", "statistic"].abs().min() > 0.5
+    assert found.loc[found["reason"] == "weighted_smd", "statistic"].abs().min() > 0.5
+    assert found["message"].map(lambda m: len(m) > 40 and "\n" not in m).all()
+
+
+def test_leakage_check_counts_missingness_that_only_one_arm_has():
+    rng = np.random.default_rng(2)
+    t = rng.integers(0, 2, 2000)
+    redeemed_days = np.where(t == 1, rng.normal(0.0, 1.0, 2000), np.nan)  # only coupon holders can redeem
+    found = leakage_check(pd.DataFrame({"redeemed_days": redeemed_days}), t, np.full(2000, 0.5))
+    auc = found[found["reason"] == "single_feature_auc"]
+    assert len(auc) == 1 and auc["statistic"].iloc[0] == pytest.approx(1.0)
 
 
 def test_leakage_check_clean_randomised_data_is_empty():
@@ -214,7 +234,7 @@ def test_leakage_check_clean_randomised_data_is_empty():
     X = pd.DataFrame({"age": rng.normal(40, 10, 3000), "tier": rng.choice(["a", "b", "c"], 3000),
                       "kids": rng.integers(0, 3, 3000)})
     found = leakage_check(X, t, np.full(3000, t.mean()))
-    assert list(found.columns) == ["feature", "check", "reason", "statistic"]
+    assert list(found.columns) == ["feature", "reason", "statistic", "message"]
     assert found.empty
 
 

@@ -1,4 +1,4 @@
-"""Design checks for a campaign study: was the split as declared, are the arms comparable, can we trust weights?
+"""Design checks for a campaign study: was the split as declared, are the arms comparable, can weights work?
 
 Each check is a plain function over arrays / DataFrames with a binary treatment ``t`` (1 = campaign,
 0 = control), so the :class:`uplift.Study`, the CLI and the report all call the same code:
@@ -47,10 +47,11 @@ def _treatment(t, n: int | None = None, name: str = "t") -> np.ndarray:
     if n is not None and len(arr) != n:
         raise UpliftInputError(f"{name} has {len(arr)} rows but the features have {n}; pass aligned rows")
     if arr.dtype == bool:
-        return arr.astype(np.int64)
+        arr = arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
         bad = np.flatnonzero(~pd.Series(arr).isin([0, 1]).to_numpy())[0]
-        raise UpliftInputError(f"{name} must hold only 0 (control) and 1 (treated); row {bad} holds {arr[bad]!r}")
+        raise UpliftInputError(f"{name} must hold only 0 (control) and 1 (treated); "
+                               f"row {bad} holds {arr[bad]!r}")
     arr = arr.astype(np.int64)
     if arr.min() == arr.max():
         raise UpliftInputError(f"{name} has only arm {arr[0]}; a design check needs treated and control rows")
@@ -123,7 +124,8 @@ def srm_test(counts: Mapping[str, int] | Sequence[int] | np.ndarray, expected_sh
         if isinstance(expected_shares, Mapping):
             missing = [a for a in arms if a not in {str(k) for k in expected_shares}]
             if missing:
-                raise UpliftInputError(f"expected_shares has no share for arm {missing[0]!r}; give one per arm")
+                raise UpliftInputError(f"expected_shares has no share for arm {missing[0]!r}; "
+                                       "give one per arm")
             lookup = {str(k): v for k, v in expected_shares.items()}
             shares = np.asarray([lookup[a] for a in arms], dtype=np.float64)
         else:
@@ -315,7 +317,8 @@ def _platt(score: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, fl
     return float(a), float(b)
 
 
-def cross_fit_propensity(X: pd.DataFrame, t, n_folds: int = 5, random_state: int = 0) -> tuple[np.ndarray, float]:
+def cross_fit_propensity(X: pd.DataFrame, t, n_folds: int = 5,
+                         random_state: int = 0) -> tuple[np.ndarray, float]:
     """Out-of-fold, calibrated LightGBM propensity ``e(x) = P(t=1 | x)`` for every row, and its AUC.
 
     Each row's propensity comes from a LightGBM model (early-stopped, categoricals split natively) that
@@ -549,7 +552,7 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
                   max_weighted_smd: float = 0.2, max_levels: int = 10) -> pd.DataFrame:
     """Features that give the treatment away: likely post-treatment variables or arm-specific codes.
 
-    Three symptoms are checked, each reported as one row:
+    Three symptoms are checked, each reported as one row (``reason`` is the symptom's code):
 
     * ``single_feature_auc`` — the feature alone predicts the arm almost perfectly (AUC > ``auc_threshold``,
       missing values counted as a value), e.g. "coupon_code" or "redeemed_at".
@@ -559,13 +562,15 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
     * ``weighted_smd`` — after inverse-propensity weighting with ``e_hat`` the feature is still far from
       balanced (|SMD| > ``max_weighted_smd``). Weighting by a propensity of the pre-treatment features
       balances every pre-treatment feature; a variable the campaign itself moved stays imbalanced.
-      Pass ``e_hat`` fitted on the features you trust (see :func:`cross_fit_propensity`).
+      Pass ``e_hat`` fitted on the features you trust (see :func:`cross_fit_propensity`): a propensity
+      that itself uses the suspect feature re-balances it, and then only the first two checks can see it.
 
     Returns
     -------
     DataFrame
-        ``feature``, ``check``, ``reason`` (plain language), ``statistic`` (AUC, rows in the level, or
-        weighted SMD). Empty when nothing is suspicious.
+        ``feature``, ``reason`` (``single_feature_auc`` / ``single_arm_level`` / ``weighted_smd``),
+        ``statistic`` (AUC, rows in the largest one-arm level, or weighted SMD) and ``message`` (plain
+        language). Empty when nothing is suspicious.
 
     Examples
     --------
@@ -585,9 +590,11 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
         col = X[name]
         auc = _single_feature_auc(col, t)
         if auc > auc_threshold:
+            why = ("it is nearly unique per row, like an identifier: drop it"
+                   if _is_categorical(col) and col.nunique() > len(col) / 2
+                   else "it is probably recorded after or because of the campaign")
             rows.append((str(name), "single_feature_auc",
-                         f"on its own it predicts the arm almost perfectly (AUC {auc:.3f}); "
-                         "it is probably recorded after or because of the campaign", auc))
+                         f"on its own it predicts the arm almost perfectly (AUC {auc:.3f}); {why}", auc))
         if _is_categorical(col) or col.nunique(dropna=True) <= max_levels:
             values = col.astype("string").fillna("(missing)")
             n_level = values.value_counts()
@@ -601,9 +608,9 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
                 parts = [f"{level!r} ({n:,} rows, all {'treated' if only_treated[level] else 'control'})"
                          for level, n in suspicious.head(3).items()]
                 more = f" and {len(suspicious) - 3} more" if len(suspicious) > 3 else ""
-                rows.append((str(name), "single_arm_level",
-                             f"value(s) {', '.join(parts)}{more} occur in one arm only although at least "
-                             f"{min_expected:g} rows of the other arm were expected", float(suspicious.iloc[0])))
+                reason = (f"value(s) {', '.join(parts)}{more} occur in one arm only although at least "
+                          f"{min_expected:g} rows of the other arm were expected")
+                rows.append((str(name), "single_arm_level", reason, float(suspicious.iloc[0])))
     weighted = balance_table(X, t, weights=ipw_weights(e, t), threshold=max_weighted_smd)
     bad = weighted[weighted["flagged"]].copy()
     if len(bad):
@@ -613,8 +620,9 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
             rows.append((r["feature"], "weighted_smd",
                          f"{what} stays imbalanced after propensity weighting (SMD {r['smd']:.2f}); "
                          "a variable the campaign itself changed looks like this", float(r["smd"])))
-    out = pd.DataFrame(rows, columns=["feature", "check", "reason", "statistic"])
-    return out.sort_values(["feature", "check"], kind="stable").reset_index(drop=True)
+    out = pd.DataFrame([(f, code, stat, msg) for f, code, msg, stat in rows],
+                       columns=["feature", "reason", "statistic", "message"])
+    return out.sort_values(["feature", "reason"], kind="stable").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------ E-value
@@ -661,10 +669,12 @@ def e_value(estimate: float, lower: float, upper: float, baseline_risk: float | 
         raise UpliftInputError(f"e_value needs lower <= estimate <= upper, got {lo}, {est}, {hi}")
     if kind == "rd":
         if baseline_risk is None or not 0.0 < float(baseline_risk) < 1.0:
-            raise UpliftInputError("e_value(kind='rd') needs baseline_risk, the control-arm outcome rate in (0, 1)")
+            raise UpliftInputError("e_value(kind='rd') needs baseline_risk, the control-arm outcome rate "
+                                   "in (0, 1)")
         p0 = float(baseline_risk)
         if p0 + est <= 0:
-            raise UpliftInputError(f"risk difference {est} with baseline risk {p0} implies a negative treated risk")
+            raise UpliftInputError(f"risk difference {est} with baseline risk {p0} implies a negative "
+                                   "treated risk")
         to_rr = lambda d: (p0 + d) / p0 if p0 + d > 0 else np.nan  # noqa: E731
     elif kind == "rr":
         if lo <= 0:

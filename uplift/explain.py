@@ -179,11 +179,17 @@ def explain(study, *, learner: str | None = None, arm: str | None = None, max_ro
     >>> import numpy as np
     >>> bool(np.allclose(ex.values.sum(1) + ex.base_value, ex.prediction))
     True
-    >>> ex.importance["rank"].min()
-    1
+    >>> int(ex.importance["rank"].min()), len(ex.top_drivers(k=2)) == 2 * len(ex.data)
+    (1, True)
     """
+    import warnings
+
     import lightgbm as lgb
-    import shap
+
+    with warnings.catch_warnings():
+        # shap's import touches colormap APIs newer matplotlib marks as pending deprecation: not ours to fix.
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
 
     data, cf = _fitted_parts(study)
     learner = learner or study.best_learner_

@@ -50,6 +50,8 @@ Strategy = Literal["overall", "by_group"]
 
 #: Resample x row cells handled per bootstrap chunk; bounds memory (~4 cumulative arrays of this size).
 _CHUNK_CELLS = 1 << 21
+#: A ranking with at most this many distinct scores is accumulated group by group (see _Ranked.cumsums).
+_FEW_GROUPS = 32
 #: Bootstrap weights are Poisson(1) truncated at this count (P(w > 8) ~ 1e-6), stored as uint8.
 _MAX_WEIGHT = 8
 _POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(i) for i in range(_MAX_WEIGHT)]).astype(np.float32)
@@ -158,38 +160,62 @@ class _Ranked:
         self.n = ranked.size
         self.ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
         self.all_distinct = self.ends.size == self.n
-        self._int_exact: bool | None = None
-        self._int_columns: np.ndarray | None = None
+        self._exact: np.ndarray | None = None
 
-    def _accumulator(self, weights: np.ndarray) -> type:
-        # Counts and binary outcomes times small integer weights are exact in int32, whose cumulative sum is
-        # several times faster than float64's; anything else accumulates in float64.
-        if weights.dtype != np.uint8:
-            return np.float64
-        if self._int_exact is None:
-            self._int_exact = bool(np.abs(self.columns).max(initial=0) * self.n * _MAX_WEIGHT < 2**31
-                                   and np.array_equal(self.columns, np.round(self.columns)))
-        if self._int_exact and self._int_columns is None:
-            self._int_columns = self.columns.astype(np.int32)
-        return np.int32 if self._int_exact else np.float64
+    def _exact_columns(self) -> np.ndarray:
+        # Which columns (counts, binary outcomes) stay exact in int32 under uint8 weights: an int32 cumulative
+        # sum is about four times faster than a float64 one. Checked once, on the first weighted call.
+        if self._exact is None:
+            small = np.abs(self.columns).max(axis=1, initial=0) * self.n * _MAX_WEIGHT < 2**31
+            self._exact = small & (self.columns == np.round(self.columns)).all(axis=1)
+            self._int_columns = self.columns[self._exact].astype(np.int32)
+            self._float_columns = self.columns[~self._exact]
+        return self._exact
 
-    def cumsums(self, weights: np.ndarray | None = None, *, at_ends: bool = True) -> np.ndarray:
-        """Cumulative weighted column sums, shape (B, m, T) at the end of each tied group (or (B, m, n)).
+    def cumsums(self, weights: np.ndarray | None = None, *, at_ends: bool = True) -> list[np.ndarray]:
+        """Cumulative weighted sums of each column: a list of m arrays (B, T), read at the end of each tied
+        group (or (B, n) at every row with ``at_ends=False``).
 
         ``weights`` is (B, n) in the caller's row order, or None for unit weights (B = 1).
         """
         if weights is None:
-            sums = np.cumsum(self.columns, axis=-1)[None]
+            sums = list(np.cumsum(self.columns, axis=-1)[:, None, :])
+        elif at_ends and self.ends.size <= _FEW_GROUPS:
+            # Few distinct scores (e.g. the ideal ranking of a binary or zero-inflated outcome): sum each tied
+            # group with one matrix product and accumulate across groups, not a running sum over every row.
+            w = (weights if self.order is None else np.take(weights, self.order, axis=1)).astype(np.float64)
+            starts = np.r_[0, self.ends[:-1] + 1]
+            groups = np.stack([w[:, a:b + 1] @ self.columns[:, a:b + 1].T
+                               for a, b in zip(starts, self.ends, strict=True)], axis=-1)
+            return list(np.cumsum(groups, axis=-1).transpose(1, 0, 2))
         else:
             w = weights if self.order is None else np.take(weights, self.order, axis=1)
-            dtype = self._accumulator(w)
-            sums = np.empty((w.shape[0], *self.columns.shape), dtype=dtype)
-            columns = self._int_columns if dtype is np.int32 else self.columns
-            np.multiply(w[:, None, :], columns[None], out=sums)
-            np.cumsum(sums, axis=-1, out=sums)
+            if w.dtype == np.uint8:
+                exact = self._exact_columns()
+                blocks = [(np.int32, exact, self._int_columns), (np.float64, ~exact, self._float_columns)]
+            else:
+                blocks = [(np.float64, np.ones(len(self.columns), bool), self.columns)]
+            sums = [None] * len(self.columns)
+            for dtype, which, columns in blocks:
+                if which.any():
+                    block = np.empty((w.shape[0], *columns.shape), dtype=dtype)
+                    np.multiply(w[:, None, :], columns[None], out=block)
+                    np.cumsum(block, axis=-1, out=block)
+                    for j, column_sums in zip(np.flatnonzero(which), block.transpose(1, 0, 2), strict=True):
+                        sums[j] = column_sums
         if at_ends and not self.all_distinct:
-            return np.take(sums, self.ends, axis=-1)
+            return [np.take(column_sums, self.ends, axis=-1) for column_sums in sums]
         return sums
+
+
+def _totals(sums: list[np.ndarray]) -> np.ndarray:
+    """(B, m) float totals: the last cumulative sum of each column."""
+    return np.stack([column_sums[:, -1] for column_sums in sums], axis=1).astype(np.float64)
+
+
+def _points(totals: np.ndarray) -> list[np.ndarray]:
+    """Totals (B, m) as one-point cumulative sums: the end of every curve."""
+    return [totals[:, j, None] for j in range(totals.shape[1])]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -205,10 +231,10 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, np.maximum(den, 1), dtype=np.float64)
 
 
-def _curve(kind: str, sums: np.ndarray, totals: np.ndarray,
+def _curve(kind: str, sums: list[np.ndarray], totals: np.ndarray,
            observational: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(x, gain) of the uplift or Qini curve from cumulative sums (B, 4, T); x = customers targeted."""
-    treated, control, treated_out, control_out = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3]
+    """(x, gain) of the uplift or Qini curve from cumulative N_T, N_C, Y_T, Y_C (B, T); x = customers."""
+    treated, control, treated_out, control_out = sums
     x = treated + control
     if observational:
         gain = np.add(treated_out, control_out, dtype=np.float64)
@@ -243,20 +269,27 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("bj,bj->b", a, b)
 
 
-def _curve_areas(sums: np.ndarray, totals: np.ndarray, observational: bool, kinds) -> dict[str, np.ndarray]:
-    """Trapezoid areas under the uplift and/or Qini curves of cumulative sums (B, 4, T), per resample.
+def _curve_areas(sums: list[np.ndarray], totals: np.ndarray, observational: bool,
+                 kinds) -> dict[str, np.ndarray]:
+    """Trapezoid areas under the uplift and/or Qini curves of cumulative N_T, N_C, Y_T, Y_C, per resample.
 
     The formulas of :func:`_curve`, expanded so each area is a few dot products with the trapezoid weights
     and no (B, T) curve is materialised (the bootstrap's hot loop):
     uplift = (Y_T/N_T - Y_C/N_C) * N, qini = Y_T - (Y_C/N_C) * N_T; with dr, uplift = Y_T + Y_C (the dr sums)
-    and qini = uplift * overall treated share.
+    and qini = uplift * overall treated share. With dr, ``sums`` may also be just (N, sum of dr).
     """
-    treated, control, treated_out, control_out = sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3]
+    if observational:
+        if len(sums) == 2:
+            n_all, dr_sums = sums
+            span = _span(n_all)
+            uplift = _dot(dr_sums, span) / 2.0
+        else:
+            span = _span(sums[0] + sums[1])
+            uplift = (_dot(sums[2], span) + _dot(sums[3], span)) / 2.0
+        return {"uplift": uplift, "qini": uplift * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])}
+    treated, control, treated_out, control_out = sums
     n_all = treated + control
     span = _span(n_all)
-    if observational:
-        uplift = (_dot(treated_out, span) + _dot(control_out, span)) / 2.0
-        return {"uplift": uplift, "qini": uplift * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])}
     control_mean = _ratio(control_out, control)
     out = {}
     if "uplift" in kinds:
@@ -269,7 +302,7 @@ def _curve_areas(sums: np.ndarray, totals: np.ndarray, observational: bool, kind
 
 def _baseline(kind: str, totals: np.ndarray, observational: bool) -> np.ndarray:
     """Area under the random-targeting chord from (0, 0) to the curve's end (the same for every ranking)."""
-    end = _curve(kind, totals[..., None], totals, observational)[1][:, 0]
+    end = _curve(kind, _points(totals), totals, observational)[1][:, 0]
     return (totals[:, 0] + totals[:, 1]) * end / 2.0
 
 
@@ -333,8 +366,9 @@ class _Scorer:
     def _perfect_ranking(self, key: str) -> _Ranked:
         if key not in self._perfect:
             t, y = (_TYPE_T, _TYPE_Y) if self.by_type else (self.t, self.y)
-            if key == "dr":
-                score = y
+            if key == "dr":  # the DR curves need only the running count and the running sum of dr
+                self._perfect[key] = _Ranked(y, np.stack([np.ones_like(y), y]))
+                return self._perfect[key]
             elif key == "qini":
                 score = _perfect_qini_score(y, t)
             else:
@@ -342,7 +376,7 @@ class _Scorer:
             self._perfect[key] = _Ranked(score, _columns(t, y))
         return self._perfect[key]
 
-    def _perfect_sums(self, key: str, weights: np.ndarray | None, totals: np.ndarray) -> np.ndarray:
+    def _perfect_sums(self, key: str, weights: np.ndarray | None, totals: np.ndarray) -> list[np.ndarray]:
         if self.by_type:
             treated, control, treated_out, control_out = totals.T
             weights = np.stack([treated_out, treated - treated_out, control_out, control - control_out],
@@ -355,7 +389,7 @@ class _Scorer:
         if kind == "qini" and not negative_effect:
             # sklift: the ideal model reaches the total incremental outcome R with R customers, then is flat.
             n_all = totals[:, 0] + totals[:, 1]
-            reach = _curve("qini", totals[..., None], totals, self.observational)[1][:, 0]
+            reach = _curve("qini", _points(totals), totals, self.observational)[1][:, 0]
             # Outside [0, N] that path is not a curve (sklift raises); the metric is undefined there.
             reach[(reach < 0) | (reach > n_all)] = np.nan
             return reach * (n_all - reach / 2.0)
@@ -384,26 +418,27 @@ class _Scorer:
                 area[rows] = _curve_areas(sums, totals[rows], False, ("uplift",))["uplift"]
         return area
 
-    def _top(self, full: np.ndarray, count_row: int | None, target: np.ndarray) -> np.ndarray:
+    def _top(self, full: list[np.ndarray], count_row: int | None, target: np.ndarray) -> np.ndarray:
         """Column sums (B, 4) over the top-ranked rows until the cumulative count reaches ``target``.
 
         ``count_row`` 0 / 1 counts treated / control rows; None counts all rows. The row where the target is
         crossed enters only with the part of its weight needed (a replicated row is several rows).
         """
         def count(b, i):
-            return full[b, 0, i] + full[b, 1, i] if count_row is None else full[b, count_row, i]
+            return full[0][b, i] + full[1][b, i] if count_row is None else full[count_row][b, i]
 
         pos = _first_at_least(count, target, self.n)
         rows, last = np.arange(target.size), np.minimum(pos, self.n - 1)
         before = np.maximum(last - 1, 0)
         started = (last > 0)[:, None]
-        prev = np.where(started, full[rows, :, before], 0.0)
+        prev = np.where(started, np.stack([column_sums[rows, before] for column_sums in full], axis=1), 0.0)
         prev_count = np.where(started[:, 0], count(rows, before), 0.0)
         top = prev + (target - prev_count)[:, None] * self.ranked.columns[:, last].T
         top[(pos >= self.n) | (target <= 0)] = np.nan
         return top
 
-    def _uplift_at_k(self, full: np.ndarray, totals: np.ndarray, k: int | float, strategy: str) -> np.ndarray:
+    def _uplift_at_k(self, full: list[np.ndarray], totals: np.ndarray, k: int | float,
+                     strategy: str) -> np.ndarray:
         def cutoff(size):
             return np.floor(k * size) if isinstance(k, float) else np.full(size.shape, float(k))
 
@@ -424,8 +459,8 @@ class _Scorer:
     def scores(self, weights: np.ndarray | None, metrics: dict[str, _Metric]) -> dict[str, np.ndarray]:
         """Each metric per resample, shape (B,); B = 1 for ``weights=None``."""
         full = self.ranked.cumsums(weights, at_ends=False)
-        at_ends = full if self.ranked.all_distinct else np.take(full, self.ranked.ends, axis=-1)
-        totals = full[..., -1].astype(np.float64)
+        at_ends = full if self.ranked.all_distinct else [np.take(c, self.ranked.ends, axis=-1) for c in full]
+        totals = _totals(full)
         kinds = {"qini": "qini", "auuc": "uplift"}
         wanted = {kinds[m.kind] for m in metrics.values() if m.kind in kinds}
         actual = _curve_areas(at_ends, totals, self.observational, wanted) if wanted else {}
@@ -479,7 +514,7 @@ def uplift_curve(y, uplift, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarr
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     sums = _Ranked(uplift, _columns(treatment, y if dr is None else dr)).cumsums()
-    return _with_origin(*_curve("uplift", sums, sums[..., -1], dr is not None))
+    return _with_origin(*_curve("uplift", sums, _totals(sums), dr is not None))
 
 
 def qini_curve(y, uplift, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarray]:
@@ -505,7 +540,7 @@ def qini_curve(y, uplift, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarray
     """
     y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     sums = _Ranked(uplift, _columns(treatment, y if dr is None else dr)).cumsums()
-    return _with_origin(*_curve("qini", sums, sums[..., -1], dr is not None))
+    return _with_origin(*_curve("qini", sums, _totals(sums), dr is not None))
 
 
 def perfect_uplift_curve(y, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarray]:
@@ -528,7 +563,7 @@ def perfect_uplift_curve(y, treatment, *, dr=None) -> tuple[np.ndarray, np.ndarr
     else:
         score = dr
     sums = _Ranked(score, _columns(treatment, outcome)).cumsums()
-    return _with_origin(*_curve("uplift", sums, sums[..., -1], dr is not None))
+    return _with_origin(*_curve("uplift", sums, _totals(sums), dr is not None))
 
 
 def perfect_qini_curve(y, treatment, *, negative_effect: bool = True,
@@ -550,11 +585,11 @@ def perfect_qini_curve(y, treatment, *, negative_effect: bool = True,
     outcome = y if dr is None else dr
     if not negative_effect:
         totals = _columns(treatment, outcome).sum(axis=1)[None]
-        reach = float(_curve("qini", totals[..., None], totals, observational)[1][0, 0])
+        reach = float(_curve("qini", _points(totals), totals, observational)[1][0, 0])
         return np.array([0.0, reach, float(y.size)]), np.array([0.0, reach, reach])
     score = dr if observational else _perfect_qini_score(y, treatment)
     sums = _Ranked(score, _columns(treatment, outcome)).cumsums()
-    return _with_origin(*_curve("qini", sums, sums[..., -1], observational))
+    return _with_origin(*_curve("qini", sums, _totals(sums), observational))
 
 
 def qini_auc_score(y, uplift, treatment, *, negative_effect: bool = True, dr=None) -> float:

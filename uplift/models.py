@@ -148,7 +148,8 @@ class ModelFactory:
         user = self.classifier if kind == "binary" else self.regressor
         if user is not None:
             return SklearnModel(user, kind)
-        return LGBMModel(kind, dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed)
+        objective = "binary" if kind == "binary" else "regression"
+        return LGBMModel(objective, dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed)
 
     def propensity(self, seed: int = 0):
         if self.classifier is not None:

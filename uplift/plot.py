@@ -13,7 +13,8 @@ Examples
 >>> from uplift import plot
 >>> df = simulate_campaign(2000, seed=3)
 >>> truth = [c for c in df if c.startswith(("true_", "propensity"))]
->>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth).fit(["t"], n_folds=3, n_boot=20)
+>>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
+>>> study = study.fit(["t"], n_folds=3, n_boot=20)
 >>> fig = plot.qini_curve(study)
 >>> fig.axes[0].get_xlabel()
 'share of customers targeted (highest predicted uplift first)'
@@ -74,14 +75,18 @@ def _arm_code(arms: Sequence[str], arm: str | int | None) -> int:
         return 1
     label = str(arm)
     if label not in arms[1:]:
-        raise UpliftInputError(f"arm {arm!r} is not a treated arm of the study; treated arms: {', '.join(arms[1:])}")
+        raise UpliftInputError(f"arm {arm!r} is not a treated arm of the study; "
+                               f"treated arms: {', '.join(arms[1:])}")
     return list(arms).index(label)
 
 
+def _thin_index(n: int) -> np.ndarray:
+    """At most MAX_CURVE_POINTS evenly spaced positions of n, always keeping both ends."""
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(int))
+
+
 def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(x) <= MAX_CURVE_POINTS:
-        return x, y
-    keep = np.unique(np.linspace(0, len(x) - 1, MAX_CURVE_POINTS).round().astype(int))
+    keep = _thin_index(len(x))
     return x[keep], y[keep]
 
 
@@ -106,8 +111,8 @@ def _as_table(obj, method: str) -> pd.DataFrame:
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise UpliftInputError(f"{what} table lacks column(s) {', '.join(missing)}; pass the table returned by "
-                               f"the study (columns: {', '.join(map(str, table.columns))})")
+        raise UpliftInputError(f"{what} table lacks column(s) {', '.join(missing)}; pass the table returned "
+                               f"by the study (columns: {', '.join(map(str, table.columns))})")
 
 
 # ---------------------------------------------------------------------------------------------- curves
@@ -140,7 +145,8 @@ def _gain_curves(study, kind: str, learners: Sequence[str] | None, arm: str | in
         label = f"{name}-learner" if name != "ensemble" else "ensemble"
         if board is not None and (board["learner"] == name).any():
             row = board[board["learner"] == name].iloc[0]
-            label += f"  ({score.upper()} {_ci_text(row[score], row[f'{score}_lower'], row[f'{score}_upper'])})"
+            ci = _ci_text(row[score], row[f"{score}_lower"], row[f"{score}_upper"])
+            label += f"  ({score.upper()} {ci})"
         ax.plot(*_thin(share, gain), color=PALETTE[i % len(PALETTE)], lw=1.6, label=label)
         end = gain[-1]
     # Random targeting gains in proportion to the share targeted: a straight line to the overall gain.
@@ -226,7 +232,8 @@ def calibration_plot(study, *, kind: str | None = None) -> Figure:
     table = _as_table(study, "calibration")
     if kind is None:
         kind = getattr(getattr(study, "crossfit_", None), "kind", "continuous")
-    _require(table, ("predicted_uplift", "observed_uplift", "observed_lower", "observed_upper"), "calibration")
+    _require(table, ("predicted_uplift", "observed_uplift", "observed_lower", "observed_upper"),
+             "calibration")
     scale, unit = _scale(kind)
     fig, ax = _new_figure(6.0, 4.8)
     arms = table["arm"].unique() if "arm" in table else [None]
@@ -239,10 +246,12 @@ def calibration_plot(study, *, kind: str | None = None) -> Figure:
         label = f"arm {arm}" if arm is not None and len(arms) > 1 else "decile of predicted uplift"
         ax.errorbar(x, y, yerr=err, fmt="o", color=PALETTE[i % len(PALETTE)], ms=5, capsize=3, lw=1.2,
                     label=label)
-    values = np.concatenate([table[c].to_numpy(float) * scale for c in
-                             ("predicted_uplift", "observed_lower", "observed_upper")])
-    values = values[np.isfinite(values)]
-    lo, hi = (values.min(), values.max()) if values.size else (-1.0, 1.0)
+    # The diagonal spans the predictions (padded), not the CIs: wide CIs would squeeze the points together.
+    pred = table["predicted_uplift"].to_numpy(float) * scale
+    pred = pred[np.isfinite(pred)]
+    lo, hi = (pred.min(), pred.max()) if pred.size else (-1.0, 1.0)
+    pad = 0.25 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
     ax.plot([lo, hi], [lo, hi], color=GREY, ls="--", lw=1.0, label="perfect calibration")
     ax.axhline(0, color="0.3", lw=0.6)
     ax.set_xlabel(f"mean predicted uplift ({unit})")
@@ -279,8 +288,8 @@ def ate_plot(study) -> Figure:
     1
     """
     table = _as_table(study, "ate")
-    _require(table, ("arm", "outcome", "estimand", "estimate_display", "lower_display", "upper_display", "unit"),
-             "ATE")
+    _require(table, ("arm", "outcome", "estimand", "estimate_display", "lower_display", "upper_display",
+                     "unit"), "ATE")
     outcomes = list(dict.fromkeys(table["outcome"]))
     estimands = list(dict.fromkeys(table["estimand"]))
     colour = {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(estimands)}
@@ -291,14 +300,15 @@ def ate_plot(study) -> Figure:
         part = table[table["outcome"] == outcome].reset_index(drop=True)
         pos = np.arange(len(part))[::-1]
         est = part["estimate_display"].to_numpy(float)
-        err = np.vstack([est - part["lower_display"].to_numpy(float), part["upper_display"].to_numpy(float) - est])
+        err = np.vstack([est - part["lower_display"].to_numpy(float),
+                         part["upper_display"].to_numpy(float) - est])
         for e in estimands:
             m = (part["estimand"] == e).to_numpy()
             if m.any():
                 ax.errorbar(est[m], pos[m], xerr=err[:, m], fmt="s" if e == "naive" else "o", ms=6, capsize=4,
                             color=colour[e], lw=1.4, label=e)
         multi_arm = part["arm"].nunique() > 1
-        ax.set_yticks(pos, [f"{r.estimand}" + (f" (arm {r.arm})" if multi_arm else "") for r in part.itertuples()])
+        ax.set_yticks(pos, [r.estimand + (f" (arm {r.arm})" if multi_arm else "") for r in part.itertuples()])
         ax.axvline(0, color="0.3", lw=0.8)
         ax.grid(True, axis="x", color="0.9", lw=0.6)
         ax.set_ylim(-0.7, len(part) - 0.3)
@@ -335,8 +345,8 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
     >>> seg = pd.DataFrame({"segment": ["channel = web", "channel = app"], "n": [900, 1100],
     ...                     "uplift": [0.03, 0.01], "lower": [0.01, -0.01], "upper": [0.05, 0.03]})
     >>> fig = segment_plot(seg, kind="binary")
-    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    ['channel = app  (n=1,100)', 'channel = web  (n=900)']
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]  # top to bottom, in the table's order
+    ['channel = web  (n=900)', 'channel = app  (n=1,100)']
     """
     _require(segments_df, ("segment", "uplift", "lower", "upper"), "segment")
     table = segments_df
@@ -353,13 +363,14 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
     fig, ax = _new_figure(7.5, 0.8 + 0.34 * len(table))
     pos = np.arange(len(table))[::-1]
     est = table["uplift"].to_numpy(float) * scale
-    err = np.vstack([est - table["lower"].to_numpy(float) * scale, table["upper"].to_numpy(float) * scale - est])
+    err = np.vstack([est - table["lower"].to_numpy(float) * scale,
+                     table["upper"].to_numpy(float) * scale - est])
     small = table["small"].to_numpy(bool) if "small" in table else np.zeros(len(table), bool)
     for mask, colour, label in ((~small, PALETTE[0], "segment uplift"),
                                 (small, GREY, "too small to act on")):
         if mask.any():
-            ax.errorbar(est[mask], pos[mask], xerr=err[:, mask], fmt="o", ms=5, capsize=3, color=colour, lw=1.3,
-                        label=label)
+            ax.errorbar(est[mask], pos[mask], xerr=err[:, mask], fmt="o", ms=5, capsize=3, color=colour,
+                        lw=1.3, label=label)
     ax.axvline(0, color="0.3", lw=0.8)
     if reference is not None and np.isfinite(reference):
         ax.axvline(reference * scale, color=PALETTE[1], ls=":", lw=1.2, label="overall average")
@@ -477,8 +488,8 @@ def love_plot(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None,
     table = before[keys].copy()
     table["before"] = before["smd"].abs().to_numpy(float)
     if after is not None:
-        merged = table.merge(after[keys].assign(after=after["smd"].abs().to_numpy(float)), on=keys, how="left")
-        table["after"] = merged["after"].to_numpy(float)
+        after_abs = after[keys].assign(after=after["smd"].abs().to_numpy(float))
+        table["after"] = table.merge(after_abs, on=keys, how="left")["after"].to_numpy(float)
     table["label"] = [label(r) for _, r in before.iterrows()]
     table = table.sort_values("before", ascending=False, kind="stable").head(max_rows)
     table = table.iloc[::-1]  # largest at the top
@@ -529,12 +540,12 @@ def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
     ax.plot(*_thin(share, curve_df["expected_profit"].to_numpy(float)), color=PALETTE[0], lw=1.6,
             label="expected profit (model)")
     if {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper"} <= set(curve_df.columns):
-        keep = np.unique(np.linspace(0, len(share) - 1, min(len(share), MAX_CURVE_POINTS)).round().astype(int))
-        ax.plot(share[keep], curve_df["estimated_profit"].to_numpy(float)[keep], color=PALETTE[1], lw=1.3,
+        keep = _thin_index(len(share))
+        est, lo, hi = (curve_df[c].to_numpy(float)[keep] for c in
+                       ("estimated_profit", "estimated_profit_lower", "estimated_profit_upper"))
+        ax.plot(share[keep], est, color=PALETTE[1], lw=1.3,
                 label="estimated profit (held-out, doubly robust)")
-        ax.fill_between(share[keep], curve_df["estimated_profit_lower"].to_numpy(float)[keep],
-                        curve_df["estimated_profit_upper"].to_numpy(float)[keep], color=PALETTE[1], alpha=0.18,
-                        lw=0, label="95% CI")
+        ax.fill_between(share[keep], lo, hi, color=PALETTE[1], alpha=0.18, lw=0, label="95% CI")
     cutoff = curve_df.attrs.get("cutoff")
     if cutoff is not None and 0 <= int(cutoff) < len(curve_df):
         x = share[int(cutoff)]

@@ -3,13 +3,13 @@
 A refuter changes the data in a way whose consequence we know, re-estimates, and checks that the
 estimate reacts as it should:
 
-=======================  ======================================================================================
+=======================  =====================================================================================
 ``placebo``              shuffle the campaign flag: the effect must vanish (else the method invents effects)
 ``random_common_cause``  add a made-up random customer feature: the estimate must not move
 ``data_subset``          re-estimate on random 80% subsets: the estimate must not hinge on a few rows
 ``unobserved``           simulate a hidden confounder as strong as the strongest measured feature: does the
                          effect keep its sign?
-=======================  ======================================================================================
+=======================  =====================================================================================
 
 DoWhy builds the causal model (back-door graph: every confounder causes treatment and outcome), identifies
 the effect and generates the refuted data sets; the estimators are ours (subclasses of DoWhy's
@@ -78,7 +78,7 @@ def _estimator_classes():
             return estimate
 
     class AIPW(CausalEstimator):
-        """Cross-fitted AIPW (doubly robust) ATE with LightGBM nuisances (see :func:`uplift.effects.aipw_ate`).
+        """Cross-fitted AIPW (doubly robust) ATE with LightGBM nuisances (:func:`uplift.effects.aipw_ate`).
 
         Nuisances are refitted on whatever data DoWhy hands over (shuffled treatment, extra random
         confounder, subset), so every refutation re-runs the whole method, not just the last step.
@@ -142,22 +142,23 @@ def _quiet_and_seeded(seed: int) -> Iterator[None]:
     restoring both afterwards so the caller's state is untouched."""
     logger = logging.getLogger("dowhy")
     level = logger.level
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 - DoWhy draws from the legacy global RNG
     logger.setLevel(logging.ERROR)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
         logger.setLevel(level)
 
 
-def _validate(df: pd.DataFrame, treatment: str, outcome: str, confounders: Sequence[str], estimate_method: str,
-              refuters: Sequence[str]) -> pd.DataFrame:
+def _validate(df: pd.DataFrame, treatment: str, outcome: str, confounders: Sequence[str],
+              estimate_method: str, refuters: Sequence[str]) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
-        raise UpliftInputError("dowhy_refute needs a pandas DataFrame with treatment, outcome and confounders")
+        raise UpliftInputError("dowhy_refute needs a pandas DataFrame with treatment, outcome and "
+                               "confounder columns")
     confounders = list(confounders)
     if not confounders:
         raise UpliftInputError("give at least one confounder (pre-treatment feature) to adjust for")
@@ -178,7 +179,8 @@ def _validate(df: pd.DataFrame, treatment: str, outcome: str, confounders: Seque
                                f"choose from {', '.join(REFUTERS)}")
     t = df[treatment]
     if t.isna().any() or not t.isin([0, 1]).all() or t.nunique() != 2:
-        raise UpliftInputError(f"treatment column {treatment!r} must hold 0/1 (or False/True) with both arms present")
+        raise UpliftInputError(f"treatment column {treatment!r} must hold 0/1 (or False/True) with both "
+                               "arms present")
     y = pd.to_numeric(df[outcome], errors="coerce")
     if y.isna().any() or not np.isfinite(y.to_numpy(dtype=np.float64)).all():
         row = int(np.flatnonzero(y.isna().to_numpy() | ~np.isfinite(y.to_numpy(dtype=np.float64)))[0])
@@ -187,14 +189,15 @@ def _validate(df: pd.DataFrame, treatment: str, outcome: str, confounders: Seque
     if estimate_method == "backdoor.linear_regression":
         blank = [c for c in confounders if df[c].isna().any()]
         if blank:
-            raise UpliftInputError(f"confounder {blank[0]!r} has missing values, which linear regression cannot "
-                                   "use; impute them or use estimate_method='aipw'")
-    out = df[[*confounders, treatment, outcome]].copy()
-    out[treatment] = t.astype(bool)  # DoWhy treats a bool treatment as binary (placebo keeps the type)
-    out[outcome] = y.astype(np.float64)
-    out = out.reset_index(drop=True)
-    categorical = [c for c in confounders if not (pd.api.types.is_numeric_dtype(out[c])
-                                                  or pd.api.types.is_bool_dtype(out[c]))]
+            raise UpliftInputError(f"confounder {blank[0]!r} has missing values, which linear regression "
+                                   "cannot use; impute them or use estimate_method='aipw'")
+    # Neutral internal names: DoWhy writes names into a graph string and adds its own columns
+    # ("placebo", "w_random"), so user names must not reach it.
+    out = df[confounders].set_axis([f"x{i}" for i in range(len(confounders))], axis=1).reset_index(drop=True)
+    out["t"] = t.astype(bool).to_numpy()  # DoWhy treats a bool treatment as binary (placebo keeps the type)
+    out["y"] = y.astype(np.float64).to_numpy()
+    categorical = [c for c in out.columns[:-2] if not (pd.api.types.is_numeric_dtype(out[c])
+                                                       or pd.api.types.is_bool_dtype(out[c]))]
     if estimate_method == "backdoor.linear_regression" and categorical:
         # Encode once here: DoWhy would re-encode them with pandas on every one of the many refits.
         dummies = pd.get_dummies(out[categorical].astype("string"), prefix=categorical, drop_first=True,
@@ -231,18 +234,20 @@ def _observed_strength(data: pd.DataFrame, treatment: str, outcome: str, confoun
     return kappa_t, kappa_y
 
 
-def _mean_ci(values: list[float]) -> tuple[float, float, float, float]:
-    """Mean of simulated estimates, its 95% CI, and the standard error of the mean."""
+def _mean_ci(values: list[float]) -> tuple[float, float, float, float, int]:
+    """Mean of simulated estimates, its 95% CI (Student t: a handful of simulations is common), the
+    standard error of the mean and its degrees of freedom."""
     v = np.asarray(values, dtype=np.float64)
-    mean = float(v.mean())
-    sem = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return mean, mean - Z95 * sem, mean + Z95 * sem, sem
+    mean, df = float(v.mean()), len(v) - 1
+    sem = float(v.std(ddof=1) / np.sqrt(len(v))) if df > 0 else 0.0
+    half = float(stats.t.ppf(0.975, df)) * sem if df > 0 else 0.0
+    return mean, mean - half, mean + half, sem, df
 
 
-def _p_two_sided(diff: float, sem: float) -> float:
+def _p_two_sided(diff: float, sem: float, df: int) -> float:
     if sem == 0.0:
         return 1.0 if diff == 0.0 else 0.0
-    return float(2.0 * stats.norm.sf(abs(diff) / sem))
+    return float(2.0 * stats.t.sf(abs(diff) / sem, df))
 
 
 def dowhy_refute(
@@ -288,11 +293,14 @@ def dowhy_refute(
         ``estimate_upper``; ``new_estimate`` (mean over simulations) with its 95% CI ``new_lower`` /
         ``new_upper``; ``p_value_or_bound``; ``passed``; ``meaning`` (plain language). Rules:
 
-        * placebo — passes when the CI of the placebo effect covers 0; ``p_value_or_bound`` is the
-          two-sided p-value of "placebo effect = 0".
+        * placebo — passes when the CI of the placebo effect covers 0, or the placebo effect is immaterial
+          (under 10% of the estimate's 95% CI half-width); ``p_value_or_bound`` is the two-sided p-value of
+          "placebo effect = 0". Expect a false alarm in about 5% of correct analyses.
         * random_common_cause, data_subset — pass when the new estimate is statistically indistinguishable
           from the original or moved by less than 10% of the original's CI half-width; the p-value is for
           "no shift".
+
+        CIs and p-values over simulations use Student's t (the mean of ``num_simulations`` draws).
         * unobserved — passes when every simulated draw keeps the sign of the estimate;
           ``p_value_or_bound`` is the least favourable draw (the one pushed furthest towards zero).
 
@@ -308,6 +316,7 @@ def dowhy_refute(
     """
     refuters = tuple(refuters)
     data = _validate(df, treatment, outcome, confounders, estimate_method, refuters)
+    treatment, outcome = "t", "y"
     confounders = [c for c in data.columns if c not in (treatment, outcome)]
     if not 0.0 < subset_fraction < 1.0:
         raise UpliftInputError(f"subset_fraction must be in (0, 1), got {subset_fraction}")
@@ -342,11 +351,11 @@ def dowhy_refute(
                                       subset_fraction=subset_fraction, num_simulations=sims, random_state=rng)
             else:
                 kappa_t, kappa_y = _observed_strength(data, treatment, outcome, confounders)
-                # DoWhy flips a treatment with ``1 - t``, which pandas 3 refuses on a bool column: use 0/1 here.
-                int_model = CausalModel(data=data.astype({treatment: int}), treatment=treatment, outcome=outcome,
-                                        common_causes=confounders)
+                # DoWhy flips a treatment with ``1 - t``, which pandas 3 refuses on a bool column: use 0/1.
+                int_model = CausalModel(data=data.astype({treatment: int}), treatment=treatment,
+                                        outcome=outcome, common_causes=confounders)
                 for draw in range(min(sims, 5)):
-                    np.random.seed(random_state + draw)
+                    np.random.seed(random_state + draw)  # noqa: NPY002 - the hidden confounder's draw
                     int_model.refute_estimate(
                         estimand, estimate, method_name="add_unobserved_common_cause",
                         simulation_method="direct-simulation", confounders_effect_on_treatment="binary_flip",
@@ -358,31 +367,33 @@ def dowhy_refute(
 
 def _row(name: str, est: float, se: float, values: list[float], *, kappa, subset: float) -> dict:
     """Summarise one refuter's simulated estimates into a verdict and a plain-language meaning."""
-    new, lo, hi, sem = _mean_ci(values)
+    new, lo, hi, sem, dof = _mean_ci(values)
     half_width = Z95 * se
-    row = {"refuter": name, "estimate": est, "estimate_lower": est - half_width, "estimate_upper": est + half_width,
-           "new_estimate": new, "new_lower": lo, "new_upper": hi}
+    immaterial = MATERIAL_SHIFT * half_width
+    row = {"refuter": name, "estimate": est, "estimate_lower": est - half_width,
+           "estimate_upper": est + half_width, "new_estimate": new, "new_lower": lo, "new_upper": hi}
     ci = f"{new:.4g} [{lo:.4g}, {hi:.4g}]"
     if name == "placebo":
-        p = _p_two_sided(new, sem)
-        passed = lo <= 0.0 <= hi
-        meaning = (f"With the campaign flag randomly shuffled the estimated effect is {ci}, consistent with zero: "
-                   "the method does not invent effects." if passed else
-                   f"With the campaign flag randomly shuffled the method still finds an effect of {ci}: it invents "
-                   "effects (look for leakage or a bug) and the estimate should not be trusted.")
+        p = _p_two_sided(new, sem, dof)
+        passed = lo <= 0.0 <= hi or abs(new) <= immaterial
+        meaning = (f"With the campaign flag randomly shuffled the estimated effect is {ci}, consistent with "
+                   "zero: the method does not invent effects." if passed else
+                   f"With the campaign flag randomly shuffled the method still finds an effect of {ci}: it "
+                   "invents effects (look for leakage or a bug) and the estimate should not be trusted.")
     elif name in ("random_common_cause", "data_subset"):
-        p = _p_two_sided(new - est, sem)
-        passed = p >= 0.05 or abs(new - est) <= MATERIAL_SHIFT * half_width
+        p = _p_two_sided(new - est, sem, dof)
+        passed = p >= 0.05 or abs(new - est) <= immaterial
         what = ("Adding a made-up random customer feature" if name == "random_common_cause"
                 else f"Re-estimating on random {subset:.0%} subsets of the customers")
         meaning = (f"{what} gives {ci} vs {est:.4g} originally: the estimate is stable." if passed else
-                   f"{what} moves the estimate to {ci} from {est:.4g}: the result is fragile, so treat it with care.")
+                   f"{what} moves the estimate to {ci} from {est:.4g}: the result is fragile, so treat it "
+                   "with care.")
     else:
         # The least favourable draw: the one pushed furthest towards (or past) zero.
         p = float(min(values) if est > 0 else max(values))
         passed = bool(est != 0.0 and np.sign(p) == np.sign(est))
-        meaning = (f"A hidden confounder as strong as the strongest measured feature (flipping {kappa:.0%} of "
-                   f"treatment assignments) would move the estimate to {ci}, worst draw {p:.4g}: "
+        meaning = (f"A hidden confounder as strong as the strongest measured feature (flipping {kappa:.0%} "
+                   f"of treatment assignments) would move the estimate to {ci}, worst draw {p:.4g}: "
                    + ("the effect keeps its sign." if passed else
                       "that could erase or reverse the effect, so the conclusion depends on having measured "
                       "every important confounder."))

@@ -123,7 +123,9 @@ def _segment_column(frame: pd.DataFrame, col: str, bins, categories: dict) -> tu
     missing = series.isna().to_numpy()
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     spec = bins.get(col, 5) if isinstance(bins, dict) else bins
-    values = series.to_numpy(dtype=float, na_value=np.nan) if numeric else None
+    # Compare in the column's own precision: a float32 59.2 must fall in the band labelled "≤ 59.2".
+    dtype = np.float32 if numeric and series.dtype == np.float32 else np.float64
+    values = series.to_numpy(dtype=dtype, na_value=np.nan) if numeric else None
     if numeric and isinstance(spec, int | np.integer) and not isinstance(spec, bool):
         if spec < 1:
             raise UpliftInputError(f"bins for column {col!r} must be a positive number of bands, got {spec}")
@@ -146,6 +148,7 @@ def _segment_column(frame: pd.DataFrame, col: str, bins, categories: dict) -> tu
         raise UpliftInputError(f"bins were given for column {col!r}, but it is categorical; "
                                "drop it from bins")
     if numeric:
+        edges = np.unique(edges.astype(dtype))
         codes = np.searchsorted(edges, values, side="left")
         labels = _band_labels(edges)
     else:
