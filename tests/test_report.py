@@ -56,6 +56,12 @@ def obs_study() -> Study:
 
 
 @pytest.fixture(scope="module")
+def loaded_study(rct_study, tmp_path_factory) -> Study:
+    """The RCT study saved and loaded back: no training data, so the report draws only two figures."""
+    return Study.load(rct_study.save(tmp_path_factory.mktemp("model") / "model"))
+
+
+@pytest.fixture(scope="module")
 def rct_report(rct_study, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
     with warnings.catch_warnings():
@@ -199,13 +205,13 @@ def test_report_is_self_contained(rct_report):
     assert all(s.startswith(("data:image/png;base64,", "#")) for s in srcs)
 
 
-def test_user_strings_are_escaped_and_the_write_is_atomic(rct_study, tmp_path):
-    study = copy.copy(rct_study)
-    study.notes = [*rct_study.notes, "<script>alert('note')</script>"]
+def test_user_strings_are_escaped_and_the_write_is_atomic(loaded_study, tmp_path):
+    study = copy.copy(loaded_study)
+    study.notes = [*loaded_study.notes, "<script>alert('note')</script>"]
     path = tmp_path / "r.html"
     path.write_text("old report")
     out = write_report(study, path, command_line="uplift fit '<img src=x onerror=alert(1)>'",
-                       title="Q3 <b>coupon</b> & friends", explain=False, segment_by=[])
+                       title="Q3 <b>coupon</b> & friends")
     text = path.read_text(encoding="utf-8")
     assert out == path and text.startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # replaced, no temporary file left
@@ -214,22 +220,25 @@ def test_user_strings_are_escaped_and_the_write_is_atomic(rct_study, tmp_path):
     assert "Q3 &lt;b&gt;coupon&lt;/b&gt; &amp; friends" in text
 
 
-def test_failing_optional_section_is_shown_not_fatal(rct_study, tmp_path):
-    study = copy.copy(rct_study)
+def test_failing_optional_section_is_shown_not_fatal(loaded_study):
+    study = copy.copy(loaded_study)
 
-    def broken(**_):
-        raise RuntimeError("segment engine exploded")
+    def broken():
+        raise RuntimeError("balance engine exploded")
 
-    def missing(**_):
-        raise ImportError("no module named uplift.campaign")
-
-    study.segments = broken
-    study.target = missing
-    with pytest.warns(RuntimeWarning, match="segment engine exploded"):
-        text = build_report(study, explain=False, cost=0.5, value=30.0)
-    assert 'class="section-error"' in text and "RuntimeError: segment engine exploded" in text
-    assert "Targeting is not available in this installation" in text
+    study.diagnostics = broken
+    with pytest.warns(RuntimeWarning, match="balance engine exploded"):
+        text = build_report(study)
+    assert 'class="section-error"' in text and "RuntimeError: balance engine exploded" in text
     assert "Average effect of the campaign" in text  # the rest of the report is still there
+
+    def missing():
+        raise ImportError("no module named uplift.balance")
+
+    study.diagnostics = missing
+    text = build_report(study)
+    assert 'class="section-error"' not in text
+    assert "Design diagnostics is not available in this installation" in text
 
 
 def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
@@ -243,13 +252,14 @@ def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
     assert estimands == list(ate["estimand"])
 
 
-def test_report_of_a_loaded_study(rct_study, tmp_path):
-    loaded = Study.load(rct_study.save(tmp_path / "model"))
-    text = write_report(loaded, tmp_path / "loaded.html").read_text(encoding="utf-8")
-    assert loaded.manifest_["training_data_sha256"] in text
+def test_report_of_a_loaded_study(loaded_study, tmp_path):
+    text = write_report(loaded_study, tmp_path / "loaded.html").read_text(encoding="utf-8")
+    assert loaded_study.manifest_["training_data_sha256"] in text
     assert "needs the training data" in text
     assert 'class="section-error"' not in text
     assert 'alt="Forest plot of average effects"' in text
+    page = _parse(text)
+    assert set(SECTION_IDS) <= set(page.ids)
 
 
 # ---------------------------------------------------------------------------------------------- plots

@@ -68,9 +68,9 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
             "(observed spend per visit; replace with your own)", preview, {"arm": "e-mail", "customers": "customers"}))
         pv = value_ci
         console.print(
-            f"expected incremental visits {pv['incremental_outcome']['estimate']:.0f} "
-            f"[{pv['incremental_outcome']['lower']:.0f}, {pv['incremental_outcome']['upper']:.0f}], "
-            f"profit ${pv['profit']['estimate']:,.0f} [{pv['profit']['lower']:,.0f}, {pv['profit']['upper']:,.0f}] "
+            f"expected incremental visits {pv['incremental_outcome']:.0f} "
+            f"[{pv['incremental_outcome_lower']:.0f}, {pv['incremental_outcome_upper']:.0f}], "
+            f"profit ${pv['profit']:,.0f} [{pv['profit_lower']:,.0f}, {pv['profit_upper']:,.0f}] "
             "(doubly-robust policy value on out-of-fold scores, 95% CI)")
         console.print(f"demo finished in {elapsed:.1f} s")
     return extra

@@ -320,7 +320,8 @@ def _perfect_qini_score(y: np.ndarray, treatment: np.ndarray) -> np.ndarray:
     return y * treatment - y * (1.0 - treatment)
 
 
-def _first_at_least(count: Callable[[np.ndarray, np.ndarray], np.ndarray], target: np.ndarray, n: int):
+def _first_at_least(count: Callable[[np.ndarray, np.ndarray], np.ndarray], target: np.ndarray,
+                    n: int) -> np.ndarray:
     """First position where the non-decreasing ``count(b, i)`` reaches ``target[b]`` (n if never).
 
     A binary search vectorised over resamples: O(B log n) reads instead of a pass over the (B, n) array.

@@ -14,9 +14,10 @@ estimate reacts as it should:
 DoWhy builds the causal model (back-door graph: every confounder causes treatment and outcome), identifies
 the effect and generates the refuted data sets; the estimators are ours (subclasses of DoWhy's
 ``CausalEstimator``), so the same estimate is refuted whatever DoWhy version is installed. Version notes
-(checked here): DoWhy 0.12 needs ``networkx < 3.5`` (it imports ``networkx.algorithms.d_separated``);
-its own linear-regression estimator fails under pandas 3 (``params[0]`` on a labelled Series) and its
-unobserved-confounder refuter cannot flip a bool treatment under pandas 3 — both are avoided here.
+(checked here): DoWhy 0.12 calls ``networkx.algorithms.d_separated``, removed in networkx 3.5 (an alias to
+its successor is restored here); its own linear-regression estimator fails under pandas 3 (``params[0]`` on a
+labelled Series) and its unobserved-confounder refuter cannot flip a bool treatment under pandas 3 — both
+are avoided here.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ class _Log(list):
 
     def __deepcopy__(self, memo) -> _Log:
         return self
+
+
+def _networkx_compat() -> None:
+    """DoWhy 0.12 calls ``networkx.algorithms.d_separated``, which networkx 3.5 removed in favour of
+    ``is_d_separator`` (same arguments). Restore the old name so identification works on either side."""
+    import networkx as nx
+
+    if not hasattr(nx.algorithms, "d_separated") and hasattr(nx.algorithms, "is_d_separator"):
+        nx.algorithms.d_separated = nx.algorithms.is_d_separator
 
 
 def _estimator_classes():
@@ -139,14 +149,20 @@ def _estimator_classes():
 @contextlib.contextmanager
 def _quiet_and_seeded(seed: int) -> Iterator[None]:
     """Silence DoWhy's logging/warnings and seed the global numpy RNG (some DoWhy refuters draw from it),
-    restoring both afterwards so the caller's state is untouched."""
+    restoring both afterwards so the caller's state is untouched.
+
+    OpenMP is also limited to one thread: refutation refits small models dozens of times, where one thread
+    is as fast, and busy-waiting OpenMP threads on a loaded machine made LightGBM fits ~100x slower.
+    """
+    from threadpoolctl import threadpool_limits
+
     logger = logging.getLogger("dowhy")
     level = logger.level
     state = np.random.get_state()  # noqa: NPY002 - DoWhy draws from the legacy global RNG
     logger.setLevel(logging.ERROR)
     np.random.seed(seed)  # noqa: NPY002
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -327,6 +343,7 @@ def dowhy_refute(
     from dowhy import CausalModel
     from dowhy.causal_estimator import estimate_effect
 
+    _networkx_compat()
     with _quiet_and_seeded(random_state):
         model = CausalModel(data=data, treatment=treatment, outcome=outcome, common_causes=confounders)
         estimand = model.identify_effect(proceed_when_unidentifiable=True)
