@@ -134,7 +134,7 @@ def render(summary: dict, args, elapsed: float, checks: dict) -> str:
         f"`simulate_campaign(n={args.n}, design=…, seed={args.seed}+rep)`, outcome `{OUTCOME}`; "
         f"observational AIPW with {args.n_folds}-fold cross-fitted LightGBM nuisances (T-learner outcome "
         f"models + propensity). Population truth from {args.truth_n:,} simulated rows. "
-        f"{elapsed / 60:.1f} min in total.",
+        f"{elapsed / 60:.1f} min in total; uplift at `{git_state()}`.",
         "",
         "| design | estimand | method | reps | truth | coverage [Wilson 95%] | coverage of in-sample mean τ "
         "| mean CI width | bias (± MC se) | RMSE | mean SE / SD(est) |",
@@ -157,6 +157,21 @@ def render(summary: dict, args, elapsed: float, checks: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def git_state() -> str:
+    """Commit of the checkout being measured, with ``+dirty`` when it has uncommitted changes."""
+    import subprocess
+
+    try:
+        git = ["git", "-C", str(HERE.parent)]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "uplift"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200, help="replications per design")
@@ -165,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=10_000)
     ap.add_argument("--truth-n", type=int, default=2_000_000, help="rows of the draw that fixes the truth")
+    ap.add_argument("--tag", default="", help="suffix for the result files (coverage_<tag>.md)")
     ap.add_argument("--time-budget", type=float, default=None,
                     help="stop starting new replications after this many seconds "
                     "(every design gets the same count)")
@@ -203,10 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "coverage.md").write_text(text)
-    (RESULTS / "coverage.json").write_text(json.dumps(
-        {"args": vars(args), "truth": truth, "summary": summary, "study_agreement": checks,
-         "elapsed_seconds": elapsed, "records": records}, indent=1))
+    stem = f"coverage_{args.tag}" if args.tag else "coverage"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"args": vars(args), "uplift_commit": git_state(), "truth": truth, "summary": summary,
+         "study_agreement": checks, "elapsed_seconds": elapsed, "records": records}, indent=1))
 
 
 if __name__ == "__main__":

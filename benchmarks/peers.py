@@ -392,7 +392,8 @@ def render(n: int, n_test: int, info: dict, rows: list[dict], env: dict) -> str:
         "",
         f"`simulate_campaign(design=\"rct\", seed={info['seed']})`; treated share "
         f"{info['treated_share']:.3f}, conversion {info['conversion_rate']:.4f}, true ATE on held-out "
-        f"{info['true_ate_test']:.4f}. {env['cpus']} CPUs, threads: {threads}, Python {env['python']}.",
+        f"{info['true_ate_test']:.4f}. {env['cpus']} CPUs, threads: {threads}, Python {env['python']}, "
+        f"uplift at `{env['uplift_commit']}`.",
         "",
         "| method | wall s | peak RSS MB | PEHE (held-out) | Qini (held-out) | time / ours | RSS / ours "
         "| load | note |",
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "UPLIFT_BENCH_THREADS"):
             os.environ[var] = str(args.threads)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads,
-           "versions": _versions()}
+           "versions": _versions(), "uplift_commit": git_state()}
     RESULTS.mkdir(exist_ok=True)
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="uplift_peers_") as tmp:
@@ -480,6 +481,18 @@ def main(argv: list[str] | None = None) -> None:
         (RESULTS / f"peers_{n}.md").write_text(table)
         (RESULTS / f"peers_{n}.json").write_text(json.dumps(
             {"n_train": n, "n_test": args.test_rows, "data": info, "env": env, "rows": rows}, indent=2))
+
+
+def git_state() -> str:
+    """Commit of the checkout being measured, with ``+dirty`` when it has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "uplift"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _versions() -> dict:

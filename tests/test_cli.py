@@ -70,3 +70,42 @@ def test_predict_missing_feature_column(model_dir, campaign_csv, tmp_path):
     out = tmp_path / "o.csv"
     res = runner.invoke(app, ["predict", str(model_dir), str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "channel" in res.output and not out.exists()
+
+
+def test_target_segments_explain_report_commands(model_dir, campaign_csv, tmp_path):
+    out = tmp_path / "list.csv"
+    args = ["target", str(model_dir), str(campaign_csv), "--cost", "0.5", "--value", "40", "--budget", "300",
+            "--out", str(out), "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)["summary"]
+    lst = pd.read_csv(out)
+    assert summary["spend"] <= 300 and lst["cost"].sum() <= 300 + 1e-9
+    assert (lst["expected_profit"] > 0).all() and lst["rank"].is_monotonic_increasing
+    est = summary["estimated"]
+    assert est["profit_lower"] <= est["profit"] <= est["profit_upper"]
+    # Deterministic: the same inputs give a byte-identical list.
+    out2 = tmp_path / "list2.csv"
+    assert runner.invoke(app, [*args[:-3], "--out", str(out2)]).exit_code == 0
+    assert out.read_bytes() == out2.read_bytes()
+
+    res = runner.invoke(app, ["segments", str(model_dir), str(campaign_csv), "--by", "channel", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["segments"] and doc["discovered"]
+
+    res = runner.invoke(app, ["explain", str(model_dir), str(campaign_csv), "--max-rows", "500", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["importance"]
+
+    html = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(model_dir), "--data", str(campaign_csv), "--out", str(html)])
+    assert res.exit_code == 0, res.output
+    assert html.read_text().count("data:image/png;base64") >= 3
+
+
+def test_segments_refuses_data_it_was_not_trained_on(model_dir, campaign_csv, tmp_path):
+    other = tmp_path / "other.csv"
+    pd.read_csv(campaign_csv).iloc[::-1].to_csv(other, index=False)
+    res = runner.invoke(app, ["segments", str(model_dir), str(other), "--by", "channel"])
+    assert res.exit_code == 2 and "not the data the model was trained on" in res.output

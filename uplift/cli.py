@@ -124,7 +124,8 @@ def leaderboard_table(board: pd.DataFrame, best: str) -> Table:
 
 def ate_table(ate: pd.DataFrame) -> Table:
     shown = ate.assign(
-        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, 3, f" {r.unit}") for r in ate.itertuples()],
+        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, 3, f" {r.unit}")
+                for r in ate.itertuples()],
         relative=[fmt_ci(100 * r.relative_lift, 100 * r.relative_lower, 100 * r.relative_upper, 1, "%")
                   for r in ate.itertuples()],
         base=[f"{r.control_mean:.4g}" for r in ate.itertuples()],
@@ -260,6 +261,187 @@ def demo(
 
     frame = load_hillstrom()
     run_demo(frame, folds=folds, seed=seed, out=out, as_json=as_json)
+
+
+def _load_with_data(model_dir: Path, data: Path):
+    from uplift.io import read_table
+    from uplift.study import Study
+
+    return Study.load(model_dir).attach_data(read_table(data))
+
+
+def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -> None:
+    from uplift.io import write_table
+
+    if out is not None:
+        write_table(frame, out, protect=protect)
+
+
+@app.command()
+@cli_command
+def segments(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    by: Annotated[list[str], typer.Option(help="Segment column (repeat for crossed segments).")] = [],  # noqa: B006
+    bins: Annotated[int, typer.Option(help="Quantile bins for numeric columns.")] = 5,
+    min_size: Annotated[int, typer.Option(help="Segments smaller than this are flagged, not reported.")] = 200,
+    discover: Annotated[bool, typer.Option(help="Also discover segments with an honest shallow tree.")] = True,
+    max_depth: Annotated[int, typer.Option(help="Depth of the discovery tree (≤ 3 reads best).")] = 3,
+    min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
+    out: Annotated[Path | None, typer.Option(help="Write the segment table here (.csv or .parquet).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Uplift per segment with 95% doubly-robust CIs, and auto-discovered segments as readable rules."""
+    study = _load_with_data(model_dir, data)
+    doc: dict = {}
+    if by:
+        seg = study.segments(list(by), bins=bins, min_size=min_size)
+        doc["segments"] = seg
+        _write(seg, out, protect=data)
+    if discover:
+        doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf)
+        if not by:
+            _write(doc["discovered"], out, protect=data)
+    if not doc:
+        raise UpliftInputError("nothing to do: give --by COLUMN and/or keep --discover")
+    if as_json:
+        print_json(doc)
+        return
+    for name, frame in doc.items():
+        cols = [c for c in ("arm", "segment", "rule", "n", "n_treated", "n_control", "label", "predicted_uplift",
+                            "note") if c in frame.columns]
+        title = ("Segments" if name == "segments" else
+                 "Discovered segments (honest: fit on one half, estimated on the other)")
+        console.print(table(f"{title} — uplift with 95% CI", frame.fillna(""), {c: c for c in cols}))
+
+
+@app.command()
+@cli_command
+def explain(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    max_rows: Annotated[int, typer.Option(help="Customers to explain (a random sample).")] = 2000,
+    plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What drives uplift: SHAP importance of the chosen model (via a surrogate tree, fidelity R² shown)."""
+    from uplift.explain import plot_summary
+
+    study = _load_with_data(model_dir, data)
+    expl = study.explain(max_rows=max_rows)
+    drivers = expl.top_drivers(3)
+    _write(drivers, out, protect=data)
+    if plot is not None:
+        import io as _io
+
+        from uplift.io import atomic_write_bytes
+
+        buf = _io.BytesIO()
+        plot_summary(expl).savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        atomic_write_bytes(plot, buf.getvalue())
+    doc = {"importance": expl.importance, "surrogate_r2": getattr(expl, "surrogate_r2", None),
+           "top_drivers_preview": drivers.head(10)}
+    if as_json:
+        print_json(doc)
+        return
+    console.print(table("What drives uplift (mean |SHAP|, outcome units)", expl.importance,
+                        {c: c for c in expl.importance.columns}))
+    if doc["surrogate_r2"] is not None:
+        console.print(f"surrogate fidelity R² (held-out): {doc['surrogate_r2']}")
+
+
+@app.command()
+@cli_command
+def target(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    customers: Annotated[Path, typer.Argument(help="Customers to target (.csv, .csv.gz or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Targeting list to write (.csv or .parquet).")],
+    cost: Annotated[list[str], typer.Option(help="Cost per coupon: one number, or ARM=COST (repeat).")],
+    value: Annotated[float | None, typer.Option(help="Money per conversion (revenue outcome: default 1).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Total budget; default: everyone with positive profit.")] = None,
+    max_customers: Annotated[int | None, typer.Option(help="At most this many customers.")] = None,
+    min_roi: Annotated[float | None, typer.Option(help="Only coupons with at least this ROI.")] = None,
+    exclude: Annotated[Path | None, typer.Option(help="File of ids never to contact (one per line or a table "
+                                                      "with the id column).")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Write every customer with a `selected` flag.")] = False,
+    allow_negative: Annotated[bool, typer.Option(help="Also target negative-profit customers (not advised).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the random-targeting baseline.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
+    from uplift.io import read_table
+    from uplift.study import Study
+
+    study = Study.load(model_dir)
+    frame = read_table(customers)
+    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers, min_roi=min_roi,
+                       exclude=excluded, allow_negative=allow_negative, include_all=all_rows, random_state=seed)
+    _write(res.list, out, protect=customers)
+    if as_json:
+        print_json({"summary": res.summary, "out": str(out)})
+        return
+    show_targeting(res.summary, out)
+
+
+def _read_ids(path: Path, id_col: str | None) -> list[str]:
+    from uplift.io import read_table
+
+    if path.suffix in (".txt", ""):
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UpliftInputError(f"cannot read exclusion list {path}: {exc}") from None
+    ids = read_table(path)
+    col = id_col if id_col in ids.columns else ids.columns[0]
+    return ids[col].astype(str).tolist()
+
+
+def show_targeting(summary: dict, out: Path | None) -> None:
+    est = summary["estimated"]
+    rows = [("this list", est)] + [(name, v) for name, v in summary["baselines"].items()]
+
+    def ci(d: dict, key: str, money: bool) -> str:
+        f = "{:,.0f}" if money else "{:,.1f}"
+        lo, hi = d.get(key + "_lower"), d.get(key + "_upper")
+        if lo is None:
+            return f.format(d.get(key, float("nan")))
+        return f"{f.format(d[key])} [{f.format(lo)}, {f.format(hi)}]"
+
+    t = Table(title="Expected result (doubly-robust estimate on held-out rows, 95% CI)", title_justify="left")
+    for col in ("policy", "customers", "spend", "incremental conversions", "incremental revenue", "profit", "ROI"):
+        t.add_column(col)
+    for name, d in rows:
+        t.add_row(name, f"{d.get('n_selected', '')}", f"{d.get('spend', float('nan')):,.0f}",
+                  ci(d, "incremental_outcome", False), ci(d, "incremental_revenue", True), ci(d, "profit", True),
+                  ci(d, "roi", False))
+    console.print(t)
+    console.print(f"selected {summary['customers_selected']:,} of {summary['customers_scored']:,} customers; "
+                  f"spend {summary['spend']:,.2f}; by coupon: {summary['by_coupon']}"
+                  + (f"; wrote [bold]{out}[/]" if out else ""))
+
+
+@app.command()
+@cli_command
+def report(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    data: Annotated[Path | None, typer.Option(help="Training data (enables segments, SHAP and diagnostics plots).")]
+    = None,
+    segment_by: Annotated[list[str], typer.Option(help="Segment column for the report (repeat).")] = [],  # noqa: B006
+    cost: Annotated[float | None, typer.Option(help="Cost per coupon, for the targeting section.")] = None,
+    value: Annotated[float | None, typer.Option(help="Money per conversion, for the targeting section.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
+) -> None:
+    """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
+    from uplift.report import write_report
+    from uplift.study import Study
+
+    study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
+    write_report(study, out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
+                 cost=cost, value=value, budget=budget)
+    console.print(f"wrote report to [bold]{out}[/]")
 
 
 def main() -> None:

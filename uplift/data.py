@@ -236,7 +236,8 @@ def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
             "drop those rows or fill them (e.g. 0 for no conversion)"
         )
     if np.all(y == y[0]):
-        raise UpliftInputError(f"outcome column {name!r} is constant ({y[0]:g} in every row): there is nothing to model")
+        raise UpliftInputError(f"outcome column {name!r} is constant ({y[0]:g} in every row): "
+                               "there is nothing to model")
     kind = "binary" if np.isin(y, (0.0, 1.0)).all() else "continuous"
     return y, kind
 

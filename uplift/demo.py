@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.cli import RichProgress, console, print_json, show_study, table
+from uplift.cli import RichProgress, console, show_study, table
 from uplift.study import Study
 
 #: Money assumptions of the preview, stated on screen: the analyst replaces them with the real ones.

@@ -26,6 +26,10 @@ EFFECT_PARAMS = {
 }
 
 
+#: Fits on fewer rows than this use one thread.
+SMALL_FIT_ROWS = 20_000
+
+
 @dataclass
 class LGBMModel:
     """LightGBM model with early stopping; ``kind`` is ``"binary"`` (predicts a probability) or ``"regression"``.
@@ -58,7 +62,9 @@ class LGBMModel:
         n = len(y)
         params = {
             **self.params, "objective": self.kind, "verbosity": -1, "seed": self.random_state,
-            "deterministic": True, "force_col_wise": True, "num_threads": 0,
+            "deterministic": True, "force_col_wise": True,
+            # Thread start-up and synchronisation outweigh the work on small fits.
+            "num_threads": 1 if n < SMALL_FIT_ROWS else 0,
         }
         params["min_data_in_leaf"] = int(min(params["min_data_in_leaf"], max(5, n // 20)))
         cat = self.categorical or "auto"
@@ -83,7 +89,7 @@ class LGBMModel:
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.constant_ is not None:
             return np.full(len(X), self.constant_)
-        return self.booster_.predict(X, num_threads=0)
+        return self.booster_.predict(X, num_threads=1 if len(X) < SMALL_FIT_ROWS else 0)
 
     def to_bytes(self) -> bytes:
         if self.constant_ is not None:

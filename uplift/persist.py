@@ -137,6 +137,7 @@ def save_study(study, directory: Path) -> Path:
         "leaderboard": json.loads(study.leaderboard_.to_json(orient="split", double_precision=15)),
         "ate": json.loads(study.ate_.to_json(orient="split", double_precision=15)),
         "calibration": json.loads(study.calibration_.to_json(orient="split", double_precision=15)),
+        "diagnostics": _plain(getattr(study, "diagnostics_", {})),
         "training": {"n": int(data.n), "arm_counts": data.arm_counts(),
                      "outcome_kinds": data.outcome_kinds},
     }
@@ -147,6 +148,23 @@ def save_study(study, directory: Path) -> Path:
     }
     write_model_dir(directory, files, manifest)
     return directory
+
+
+def _plain(obj):
+    """JSON-ready copy of diagnostics (DataFrames become lists of records, numpy becomes Python)."""
+    if isinstance(obj, pd.DataFrame):
+        return json.loads(obj.to_json(orient="records", double_precision=15))
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _frame(split: dict) -> pd.DataFrame:
@@ -202,6 +220,7 @@ def load_study(directory: Path):
     study.leaderboard_ = _frame(state["leaderboard"])
     study.ate_ = _frame(state["ate"])
     study.calibration_ = _frame(state["calibration"])
+    study.diagnostics_ = state.get("diagnostics", {})
     study.manifest_ = manifest
     study.training_ = state["training"]
     return study

@@ -228,6 +228,26 @@ class Study:
         self._fitted()
         return self.calibration_.copy()
 
+    def attach_data(self, data: pd.DataFrame) -> Study:
+        """Re-attach the training data to a study loaded from disk (verified against the saved data hash).
+
+        Segments and explanations need the training rows; a saved study keeps only their hash.
+        """
+        from uplift.persist import data_hash
+
+        roles = self.roles
+        d = campaign_data(data, roles["treatment"], roles["outcomes"], control=roles["control"],
+                          features=roles["features"], id=roles["id"], propensity=roles["propensity"],
+                          design=self.design)
+        expected = getattr(self, "manifest_", {}).get("training_data_sha256")
+        got = data_hash(d.X, d.treatment, d.outcomes[self.crossfit_.outcome])
+        if expected is not None and got != expected:
+            raise UpliftInputError("this data is not the data the model was trained on (its hash differs from the "
+                                   "saved training-data hash); pass the exact training file")
+        d.design = self.design
+        self.data = d
+        return self
+
     def diagnostics(self) -> dict:
         """Design checks run by :meth:`fit`: SRM, balance (AUC and SMD), overlap and leakage."""
         self._fitted()

@@ -110,7 +110,8 @@ def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dic
     costs = parse_costs(cost, arms)
     if value is None:
         if cf.kind == "binary":
-            raise UpliftInputError("give the value of one conversion (value=..., CLI --value) to turn uplift into money")
+            raise UpliftInputError("give the value of one conversion (value=..., CLI --value) "
+                                   "to turn uplift into money")
         value = 1.0
     if value <= 0:
         raise UpliftInputError(f"value must be positive, got {value}")
