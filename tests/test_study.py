@@ -132,3 +132,15 @@ def test_malicious_model_file_is_refused_even_with_valid_hashes(fitted, tmp_path
     import os
 
     assert not os.path.exists("/tmp/uplift_pwned")
+
+
+def test_observational_refutation_and_e_values(obs_df):
+    study = Study(obs_df, treatment="treatment", outcome="conversion", id="customer_id",
+                  exclude=[*truth_columns(obs_df), "revenue"], design="observational")
+    study.fit(learners=["t"], n_folds=3, n_boot=20)
+    table = study.refute(max_rows=3000, refuters=("placebo",), estimate_method="backdoor.linear_regression")
+    placebo = table.iloc[0]
+    assert placebo["refuter"].startswith("placebo") and bool(placebo["passed"])
+    ev = study.e_values()
+    assert len(ev) == 1 and ev.iloc[0]["e_value"] >= 1.0
+    assert {"overlap", "leakage"} <= set(study.diagnostics())

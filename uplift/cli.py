@@ -156,9 +156,10 @@ def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, see
 
 
 def show_study(study, as_json: bool, extra: dict | None = None) -> None:
+    diag = getattr(study, "diagnostics_", {})
     doc = {
         "design": study.design, "arms": list(study.arms), "outcome": study.crossfit_.outcome,
-        "chosen_learner": study.best_learner_, "notes": study.notes,
+        "chosen_learner": study.best_learner_, "notes": study.notes, "diagnostics": diag,
         "leaderboard": study.leaderboard(), "ate": study.ate(), "calibration": study.calibration(),
         **(extra or {}),
     }
@@ -169,6 +170,7 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
                   f"{', '.join(map(repr, study.arms[1:]))}; modelled outcome: {study.crossfit_.outcome!r}")
     for note in study.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
+    show_diagnostics(diag)
     console.print(leaderboard_table(study.leaderboard(), study.best_learner_))
     console.print(ate_table(study.ate()))
     cal = study.calibration()
@@ -176,6 +178,42 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
         pred=[f"{v:.4f}" for v in cal["predicted_uplift"]],
         obs=[fmt_ci(r.observed_uplift, r.observed_lower, r.observed_upper) for r in cal.itertuples()]),
         {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted", "obs": "observed (95% CI)"}))
+
+
+def show_diagnostics(diag: dict) -> None:
+    """Design checks as a small table: what was checked, the number, pass/fail."""
+    if not diag:
+        return
+    t = Table(title="Design checks", title_justify="left")
+    for col in ("check", "result", "status"):
+        t.add_column(col, overflow="fold")
+
+    def status(ok: bool) -> str:
+        return "[green]pass[/]" if ok else "[bold red]FAIL[/]"
+
+    srm = diag.get("srm")
+    if srm:
+        t.add_row("sample-ratio mismatch (chi-square vs declared split)", srm.get("message", ""),
+                  status(srm.get("passed", True)))
+    for arm, chk in (diag.get("balance_auc") or {}).items():
+        t.add_row(f"balance: can features predict {arm!r}? (cross-fitted AUC, 0.5 = no)",
+                  f"AUC {chk['auc']:.3f} [{chk['lower']:.3f}, {chk['upper']:.3f}]", status(chk.get("passed", True)))
+    bal = diag.get("balance")
+    if bal is not None and len(bal):
+        frame = pd.DataFrame(bal)
+        flagged = frame[frame["flagged"]] if "flagged" in frame else frame.iloc[:0]
+        t.add_row("covariate balance (|SMD| > 0.1 flagged)",
+                  f"{len(flagged)} of {len(frame)} feature levels flagged", status(len(flagged) == 0))
+    for arm, ov in (diag.get("overlap") or {}).items():
+        t.add_row(f"overlap for {arm!r} (propensity outside [0.05, 0.95])", ov.get("message", ""),
+                  status(ov.get("passed", True)))
+    leak = diag.get("leakage")
+    if leak is not None:
+        frame = pd.DataFrame(leak)
+        t.add_row("leakage (post-treatment features)",
+                  ", ".join(sorted(set(frame["feature"].astype(str)))) if len(frame) else "none found",
+                  status(len(frame) == 0))
+    console.print(t)
 
 
 @app.command()
@@ -442,6 +480,29 @@ def report(
     write_report(study, out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
                  cost=cost, value=value, budget=budget)
     console.print(f"wrote report to [bold]{out}[/]")
+
+
+@app.command()
+@cli_command
+def refute(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    arm: Annotated[str | None, typer.Option(help="Treated arm to check (default: the first).")] = None,
+    method: Annotated[str, typer.Option(help="aipw | backdoor.linear_regression")] = "aipw",
+    max_rows: Annotated[int, typer.Option(help="Rows sampled for the refutation.")] = 20_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Try to refute the average effect with DoWhy (placebo, random common cause, subset, hidden confounder)."""
+    study = _load_with_data(model_dir, data)
+    res = study.refute(arm=arm, estimate_method=method, max_rows=max_rows)
+    ev = study.e_values()
+    if as_json:
+        print_json({"refutation": res, "e_values": ev})
+        return
+    console.print(table("DoWhy refutation of the average effect", res, {c: c for c in res.columns}))
+    if len(ev):
+        console.print(table("E-values (risk-ratio strength of a hidden confounder needed to explain the effect away)",
+                            ev, {c: c for c in ev.columns if c != "message"}))
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
         study.fit(n_folds=folds, random_state=seed, progress=progress)
     finally:
         progress.stop()
-    checks = study.diagnostics() if hasattr(study, "diagnostics") else None
 
     # Targeting preview: value of one incremental visit = observed spend per visit (a stated assumption).
     visits = frame["visit"].to_numpy() == 1
@@ -56,8 +55,6 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
         },
         "seconds": elapsed,
     }
-    if checks is not None:
-        extra["diagnostics"] = checks
     if out is not None:
         study.save(out)
         extra["model_dir"] = str(out)

@@ -52,7 +52,14 @@ def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
     >>> uplift_deciles(np.arange(20.0), np.zeros(20)).tolist()[:4]
     [0, 0, 1, 1]
     """
-    pct = pd.Series(uplift).groupby(pd.Series(groups).to_numpy()).rank(method="first", pct=True).to_numpy()
+    uplift = np.asarray(uplift, dtype=float)
+    groups = pd.factorize(np.asarray(groups))[0]
+    order = np.lexsort((np.arange(len(uplift)), uplift, groups))  # ties broken by position: deterministic
+    size = np.bincount(groups)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    g = groups[order]
+    pct = np.empty(len(uplift))
+    pct[order] = (np.arange(len(uplift)) - start[g] + 1) / size[g]
     return np.minimum(np.ceil(pct * N_DECILES) - 1, N_DECILES - 1).astype(int)
 
 
@@ -198,40 +205,38 @@ def assign_holdout(targeting_list: pd.DataFrame, *, holdout: float = 0.1, explor
                                "(or a targeting list made with include_all=True)")
 
     rng = np.random.default_rng(random_state)
-    sel = selected.drop(columns=[c for c in DESIGN_COLUMNS if c in selected.columns]).reset_index(drop=True)
+    sel = selected.drop(columns=[c for c in DESIGN_COLUMNS if c in selected.columns])
     up = sel[uplift_col].to_numpy(dtype=float)
-    arm_codes = pd.factorize(sel[arm_col].astype(str), sort=True)[0]
+    arm_codes = pd.factorize(sel[arm_col], sort=True)[0]
     decile = uplift_deciles(up, arm_codes)
     held = _systematic([arm_codes, decile], holdout, rng)
-    sel["selected"], sel["holdout"], sel["explore"] = True, held, False
-    sel["send"] = ~held
-    sel["propensity"] = 1.0 - holdout
-    sel["uplift_decile"] = decile
-    parts = [sel]
-
-    n_explore = 0
+    n_sel = len(sel)
+    design = {"selected": np.ones(n_sel, dtype=bool), "holdout": held, "explore": np.zeros(n_sel, dtype=bool),
+              "send": ~held, "propensity": np.full(n_sel, 1.0 - holdout), "uplift_decile": decile}
+    rest = None
     if not_selected is not None:
         rest = not_selected.drop(columns=[c for c in DESIGN_COLUMNS if c in not_selected.columns])
-        rest = rest.reset_index(drop=True)
-        rest_codes = pd.factorize(rest[arm_col].astype(str), sort=True)[0]
+        rest_codes = pd.factorize(rest[arm_col], sort=True)[0]
         rest_dec = uplift_deciles(rest[uplift_col].to_numpy(dtype=float), rest_codes)
         explored = _systematic([rest_codes, rest_dec], explore, rng)
-        n_explore = int(explored.sum())
-        rest["selected"], rest["holdout"], rest["explore"] = False, False, explored
-        rest["send"] = explored
-        rest["propensity"] = float(explore)
-        rest["uplift_decile"] = -1
-        parts.append(rest)
-    out = pd.concat(parts, ignore_index=True)
+        m = len(rest)
+        rest_design = {"selected": np.zeros(m, dtype=bool), "holdout": np.zeros(m, dtype=bool),
+                       "explore": explored, "send": explored, "propensity": np.full(m, float(explore)),
+                       "uplift_decile": np.full(m, -1)}
+        design = {k: np.concatenate([v, rest_design[k]]) for k, v in design.items()}
+    frame = sel if rest is None else pd.concat([sel, rest], ignore_index=True)
+    out = pd.concat([frame.reset_index(drop=True), pd.DataFrame(design)], axis=1)
+    n_explore = int(out["explore"].sum())
 
-    n_sel, n_held = len(sel), int(held.sum())
+    n_held = int(held.sum())
     n_sent = n_sel - n_held
     mean_up = float(up.mean())
     summary = {
         "n_selected": n_sel, "n_holdout": n_held, "n_sent": n_sent, "holdout_share": float(holdout),
         "n_not_selected": 0 if not_selected is None else len(not_selected), "n_explore": n_explore,
         "explore_share": float(explore), "n_coupons_sent": n_sent + n_explore,
-        "holdout_by_coupon": {str(k): int(v) for k, v in sel.groupby(arm_col, sort=True)["holdout"].sum().items()},
+        "holdout_by_coupon": {str(k): int(v) for k, v in zip(pd.factorize(sel[arm_col], sort=True)[1],
+                                                             np.bincount(arm_codes, held), strict=True)},
         "predicted_uplift": mean_up, "predicted_incremental_outcome": float(up[~held].sum()),
         "alpha": alpha, "power": power, "base_rate": base_rate, "outcome_sd": outcome_sd,
         "mde": None, "mde_total": None, "warning": None, "random_state": random_state,

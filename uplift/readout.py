@@ -23,13 +23,27 @@ def _figures(est: float, se: float, z: float, name: str) -> dict:
     return {name: est, f"{name}_se": se, f"{name}_lower": est - z * se, f"{name}_upper": est + z * se}
 
 
-def _keys(col: pd.Series) -> pd.Series:
-    """Ids as comparable strings: 17, 17.0 and "17" are the same customer (CSV round trips change types)."""
-    if pd.api.types.is_float_dtype(col):
+def _bounds(est: np.ndarray, se: np.ndarray, z: float, name: str) -> dict:
+    return {name: est, f"{name}_lower": est - z * se, f"{name}_upper": est + z * se}
+
+
+def _keys(col: pd.Series) -> np.ndarray:
+    """Ids as comparable values: 17, 17.0 and "17" are the same customer (CSV round trips change types)."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         values = col.to_numpy(dtype=float, na_value=np.nan)
-        if np.all(np.isnan(values) | (np.mod(values, 1) == 0)):
-            col = col.astype("Int64")
-    return col.astype("string").str.strip()
+        if np.all(np.isfinite(values) & (np.mod(values, 1) == 0)):
+            return values.astype(np.int64)
+    return np.asarray([str(v).strip() for v in col.to_numpy(dtype=object)], dtype=object)
+
+
+def _match(list_keys: np.ndarray, res_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row of each list id in the results (-1 if absent), and which result ids the list lacks."""
+    if list_keys.dtype != res_keys.dtype:  # e.g. numeric ids in one file, text in the other
+        list_keys = np.asarray([str(v) for v in list_keys], dtype=object)
+        res_keys = np.asarray([str(v) for v in res_keys], dtype=object)
+    rows = pd.Index(res_keys).get_indexer(list_keys)
+    unknown = pd.Index(list_keys).get_indexer(res_keys) < 0
+    return rows, unknown
 
 
 def hajek(y: np.ndarray, sent: np.ndarray, propensity: np.ndarray) -> tuple[float, float]:
@@ -54,21 +68,40 @@ def hajek(y: np.ndarray, sent: np.ndarray, propensity: np.ndarray) -> tuple[floa
 
 
 def _group_effects(y: np.ndarray, sent: np.ndarray, groups: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
-    """Per group: sizes, sent-minus-holdout difference in means and its Neyman standard error."""
+    """Per group: sizes, sent-minus-holdout difference in means and its Neyman standard error.
+
+    Each arm's outcome variance is estimated as that of "converts with probability p, then spends an
+    amount": p from the arm's share of nonzero outcomes plus one pseudo-conversion and one pseudo-non-
+    conversion (Agresti-Caffo), the amount's first two moments pooled over both arms of the group. For a 0/1
+    outcome this is exactly the Agresti-Caffo variance. A holdout with a handful of conversions would
+    otherwise get a falsely narrow interval (or none at all a zero-width one), and a handful of heavy-tailed
+    order values a variance that is usually too small.
+    """
+    hit = y != 0
+    glob = (y[hit].mean(), (y[hit] ** 2).mean()) if hit.any() else (0.0, 0.0)
+    k = np.bincount(groups[hit], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1 = np.where(k > 0, np.bincount(groups[hit], y[hit], minlength=n_groups) / k, glob[0])
+        m2 = np.where(k > 0, np.bincount(groups[hit], y[hit] ** 2, minlength=n_groups) / k, glob[1])
     out = {}
     for name, mask in (("s", sent), ("h", ~sent)):
         g, v = groups[mask], y[mask]
         n = np.bincount(g, minlength=n_groups).astype(float)
-        total = np.bincount(g, v, minlength=n_groups)
-        sq = np.bincount(g, v * v, minlength=n_groups)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / n
-            var = np.maximum(sq - n * mean**2, 0.0) / (n - 1)
-        out[f"n_{name}"], out[f"mean_{name}"], out[f"var_{name}"] = n, mean, np.where(n > 1, var, np.nan)
+            mean = np.bincount(g, v, minlength=n_groups) / n
+        share = (np.bincount(g, v != 0, minlength=n_groups) + 1) / (n + 2)
+        out[f"n_{name}"], out[f"mean_{name}"] = n, mean
+        out[f"var_{name}"] = np.maximum(share * m2 - (share * m1) ** 2, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["diff"] = out["mean_s"] - out["mean_h"]
         out["se"] = np.sqrt(out["var_s"] / out["n_s"] + out["var_h"] / out["n_h"])
     return out
+
+
+def _total(eff: dict[str, np.ndarray], weight: np.ndarray) -> tuple[float, float]:
+    """Weighted sum of the groups' effects and its standard error (groups are independent strata)."""
+    ok = (eff["n_s"] > 0) & (eff["n_h"] > 0)
+    return float((weight * eff["diff"])[ok].sum()), float(np.sqrt(((weight * eff["se"]) ** 2)[ok].sum()))
 
 
 def _table(labels, key: str, up: np.ndarray, y: np.ndarray, rev: np.ndarray | None, cost: np.ndarray | None,
@@ -77,29 +110,25 @@ def _table(labels, key: str, up: np.ndarray, y: np.ndarray, rev: np.ndarray | No
     k = len(labels)
     eff = _group_effects(y, sent, groups, k)
     n_s = eff["n_s"]
-    table = pd.DataFrame({key: list(labels), "n_sent": n_s.astype(int), "n_holdout": eff["n_h"].astype(int)})
-    table["predicted_uplift"] = np.bincount(groups, up, minlength=k) / np.bincount(groups, minlength=k)
-    table["realised_uplift"] = eff["diff"]
-    table["realised_uplift_lower"] = eff["diff"] - z * eff["se"]
-    table["realised_uplift_upper"] = eff["diff"] + z * eff["se"]
-    table["holdout_mean"] = eff["mean_h"]
+    cols = {key: list(labels), "n_sent": n_s.astype(int), "n_holdout": eff["n_h"].astype(int),
+            "predicted_uplift": np.bincount(groups, up, minlength=k) / np.bincount(groups, minlength=k)}
+    cols |= _bounds(eff["diff"], eff["se"], z, "realised_uplift")
+    cols["holdout_mean"] = eff["mean_h"]
     name = "incremental_conversions" if kind == "binary" else "incremental_outcome"
-    table[f"predicted_{name}"] = np.bincount(groups[sent], up[sent], minlength=k)
-    for col, est, se in ((name, eff["diff"] * n_s, eff["se"] * n_s),):
-        table[col], table[f"{col}_lower"], table[f"{col}_upper"] = est, est - z * se, est + z * se
+    cols[f"predicted_{name}"] = np.bincount(groups[sent], up[sent], minlength=k)
+    cols |= _bounds(eff["diff"] * n_s, eff["se"] * n_s, z, name)
     if rev is not None:
         r = _group_effects(rev, sent, groups, k)
-        est, se = r["diff"] * n_s, r["se"] * n_s
-        table["incremental_revenue"] = est
-        table["incremental_revenue_lower"], table["incremental_revenue_upper"] = est - z * se, est + z * se
+        cols |= _bounds(r["diff"] * n_s, r["se"] * n_s, z, "incremental_revenue")
         if cost is not None:
             spend = np.bincount(groups[sent], cost[sent], minlength=k)
-            table["spend"] = spend
-            for col in ("", "_lower", "_upper"):
-                table[f"profit{col}"] = table[f"incremental_revenue{col}"] - spend
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    table[f"roi{col}"] = np.where(spend > 0, table[f"profit{col}"] / spend, np.nan)
-    return table
+            cols["spend"] = spend
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for sfx in ("", "_lower", "_upper"):
+                    cols[f"profit{sfx}"] = cols[f"incremental_revenue{sfx}"] - spend
+                for sfx in ("", "_lower", "_upper"):
+                    cols[f"roi{sfx}"] = np.where(spend > 0, cols[f"profit{sfx}"] / spend, np.nan)
+    return pd.DataFrame(cols)
 
 
 def _validate(sent_list: pd.DataFrame, results: pd.DataFrame, id_col: str, outcome: str,
@@ -117,7 +146,7 @@ def _validate(sent_list: pd.DataFrame, results: pd.DataFrame, id_col: str, outco
         ids = frame[id_col]
         if ids.isna().any():
             raise UpliftInputError(f"the {name} has {int(ids.isna().sum())} missing id(s) in column {id_col!r}")
-        dup = _keys(ids).duplicated()
+        dup = pd.Series(_keys(ids)).duplicated()
         if dup.any():
             raise UpliftInputError(f"the {name} has {int(dup.sum())} duplicated id(s) in column {id_col!r} "
                                    f"(e.g. {ids[dup.to_numpy()].iloc[0]!r}); keep one row per customer")
@@ -193,13 +222,11 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     z = float(norm.ppf(1 - alpha / 2))
     notes: list[str] = []
 
-    list_ids, res_ids = _keys(sent_list[id_col]), _keys(results[id_col])
-    unknown = ~res_ids.isin(list_ids)
+    rows, unknown = _match(_keys(sent_list[id_col]), _keys(results[id_col]))
     if unknown.any():
         raise UpliftInputError(f"results hold {int(unknown.sum())} id(s) that were never in the sent list (e.g. "
-                               f"{results[id_col][unknown.to_numpy()].iloc[0]!r}); read out each campaign against "
+                               f"{results[id_col][unknown].iloc[0]!r}); read out each campaign against "
                                "its own list")
-    rows = pd.Index(res_ids).get_indexer(list_ids)
     absent = rows < 0
     if absent.any():
         raise UpliftInputError(f"{int(absent.sum())} of {len(sent_list)} customers of the list have no row in the "
@@ -235,45 +262,55 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     cost = None
     if cost_col in sent_list.columns:
         cost = pd.to_numeric(sent_list[cost_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if np.isnan(cost[send]).any():
-            raise UpliftInputError(f"cost column {cost_col!r} is missing for {int(np.isnan(cost[send]).sum())} sent "
-                                   "customer(s); fill in what their coupon cost")
+        missing_cost = int(np.isnan(cost[selected & send]).sum())
+        if missing_cost:
+            raise UpliftInputError(f"cost column {cost_col!r} is missing for {missing_cost} sent customer(s) of the "
+                                   "selected list; fill in what their coupon cost")
     else:
         notes.append(f"no cost column {cost_col!r} in the sent list: spend, profit and ROI are not reported")
     prop = (pd.to_numeric(sent_list["propensity"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             if "propensity" in sent_list.columns else None)
 
-    # Targeted group: sent vs held out. Hájek weighting with the design propensities reduces to the plain
-    # difference in means for an equal-probability holdout and stays unbiased when shares differ by coupon.
-    t = np.flatnonzero(targeted)
-    e_t = prop[t] if prop is not None else np.full(len(t), n_sent / len(t))
-    if not np.all((e_t > 0) & (e_t < 1)):
-        raise UpliftInputError("propensity of the selected customers must lie strictly between 0 and 1")
-    name = "incremental_conversions" if kind == "binary" else "incremental_outcome"
-    est, se = hajek(y[t], send[t], e_t)
-    summary = {"outcome": outcome, "kind": kind, "n_selected": len(t), "n_sent": n_sent, "n_holdout": n_held,
-               "holdout_mean": float(y[held].mean())}
-    summary |= _figures(est, se, z, "realised_uplift")
-    summary["predicted_uplift"] = float(np.nanmean(up[t]))
-    summary |= _figures(est * n_sent, se * n_sent, z, name)
-    summary[f"predicted_{name}"] = float(np.nansum(up[t][send[t]]))
-    if rev is not None:
-        r_est, r_se = hajek(rev[t], send[t], e_t)
-        summary |= _figures(r_est * n_sent, r_se * n_sent, z, "incremental_revenue")
-        if cost is not None:
-            spend = float(cost[t][send[t]].sum())
-            summary["spend"] = spend
-            summary |= _figures(r_est * n_sent - spend, r_se * n_sent, z, "profit")
-            ok = spend > 0
-            summary |= _figures((r_est * n_sent - spend) / spend if ok else np.nan,
-                                r_se * n_sent / spend if ok else np.nan, z, "roi")
-    summary["method"] = ("sent vs random holdout among the selected customers (IPW with design propensities; "
-                         "difference in means for an equal-share holdout), Neyman standard errors, scaled to the "
-                         "number sent")
-
     arm_labels = (sent_list[arm_col].astype(str).to_numpy() if arm_col in sent_list.columns
                   else np.full(len(sent_list), "coupon", dtype=object))
+    t = np.flatnonzero(targeted)
     coupons, arm_codes = np.unique(arm_labels[t], return_inverse=True)
+    # Strata of coupon x design propensity: within each, the holdout is a simple random share, so the
+    # difference in means is unbiased even when coupons were held out at different rates.
+    e_t = prop[t] if prop is not None else np.zeros(len(t))
+    strata = pd.factorize(pd.MultiIndex.from_arrays([arm_codes, np.round(e_t, 9)]))[0]
+    n_strata = int(strata.max()) + 1
+    eff = _group_effects(y[t], send[t], strata, n_strata)
+    measured = (eff["n_s"] > 0) & (eff["n_h"] > 0)
+    if not measured.any():
+        raise UpliftInputError("no coupon has both sent and held-out customers; the effect cannot be measured")
+    for g in np.flatnonzero(~measured):
+        label = coupons[arm_codes[strata == g][0]]
+        notes.append(f"coupon {label!r}: {int(eff['n_s'][g])} sent and {int(eff['n_h'][g])} held out; not "
+                     "measurable, so left out of the realised totals (its customers are counted in n_unmeasured)")
+    in_measured = measured[strata]
+    n_meas = int(eff["n_s"][measured].sum())
+    name = "incremental_conversions" if kind == "binary" else "incremental_outcome"
+    est, se = _total(eff, eff["n_s"])
+    summary = {"outcome": outcome, "kind": kind, "n_selected": len(t), "n_sent": n_sent, "n_holdout": n_held,
+               "n_unmeasured": int((~in_measured).sum()), "holdout_mean": float(y[held].mean())}
+    summary |= _figures(est / n_meas, se / n_meas, z, "realised_uplift")
+    summary["predicted_uplift"] = float(np.nanmean(up[t][in_measured]))
+    summary |= _figures(est, se, z, name)
+    summary[f"predicted_{name}"] = float(np.nansum(up[t][send[t] & in_measured]))
+    if rev is not None:
+        r_est, r_se = _total(_group_effects(rev[t], send[t], strata, n_strata), eff["n_s"])
+        summary |= _figures(r_est, r_se, z, "incremental_revenue")
+        if cost is not None:
+            spend = float(cost[t][send[t] & in_measured].sum())
+            summary["spend"] = spend
+            summary |= _figures(r_est - spend, r_se, z, "profit")
+            ok = spend > 0
+            summary |= _figures((r_est - spend) / spend if ok else np.nan, r_se / spend if ok else np.nan, z, "roi")
+    summary["method"] = ("sent vs random holdout among the selected customers: difference in means per coupon, "
+                         "scaled to the number sent and summed; Neyman standard errors (variances smoothed by one "
+                         "pseudo-conversion per group)")
+
     by_coupon = _table(coupons, "coupon", up[t], y[t], None if rev is None else rev[t],
                        None if cost is None else cost[t], send[t], arm_codes, z, kind)
     if "uplift_decile" in sent_list.columns:
@@ -296,6 +333,21 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
             "exploration": exploration, "notes": notes}
 
 
+def _ipw_effect(y: np.ndarray, sent: np.ndarray, e: np.ndarray) -> tuple[float, float]:
+    """Average effect of sending among rows sent at random with known propensities ``e``.
+
+    Within strata of equal propensity, IPW (Hájek) is the difference in means, combined by stratum size, with
+    the smoothed Neyman variance of :func:`_group_effects`; propensities that vary row by row fall back to
+    Hájek weighting over all rows with its influence-function standard error.
+    """
+    strata = pd.factorize(np.round(e, 9))[0]
+    k = int(strata.max()) + 1
+    eff = _group_effects(y, sent, strata, k)
+    if ((eff["n_s"] > 0) & (eff["n_h"] > 0)).all():
+        return _total(eff, np.bincount(strata, minlength=k) / len(y))
+    return hajek(y, sent, e)
+
+
 def _exploration(y, rev, up, send, selected, prop, cost, z, kind, notes) -> dict | None:
     """IPW effect among the not-selected customers from the randomly explored ones."""
     rest = np.flatnonzero(~selected)
@@ -309,9 +361,9 @@ def _exploration(y, rev, up, send, selected, prop, cost, z, kind, notes) -> dict
         raise UpliftInputError("exploration rows need the design propensity column 'propensity' in the sent list")
     e = prop[rest]
     if not np.all((e > 0) & (e < 1)):
-        raise UpliftInputError("propensity of the explored (not-selected) customers must lie strictly between 0 and "
-                               "1; it is the share chosen at random for exploration")
-    est, se = hajek(y[rest], send[rest], e)
+        raise UpliftInputError("propensity of the not-selected customers must lie strictly between 0 and 1; it is "
+                               "the share chosen at random for exploration")
+    est, se = _ipw_effect(y[rest], send[rest], e)
     n = len(rest)
     out = {"n_not_selected": n, "n_explored": n_exp}
     out |= _figures(est, se, z, "realised_uplift")
@@ -321,10 +373,10 @@ def _exploration(y, rev, up, send, selected, prop, cost, z, kind, notes) -> dict
     # when this interval lies at or below the value of the coupons it would cost.
     out |= _figures(est * n, se * n, z, f"{name}_if_all_sent")
     if rev is not None:
-        r_est, r_se = hajek(rev[rest], send[rest], e)
+        r_est, r_se = _ipw_effect(rev[rest], send[rest], e)
         out |= _figures(r_est * n, r_se * n, z, "incremental_revenue_if_all_sent")
-        if cost is not None:
-            out["spend_if_all_sent"] = float(np.nansum(cost[rest]))
-            out["exploration_spend"] = float(np.nansum(cost[rest][send[rest]]))
-    out["method"] = "inverse-probability weighting (Hájek) with the exploration propensities"
+        if cost is not None and np.isfinite(cost[rest]).all():
+            out["spend_if_all_sent"] = float(cost[rest].sum())
+            out["exploration_spend"] = float(cost[rest][send[rest]].sum())
+    out["method"] = "inverse-probability weighting (Hájek) with the exploration propensities, Neyman variance"
     return out

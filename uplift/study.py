@@ -253,6 +253,47 @@ class Study:
         self._fitted()
         return dict(self.diagnostics_)
 
+    def refute(self, *, arm: str | None = None, estimate_method: str = "aipw", max_rows: int = 20_000,
+               refuters: tuple[str, ...] = ("placebo", "random_common_cause", "data_subset", "unobserved"),
+               random_state: int = 0) -> pd.DataFrame:
+        """DoWhy refutation of the average effect of ``arm`` (default: the first treated arm) vs control.
+
+        Builds a back-door causal model with every feature as a confounder, estimates the effect and runs
+        placebo-treatment, random-common-cause, data-subset and unobserved-confounder refuters (see
+        :func:`uplift.refute.dowhy_refute`), on a random sample of at most ``max_rows`` rows.
+        """
+        from uplift.refute import dowhy_refute
+
+        self._fitted()
+        data = self._training_data()
+        a = 1 if arm is None else self.arms.index(arm) if arm in self.arms[1:] else None
+        if a is None:
+            raise UpliftInputError(f"arm {arm!r} is not a treated arm; choose from {', '.join(self.arms[1:])}")
+        rows = np.flatnonzero((data.treatment == 0) | (data.treatment == a))
+        if len(rows) > max_rows:
+            rows = np.sort(np.random.default_rng(random_state).choice(rows, max_rows, replace=False))
+        X = data.X[rows]
+        X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+        frame["treated"] = (data.treatment[rows] == a).astype(int)
+        frame["outcome"] = data.outcomes[self.crossfit_.outcome][rows]
+        table = dowhy_refute(frame, "treated", "outcome", [f"x{j}" for j in range(X.shape[1])],
+                             estimate_method=estimate_method, refuters=refuters, random_state=random_state)
+        table.attrs["features"] = dict(zip(frame.columns[:X.shape[1]], self.schema.names, strict=True))
+        return table
+
+    def e_values(self) -> pd.DataFrame:
+        """E-value of every binary-outcome ATE (VanderWeele & Ding): how strong hidden confounding must be
+        (risk-ratio scale, with both treatment and outcome) to explain the effect away."""
+        from uplift.diagnostics import e_value
+
+        self._fitted()
+        rows = []
+        for r in self.ate_.query("estimand == 'ATE' and unit == 'pp' and control_mean > 0").itertuples():
+            ev = e_value(r.estimate, r.lower, r.upper, baseline_risk=r.control_mean, kind="rd")
+            rows.append({"arm": r.arm, "outcome": r.outcome, **ev})
+        return pd.DataFrame(rows)
+
     def segments(self, by: list[str] | str, **kwargs) -> pd.DataFrame:
         """Uplift per segment with 95% AIPW CIs (see :func:`uplift.segments.segment_uplift`)."""
         from uplift.segments import segment_uplift
