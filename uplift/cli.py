@@ -268,21 +268,17 @@ def predict(
     learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict uplift for every row of DATA (id, uplift and CI columns where available)."""
-    from uplift.io import read_table, write_table
+    """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
+    from uplift.scoring import score_file
     from uplift.study import Study
 
     study = Study.load(model_dir)
-    frame = read_table(data)
-    pred = study.predict_uplift(frame, learner=learner)
-    write_table(pred, out, protect=data)
-    summary = {"rows": len(pred), "out": str(out), "learner": learner or study.best_learner_,
-               "mean_uplift": float(pred["uplift"].mean())}
+    rows = score_file(study, data, out, learner=learner)
+    summary = {"rows": rows, "out": str(out), "learner": learner or study.best_learner_}
     if as_json:
         print_json(summary)
     else:
-        console.print(f"wrote {len(pred):,} predictions ({summary['learner']}-learner) to [bold]{out}[/]; "
-                      f"mean predicted uplift {summary['mean_uplift']:.4f}")
+        console.print(f"wrote {rows:,} predictions ({summary['learner']} learner) to [bold]{out}[/]")
 
 
 @app.command()

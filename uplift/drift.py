@@ -23,7 +23,8 @@ PROFILE_VERSION = 1
 N_BINS = 10
 #: Floor for a bin share inside the PSI logarithm: an empty bin means "rare", not "impossible".
 SHARE_FLOOR = 1e-4
-N_BOOT = 200
+#: Simulated samples for the chance level of the PSI (cheap: multinomial draws of a few bin counts).
+N_BOOT = 2000
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -210,6 +211,10 @@ def drift_from_profile(profile: dict, score: pd.DataFrame, schema: FeatureSchema
     rng = np.random.default_rng(random_state)
     n = len(score)
     num = _numeric(score, schema)
+    # Chance level with a Bonferroni split over all PSIs checked: with many features one of them would
+    # otherwise cross its own 95% level by luck in a small scoring batch.
+    n_checks = len(schema.names) + (len(profile.get("uplift") or []) if score_uplift is not None else 0)
+    level = 1 - 0.05 / n_checks
     rows, warnings, j = [], [], 0
     for name in schema.names:
         f = feats[name]
@@ -230,14 +235,14 @@ def drift_from_profile(profile: dict, score: pd.DataFrame, schema: FeatureSchema
             q = _bin_shares(x[~missing], np.asarray(f["edges"], dtype=float))
             unseen = 0.0
         value = float(psi(p, q)) if n_ok else float("nan")
-        noise = psi_noise(p, int(f["n"]), n_ok, rng)
+        noise = psi_noise(p, int(f["n"]), n_ok, rng, level)
         miss = float(missing.mean())
         rows.append({"feature": name, "kind": f["kind"], "psi": value, "psi_noise": noise,
                      "unseen_share": unseen, "missing_share_train": f["missing"], "missing_share_score": miss})
         # A shift must be both material (psi_warn) and more than chance at these sample sizes (psi_noise).
         if value > max(psi_warn, noise):
-            warnings.append(f"feature {name!r} has shifted: PSI {value:.3f} > {psi_warn} (chance alone stays "
-                            f"below {noise:.3f} in 95% of samples)")
+            warnings.append(f"feature {name!r} has shifted: PSI {value:.3f} > {psi_warn} (chance alone: "
+                            f"below {noise:.3f})")
         if unseen > unseen_warn:
             warnings.append(f"feature {name!r}: {unseen:.1%} of values are categories never seen in training "
                             f"(> {unseen_warn:.0%}); the model treats them as missing")
@@ -262,7 +267,7 @@ def drift_from_profile(profile: dict, score: pd.DataFrame, schema: FeatureSchema
         for k, ref in enumerate(profile["uplift"]):
             p = np.asarray(ref["shares"], dtype=float)
             q = _bin_shares(u[:, k], np.asarray(ref["edges"], dtype=float))
-            value, noise = float(psi(p, q)), psi_noise(p, int(ref["n"]), n, rng)
+            value, noise = float(psi(p, q)), psi_noise(p, int(ref["n"]), n, rng, level)
             uplift_psi.append({"psi": value, "psi_noise": noise})
             if value > max(psi_warn, noise):
                 arm = f" (coupon {k + 1})" if len(profile["uplift"]) > 1 else ""
@@ -296,8 +301,9 @@ def drift_report(train: pd.DataFrame, score: pd.DataFrame, schema: FeatureSchema
     Returns
     -------
     dict
-        ``features`` (DataFrame: ``psi``, ``psi_noise`` (the PSI chance alone stays below in 95% of samples
-        of these sizes; a warning needs both PSI > ``psi_warn`` and PSI > ``psi_noise``), ``unseen_share``,
+        ``features`` (DataFrame: ``psi``, ``psi_noise`` (the PSI that chance alone stays below at these
+        sample sizes, 95% jointly over all features; a warning needs PSI above both ``psi_warn`` and
+        ``psi_noise``, so a small scoring batch does not raise false alarms), ``unseen_share``,
         ``missing_share_train``, ``missing_share_score``, ``drifted`` per feature), ``uplift_psi`` (list with one
         dict per coupon, or None), ``warnings`` (list of sentences), ``drifted`` (bool), sizes and thresholds.
 
