@@ -96,6 +96,18 @@ def test_ids_join_across_types_and_order():
     assert a["incremental_conversions"] == pytest.approx(b["incremental_conversions"])
 
 
+def test_sent_list_survives_a_csv_round_trip(tmp_path):
+    sent = small_list(1500, seed=5)
+    res = draw_results(sent, seed=6)
+    sent.to_csv(tmp_path / "sent.csv", index=False)
+    back = pd.read_csv(tmp_path / "sent.csv", dtype={"send": str, "holdout": str, "selected": str})
+    a = readout(sent, res, id_col="customer_id", outcome="bought")["summary"]
+    b = readout(back, res, id_col="customer_id", outcome="bought")["summary"]
+    assert a["incremental_conversions"] == pytest.approx(b["incremental_conversions"])
+    with pytest.raises(UpliftInputError, match="'send' of the sent list must be true/false"):
+        readout(sent.assign(send="maybe"), res, id_col="customer_id", outcome="bought")
+
+
 def test_calibration_puts_predicted_next_to_realised_per_decile():
     # Large list, predicted uplift == true uplift: realised tracks predicted decile by decile.
     sent = small_list(60_000, seed=7, holdout=0.3)
@@ -132,6 +144,12 @@ def test_exploration_ipw_recovers_known_effect_among_not_selected():
     assert ex["n_explored"] == int(sent["explore"].sum())
     assert ex["realised_uplift_lower"] < 0.05 < ex["realised_uplift_upper"]
     assert ex["exploration_spend"] == pytest.approx(0.5 * ex["n_explored"])
+    # A targeting list made with include_all=True has no cost for its not-selected rows: the coupon's price
+    # on the selected list is used, and said so.
+    blank = sent.assign(cost=np.where(sent["selected"], sent["cost"], np.nan))
+    out = readout(blank, res, id_col="customer_id", outcome="bought", value=10.0)
+    assert out["exploration"]["spend_if_all_sent"] == pytest.approx(0.5 * ex["n_not_selected"])
+    assert any("price of their coupon" in note for note in out["notes"])
 
 
 # ------------------------------------------------------------------------------------------------------------

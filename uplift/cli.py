@@ -238,6 +238,10 @@ def fit(
     """Fit and evaluate uplift learners on a campaign table and save the study."""
     from uplift.io import read_table
 
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
+                               "(or is not a directory); create it first")
     frame = read_table(data)
     study = _fit_study(frame, _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
                                             propensity), learners, folds, seed, select, as_json)

@@ -131,6 +131,10 @@ def cross_fit(
         raise UpliftInputError(f"outcome {outcome!r} is not one of the study's outcomes: {', '.join(data.outcomes)}")
     if n_folds < 2:
         raise UpliftInputError(f"n_folds must be at least 2, got {n_folds}")
+    smallest = int(np.bincount(data.treatment).min())
+    if n_folds > smallest:
+        raise UpliftInputError(f"n_folds={n_folds} is more than the {smallest} rows of the smallest arm; "
+                               "use fewer folds")
     y, kind = data.outcomes[outcome], data.outcome_kinds[outcome]
     names = tuple(dict.fromkeys(learners))
     for name in names:

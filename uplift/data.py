@@ -22,6 +22,8 @@ Design = Literal["rct", "observational"]
 
 #: Labels taken to mean "no campaign" when the user does not name the control arm.
 CONTROL_WORDS = ("control", "ctrl", "no", "none", "false", "0", "holdout", "untreated", "no e-mail", "no email")
+#: Outcomes beyond this magnitude are export errors (and would overflow variance estimates).
+MAX_OUTCOME = 1e12
 #: Fewest rows an arm may have before fitting is refused.
 MIN_ROWS_PER_ARM = 30
 #: A string feature with more levels than this (and mostly unique values) is treated as an identifier.
@@ -143,6 +145,11 @@ class CampaignData:
         return {a: int(c) for a, c in zip(self.arms, counts, strict=True)}
 
 
+def _show(value: object) -> str:
+    """A value as the user wrote it (no numpy type names in messages)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _is_numeric(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
@@ -154,7 +161,7 @@ def _to_float(col: pd.Series, name: str) -> np.ndarray:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise UpliftInputError(
-                f"feature {name!r} was numeric in training but row {row} holds {col.iloc[row]!r}; "
+                f"feature {name!r} was numeric in training but row {row} holds {_show(col.iloc[row])}; "
                 "fix the value or re-fit with the column as a category"
             )
         col = converted
@@ -165,7 +172,7 @@ def _to_float(col: pd.Series, name: str) -> np.ndarray:
     big = np.abs(values) > np.finfo(np.float32).max
     if big.any():
         row = int(np.flatnonzero(big)[0])
-        raise UpliftInputError(f"feature {name!r} value {values[row]!r} at row {row} is too large for float32")
+        raise UpliftInputError(f"feature {name!r} value {_show(values[row])} at row {row} is too large for float32")
     return values.astype(np.float32)
 
 
@@ -194,7 +201,7 @@ def _arm_codes(col: pd.Series, name: str, control: str | None) -> tuple[np.ndarr
     levels = sorted(pd.unique(labels))
     if len(levels) < 2:
         raise UpliftInputError(
-            f"treatment column {name!r} has only one arm ({levels[0]!r}); an uplift study needs a control and at "
+            f"treatment column {name!r} has only one arm ({_show(levels[0])}); an uplift study needs a control and at "
             "least one treated arm"
         )
     if control is not None:
@@ -224,7 +231,7 @@ def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
     if not pd.api.types.is_numeric_dtype(col):
         sample = col.dropna().astype(str).unique()[:3]
         raise UpliftInputError(
-            f"outcome column {name!r} is not numeric (values like {', '.join(map(repr, sample))}); "
+            f"outcome column {name!r} is not numeric (values like {', '.join(map(_show, sample))}); "
             "encode conversion as 0/1 or revenue as a number"
         )
     y = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -238,6 +245,12 @@ def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
     if np.all(y == y[0]):
         raise UpliftInputError(f"outcome column {name!r} is constant ({y[0]:g} in every row): "
                                "there is nothing to model")
+    big = np.abs(y) > MAX_OUTCOME
+    if big.any():
+        row = int(np.flatnonzero(big)[0])
+        raise UpliftInputError(
+            f"outcome column {name!r} holds {y[row]:g} at row {row}, beyond {MAX_OUTCOME:g}: no campaign outcome is "
+            "that large; check the units or the export")
     kind = "binary" if np.isin(y, (0.0, 1.0)).all() else "continuous"
     return y, kind
 
@@ -380,7 +393,8 @@ def campaign_data(
         if dup.any():
             row = int(dup.to_numpy().argmax())
             raise UpliftInputError(
-                f"id column {id!r} has {int(dup.sum())} duplicated value(s) (e.g. {col.iloc[row]!r} at row {row}); "
+                f"id column {id!r} has {int(dup.sum())} duplicated value(s) "
+                f"(e.g. {_show(col.iloc[row])} at row {row}); "
                 "ids must be unique"
             )
         ids = col.to_numpy()
@@ -393,7 +407,8 @@ def campaign_data(
             row = int(np.flatnonzero(bad)[0])
             raise UpliftInputError(
                 f"propensity column {propensity!r} must lie strictly between 0 and 1; row {row} has "
-                f"{frame[propensity].iloc[row]!r} (a customer who could never, or always, be treated tells us nothing)"
+                f"{_show(frame[propensity].iloc[row])} "
+                "(a customer who could never, or always, be treated tells us nothing)"
             )
         if len(arms) > 2:
             raise UpliftInputError("a single propensity column is only supported for one treated arm")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from uplift.data import FeatureSchema
 from uplift.errors import UpliftInputError
@@ -156,13 +157,25 @@ def psi_noise(shares: np.ndarray, n_train: int, n_score: int, rng: np.random.Gen
               level: float = 0.95) -> float:
     """PSI that chance alone exceeds with probability ``1 - level`` when nothing has changed.
 
-    Both samples are redrawn (multinomial) from the training shares at their actual sizes: the PSI of two
-    finite samples of one distribution is positive, and small scoring batches can show a large PSI by luck.
+    The PSI of two finite samples of one distribution is positive, and small scoring batches can show a
+    large PSI by luck. With at least 20 expected customers in every bin on both sides, PSI x n_train n_score /
+    (n_train + n_score) is close to chi-square with (bins - 1) degrees of freedom (PSI is the symmetrised
+    Kullback-Leibler divergence, locally the chi-square distance); with fewer, both samples are redrawn
+    (multinomial) from the training shares at their actual sizes.
+
+    Examples
+    --------
+    >>> round(psi_noise(np.full(10, 0.1), 6000, 3000, np.random.default_rng(0)), 4)
+    0.0085
     """
     if n_train < 1 or n_score < 1:
         return float("nan")
     p = np.asarray(shares, dtype=float)
-    p = p / p.sum()
+    p = p[p > 0] / p.sum()
+    if len(p) < 2:
+        return 0.0
+    if p.min() * min(n_train, n_score) >= 20:
+        return float(chi2.ppf(level, len(p) - 1) * (1 / n_train + 1 / n_score))
     bp = rng.multinomial(n_train, p, size=N_BOOT) / n_train
     bq = rng.multinomial(n_score, p, size=N_BOOT) / n_score
     return float(np.quantile(psi(bp, bq), level))

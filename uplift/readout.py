@@ -1,12 +1,14 @@
 """Campaign readout: what did the targeting list actually cause, and was the model right?
 
-After a campaign sent with :func:`uplift.holdout.assign_holdout`, :func:`readout` joins the observed outcomes to
-the sent list and compares the customers who got their coupon with the randomly held-out ones. Because the
+After a campaign sent with :func:`uplift.holdout.assign_holdout`, :func:`readout` joins the observed outcomes
+to the sent list and compares the customers who got their coupon with the randomly held-out ones. Because the
 holdout is random, the difference in means is an unbiased estimate of the average effect among the selected
 customers; scaled to the number sent it is the realised incremental outcome, with a 95% interval from the
-Neyman variance. The same comparison per coupon and per predicted-uplift decile sits next to the model's
-prediction (calibration). Exploration rows (not selected, sent at random with a known probability) give an
-inverse-probability-weighted estimate of what the coupon would have done for the customers left out.
+Neyman variance (each group's variance smoothed by one pseudo-conversion, so a small holdout with few
+conversions does not get a falsely narrow interval). The same comparison per coupon and per predicted-uplift
+decile sits next to the model's prediction (calibration). Exploration rows (not selected, sent at random with
+a known probability) give an inverse-probability-weighted estimate of what the coupon would have done for the
+customers left out.
 """
 
 from __future__ import annotations
@@ -131,6 +133,35 @@ def _table(labels, key: str, up: np.ndarray, y: np.ndarray, rev: np.ndarray | No
     return pd.DataFrame(cols)
 
 
+_TRUE, _FALSE = ("true", "1", "1.0", "yes", "y", "t"), ("false", "0", "0.0", "no", "n", "f")
+
+
+def _flag(col: pd.Series, name: str) -> np.ndarray:
+    """A yes/no column as booleans; text from a CSV ("True", "0", "yes") is read, anything else refused."""
+    if pd.api.types.is_bool_dtype(col) and not col.isna().any():
+        return col.to_numpy(dtype=bool)
+    text = col.astype(str).str.strip().str.lower()
+    ok = text.isin(_TRUE + _FALSE)
+    if not ok.all():
+        raise UpliftInputError(f"column {name!r} of the sent list must be true/false; row {int(np.argmin(ok))} "
+                               f"holds {col[~ok].iloc[0]!r}")
+    return text.isin(_TRUE).to_numpy()
+
+
+def _fill_cost(cost: np.ndarray, arms: np.ndarray, selected: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Not-selected rows of a targeting list carry no cost; take their coupon's price from the selected rows."""
+    gaps = np.isnan(cost) & ~selected
+    if not gaps.any():
+        return cost
+    prices = pd.Series(cost[selected]).groupby(arms[selected]).agg(["min", "max"])
+    fixed = prices[prices["min"] == prices["max"]]["min"]
+    filled = cost.copy()
+    filled[gaps] = pd.Series(arms[gaps]).map(fixed).to_numpy(dtype=float, na_value=np.nan)
+    notes.append(f"cost of {int((gaps & ~np.isnan(filled)).sum())} not-selected customer(s) taken from the price of "
+                 "their coupon on the selected list")
+    return filled
+
+
 def _validate(sent_list: pd.DataFrame, results: pd.DataFrame, id_col: str, outcome: str,
               revenue: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     for frame, name, cols in ((sent_list, "sent list", [id_col, "send", "holdout"]),
@@ -242,9 +273,8 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     elif rev is None:
         notes.append("no revenue column or value per conversion given: revenue, profit and ROI are not reported")
 
-    send = sent_list["send"].astype(bool).to_numpy()
-    held = sent_list["holdout"].astype(bool).to_numpy()
-    selected = (sent_list["selected"].astype(bool).to_numpy() if "selected" in sent_list.columns
+    send, held = _flag(sent_list["send"], "send"), _flag(sent_list["holdout"], "holdout")
+    selected = (_flag(sent_list["selected"], "selected") if "selected" in sent_list.columns
                 else np.ones(len(sent_list), dtype=bool))
     if (held & send).any() or (held & ~selected).any():
         raise UpliftInputError("the sent list marks customers as both held out and sent (or held out but not "
@@ -259,6 +289,8 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     if uplift_col not in sent_list.columns:
         raise UpliftInputError(f"the sent list has no predicted uplift column {uplift_col!r}")
     up = pd.to_numeric(sent_list[uplift_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    arm_labels = (sent_list[arm_col].astype(str).to_numpy() if arm_col in sent_list.columns
+                  else np.full(len(sent_list), "coupon", dtype=object))
     cost = None
     if cost_col in sent_list.columns:
         cost = pd.to_numeric(sent_list[cost_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -266,13 +298,12 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
         if missing_cost:
             raise UpliftInputError(f"cost column {cost_col!r} is missing for {missing_cost} sent customer(s) of the "
                                    "selected list; fill in what their coupon cost")
+        cost = _fill_cost(cost, arm_labels, selected, notes)
     else:
         notes.append(f"no cost column {cost_col!r} in the sent list: spend, profit and ROI are not reported")
     prop = (pd.to_numeric(sent_list["propensity"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             if "propensity" in sent_list.columns else None)
 
-    arm_labels = (sent_list[arm_col].astype(str).to_numpy() if arm_col in sent_list.columns
-                  else np.full(len(sent_list), "coupon", dtype=object))
     t = np.flatnonzero(targeted)
     coupons, arm_codes = np.unique(arm_labels[t], return_inverse=True)
     # Strata of coupon x design propensity: within each, the holdout is a simple random share, so the

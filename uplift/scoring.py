@@ -70,17 +70,20 @@ def score_file(study, data: str | Path, out: str | Path, *, learner: str | None 
     3000
     """
     data, out = Path(data), Path(out)
-    if out.resolve() == data.resolve():
+    if out.exists() and data.exists() and os.path.samefile(out, data):
         raise UpliftInputError(f"output {out} is the input file; choose another path")
     if not out.parent.is_dir():
-        raise UpliftInputError(f"output directory {out.parent} does not exist")
+        raise UpliftInputError(f"output directory {out.parent} does not exist; create it first")
     id_col = study.roles.get("id")
     columns = list(study.schema.names) + ([id_col] if id_col else [])
     out_name = out.name.lower()
     parquet = out_name.endswith((".parquet", ".pq"))
     if not parquet and not out_name.endswith(".csv"):
         raise UpliftInputError(f"output {out}: use a .csv or .parquet file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise UpliftInputError(f"cannot write to {out.parent}: {exc.strerror}") from None
     os.close(fd)
     rows = 0
     writer = None

@@ -36,7 +36,11 @@ def parse_costs(cost: float | dict[str, float] | Iterable, arms: tuple[str, ...]
     if not isinstance(cost, dict):
         items = list(cost)
         if len(items) == 1 and "=" not in str(items[0]):
-            return parse_costs(float(items[0]), arms)
+            try:
+                return parse_costs(float(items[0]), arms)
+            except ValueError:
+                raise UpliftInputError(
+                    f"cost {items[0]!r} is not a number; give one number or ARM=COST pairs") from None
         cost = {}
         for item in items:
             if "=" not in str(item):
@@ -122,6 +126,10 @@ def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dic
         up = cf.uplift[learner]
         lo = hi = None
     else:
+        if id_col and id_col in data.columns and data[id_col].duplicated().any():
+            dup = data[id_col][data[id_col].duplicated()].iloc[0]
+            raise UpliftInputError(f"id column {id_col!r} has a duplicate customer {dup!r} in the customer file; "
+                                   "a customer can be on a targeting list only once")
         pred = study.predict_uplift(data, learner=learner)
         frame = data.reset_index(drop=True)
         treated = arms[1:]
