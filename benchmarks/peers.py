@@ -433,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default="all", help="comma-separated method keys, or 'all'")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per method before 'did not finish'")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--tag", default="", help="suffix for the result files (peers_<n>_<tag>.md)")
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenMP/BLAS threads per method (0 = library defaults, i.e. all cores)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -478,8 +479,9 @@ def main(argv: list[str] | None = None) -> None:
         table = render(n, args.test_rows, info, rows, env)
         print()
         print(table)
-        (RESULTS / f"peers_{n}.md").write_text(table)
-        (RESULTS / f"peers_{n}.json").write_text(json.dumps(
+        stem = f"peers_{n}_{args.tag}" if args.tag else f"peers_{n}"
+        (RESULTS / f"{stem}.md").write_text(table)
+        (RESULTS / f"{stem}.json").write_text(json.dumps(
             {"n_train": n, "n_test": args.test_rows, "data": info, "env": env, "rows": rows}, indent=2))
 
 

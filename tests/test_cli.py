@@ -109,3 +109,38 @@ def test_segments_refuses_data_it_was_not_trained_on(model_dir, campaign_csv, tm
     pd.read_csv(campaign_csv).iloc[::-1].to_csv(other, index=False)
     res = runner.invoke(app, ["segments", str(model_dir), str(other), "--by", "channel"])
     assert res.exit_code == 2 and "not the data the model was trained on" in res.output
+
+
+def test_holdout_readout_and_strict_drift(model_dir, campaign_csv, tmp_path):
+    import numpy as np
+
+    sent = tmp_path / "sent.csv"
+    res = runner.invoke(app, ["target", str(model_dir), str(campaign_csv), "--cost", "0.5", "--value", "40",
+                              "--budget", "300", "--holdout", "0.2", "--explore", "0.05", "--out", str(sent)])
+    assert res.exit_code == 0, res.output
+    lst = pd.read_csv(sent)
+    assert lst["holdout"].sum() > 0 and lst["explore"].sum() > 0
+    assert not (lst["holdout"] & lst["send"]).any()
+    rng = np.random.default_rng(0)
+    results = pd.DataFrame({"customer_id": lst["customer_id"],
+                            "converted": (rng.random(len(lst)) < 0.03 + 0.05 * lst["send"]).astype(int)})
+    results.to_csv(tmp_path / "results.csv", index=False)
+    res = runner.invoke(app, ["readout", str(sent), str(tmp_path / "results.csv"), "--outcome", "converted",
+                              "--id", "customer_id", "--value", "40", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)["summary"]
+    assert summary["realised_uplift_lower"] <= summary["realised_uplift"] <= summary["realised_uplift_upper"]
+
+    # Customers from another population: the drift warning becomes an error with --strict-drift.
+    shifted = pd.read_csv(campaign_csv)
+    shifted["recency_days"] = shifted["recency_days"] * 5 + 400
+    shifted["channel"] = "store"
+    shifted.to_csv(tmp_path / "shifted.csv", index=False)
+    out = tmp_path / "p.csv"
+    res = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "shifted.csv"), "--out", str(out), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["drift"]["drifted"]
+    res = runner.invoke(app, ["predict", str(model_dir), str(tmp_path / "shifted.csv"), "--out", str(out),
+                              "--strict-drift"])
+    assert res.exit_code == 2 and "drift" in res.output
+    res = runner.invoke(app, ["predict", str(model_dir), str(campaign_csv), "--out", str(out), "--json"])
+    assert res.exit_code == 0 and not json.loads(res.stdout)["drift"]["drifted"]

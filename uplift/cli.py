@@ -29,6 +29,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
+StrictDriftOpt = Annotated[bool, typer.Option(
+    help="Fail (exit 2) when the customers drifted from the training data; the output is still written.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
 
 
@@ -270,6 +272,7 @@ def predict(
     data: Annotated[Path, typer.Argument(help="Customers to score (.csv, .csv.gz or .parquet).")],
     out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
     learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
+    strict_drift: StrictDriftOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
@@ -277,12 +280,15 @@ def predict(
     from uplift.study import Study
 
     study = Study.load(model_dir)
-    rows = score_file(study, data, out, learner=learner)
-    summary = {"rows": rows, "out": str(out), "learner": learner or study.best_learner_}
+    drift: dict = {}
+    rows = score_file(study, data, out, learner=learner, drift=drift)
+    summary = {"rows": rows, "out": str(out), "learner": learner or study.best_learner_, "drift": drift}
     if as_json:
         print_json(summary)
     else:
         console.print(f"wrote {rows:,} predictions ({summary['learner']} learner) to [bold]{out}[/]")
+        show_drift(drift)
+    check_drift(drift, strict_drift)
 
 
 @app.command()
@@ -404,7 +410,12 @@ def target(
                                                       "with the id column).")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Write every customer with a `selected` flag.")] = False,
     allow_negative: Annotated[bool, typer.Option(help="Also target negative-profit customers (not advised).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed for the random-targeting baseline.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for the random baseline, holdout and exploration.")] = 0,
+    holdout: Annotated[float, typer.Option(help="Share of selected customers kept as a randomised holdout "
+                                                "(no coupon) to measure the result afterwards.")] = 0.0,
+    explore: Annotated[float, typer.Option(help="Share of NOT selected customers who get the coupon anyway "
+                                                "(exploration data for re-training).")] = 0.0,
+    strict_drift: StrictDriftOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
@@ -414,13 +425,57 @@ def target(
     study = Study.load(model_dir)
     frame = read_table(customers)
     excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    if not 0 <= holdout < 1 or not 0 <= explore < 1:
+        raise UpliftInputError("--holdout and --explore are shares between 0 and 1")
     res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers, min_roi=min_roi,
-                       exclude=excluded, allow_negative=allow_negative, include_all=all_rows, random_state=seed)
-    _write(res.list, out, protect=customers)
+                       exclude=excluded, allow_negative=allow_negative,
+                       include_all=all_rows or explore > 0, random_state=seed)
+    lst, holdout_summary = res.list, None
+    if holdout > 0 or explore > 0:
+        from uplift.holdout import assign_holdout
+
+        base = study.ate_.query("estimand == 'ATE'")["control_mean"].iloc[0]
+        lst, holdout_summary = assign_holdout(lst, holdout=holdout, explore=explore, random_state=seed,
+                                              id_col=study.roles.get("id"),
+                                              base_rate=base if study.crossfit_.kind == "binary" else None)
+        if not all_rows:
+            lst = lst[lst["selected"] | lst["send"]].reset_index(drop=True)
+    drift = study.drift(frame)
+    _write(lst, out, protect=customers)
     if as_json:
-        print_json({"summary": res.summary, "out": str(out)})
+        print_json({"summary": res.summary, "holdout": holdout_summary, "drift": drift, "out": str(out)})
+    else:
+        show_targeting(res.summary, out)
+        if holdout_summary:
+            h = holdout_summary
+            mde = h.get("mde")
+            console.print(f"holdout: {h.get('n_holdout', 0):,} selected customers get no coupon (randomised, "
+                          f"stratified by coupon and uplift decile); exploration: {h.get('n_explore', 0):,} "
+                          "not-selected customers get one"
+                          + (f"; smallest detectable average uplift {mde:.4f} (80% power, 5% level)" if mde else ""),
+                          highlight=False)
+            if h.get("warning"):
+                console.print(f"[yellow]warning:[/] {h['warning']}", highlight=False)
+        show_drift(drift)
+    check_drift(drift, strict_drift)
+
+
+def show_drift(drift: dict) -> None:
+    """Rich warning table when the scored customers differ from the training customers."""
+    if not drift or not drift.get("warnings"):
         return
-    show_targeting(res.summary, out)
+    t = Table(title="[yellow]Drift warning: these customers differ from the training customers[/]",
+              title_justify="left")
+    t.add_column("warning", overflow="fold")
+    for w in drift["warnings"]:
+        t.add_row(str(w))
+    err_console.print(t)
+
+
+def check_drift(drift: dict, strict: bool) -> None:
+    if strict and drift and drift.get("drifted"):
+        raise UpliftInputError(f"drift: {drift['warnings'][0]} (and {len(drift['warnings']) - 1} more); "
+                               "the output was written, but --strict-drift turns drift into an error")
 
 
 def _read_ids(path: Path, id_col: str | None) -> list[str]:
@@ -503,6 +558,43 @@ def refute(
     if len(ev):
         console.print(table("E-values (risk-ratio strength of a hidden confounder needed to explain the effect away)",
                             ev, {c: c for c in ev.columns if c != "message"}))
+
+
+@app.command()
+@cli_command
+def readout(
+    sent_list: Annotated[Path, typer.Argument(help="The targeting list as sent (written with --holdout).")],
+    results: Annotated[Path, typer.Argument(help="Observed outcomes per customer after the campaign.")],
+    outcome: Annotated[str, typer.Option(help="Outcome column in RESULTS (e.g. converted).")],
+    id_col: Annotated[str, typer.Option("--id", help="Customer id column in both files.")],
+    revenue: Annotated[str | None, typer.Option(help="Revenue column in RESULTS.")] = None,
+    value: Annotated[float | None, typer.Option(help="Money per conversion (if no revenue column).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the readout as .json.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
+    from uplift.io import atomic_write_text, read_table
+    from uplift.readout import readout as run_readout
+
+    res = run_readout(read_table(sent_list), read_table(results), id_col=id_col, outcome=outcome, revenue=revenue,
+                      value=value)
+    if out is not None:
+        if out.suffix.lower() != ".json":
+            raise UpliftInputError(f"readout output {out}: use a .json file name")
+        atomic_write_text(out, json.dumps(_jsonable(res), indent=1))
+    if as_json:
+        print_json(res)
+        return
+    summary = res["summary"]
+    console.print(table("Realised result of the targeted group (sent vs randomised holdout, 95% CI)",
+                        pd.DataFrame([{"measure": k, "value": v} for k, v in summary.items()
+                                      if not isinstance(v, dict | list)]), {"measure": "measure", "value": "value"}))
+    for name in ("by_coupon", "by_decile", "calibration"):
+        frame = res.get(name)
+        if isinstance(frame, pd.DataFrame) and len(frame):
+            console.print(table(name.replace("_", " "), frame, {c: c for c in frame.columns}))
+    for note in res.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def main() -> None:

@@ -138,6 +138,7 @@ def save_study(study, directory: Path) -> Path:
         "ate": json.loads(study.ate_.to_json(orient="split", double_precision=15)),
         "calibration": json.loads(study.calibration_.to_json(orient="split", double_precision=15)),
         "diagnostics": _plain(getattr(study, "diagnostics_", {})),
+        "profile": _plain(study.profile_),
         "training": {"n": int(data.n), "arm_counts": data.arm_counts(),
                      "outcome_kinds": data.outcome_kinds},
     }
@@ -221,6 +222,7 @@ def load_study(directory: Path):
     study.ate_ = _frame(state["ate"])
     study.calibration_ = _frame(state["calibration"])
     study.diagnostics_ = state.get("diagnostics", {})
+    study.profile_ = state["profile"]
     study.manifest_ = manifest
     study.training_ = state["training"]
     return study

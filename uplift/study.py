@@ -115,6 +115,13 @@ class Study:
         self.best_learner_ = best_learner(self.leaderboard_)
         self.ate_ = self._average_effects(factory, n_folds, random_state)
         self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
+        from uplift.drift import training_profile
+
+        # The training distribution travels with the model so every scoring call can check for drift.
+        # Reference for predicted-uplift drift: the fitted model's own predictions (not out-of-fold ones, whose
+        # spread is larger), i.e. exactly what scoring new customers produces.
+        fitted_uplift, _, _ = predict_uplift(self.crossfit_, data.X, self.best_learner_)
+        self.profile_ = training_profile(data.frame[list(self.schema.names)], self.schema, uplift=fitted_uplift)
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                             "select": select, "n_boot": n_boot, "k": k}
         return self
@@ -247,6 +254,19 @@ class Study:
         d.design = self.design
         self.data = d
         return self
+
+    def drift(self, data: pd.DataFrame, *, uplift: pd.DataFrame | np.ndarray | None = None, **kwargs) -> dict:
+        """How far customers to score are from the training customers (PSI, unseen levels, missing shares,
+        predicted-uplift shift); see :func:`uplift.drift.drift_from_profile` for thresholds."""
+        from uplift.drift import drift_from_profile
+
+        self._fitted()
+        if uplift is None:
+            uplift = self.predict_uplift(data)
+        if isinstance(uplift, pd.DataFrame):
+            cols = ["uplift"] if len(self.arms) == 2 else [f"uplift_{a}" for a in self.arms[1:]]
+            uplift = uplift[cols].to_numpy()
+        return drift_from_profile(self.profile_, data, self.schema, score_uplift=uplift, **kwargs)
 
     def diagnostics(self) -> dict:
         """Design checks run by :meth:`fit`: SRM, balance (AUC and SMD), overlap and leakage."""
