@@ -53,6 +53,20 @@ def oracle_capture(n: int, seed: int = 7) -> dict:
     }
 
 
+def list_value_coverage(reps: int, n: int = 50_000) -> dict:
+    """Over replications: capture ratio, and whether the list's reported 95% interval covers its true value."""
+    caps, hits, gaps = [], 0, []
+    for r in range(reps):
+        out = oracle_capture(n, seed=9000 + 2 * r)
+        caps.append(out["capture_ratio"])
+        hits += out["reported_interval_covers_truth"]
+        gaps.append(out["reported"][0] - out["true_incremental_conversions_list"])
+        print(f"rep {r}: capture {caps[-1]:.3f}, covers {out['reported_interval_covers_truth']}", flush=True)
+    return {"reps": reps, "n": n, "capture_mean": float(np.mean(caps)), "capture_min": float(np.min(caps)),
+            "interval_coverage": hits / reps, "mean_estimate_minus_truth": float(np.mean(gaps)),
+            "sd_estimate_minus_truth": float(np.std(gaps, ddof=1)) if reps > 1 else None}
+
+
 def segment_coverage(reps: int, n: int = 6000) -> dict:
     """Coverage of segment CIs for the categorical segments ``channel`` and ``region`` (rct and observational)."""
     hits = {"rct": 0, "observational": 0}
@@ -80,13 +94,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=100)
+    ap.add_argument("--list-reps", type=int, default=20, help="replications of the list-value coverage check")
+    ap.add_argument("--list-n", type=int, default=50_000)
+    ap.add_argument("--only", choices=["all", "capture", "list", "segments"], default="all")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    cap = oracle_capture(args.n)
-    print(json.dumps(cap, indent=1))
-    cov = segment_coverage(args.reps)
-    print(json.dumps(cov, indent=1))
-    (RESULTS / "targeting.json").write_text(json.dumps({"oracle_capture": cap, "segment_coverage": cov}, indent=1))
+    path = RESULTS / "targeting.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if args.only in ("all", "capture"):
+        results["oracle_capture"] = oracle_capture(args.n)
+        print(json.dumps(results["oracle_capture"], indent=1))
+    if args.only in ("all", "list"):
+        results["list_value_coverage"] = list_value_coverage(args.list_reps, args.list_n)
+        print(json.dumps(results["list_value_coverage"], indent=1))
+    if args.only in ("all", "segments"):
+        results["segment_coverage"] = segment_coverage(args.reps)
+        print(json.dumps(results["segment_coverage"], indent=1))
+    path.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

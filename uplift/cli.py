@@ -297,14 +297,20 @@ def demo(
     folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Also save the fitted study here.")] = None,
+    data_out: Annotated[Path | None, typer.Option(help="Also write the Hillstrom data here (.csv or .parquet), "
+                                                       "to run `uplift segments/explain/target` on it.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The whole study on the embedded Hillstrom e-mail experiment (64,000 customers, 2 e-mails + control)."""
     from uplift.datasets import load_hillstrom
     from uplift.demo import run_demo
+    from uplift.io import check_output_path
 
     frame = load_hillstrom()
+    if data_out is not None:
+        check_output_path(data_out)
     run_demo(frame, folds=folds, seed=seed, out=out, as_json=as_json)
+    _write(frame, data_out)
 
 
 def _load_with_data(model_dir: Path, data: Path):

@@ -365,6 +365,11 @@ def _check_target(path: Path, protect: PathLike | Iterable[PathLike] | None) -> 
                                "another output directory")
 
 
+def check_output_path(path: PathLike, protect: PathLike | Iterable[PathLike] | None = None) -> None:
+    """Fail early (before any work) when ``path`` cannot be written or would overwrite an input file."""
+    _check_target(Path(path), protect)
+
+
 @contextlib.contextmanager
 def _atomic_file(path: PathLike, protect: PathLike | Iterable[PathLike] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only once it is completely written and fsynced."""
