@@ -265,3 +265,16 @@ def test_e_value_for_risk_difference_and_smd():
         e_value(0.05, 0.02, 0.08)
     with pytest.raises(UpliftInputError):
         e_value(0.05, 0.06, 0.08, baseline_risk=0.1)
+
+
+def test_leakage_check_does_not_blame_confounders_for_poor_overlap():
+    """A strong pre-treatment confounder with poor overlap is not a post-treatment feature (LaLonde-like)."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    x = rng.normal(size=n)
+    e = 1 / (1 + np.exp(-(4 * x - 6)))  # most controls have e << 0.05
+    t = (rng.random(n) < e).astype(int)
+    assert not overlap_summary(e, t)["passed"]
+    assert leakage_check(pd.DataFrame({"x": x}), t, e).empty
+    found = leakage_check(pd.DataFrame({"x": x, "spent_after": x + 2 * t}), t, e)
+    assert set(found["feature"]) == {"spent_after"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.conftest import truth_columns
 from uplift.crossfit import cross_fit
@@ -73,3 +74,16 @@ def test_observational_naive_is_biased_and_adjusted_is_not(obs_df):
     assert abs(naive["estimate"] - truth) > 3 * naive["se"]
     assert abs(adj["estimate"] - truth) < abs(naive["estimate"] - truth) / 2
     assert adj["lower"] - 0.5 * adj["se"] <= truth <= adj["upper"] + 0.5 * adj["se"]
+
+
+def test_att_does_not_raise_tiny_control_propensities():
+    """ATT weights controls by e/(1-e); lifting e=0.001 to the clip would over-weight unlike controls."""
+    from uplift.effects import aipw_ate
+
+    y = np.array([1.0, 0.0, 5.0, 0.0])
+    t = np.array([1, 1, 0, 0])
+    mu0 = np.zeros(4)
+    e = np.array([0.5, 0.5, 0.001, 0.5])
+    est, _ = aipw_ate(y, t, mu0, mu0, e, target="att")
+    # controls' weighted residuals: 5 * 0.001/0.999 and 0; treated residual sum 1; p = 0.5 → (1 - 0.005005) / 2
+    assert est == pytest.approx((1 - 5 * 0.001 / 0.999) / 4 / 0.5)

@@ -452,7 +452,7 @@ def overlap_summary(e_hat, t, bounds: tuple[float, float] = (0.05, 0.95), *, max
     out["bin_edges"] = edges
     worst = max(out["share_outside_treated"], out["share_outside_control"])
     out["passed"] = bool(worst <= max_outside)
-    verdict = "overlap is adequate" if out["passed"] else "POOR OVERLAP: consider trimming (trim_mask)"
+    verdict = "overlap is adequate" if out["passed"] else "poor overlap, consider trimming (trim_mask)"
     out["message"] = (f"{verdict}: {out['share_outside_treated']:.1%} of treated and "
                       f"{out['share_outside_control']:.1%} of control rows have propensity outside "
                       f"[{lo:g}, {hi:g}]")
@@ -549,7 +549,8 @@ def _single_feature_auc(col: pd.Series, t: np.ndarray) -> float:
 
 
 def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min_expected: float = 10.0,
-                  max_weighted_smd: float = 0.2, max_levels: int = 10) -> pd.DataFrame:
+                  max_weighted_smd: float = 0.2, max_levels: int = 10,
+                  support: tuple[float, float] = (0.05, 0.95), min_support_rows: int = 30) -> pd.DataFrame:
     """Features that give the treatment away: likely post-treatment variables or arm-specific codes.
 
     Three symptoms are checked, each reported as one row (``reason`` is the symptom's code):
@@ -564,6 +565,9 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
       balances every pre-treatment feature; a variable the campaign itself moved stays imbalanced.
       Pass ``e_hat`` fitted on the features you trust (see :func:`cross_fit_propensity`): a propensity
       that itself uses the suspect feature re-balances it, and then only the first two checks can see it.
+      Weighting can only balance where the arms overlap, so this check uses the rows with ``e_hat`` inside
+      ``support`` (and is skipped when either arm has fewer than ``min_support_rows`` there): with poor
+      overlap, every strong confounder would otherwise look like a post-treatment variable.
 
     Returns
     -------
@@ -611,8 +615,13 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
                 reason = (f"value(s) {', '.join(parts)}{more} occur in one arm only although at least "
                           f"{min_expected:g} rows of the other arm were expected")
                 rows.append((str(name), "single_arm_level", reason, float(suspicious.iloc[0])))
-    weighted = balance_table(X, t, weights=ipw_weights(e, t), threshold=max_weighted_smd)
-    bad = weighted[weighted["flagged"]].copy()
+    inside = (e >= support[0]) & (e <= support[1])
+    if min(int((t[inside] == 1).sum()), int((t[inside] == 0).sum())) >= min_support_rows:
+        weighted = balance_table(X[inside], t[inside], weights=ipw_weights(e[inside], t[inside]),
+                                 threshold=max_weighted_smd)
+        bad = weighted[weighted["flagged"]].copy()
+    else:
+        bad = pd.DataFrame(columns=["feature", "level", "smd", "flagged"])
     if len(bad):
         bad["abs_smd"] = bad["smd"].abs()
         for _, r in bad.sort_values("abs_smd", ascending=False).drop_duplicates("feature").iterrows():

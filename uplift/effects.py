@@ -38,8 +38,11 @@ def aipw_ate(y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, e: 
 
     ``mu0``, ``mu1`` and ``e`` must be out-of-fold (cross-fitted) predictions for the same rows.
     """
-    e = np.clip(e, *E_CLIP)
     n = len(y)
+    # The ATE divides by e and 1 − e, so both ends are clipped. The ATT weights controls by e / (1 − e): a
+    # small e only shrinks a control's weight, so raising it to the lower clip would over-weight the controls
+    # least like the treated (e.g. LaLonde's CPS controls); only the upper end is clipped.
+    e = np.clip(e, *E_CLIP) if target == "ate" else np.minimum(e, E_CLIP[1])
     if target == "ate":
         psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
         est = psi.mean()

@@ -137,6 +137,10 @@ class Study:
                 and data.design == "observational":
             return
         counts = data.arm_counts()
+        if expected_split is None and data.propensity is not None and len(self.arms) == 2:
+            # A constant declared propensity is the design's split (e.g. 85% treated): check against it.
+            share = float(np.mean(data.propensity))
+            expected_split = {self.arms[0]: 1.0 - share, self.arms[1]: share}
         shares = None if expected_split is None else [expected_split.get(a, 0.0) for a in counts]
         srm = diagnostics.srm_test(counts, shares)
         self.diagnostics_["srm"] = srm
@@ -181,8 +185,7 @@ class Study:
             weighted.append(diagnostics.balance_table(frame[pair], t, weights=diagnostics.ipw_weights(e, t))
                             .assign(arm=self.arms[a]))
             if not overlap[self.arms[a]].get("passed", True):
-                self.notes.append(f"WARNING: poor overlap for {self.arms[a]!r}: "
-                                  f"{overlap[self.arms[a]].get('message', '')}")
+                self.notes.append(f"WARNING: arm {self.arms[a]!r}: {overlap[self.arms[a]].get('message', '')}")
         leak = pd.concat(leaks, ignore_index=True)
         self.diagnostics_.update(overlap=overlap, leakage=leak, balance_weighted=pd.concat(weighted, ignore_index=True))
         hard = leak[leak["reason"] == "single_feature_auc"] if len(leak) else leak
