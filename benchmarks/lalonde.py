@@ -346,8 +346,10 @@ def markdown(res: dict) -> str:
         lines += ["", "Study notes (untrimmed fit):", ""] + [f"- {n}" for n in notes]
         if any("post-treatment" in n for n in notes):
             lines.append("- (benchmark note) every feature here is measured before the programme, so the "
-                         "post-treatment warning is a false alarm: it comes from the leakage check's weighted-SMD "
-                         "rule, which poor overlap alone can trip.")
+                         "post-treatment reading of that warning does not apply: on the common support, weighting "
+                         "by the estimated propensity leaves these features imbalanced, i.e. the propensity model "
+                         "does not fully capture selection. An analyst who knows the features are pre-treatment "
+                         "declares them (`pre_treatment=True`), which silences only this warning.")
         if obs.get("refute"):
             lines += [
                 "", f"DoWhy refuters (`study.refute(max_rows={obs['refute_rows']:,})`: AIPW ATE, not ATT, on a "

@@ -599,3 +599,36 @@ def test_predict_unseen_category_is_graceful(files, campaign, tmp_path):
     scores = pd.read_csv(out)
     assert len(scores) == 50 and np.isfinite(scores["uplift"]).all()
     assert list(scores["customer_id"]) == list(campaign["customer_id"].head(50))
+
+
+def test_declared_pre_treatment_feature_is_not_flagged_as_leakage(campaign):
+    leaky = campaign.assign(got_coupon_email=campaign["treatment"] * 3 + 1)
+    with pytest.raises(UpliftInputError, match="'not_a_column' is not a feature"):
+        Study(leaky, "treatment", "conversion", exclude=["customer_id"], pre_treatment=["not_a_column"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = Study(leaky, "treatment", "conversion", exclude=["customer_id"], design="observational",
+                  pre_treatment=["got_coupon_email"]).fit(["t"], n_folds=3, n_boot=20)
+    assert "got_coupon_email" not in set(s.diagnostics()["leakage"]["feature"])
+    assert any("declared pre-treatment" in n for n in s.notes)
+
+
+def test_cli_srm_failure_is_one_line_and_overridable(campaign, tmp_path):
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+
+    # 51/49 on 20,000 rows is a sample-ratio mismatch at p < 0.001 against a declared 50/50 split.
+    rng = np.random.default_rng(1)
+    n = 20_000
+    df = pd.DataFrame({"x": rng.normal(size=n), "treatment": (rng.random(n) < 0.515).astype(int)})
+    df["y"] = (rng.random(n) < 0.1).astype(int)
+    path = tmp_path / "srm.csv"
+    df.to_csv(path, index=False)
+    args = ["fit", str(path), "--treatment", "treatment", "--outcome", "y", "--design", "rct",
+            "--learners", "t", "--folds", "2", "--out", str(tmp_path / "m")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "sample-ratio mismatch" in res.output and "--allow-srm" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "m").exists()
+    res = CliRunner().invoke(app, [*args, "--allow-srm", "--json"])
+    assert res.exit_code == 0, res.output

@@ -144,14 +144,14 @@ def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
 
 
 def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
-               quiet: bool):
+               quiet: bool, **fit_kwargs):
     from uplift.study import Study
 
     names = [s.strip() for s in learners.split(",") if s.strip()]
     study = Study(frame, **kwargs)
     progress = RichProgress(enabled=not quiet)
     try:
-        study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress)
+        study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress, **fit_kwargs)
     finally:
         progress.stop()
     return study
@@ -235,6 +235,12 @@ def fit(
     folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
+    pre_treatment: Annotated[list[str], typer.Option(help="Feature measured before the campaign (repeat): never "
+                                                          "flagged as post-treatment leakage.")] = [],  # noqa: B006
+    allow_srm: Annotated[bool, typer.Option(help="Continue despite a failed sample-ratio check (not advised).")
+                         ] = False,
+    allow_leakage: Annotated[bool, typer.Option(help="Continue despite a feature that gives the treatment away "
+                                                     "(not advised).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study."""
@@ -245,8 +251,9 @@ def fit(
         raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
                                "(or is not a directory); create it first")
     frame = read_table(data)
-    study = _fit_study(frame, _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
-                                            propensity), learners, folds, seed, select, as_json)
+    kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
+    study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
+                       select, as_json, allow_srm=allow_srm, allow_leakage=allow_leakage)
     study.save(out)
     show_study(study, as_json, {"model_dir": str(out)})
     if not as_json:
@@ -422,12 +429,26 @@ def target(
     explore: Annotated[float, typer.Option(help="Share of NOT selected customers who get the coupon anyway "
                                                 "(exploration data for re-training).")] = 0.0,
     strict_drift: StrictDriftOpt = False,
+    engine: Annotated[str, typer.Option(help="pandas: in memory on this machine | spark: score and rank with Apache "
+                                             "Spark, Parquet output (needs uplift[spark]).")] = "pandas",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
     from uplift.io import read_table
     from uplift.study import Study
 
+    if engine not in ("pandas", "spark"):
+        raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
+    if engine == "spark":
+        if holdout > 0 or explore > 0:
+            raise UpliftInputError("--holdout and --explore are not available with --engine spark; write the list "
+                                   "with Spark and draw the holdout from it, or use --engine pandas")
+        _target_with_spark(model_dir, customers, out, spark_master=spark_master, exclude=exclude,
+                           strict_drift=strict_drift, as_json=as_json, cost=cost, value=value, budget=budget,
+                           max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
+                           include_all=all_rows, random_state=seed)
+        return
     study = Study.load(model_dir)
     frame = read_table(customers)
     excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
@@ -462,6 +483,30 @@ def target(
                           highlight=False)
             if h.get("warning"):
                 console.print(f"[yellow]warning:[/] {h['warning']}", highlight=False)
+        show_drift(drift)
+    check_drift(drift, strict_drift)
+
+
+def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_master: str, exclude: Path | None,
+                       strict_drift: bool, as_json: bool, **kwargs) -> None:
+    """`uplift target --engine spark`: read the customers with Spark, write the list as Parquet."""
+    from uplift.spark import read_customers, spark_session, target_spark
+    from uplift.study import Study
+
+    if not out.name.lower().endswith((".parquet", ".pq")):
+        raise UpliftInputError(f"--engine spark writes the list as Parquet: give --out a .parquet name (got {out})")
+    if out.resolve() == customers.resolve():
+        raise UpliftInputError(f"output {out} is the customer file; choose another path")
+    study = Study.load(model_dir)
+    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    drift: dict = {}
+    with spark_session(spark_master, "uplift target") as spark:
+        res = target_spark(model_dir, read_customers(spark, customers), out=out, exclude=excluded, drift=drift,
+                           **kwargs)
+    if as_json:
+        print_json({"summary": res.summary, "holdout": None, "drift": drift, "out": str(out)})
+    else:
+        show_targeting(res.summary, out)
         show_drift(drift)
     check_drift(drift, strict_drift)
 

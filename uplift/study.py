@@ -34,6 +34,9 @@ class Study:
         all get average effects.
     min_rows_per_arm : int
         Fewest rows allowed in any arm.
+    pre_treatment : list of str or True, optional
+        Features known to be measured before the campaign (``True``: all of them). The observational leakage
+        check does not flag them as possible post-treatment variables.
 
     Examples
     --------
@@ -50,7 +53,8 @@ class Study:
 
     def __init__(self, data: pd.DataFrame, treatment: str, outcome: str | list[str], *, control: str | None = None,
                  features: list[str] | None = None, exclude: list[str] | None = None, id: str | None = None,  # noqa: A002
-                 propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30) -> None:
+                 propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30,
+                 pre_treatment: list[str] | bool | None = None) -> None:
         self.data: CampaignData | None = campaign_data(
             data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
             propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm)
@@ -59,6 +63,15 @@ class Study:
         self.roles = dict(self.data.roles)
         self.design = self.data.design
         self.notes = list(self.data.notes)
+        if pre_treatment is True:
+            pre = list(self.schema.names)
+        else:
+            pre = [pre_treatment] if isinstance(pre_treatment, str) else list(pre_treatment or [])
+            unknown = [c for c in pre if c not in self.schema.names]
+            if unknown:
+                raise UpliftInputError(f"pre_treatment column {unknown[0]!r} is not a feature of this study; "
+                                       f"features are: {', '.join(self.schema.names)}")
+        self.roles["pre_treatment"] = pre
 
     # ------------------------------------------------------------------ fitting
     def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
@@ -147,7 +160,8 @@ class Study:
         if not srm["passed"]:
             if not allow_srm:
                 raise DesignCheckError(f"sample-ratio mismatch: {srm['message']}; fix the assignment/logging, "
-                                       "declare the real split (expected_split=...), or pass allow_srm=True")
+                                       "declare the real split (expected_split=...), or pass allow_srm=True "
+                                       "(CLI: --allow-srm)")
             self.notes.append(f"sample-ratio mismatch ignored on request: {srm['message']}")
         frame = data.frame[list(self.schema.names)]
         balance, tables = {}, []
@@ -187,16 +201,26 @@ class Study:
             if not overlap[self.arms[a]].get("passed", True):
                 self.notes.append(f"WARNING: arm {self.arms[a]!r}: {overlap[self.arms[a]].get('message', '')}")
         leak = pd.concat(leaks, ignore_index=True)
+        declared = set(self.roles.get("pre_treatment") or [])
+        if declared and len(leak):
+            cleared = sorted(declared & set(leak["feature"].astype(str)))
+            if cleared:
+                self.notes.append("leakage check: " + ", ".join(cleared) + " declared pre-treatment, so not "
+                                  "flagged (imbalance after weighting may still mean unmodelled confounding)")
+            leak = leak[~leak["feature"].astype(str).isin(declared)].reset_index(drop=True)
         self.diagnostics_.update(overlap=overlap, leakage=leak, balance_weighted=pd.concat(weighted, ignore_index=True))
         hard = leak[leak["reason"] == "single_feature_auc"] if len(leak) else leak
         if len(hard):
             msg = (f"feature {hard.iloc[0]['feature']!r} almost perfectly predicts treatment (likely recorded after "
-                   "treatment); exclude it (exclude=[...]) or pass allow_leakage=True")
+                   "treatment); exclude it (exclude=[...]), declare it pre_treatment=[...], or pass "
+                   "allow_leakage=True (CLI: --allow-leakage)")
             if not allow_leakage:
                 raise DesignCheckError(msg)
             self.notes.append(f"leakage ignored on request: {msg}")
         elif len(leak):
-            self.notes.append("WARNING: possible post-treatment features: "
+            self.notes.append("WARNING: features still imbalanced after propensity weighting (post-treatment "
+                              "variables, or confounding the propensity model did not capture; declare the ones "
+                              "measured before the campaign with pre_treatment=[...]): "
                               + ", ".join(sorted(set(leak["feature"].astype(str)))))
 
     def _average_effects(self, factory: ModelFactory, n_folds: int, random_state: int) -> pd.DataFrame:
