@@ -430,7 +430,8 @@ def target(
                                                 "(exploration data for re-training).")] = 0.0,
     strict_drift: StrictDriftOpt = False,
     engine: Annotated[str, typer.Option(help="pandas: in memory on this machine | spark: score and rank with Apache "
-                                             "Spark, Parquet output (needs uplift[spark]).")] = "pandas",
+                                             "Spark, Parquet output (needs the spark extra: pip install "
+                                             "'uplift\\[spark]').")] = "pandas",
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
     as_json: JsonOpt = False,
 ) -> None:

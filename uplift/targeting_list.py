@@ -69,6 +69,62 @@ def _scale(d: dict, factor: float) -> dict:
     return out
 
 
+def money(study, cost: float | dict | Iterable, value: float | None) -> tuple[np.ndarray, float]:
+    """Cost per coupon (one per treated arm) and money per unit of outcome, checked against the study.
+
+    ``value`` defaults to 1 for a continuous (revenue) outcome and is required for a binary one.
+    """
+    costs = parse_costs(cost, study.arms)
+    if value is None:
+        if study.crossfit_.kind == "binary":
+            raise UpliftInputError("give the value of one conversion (value=..., CLI --value) "
+                                   "to turn uplift into money")
+        value = 1.0
+    if value <= 0:
+        raise UpliftInputError(f"value must be positive, got {value}")
+    return costs, value
+
+
+def list_summary(study, learner: str, costs: np.ndarray, value: float, *, n_list: int, n_selected: int,
+                 spend: float, incremental_outcome: float, profit: float, by_coupon: Iterable[int],
+                 budget: float | None = None, max_customers: int | None = None, min_roi: float | None = None,
+                 allow_negative: bool = False, random_state: int = 0) -> dict:
+    """Summary of a targeting list of ``n_list`` scored customers: the model's expectation for the list
+    (from its totals) and the honest estimate with 95% CIs, next to the baselines.
+
+    The honest value is the doubly-robust policy value of the *same rule* (budget and customer cap scaled
+    to the training size) on the study's out-of-fold training rows, scaled back to ``n_list`` customers.
+    Shared by :func:`targeting_list` and :func:`uplift.spark.target_spark`, which only differ in how the
+    list itself is computed.
+    """
+    cf = study.crossfit_
+    arms = study.arms
+    # Honest value: the same rule on held-out training rows (their out-of-fold uplift and DR scores).
+    train_up = cf.uplift[learner]
+    n_train = len(train_up)
+    factor = n_list / n_train
+    train_budget = None if budget is None else budget / factor
+    train_cap = None if max_customers is None else max(1, int(round(max_customers / factor)))
+    rule = targeting.allocate(train_up, costs, value, budget=train_budget, max_customers=train_cap,
+                              min_roi=min_roi, allow_negative=allow_negative)
+    honest = _scale(targeting.policy_value(cf.policy_dr, rule.arm, costs, value), factor)
+    spend = float(spend)
+    baselines = targeting.baseline_policies(cf.policy_dr, costs, value, budget=train_budget if budget else None,
+                                            random_state=random_state, arm_names=arms[1:])
+    baselines = {k: _scale(v, factor) for k, v in baselines.items()}
+    return {
+        "customers_scored": n_list, "customers_selected": int(n_selected), "spend": spend,
+        "budget": budget, "value_per_unit": value, "cost_per_coupon": dict(zip(arms[1:], costs.tolist(), strict=True)),
+        "learner": learner,
+        "model_expected": {"incremental_outcome": float(incremental_outcome),
+                           "incremental_revenue": float(incremental_outcome * value),
+                           "profit": float(profit), "roi": float(profit / spend) if spend > 0 else float("nan")},
+        "estimated": honest, "baselines": baselines,
+        "by_coupon": {arms[a + 1]: int(c) for a, c in enumerate(by_coupon)},
+        "method": "doubly-robust policy value of the same rule on out-of-fold training rows, scaled to this list",
+    }
+
+
 def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dict | Iterable = 0.0,
                    value: float | None = None, budget: float | None = None, max_customers: int | None = None,
                    min_roi: float | None = None, exclude: Iterable | None = None, allow_negative: bool = False,
@@ -111,14 +167,7 @@ def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dic
     cf = study.crossfit_
     learner = learner or study.best_learner_
     arms = study.arms
-    costs = parse_costs(cost, arms)
-    if value is None:
-        if cf.kind == "binary":
-            raise UpliftInputError("give the value of one conversion (value=..., CLI --value) "
-                                   "to turn uplift into money")
-        value = 1.0
-    if value <= 0:
-        raise UpliftInputError(f"value must be positive, got {value}")
+    costs, value = money(study, cost, value)
     id_col = study.roles.get("id")
 
     if data is None:
@@ -154,31 +203,13 @@ def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dic
     alloc = targeting.allocate(up, costs, value, budget=budget, max_customers=max_customers, min_roi=min_roi,
                                exclude=mask, allow_negative=allow_negative, lower=lo, upper=hi)
 
-    # Honest value: the same rule on held-out training rows (their out-of-fold uplift and DR scores).
-    train_up = cf.uplift[learner]
-    n_train, n_list = len(train_up), len(up)
-    factor = n_list / n_train
-    train_budget = None if budget is None else budget / factor
-    train_cap = None if max_customers is None else max(1, int(round(max_customers / factor)))
-    rule = targeting.allocate(train_up, costs, value, budget=train_budget, max_customers=train_cap,
-                              min_roi=min_roi, allow_negative=allow_negative)
-    honest = _scale(targeting.policy_value(cf.policy_dr, rule.arm, costs, value), factor)
-    spend = float(alloc.total_cost)
-    baselines = targeting.baseline_policies(cf.policy_dr, costs, value, budget=train_budget if budget else None,
-                                            random_state=random_state, arm_names=arms[1:])
-    baselines = {k: _scale(v, factor) for k, v in baselines.items()}
-
-    summary = {
-        "customers_scored": n_list, "customers_selected": int(alloc.n_selected), "spend": spend,
-        "budget": budget, "value_per_unit": value, "cost_per_coupon": dict(zip(arms[1:], costs.tolist(), strict=True)),
-        "learner": learner,
-        "model_expected": {"incremental_outcome": float(alloc.total_incremental_outcome),
-                           "incremental_revenue": float(alloc.total_incremental_outcome * value),
-                           "profit": float(alloc.total_profit), "roi": float(alloc.roi)},
-        "estimated": honest, "baselines": baselines,
-        "by_coupon": {arms[a + 1]: int((alloc.arm == a).sum()) for a in range(len(arms) - 1)},
-        "method": "doubly-robust policy value of the same rule on out-of-fold training rows, scaled to this list",
-    }
+    n_list = len(up)
+    summary = list_summary(study, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected,
+                           spend=alloc.total_cost, incremental_outcome=alloc.total_incremental_outcome,
+                           profit=alloc.total_profit,
+                           by_coupon=[int((alloc.arm == a).sum()) for a in range(len(arms) - 1)],
+                           budget=budget, max_customers=max_customers, min_roi=min_roi,
+                           allow_negative=allow_negative, random_state=random_state)
 
     frame_list = alloc.to_frame(list(arms[1:]))
     rows = frame_list["customer"].to_numpy()
