@@ -59,7 +59,7 @@ class Method:
 
 METHODS = [
     Method("baseline", "(python + data loaded, no model)", "memory floor of every row below"),
-    Method("ours", "uplift Study.fit() default", "5-fold cross-fit of t,x,dr,r,s + stacked ensemble, "
+    Method("ours", "uplift Study.fit() default", "5-fold cross-fit of t,x,dr,dr_linear,r,s + stacked ensemble, "
            "bootstrap Qini CIs, ATE; predict with the selected learner"),
     Method("ours_txdr", "uplift Study.fit(learners=[t,x,dr])", "same learners as the hand-assembled row"),
     Method("hand_assembled", "hand-assembled T/X/DR (causalml + sklift)", "5-fold cross-fitting of causalml "

@@ -104,3 +104,15 @@ def test_constant_and_identifier_like_features_dropped_with_a_note():
         d = campaign_data(df, "t", "y", id="cid")
     assert "const" not in d.schema.names and "code" not in d.schema.names
     assert any("identifier" in n for n in d.notes)
+
+
+def test_float32_features_are_shared_with_the_frame_not_copied():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(500, 3)).astype(np.float32), columns=["a", "b", "c"])
+    df["t"], df["y"] = np.arange(500) % 2, rng.integers(0, 2, 500)
+    d = campaign_data(df, "t", "y", design="rct")
+    assert np.shares_memory(d.X, d.frame["a"].to_numpy())
+    np.testing.assert_array_equal(d.X, df[["a", "b", "c"]].to_numpy())
+    df.loc[7, "b"] = np.inf
+    with pytest.raises(UpliftInputError, match="'b' has an infinite value \\(row 7\\)"):
+        campaign_data(df, "t", "y", design="rct")

@@ -114,3 +114,34 @@ def test_x_learner_matches_causalml_reference(rct_df):
     ref = BaseXRegressor(learner=LGBMRegressor(n_estimators=100, verbose=-1))
     theirs = ref.fit_predict(X, data.treatment, data.outcomes["conversion"], p=np.full(len(X), 0.5)).ravel()
     assert pehe(ours, truth) <= 1.25 * pehe(theirs, truth)
+
+
+def test_ensemble_weights_from_cross_products_equal_nnls_on_the_rows():
+    from scipy.optimize import nnls
+
+    from uplift.crossfit import _stack_weights
+
+    rng = np.random.default_rng(6)
+    P = rng.normal(size=(5000, 3)) * [1.0, 0.5, 2.0]
+    target = P @ [0.7, 0.0, 0.2] + 0.3 + rng.normal(size=5000)
+    A = np.column_stack([P, np.ones(5000), target])
+    w, intercept = _stack_weights(A.T @ A)
+    ref, _ = nnls(np.column_stack([P, np.ones(5000), -np.ones(5000)]), target)
+    np.testing.assert_allclose(w, ref[:3], atol=1e-8)
+    assert intercept == pytest.approx(ref[3] - ref[4], abs=1e-8)
+
+
+def test_rows_of_a_binned_matrix_train_like_the_copied_rows():
+    from uplift.models import BinnedMatrix, LGBMModel
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(6000, 4)).astype(np.float32)
+    y = X[:, 0] + 0.1 * rng.normal(size=6000)
+    matrix = BinnedMatrix(X).for_arm((np.arange(6000) % 2).astype(float))
+    rows = matrix.rows(np.flatnonzero(np.arange(6000) % 3))
+    np.testing.assert_array_equal(np.asarray(rows), X[rows.index])
+    widened = np.asarray(rows.with_treatment())
+    np.testing.assert_array_equal(widened[:, -1], rows.index % 2)
+    a = LGBMModel("regression").fit(rows, y[rows.index]).predict(X)
+    b = LGBMModel("regression").fit(X[rows.index], y[rows.index]).predict(X)
+    assert np.corrcoef(a, b)[0, 1] > 0.99

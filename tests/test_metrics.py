@@ -324,3 +324,44 @@ def test_accepts_pandas_and_lists():
     frame = pd.DataFrame({"y": y, "s": score, "t": t})
     assert metrics.qini_auc_score(frame["y"], frame["s"], frame["t"]) == metrics.qini_auc_score(
         list(y), list(score), list(t))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Large-n paths: streamed point estimates and the m-out-of-n bootstrap
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("observational", [False, True])
+def test_streamed_point_estimates_equal_the_vectorised_engine(monkeypatch, ties, observational):
+    rng = np.random.default_rng(3)
+    n = 50_003
+    t = (rng.random(n) < 0.8).astype(np.int8)
+    y = (rng.random(n) < 0.02 + 0.03 * t).astype(np.float64)
+    score = rng.normal(size=n).astype(np.float32)
+    if ties:
+        score = np.round(score, 1)
+    dr = (rng.normal(size=n) * 2).astype(np.float32) if observational else None
+    specs = {"qini": metrics._metric("qini", n, t), "auuc": metrics._metric("auuc", n, t),
+             "uplift_at_k": metrics._metric("uplift_at_k", n, t, k=0.3)}
+    monkeypatch.setattr(metrics, "_BLOCK", 4096)  # many blocks, ties across block edges
+    streamed = metrics._streamed_scores(y, score, t, dr, specs)
+    reference = metrics._Scorer(y, score.astype(float), t.astype(float),
+                                None if dr is None else dr.astype(float)).scores(None, specs)
+    for name in specs:
+        assert streamed[name] == pytest.approx(float(reference[name][0]), rel=1e-10, abs=1e-14)
+
+
+def test_large_evaluation_matches_small_path_estimates_and_rescales_the_bootstrap(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 120_000
+    t = (rng.random(n) < 0.5).astype(np.int8)
+    score = rng.normal(size=n)
+    y = (rng.random(n) < 0.05 + 0.05 * t * (score > 0)).astype(float)
+    full = metrics.evaluate_scores(y, score, t, n_boot=200, random_state=1)
+    monkeypatch.setattr(metrics, "_STREAM_ROWS", 10_000)
+    sub = metrics.evaluate_scores(y, score.astype(np.float32), t, n_boot=200, random_state=1, max_rows=30_000)
+    for name in ("qini", "auuc", "uplift_at_k"):
+        assert sub[name]["estimate"] == pytest.approx(full[name]["estimate"], rel=1e-7)
+        # m-out-of-n draws rescaled by sqrt(m / n) estimate the full-sample spread
+        assert 0.7 < sub[name]["se"] / full[name]["se"] < 1.4
+        assert sub[name]["lower"] < sub[name]["estimate"] < sub[name]["upper"]

@@ -101,8 +101,10 @@ def test_segment_table_matches_pandas_reference(sim):
     df, study = sim
     cf = study.crossfit_
     table = segment_uplift(study, ["channel"], learner="dr").set_index("channel")
-    ref = pd.DataFrame({"channel": df["channel"].astype(str), "dr": cf.dr[:, 0], "t": df["treatment"],
-                        "y": df["conversion"], "pred": cf.uplift["dr"][:, 0]}).groupby("channel")
+    # The out-of-fold arrays are stored as float32; the reference averages them in float64, as segments do.
+    ref = pd.DataFrame({"channel": df["channel"].astype(str), "dr": cf.dr[:, 0].astype(np.float64),
+                        "t": df["treatment"], "y": df["conversion"],
+                        "pred": cf.uplift["dr"][:, 0].astype(np.float64)}).groupby("channel")
     np.testing.assert_allclose(table["uplift"], ref["dr"].mean().loc[table.index], rtol=1e-10)
     se = ref["dr"].std().loc[table.index] / np.sqrt(ref.size().loc[table.index])
     np.testing.assert_allclose(table["se"], se, rtol=1e-8)

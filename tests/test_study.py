@@ -144,3 +144,14 @@ def test_observational_refutation_and_e_values(obs_df):
     ev = study.e_values()
     assert len(ev) == 1 and ev.iloc[0]["e_value"] >= 1.0
     assert {"overlap", "leakage"} <= set(study.diagnostics())
+
+
+def test_constant_declared_propensity_is_the_expected_split():
+    rng = np.random.default_rng(5)
+    n = 4000
+    df = pd.DataFrame({"x": rng.normal(size=n), "t": (rng.random(n) < 0.85).astype(int)})
+    df["y"] = (rng.random(n) < 0.1 + 0.05 * df["t"]).astype(int)
+    df["p"] = 0.85
+    study = Study(df, "t", "y", propensity="p").fit(learners=["t"], n_folds=3, n_boot=20)
+    assert study.diagnostics()["srm"]["passed"]
+    assert study.diagnostics()["srm"]["expected"]["1"] == pytest.approx(0.85 * n)

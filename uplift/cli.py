@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uplift.errors import UpliftInputError
+from uplift.learners import DEFAULT_LEARNERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
@@ -231,7 +232,7 @@ def fit(
     feature: Annotated[list[str], typer.Option(help="Feature column (repeat); default: all other columns.")] = [],  # noqa: B006
     exclude: Annotated[list[str], typer.Option(help="Column never to use as a feature (repeat).")] = [],  # noqa: B006
     propensity: Annotated[str | None, typer.Option(help="Known treatment-probability column.")] = None,
-    learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = "t,x,dr,r,s",
+    learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = ",".join(DEFAULT_LEARNERS),
     folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",

@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from uplift.data import CampaignData
 from uplift.errors import UpliftInputError
 from uplift.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
-from uplift.models import ModelFactory
+from uplift.models import BinnedMatrix, ModelFactory
 
 
 class ProgressHook(Protocol):
@@ -147,26 +147,30 @@ def cross_fit(
     treated = range(1, n_arms)
     folds = make_folds(T, y, kind, n_folds, random_state)
     observational = data.design == "observational"
+    # Every LightGBM model trains on a subset of one binned copy of X (no per-model copies of rows).
+    matrix = BinnedMatrix(X, data.schema.categorical_indices)
 
-    mu = np.empty((n, n_arms))
-    e = np.full((n, n_arms), np.nan)
-    uplift = {name: np.empty((n, n_arms - 1)) for name in names}
+    # Out-of-fold arrays are float32: they are model outputs (a few significant digits), and at 14M rows each
+    # float64 column would cost 112 MB. Sums over them (metrics, effects) are taken in float64.
+    mu = np.empty((n, n_arms), np.float32)
+    e = np.full((n, n_arms), np.nan, np.float32)
+    uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
     fold_models: list[FoldModels] = []
     progress.start(n_folds * (1 + len(names) * (n_arms - 1)), "cross-fitting")
 
     # Pass 1: nuisances, out of fold.
     for k in range(n_folds):
-        train, test = folds != k, folds == k
+        train, test = folds != k, np.flatnonzero(folds == k)
         fm = FoldModels(mu={}, e={})
         for a in range(n_arms):
-            rows = train & (T == a)
-            fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(X[rows], y[rows])
-            mu[test, a] = fm.mu[a].predict(X[test])
+            rows = np.flatnonzero(train & (T == a))
+            fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(matrix.rows(rows), y[rows])
+            mu[test, a] = _predict(fm.mu[a].predict, X, test)
         for a in treated:
-            pair = train & ((T == 0) | (T == a))
+            pair = np.flatnonzero(train & ((T == 0) | (T == a)))
             if observational:
-                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(X[pair], (T[pair] == a).astype(float))
-                e[test, a] = fm.e[a].predict(X[test])
+                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(matrix.rows(pair), (T[pair] == a).astype(float))
+                e[test, a] = _predict(fm.e[a].predict, X, test)
             else:
                 fm.e[a] = float(np.mean(T[pair] == a))
                 e[test, a] = fm.e[a]
@@ -174,30 +178,65 @@ def cross_fit(
         progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
     if data.propensity is not None:
         e[:, 1] = data.propensity  # a known design propensity beats an estimated one
+    matrix.release()  # the nuisances' binned matrix; the final stages bin with their own settings
 
     # Pass 2: learners' final stages on training folds, predicted on the held-out fold.
-    dr = np.full((n, n_arms - 1), np.nan)
+    dr = np.full((n, n_arms - 1), np.nan, np.float32)
     for a in treated:
-        pair = (T == 0) | (T == a)
-        t_pair = (T == a).astype(float)
+        in_pair = (T == 0) | (T == a)
+        pair = np.flatnonzero(in_pair)
+        t_pair = (T == a).astype(np.float64)
         nuis_all = Nuisance(mu[:, 0], mu[:, a], e[:, a])
-        dr[pair, a - 1] = aipw_scores(y[pair], t_pair[pair], nuis_all.subset(pair))
-        for k in range(n_folds):
-            rows = (folds != k) & pair
-            test = folds == k
-            nuis_test = nuis_all.subset(test)
-            for name in names:
-                learner = make_learner(name).fit(X[rows], t_pair[rows], y[rows], nuis_all.subset(rows),
-                                                 factory, kind, seed=1000 * k + 10 * a)
+        for start in range(0, len(pair), PREDICT_BATCH):
+            idx = pair[start:start + PREDICT_BATCH]
+            dr[idx, a - 1] = aipw_scores(y[idx], t_pair[idx], nuis_all.subset(idx))
+        arm_matrix = matrix.for_arm(t_pair)
+        # Learner by learner (each over all folds), so only the binned matrix the current learner trains on is
+        # held: the S-learner's (X plus the treatment column) and the others' are never in memory together.
+        for name in names:
+            if name == "s":
+                matrix.release()
+            for k in range(n_folds):
+                rows = np.flatnonzero((folds != k) & in_pair)
+                test = np.flatnonzero(folds == k)
+                learner = make_learner(name)
+                nuis_rows = nuis_all.subset(rows)
+                if learner.in_fold_nuisance:
+                    # This fold's own outcome models, fit on the training folds only: the out-of-fold mu of a
+                    # training row comes from a model that saw fold k, whose outcomes would then leak into the
+                    # learner's "out-of-fold" predictions for fold k (optimistic evaluation).
+                    fm = fold_models[k]
+                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows), _predict(fm.mu[a].predict, X, rows),
+                                         nuis_rows.e)
+                learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
+                                      factory, kind, seed=1000 * k + 10 * a)
                 fold_models[k].learners[(name, a)] = learner
-                uplift[name][test, a - 1] = learner.predict(X[test], nuis_test)
+                uplift[name][test, a - 1] = _predict(
+                    lambda Xb, idx, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(idx)), X, test,
+                    with_index=True)
                 progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
+            if name == "s":
+                arm_matrix.release()
+    del matrix  # the binned copies are no longer needed
 
     cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
     cf.policy_dr = policy_scores(y, T, mu, e)
     if len(names) > 1:
         _add_ensemble(cf, T)
     return cf
+
+
+#: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
+PREDICT_BATCH = 1_000_000
+
+
+def _predict(predict, X: np.ndarray, index: np.ndarray, *, with_index: bool = False) -> np.ndarray:
+    """``predict(X[index])`` in batches of :data:`PREDICT_BATCH` rows (``predict(X[i], i)`` with ``with_index``)."""
+    parts = []
+    for start in range(0, len(index), PREDICT_BATCH):
+        idx = index[start:start + PREDICT_BATCH]
+        parts.append(predict(X[idx], idx) if with_index else predict(X[idx]))
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -208,37 +247,75 @@ def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.nd
     it is the usual AIPW score.
     """
     n_arms = mu.shape[1]
-    odds = np.column_stack([np.ones(len(y))] + [
-        (lambda p: p / (1 - p))(np.clip(e[:, a], *E_CLIP)) for a in range(1, n_arms)])
-    prob = np.clip(odds / odds.sum(axis=1, keepdims=True), E_CLIP[0], 1.0)
-    base = mu[:, 0] + (treatment == 0) * (y - mu[:, 0]) / prob[:, 0]
-    out = np.empty((len(y), n_arms - 1))
-    for a in range(1, n_arms):
-        out[:, a - 1] = mu[:, a] + (treatment == a) * (y - mu[:, a]) / prob[:, a] - base
+    out = np.empty((len(y), n_arms - 1), dtype=np.result_type(mu.dtype, np.float32))
+    # In row batches: the float64 temporaries stay small however many rows there are.
+    for start in range(0, len(y), PREDICT_BATCH):
+        rows = slice(start, start + PREDICT_BATCH)
+        m, yy, tt = mu[rows].astype(np.float64), y[rows], treatment[rows]
+        odds = np.column_stack([np.ones(len(yy))] + [
+            (lambda p: p / (1 - p))(np.clip(e[rows, a].astype(np.float64), *E_CLIP)) for a in range(1, n_arms)])
+        prob = np.clip(odds / odds.sum(axis=1, keepdims=True), E_CLIP[0], 1.0)
+        base = m[:, 0] + (tt == 0) * (yy - m[:, 0]) / prob[:, 0]
+        for a in range(1, n_arms):
+            out[rows, a - 1] = m[:, a] + (tt == a) * (yy - m[:, a]) / prob[:, a] - base
     return out
 
 
-def _stack_weights(P: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Non-negative weights (plus a free intercept) that best predict the DR score from learners' uplift."""
-    design = np.column_stack([P, np.ones(len(P)), -np.ones(len(P))])
-    w, _ = nnls(design, target)
-    return w
+def _stack_weights(gram: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative weights and a free intercept that best predict the DR score from learners' uplift.
+
+    ``gram`` is ``A'A`` for ``A = [P, 1, target]`` (P: one column of uplift per learner) over the fitting rows.
+    The intercept is profiled out (centring), which leaves a non-negative least-squares problem in the L x L
+    centred cross-products; it is solved through a square root of that matrix, so the answer is the
+    least-squares one on the rows themselves, found without a copy of the n x L design.
+    """
+    L = gram.shape[0] - 2
+    count, sums, target_sum = gram[L, L], gram[L, :L], gram[L, L + 1]
+    cov = gram[:L, :L] - np.outer(sums, sums) / count
+    cross = gram[:L, L + 1] - sums * target_sum / count
+    vals, vecs = np.linalg.eigh(cov)
+    keep = vals > vals.max(initial=0.0) * 1e-12
+    root = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T  # root.T @ root == cov
+    rhs = (vecs[:, keep].T @ cross) / np.sqrt(vals[keep])  # root.T @ rhs == cross
+    w, _ = nnls(root, rhs) if keep.any() else (np.zeros(L), 0.0)
+    return w, float((target_sum - sums @ w) / count)
+
+
+def _stack(columns: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    return np.column_stack([c[idx] for c in columns]).astype(np.float64)
+
+
+def _fold_grams(columns: list[np.ndarray], target: np.ndarray, rows: np.ndarray, folds: np.ndarray,
+                n_folds: int) -> np.ndarray:
+    """``A'A`` of ``A = [P, 1, target]`` (P: the ``columns``) over ``rows`` of each fold, in float64 row batches."""
+    L = len(columns)
+    grams = np.zeros((n_folds, L + 2, L + 2))
+    for start in range(0, len(rows), PREDICT_BATCH):
+        idx = rows[start:start + PREDICT_BATCH]
+        A = np.column_stack([_stack(columns, idx), np.ones(len(idx)), target[idx]])
+        for k in range(n_folds):
+            Ak = A[folds[idx] == k]
+            grams[k] += Ak.T @ Ak
+    return grams
 
 
 def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
     """Stacked ensemble: out-of-fold weights for honest evaluation, all-row weights for new customers."""
     names = cf.learners
     ens = np.empty_like(next(iter(cf.uplift.values())))
+    n_folds = len(cf.fold_models)
     for a in range(1, len(cf.arms)):
-        pair = cf.in_arm(T, a)
-        P = np.column_stack([cf.uplift[name][:, a - 1] for name in names])
-        for k in np.unique(cf.folds):
-            fit_rows = pair & (cf.folds != k)
-            w = _stack_weights(P[fit_rows], cf.dr[fit_rows, a - 1])
-            test = cf.folds == k
-            ens[test, a - 1] = P[test] @ w[:-2] + w[-2] - w[-1]
-        w = _stack_weights(P[pair], cf.dr[pair, a - 1])
-        cf.ensemble_weights[a] = {**dict(zip(names, w[:-2].tolist(), strict=True)), "_intercept": w[-2] - w[-1]}
+        pair = np.flatnonzero(cf.in_arm(T, a))
+        columns = [cf.uplift[name][:, a - 1] for name in names]
+        grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds)
+        for k in range(n_folds):
+            w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
+            test = np.flatnonzero(cf.folds == k)
+            for start in range(0, len(test), PREDICT_BATCH):
+                idx = test[start:start + PREDICT_BATCH]
+                ens[idx, a - 1] = _stack(columns, idx) @ w + intercept
+        w, intercept = _stack_weights(grams.sum(axis=0))
+        cf.ensemble_weights[a] = {**dict(zip(names, w.tolist(), strict=True)), "_intercept": intercept}
     cf.uplift["ensemble"] = ens
 
 
@@ -249,6 +326,10 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     ``alpha`` is set. For a forest the fold forests' standard errors are averaged, a conservative bound on the
     standard error of their mean.
     """
+    if len(X) > PREDICT_BATCH:  # in row batches: temporaries (e.g. the S-learner's widened X) stay bounded
+        parts = [predict_uplift(cf, X[i:i + PREDICT_BATCH], learner, alpha=alpha) for i in range(0, len(X),
+                                                                                               PREDICT_BATCH)]
+        return tuple(None if parts[0][j] is None else np.concatenate([p[j] for p in parts]) for j in range(3))
     n_arms = len(cf.arms)
     out = np.zeros((len(X), n_arms - 1))
     se = np.zeros_like(out) if alpha is not None else None

@@ -74,6 +74,8 @@ class FeatureSchema:
                 f"feature column(s) {', '.join(map(repr, missing))} missing from the data to score; "
                 f"the model was trained on: {', '.join(self.names)}"
             )
+        if not self.categories and all(frame[name].dtype == np.float32 for name in self.names):
+            return _float32_matrix(frame, list(self.names))
         out = np.empty((len(frame), len(self.names)), dtype=np.float32)
         for j, name in enumerate(self.names):
             col = frame[name]
@@ -176,6 +178,29 @@ def _to_float(col: pd.Series, name: str) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def _float32_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The float32 columns ``names`` as one matrix, without a copy when pandas holds them in one block.
+
+    A Parquet file of float32 features (read with pyarrow) arrives as one float32 block, so the feature matrix
+    is a read-only, column-major view of the frame's own memory: the features are stored once, not twice.
+    """
+    X = frame[names].to_numpy(dtype=np.float32, copy=False)
+    for j, name in enumerate(names):
+        bad = np.isinf(X[:, j])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UpliftInputError(f"feature {name!r} has an infinite value (row {row}); "
+                                   "replace it with a number or blank")
+    return X
+
+
+def _is_constant(col: pd.Series) -> bool:
+    """One value in every row (missing counts as a value). Numeric columns are checked without hashing."""
+    if _is_numeric(col) and not pd.api.types.is_bool_dtype(col):
+        return bool(col.min() == col.max() and not col.isna().any())
+    return col.nunique(dropna=False) <= 1
+
+
 def _require_columns(frame: pd.DataFrame, cols: list[str], role: str) -> None:
     import difflib
 
@@ -195,10 +220,15 @@ def _arm_codes(col: pd.Series, name: str, control: str | None) -> tuple[np.ndarr
             f"treatment column {name!r} has {len(rows)} missing value(s) (first at row {rows[0]}); "
             "every row must say which arm it was in"
         )
-    labels = col.astype(str) if not pd.api.types.is_bool_dtype(col) else col.map({True: "1", False: "0"})
-    if pd.api.types.is_float_dtype(col) and np.all(np.mod(col.to_numpy(), 1) == 0):
-        labels = col.astype(np.int64).astype(str)
-    levels = sorted(pd.unique(labels))
+    # Labels are made per distinct value, not per row: 14M per-row strings would cost ~1 GB of Python objects.
+    values = pd.unique(col)
+    if pd.api.types.is_bool_dtype(col):
+        value_labels = ["1" if v else "0" for v in values]
+    elif pd.api.types.is_float_dtype(col) and np.all(np.mod(values.astype(np.float64), 1) == 0):
+        value_labels = [str(int(v)) for v in values]
+    else:
+        value_labels = [str(v) for v in values]
+    levels = sorted(set(value_labels))
     if len(levels) < 2:
         raise UpliftInputError(
             f"treatment column {name!r} has only one arm ({_show(levels[0])}); an uplift study needs a control and at "
@@ -221,7 +251,8 @@ def _arm_codes(col: pd.Series, name: str, control: str | None) -> tuple[np.ndarr
             )
         control = matches[0]
     arms = (control, *[lv for lv in levels if lv != control])
-    codes = pd.Index(arms).get_indexer(labels.to_numpy()).astype(np.int8)
+    arm_of_value = pd.Index(arms).get_indexer(value_labels).astype(np.int8)
+    codes = arm_of_value[pd.Index(values).get_indexer(col.to_numpy())]
     return codes, arms
 
 
@@ -286,7 +317,7 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
                     )
                 notes.append(f"feature {c!r} dropped: {nunique} distinct text values look like an identifier")
                 continue
-        if col.nunique(dropna=False) <= 1:
+        if _is_constant(col):
             notes.append(f"feature {c!r} dropped: it is constant")
             continue
         keep.append(c)

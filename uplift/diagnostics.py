@@ -548,6 +548,59 @@ def _single_feature_auc(col: pd.Series, t: np.ndarray) -> float:
     return max(auc, 1.0 - auc)
 
 
+def outcome_proxy_check(X: pd.DataFrame, y, *, threshold: float = 0.995, max_rows: int = 200_000,
+                        random_state: int = 0) -> pd.DataFrame:
+    """Features that are (almost) the outcome itself, e.g. ``revenue`` left in as a feature of ``conversion``.
+
+    Such a feature explains the outcome in every arm, so the outcome models leave no residual and every effect
+    estimate collapses to zero. A feature is flagged when, on its own, it ranks the outcome almost perfectly:
+    AUC > ``threshold`` for a 0/1 outcome, |Spearman correlation| > ``threshold`` for a continuous one
+    (computed on at most ``max_rows`` random rows).
+
+    Returns
+    -------
+    DataFrame
+        ``feature``, ``statistic`` (AUC or |Spearman|) and ``message``; empty when nothing is suspicious.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> y = (rng.random(3000) < 0.1).astype(int)
+    >>> X = pd.DataFrame({"age": rng.normal(40, 10, 3000), "revenue": y * rng.gamma(2.0, 30.0, 3000)})
+    >>> outcome_proxy_check(X, y)["feature"].tolist()
+    ['revenue']
+    """
+    X = _frame(X)
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) > max_rows:
+        keep = np.sort(np.random.default_rng(random_state).choice(len(y), max_rows, replace=False))
+        X, y = X.iloc[keep], y[keep]
+    binary = bool(np.isin(np.unique(y), (0.0, 1.0)).all())
+    if binary and len(np.unique(y)) < 2:
+        return pd.DataFrame(columns=["feature", "statistic", "message"])
+    rows = []
+    for name in X.columns:
+        col = X[name]
+        if _is_categorical(col):
+            continue
+        x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = ~np.isnan(x)
+        if ok.sum() < 10 or np.nanstd(x) == 0:
+            continue
+        if binary:
+            stat = _single_feature_auc(col, y.astype(int))
+            what = f"on its own it predicts the outcome almost perfectly (AUC {stat:.4f})"
+        else:
+            rho = stats.spearmanr(x[ok], y[ok]).statistic
+            stat = float(abs(rho)) if np.isfinite(rho) else 0.0
+            what = f"it moves in lockstep with the outcome (|Spearman| {stat:.4f})"
+        if stat > threshold:
+            rows.append((str(name), float(stat), f"{what}: it is probably another outcome (recorded after the "
+                         "campaign); declare it as an outcome or exclude it"))
+    return pd.DataFrame(rows, columns=["feature", "statistic", "message"])
+
+
 def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min_expected: float = 10.0,
                   max_weighted_smd: float = 0.2, max_levels: int = 10,
                   support: tuple[float, float] = (0.05, 0.95), min_support_rows: int = 30) -> pd.DataFrame:

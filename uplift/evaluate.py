@@ -23,12 +23,16 @@ from uplift.crossfit import CrossFit
 
 def dr_loss(dr: np.ndarray, uplift: np.ndarray) -> tuple[float, float]:
     """Mean squared distance between AIPW scores and predicted uplift, and its standard error."""
-    sq = (dr - uplift) ** 2
+    sq = (np.asarray(dr, dtype=np.float64) - uplift) ** 2
     return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(len(sq)))
 
 
+#: Rows the leaderboard's bootstrap resamples (m-out-of-n beyond this; point estimates use every row).
+BOOTSTRAP_ROWS = 1_000_000
+
+
 def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float = 0.3, n_boot: int = 200,
-                random_state: int = 0, select: str = "dr_loss") -> pd.DataFrame:
+                random_state: int = 0, select: str = "dr_loss", progress=None) -> pd.DataFrame:
     """Cross-fitted scores of every learner and arm, best first.
 
     Parameters
@@ -39,9 +43,13 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
     k : float
         Share targeted for uplift@k.
     n_boot : int
-        Bootstrap resamples for the CIs of Qini, AUUC and uplift@k.
+        Bootstrap resamples for the CIs of Qini, AUUC and uplift@k. Beyond :data:`BOOTSTRAP_ROWS` rows per arm
+        the resamples are drawn from a random sample of that many rows and rescaled to the full size
+        (m-out-of-n bootstrap, see :func:`uplift.metrics.evaluate_scores`); the estimates use every row.
     select : {"dr_loss", "qini"}
         Ranking criterion (averaged over arms weighted by rows).
+    progress : ProgressHook, optional
+        Receives one ``advance`` per scored learner and arm.
 
     Returns
     -------
@@ -50,14 +58,20 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
     """
     observational = cf.design == "observational"
     rows = []
+    if progress is not None:
+        progress.start(len(cf.uplift) * (len(cf.arms) - 1), "leaderboard (out-of-fold scores, bootstrap CIs)")
     for a in range(1, len(cf.arms)):
         pair = cf.in_arm(treatment, a)
-        yy, tt = y[pair], (treatment[pair] == a).astype(int)
-        dr = cf.dr[pair, a - 1]
+        every = bool(pair.all())  # one treated arm: every row, and no copies
+        yy, tt = (y, treatment) if every else (y[pair], (treatment[pair] == a).astype(np.int8))
+        dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
         for name, up in cf.uplift.items():
-            scores = metrics.evaluate_scores(yy, up[pair, a - 1], tt, dr=dr if observational else None, k=k,
-                                             n_boot=n_boot, random_state=random_state)
-            loss, loss_se = dr_loss(dr, up[pair, a - 1])
+            u = up[:, a - 1] if every else up[pair, a - 1]
+            scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
+                                             n_boot=n_boot, random_state=random_state, max_rows=BOOTSTRAP_ROWS)
+            loss, loss_se = dr_loss(dr, u)
+            if progress is not None:
+                progress.advance(f"leaderboard: {name} ({cf.arms[a]})")
             row = {"learner": name, "arm": cf.arms[a], "n": int(pair.sum())}
             for metric in ("qini", "auuc", "uplift_at_k"):
                 for part in ("estimate", "lower", "upper"):

@@ -10,6 +10,7 @@ final stages are the textbook estimators:
 ``t``     μ₁(x) − μ₀(x)
 ``x``     X-learner (Künzel et al. 2019): imputed effects per arm, blended by the propensity
 ``dr``    DR-learner (Kennedy 2020): regression of the AIPW pseudo-outcome on x
+``dr_linear``  the same with a ridge (linear) final stage: more bias, far less variance
 ``r``     R-learner (Nie & Wager 2021): weighted regression of residual ratios
 ``causal_forest``  econml's generalized random forest on DML residuals, with per-row CIs
 ``uplift_forest``  causalml's UpliftRandomForestClassifier (binary outcomes)
@@ -27,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from uplift.errors import UpliftInputError
-from uplift.models import ModelFactory
+from uplift.models import ModelFactory, Rows
 
 #: Propensities are clipped to this range inside pseudo-outcomes (overlap guard).
 E_CLIP = (0.01, 0.99)
@@ -70,6 +71,10 @@ class Learner:
     name: ClassVar[str] = ""
     needs_binary_outcome: ClassVar[bool] = False
     gives_intervals: ClassVar[bool] = False
+    #: Train on the current fold's own nuisance models (fit on the training folds) instead of the shared
+    #: out-of-fold nuisances. Clean for learners that only evaluate each arm's outcome model on the *other*
+    #: arm's rows (never in-sample), like the X-learner.
+    in_fold_nuisance: ClassVar[bool] = False
     models_: dict = field(default_factory=dict)
 
     def fit(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, nuis: Nuisance, factory: ModelFactory,
@@ -98,7 +103,8 @@ class SLearner(Learner):
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         # The treatment is appended as the last column; categorical indices of X are unchanged.
-        self.models_["s"] = factory.outcome(kind, seed).fit(np.column_stack([X, t.astype(np.float32)]), y)
+        Xt = X.with_treatment() if isinstance(X, Rows) else np.column_stack([X, t.astype(np.float32)])
+        self.models_["s"] = factory.outcome(kind, seed).fit(Xt, y)
         return self
 
     def predict(self, X, nuis):
@@ -111,6 +117,7 @@ class SLearner(Learner):
 
 class XLearner(Learner):
     name = "x"
+    in_fold_nuisance = True  # mu0 is used on treated rows and mu1 on control rows only: never in-sample
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         tr, co = t == 1, t == 0
@@ -151,6 +158,7 @@ class RLearner(Learner):
 
 def _fill(X: np.ndarray) -> np.ndarray:
     # Forest libraries reject NaN; a sentinel below every value lets a split isolate "missing".
+    X = np.asarray(X)
     return np.where(np.isnan(X), np.float32(-1e9), X).astype(np.float32)
 
 
@@ -210,12 +218,67 @@ class UpliftForestLearner(Learner):
         return np.asarray(self.models_["forest"].predict(_fill(X))).reshape(len(X), -1)[:, 0]
 
 
+#: The linear final stage learns from at most this many rows (a fixed random sample): a few dozen
+#: coefficients need no more, and it bounds the float64 design matrix at large n.
+LINEAR_MAX_ROWS = 1_000_000
+
+
+def linear_final_stage(n_features: int, categorical: list[int]):
+    """Ridge regression (penalty chosen by efficient leave-one-out CV) on median-imputed, standardised numeric
+    columns and one-hot categorical codes (unseen codes at prediction time get no coefficient)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cat = sorted(set(categorical))
+    num = [j for j in range(n_features) if j not in cat]
+    parts = []
+    if num:
+        parts.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                                       ("scale", StandardScaler())]), num))
+    if cat:
+        parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
+                                       ("onehot", OneHotEncoder(handle_unknown="ignore"))]), cat))
+    return Pipeline([("features", ColumnTransformer(parts)), ("ridge", RidgeCV(alphas=np.logspace(-1, 5, 13)))])
+
+
+class DRLinearLearner(Learner):
+    """DR-learner with a ridge-regularised *linear* final stage (the family of econml DRLearner's default).
+
+    The AIPW pseudo-outcome is very noisy when conversions are rare: a linear projection of it is biased where
+    uplift is not linear in the features, but has far less variance than a tree final stage. The study's
+    cross-fitted DR loss decides per dataset whether that trade pays, and the stacked ensemble can mix it in.
+    """
+
+    name = "dr_linear"
+
+    def fit(self, X, t, y, nuis, factory, kind, seed=0):
+        from uplift.models import SklearnModel
+
+        n = len(t)
+        keep = np.arange(n)
+        if n > LINEAR_MAX_ROWS:
+            keep = np.sort(np.random.default_rng(seed).choice(n, LINEAR_MAX_ROWS, replace=False))
+        Xk = X[keep] if not isinstance(X, Rows) else X[np.isin(np.arange(n), keep)]
+        Xk = np.asarray(Xk, dtype=np.float64)
+        pipe = linear_final_stage(Xk.shape[1], factory.categorical)
+        self.models_["tau"] = SklearnModel(pipe, "regression").fit(Xk, aipw_scores(y[keep], t[keep],
+                                                                                    nuis.subset(keep)))
+        return self
+
+    def predict(self, X, nuis):
+        return self.models_["tau"].predict(np.asarray(X, dtype=np.float64))
+
+
 REGISTRY: dict[str, type[Learner]] = {
     cls.name: cls
-    for cls in (SLearner, TLearner, XLearner, RLearner, DRLearner, CausalForestLearner, UpliftForestLearner)
+    for cls in (SLearner, TLearner, XLearner, RLearner, DRLearner, DRLinearLearner, CausalForestLearner,
+                UpliftForestLearner)
 }
 #: Fast, accurate on every simulator tried, and combinable: the default candidate set of a study.
-DEFAULT_LEARNERS = ("t", "x", "dr", "r", "s")
+DEFAULT_LEARNERS = ("t", "x", "dr", "dr_linear", "r", "s")
 
 
 def make_learner(name: str) -> Learner:

@@ -363,6 +363,14 @@ class _Scorer:
         self.by_type = not self.observational and bool(np.isin(self.y, (0.0, 1.0)).all())
         self._perfect: dict[str, _Ranked] = {}
 
+    @classmethod
+    def of_binary_totals(cls, n: int) -> _Scorer:
+        """A scorer that knows only the outcome is binary (raw design): enough for the perfect curves, which
+        then depend on the per-resample totals alone (see ``by_type``)."""
+        shell = cls.__new__(cls)
+        shell.observational, shell.by_type, shell.n, shell._perfect = False, True, n, {}
+        return shell
+
     # -- perfect curves ------------------------------------------------------------------------------------
     def _perfect_ranking(self, key: str) -> _Ranked:
         if key not in self._perfect:
@@ -476,6 +484,121 @@ class _Scorer:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[name] = (actual[kind] - base) / (perfect - base)
         return out
+
+
+#: From this many rows on, :func:`evaluate_scores` computes its point estimates by walking the ranking in
+#: blocks (:func:`_streamed_scores`): memory stays a few arrays of n, not the ~27 of the vectorised engine.
+_STREAM_ROWS = 2_000_000
+_BLOCK = 1 << 20
+
+
+def _validate_blocks(y, uplift, treatment, dr=None):
+    """The checks of :func:`_validate`, block by block and without float64 copies of the inputs."""
+    arrays = {"y": np.asarray(y), "uplift": np.asarray(uplift), "treatment": np.asarray(treatment)}
+    if dr is not None:
+        arrays["dr"] = np.asarray(dr)
+    n = arrays["y"].size
+    for arr in arrays.values():
+        if arr.ndim != 1 or arr.size != n or arr.dtype.kind not in "biuf":
+            return _validate(y, uplift, treatment, dr)  # let the general path name the problem
+    n_treated = 0
+    for start in range(0, n, _BLOCK):
+        for arr in arrays.values():
+            block = arr[start:start + _BLOCK]
+            if arr.dtype.kind == "f" and not np.isfinite(block).all():
+                return _validate(y, uplift, treatment, dr)
+        t = arrays["treatment"][start:start + _BLOCK]
+        if not ((t == 0) | (t == 1)).all():
+            return _validate(y, uplift, treatment, dr)
+        n_treated += int(np.count_nonzero(t))
+    if n_treated in (0, n):
+        return _validate(y, uplift, treatment, dr)
+    return arrays["y"], arrays["uplift"], arrays["treatment"], arrays.get("dr")
+
+
+def _stream_curves(score: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, observational: bool,
+                   top_rows: int | None = None) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
+    """Areas under the uplift and Qini curves of rows ranked by ``score``, walking the ranking in blocks.
+
+    Exactly the quantities of the vectorised engine (same order, ties, trapezoids and conventions), with O(block)
+    memory besides the ranking. Returns the areas, the totals (N_T, N_C, Y_T, Y_C) and the column sums over the
+    first ``top_rows`` ranked rows (for uplift@k).
+    """
+    order = _descending_order(score)
+    n = order.size
+    carry = np.zeros(4)
+    prev_x = prev_up = prev_q = 0.0
+    area_up = area_q = 0.0
+    top = None
+    for start in range(0, n, _BLOCK):
+        idx = order[start:start + _BLOCK]
+        ranked = score[idx]
+        nxt = score[order[start + _BLOCK]] if start + _BLOCK < n else None
+        ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True if nxt is None else ranked[-1] != nxt))
+        t = treatment[idx].astype(np.float64)
+        v = outcome[idx].astype(np.float64)
+        cols = np.cumsum(np.stack([t, 1.0 - t, v * t, v * (1.0 - t)]), axis=1)
+        cols += carry[:, None]
+        if top_rows is not None and start < top_rows <= start + idx.size:
+            top = cols[:, top_rows - start - 1].copy()
+        carry = cols[:, -1].copy()
+        treated, control, treated_out, control_out = cols[:, ends]
+        x = treated + control
+        if observational:
+            up = treated_out + control_out
+            q = up
+        else:
+            up = (_ratio(treated_out, treated) - _ratio(control_out, control)) * x
+            q = treated_out - _ratio(treated, control) * control_out
+        xs = np.r_[prev_x, x]
+        area_up += float(np.dot(np.diff(xs), np.r_[prev_up, up][1:] + np.r_[prev_up, up][:-1]) / 2.0)
+        area_q += float(np.dot(np.diff(xs), np.r_[prev_q, q][1:] + np.r_[prev_q, q][:-1]) / 2.0)
+        prev_x, prev_up, prev_q = float(x[-1]), float(up[-1]), float(q[-1])
+    if observational:  # the DR Qini is the DR uplift curve times the overall treated share
+        area_q = area_up * float(_ratio(carry[0], carry[0] + carry[1]))
+    return {"uplift": area_up, "qini": area_q}, carry, top
+
+
+def _streamed_scores(y, uplift, treatment, dr, metrics: dict[str, _Metric]) -> dict[str, float] | None:
+    """Point estimates of Qini, AUUC and uplift@k ("overall") with little memory, or None when the case needs
+    the vectorised engine (a continuous outcome's raw perfect curve, or other metric options)."""
+    observational = dr is not None
+    binary = observational or bool(np.isin(y, (0, 1)).all())
+    if not binary or any(m.kind == "qini" and not m.negative_effect or m.kind == "uplift_at_k"
+                         and m.strategy != "overall" for m in metrics.values()):
+        return None
+    outcome = y if dr is None else dr
+    n = np.asarray(y).size
+    ks = {m.k for m in metrics.values() if m.kind == "uplift_at_k"}
+    if len(ks) > 1:
+        return None
+    k = next(iter(ks), None)
+    top_rows = None if k is None else int(np.floor(k * n)) if isinstance(k, float) else int(k)
+    areas, totals, top = _stream_curves(uplift, treatment, outcome, observational,
+                                        top_rows if top_rows and top_rows > 0 else None)
+    totals = totals[None]
+    if observational:  # the perfect ranking orders rows by dr itself; both curves come from it
+        perfect, _, _ = _stream_curves(outcome, treatment, outcome, True)
+    else:
+        shell = _Scorer.of_binary_totals(n)
+        memo: dict = {}
+        perfect = {kind: float(shell._perfect_area(kind, None, totals, True, memo)[0]) for kind in ("qini", "uplift")}
+    kinds = {"qini": "qini", "auuc": "uplift"}
+    out = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, metric in metrics.items():
+            if metric.kind == "uplift_at_k":
+                if top is None:
+                    out[name] = np.nan
+                elif observational:
+                    out[name] = float((top[2] + top[3]) / top_rows)
+                else:
+                    out[name] = float(top[2] / top[0] - top[3] / top[1])
+                continue
+            kind = kinds[metric.kind]
+            base = float(_baseline(kind, totals, observational)[0])
+            out[name] = (areas[kind] - base) / (perfect[kind] - base)
+    return out
 
 
 def _point(y, uplift, treatment, dr, metric: _Metric) -> float:
@@ -734,16 +857,45 @@ def _check_boot(n_boot: int, alpha: float) -> None:
 
 
 def _bootstrap(scorer: _Scorer, metrics: dict[str, _Metric], n_boot: int, alpha: float,
-               random_state: int | None) -> dict[str, dict[str, float]]:
-    estimates = {name: float(v[0]) for name, v in scorer.scores(None, metrics).items()}
+               random_state: int | None, sample: tuple[_Scorer, float] | None = None) -> dict[str, dict[str, float]]:
+    """Point estimates on ``scorer``; percentile CIs from Poisson bootstrap draws.
+
+    With ``sample = (sub_scorer, scale)`` the draws are taken on ``sub_scorer`` (m of the n rows) and mapped
+    back to the full sample as ``estimate + scale * (draw - sub_estimate)``, ``scale = sqrt(m / n)``: the
+    m-out-of-n bootstrap (Bickel, Götze & van Zwet 1997), valid for these root-n-consistent statistics.
+    """
+    if isinstance(scorer, dict):  # point estimates computed elsewhere (streamed); draws from the sample
+        estimates = scorer
+    else:
+        estimates = {name: float(v[0]) for name, v in scorer.scores(None, metrics).items()}
+    boot, scale = (scorer, 1.0) if sample is None else sample
+    centre = estimates if sample is None else {name: float(v[0]) for name, v in boot.scores(None, metrics).items()}
     rng = np.random.default_rng(random_state)
-    per_chunk = max(1, _CHUNK_CELLS // scorer.n)
+    per_chunk = max(1, _CHUNK_CELLS // boot.n)
     draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
     for start in range(0, n_boot, per_chunk):
-        weights = _poisson_weights(rng, (min(per_chunk, n_boot - start), scorer.n))
-        for name, values in scorer.scores(weights, metrics).items():
+        weights = _poisson_weights(rng, (min(per_chunk, n_boot - start), boot.n))
+        for name, values in boot.scores(weights, metrics).items():
             draws[name].append(values)
-    return {name: _summary(estimates[name], np.concatenate(draws[name]), alpha, name) for name in metrics}
+    return {name: _summary(estimates[name], estimates[name] + scale * (np.concatenate(draws[name]) - centre[name]),
+                           alpha, name) for name in metrics}
+
+
+def _subsample(y, uplift, treatment, dr, max_rows: int | None, random_state: int | None):
+    """``(sub_scorer, sqrt(m / n))`` on a random ``max_rows`` rows (each arm keeps its share), or None."""
+    if max_rows is None or y.size <= max_rows:
+        return None
+    if not (isinstance(max_rows, int | np.integer) and max_rows >= 100):
+        raise UpliftInputError(f"max_rows must be a whole number of at least 100, got {max_rows!r}")
+    # A separate stream from the resampling weights, and stratified by arm so both arms are always present.
+    rng = np.random.default_rng(None if random_state is None else [random_state, 1])
+    rows = []
+    for group in (np.flatnonzero(treatment == 1.0), np.flatnonzero(treatment == 0.0)):
+        size = max(1, int(round(max_rows * group.size / y.size)))
+        rows.append(rng.choice(group, size, replace=False))
+    rows = np.sort(np.concatenate(rows))
+    sub = _Scorer(*(None if a is None else a[rows].astype(np.float64) for a in (y, uplift, treatment, dr)))
+    return sub, math.sqrt(rows.size / y.size)
 
 
 def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: int = 200,
@@ -810,7 +962,8 @@ def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: 
 
 
 def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_boot: int = 200,
-                    random_state: int | None = 0, alpha: float = 0.05) -> dict[str, dict[str, float]]:
+                    random_state: int | None = 0, alpha: float = 0.05,
+                    max_rows: int | None = None) -> dict[str, dict[str, float]]:
     """Qini coefficient, AUUC and uplift@k of one set of predictions, each with a bootstrap CI.
 
     The three metrics share one ranking and one set of bootstrap weights (one pass over the data).
@@ -823,6 +976,10 @@ def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_bo
         Targeted share (or count) for uplift@k (strategy ``"overall"``).
     n_boot, random_state, alpha
         As in :func:`metric_ci`.
+    max_rows : int, optional
+        With more rows than this, the bootstrap resamples a random ``max_rows`` of them (stratified by arm)
+        and rescales the spread by ``sqrt(max_rows / n)`` (m-out-of-n bootstrap); the point estimates always
+        use every row. Bounds the cost at ``max_rows * n_boot`` cells however large ``n`` is.
 
     Returns
     -------
@@ -837,11 +994,17 @@ def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_bo
     >>> sorted(evaluate_scores(y, score, t, n_boot=50))
     ['auuc', 'qini', 'uplift_at_k']
     """
-    y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
+    large = max_rows is not None and np.size(y) >= max(_STREAM_ROWS, max_rows)
+    y, uplift, treatment, dr = (_validate_blocks if large else _validate)(y, uplift, treatment, dr)
     _check_boot(n_boot, alpha)
     metrics = {"qini": _metric("qini", y.size, treatment), "auuc": _metric("auuc", y.size, treatment),
                "uplift_at_k": _metric("uplift_at_k", y.size, treatment, k=k)}
-    return _bootstrap(_Scorer(y, uplift, treatment, dr), metrics, n_boot, alpha, random_state)
+    sample = _subsample(y, uplift, treatment, dr, max_rows, random_state)
+    streamed = _streamed_scores(y, uplift, treatment, dr, metrics) if large else None
+    if large and streamed is None:
+        y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
+    scorer = streamed if streamed is not None else _Scorer(y, uplift, treatment, dr)
+    return _bootstrap(scorer, metrics, n_boot, alpha, random_state, sample)
 
 
 # ---------------------------------------------------------------------------------------------------------

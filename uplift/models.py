@@ -28,6 +28,143 @@ EFFECT_PARAMS = {
 
 #: Fits on fewer rows than this use one thread.
 SMALL_FIT_ROWS = 20_000
+#: LightGBM parameters that fix how a Dataset is binned (the rest only steer training).
+_BINNING = ("max_bin",)
+
+
+class BinnedMatrix:
+    """A feature matrix binned once by LightGBM, from which every model on a subset of its rows trains.
+
+    Binning is a large share of a LightGBM fit, and copying ``X[rows]`` for every model costs memory that grows
+    with ``n``. Cross-fitting therefore bins all rows once per binning setting (``max_bin``) and hands each model
+    a subset of the binned rows (``lightgbm.Dataset.subset``, one byte per cell instead of four per copy).
+
+    Parameters
+    ----------
+    X : (n, p) float32 array
+    categorical : list of int
+        Categorical column indices of ``X``.
+    extra : (n,) array, optional
+        One more column appended to ``X`` (the S-learner's treatment indicator); it is binned in batches, so
+        ``X`` is never copied whole.
+    """
+
+    def __init__(self, X: np.ndarray, categorical: list[int] | None = None, extra: np.ndarray | None = None,
+                 treated: np.ndarray | None = None) -> None:
+        self.X, self.categorical, self.extra, self.treated = X, list(categorical or []), extra, treated
+        self._datasets: dict[tuple, lgb.Dataset] = {}
+        self._with_treatment: BinnedMatrix | None = None
+
+    def for_arm(self, treated: np.ndarray) -> BinnedMatrix:
+        """This matrix (sharing its binned datasets) knowing the 0/1 indicator of the arm being modelled."""
+        other = BinnedMatrix(self.X, self.categorical, self.extra, treated)
+        other._datasets = self._datasets  # shared: releasing one releases both
+        return other
+
+    def release(self) -> None:
+        """Free the binned datasets built so far (they are rebuilt if used again), including the widened ones."""
+        self._datasets.clear()
+        self._with_treatment = None
+
+    def with_treatment(self) -> BinnedMatrix:
+        """The matrix with the arm indicator (see :meth:`for_arm`) as one more column, binned once."""
+        if self.treated is None:
+            raise ValueError("for_arm(treated) first: the matrix does not know the treatment column")
+        if self._with_treatment is None:
+            self._with_treatment = BinnedMatrix(self.X, self.categorical, self.treated)
+        return self._with_treatment
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def rows(self, index: np.ndarray) -> Rows:
+        """The rows ``index`` (sorted row numbers) of the matrix, not copied."""
+        return Rows(self, np.asarray(index, dtype=np.int64))
+
+    def materialize(self, index: np.ndarray) -> np.ndarray:
+        X = self.X[index]
+        return X if self.extra is None else np.column_stack([X, self.extra[index].astype(np.float32)])
+
+    def dataset(self, params: dict) -> lgb.Dataset:
+        key = tuple(params.get(k) for k in _BINNING)
+        if key not in self._datasets:
+            ds_params = {**{k: params[k] for k in _BINNING if k in params}, "verbosity": -1,
+                         # Training may lower min_data_in_leaf for small subsets: keep every feature binned.
+                         "feature_pre_filter": False}
+            data = self.X if self.extra is None else [_WithExtra(self.X, self.extra)]
+            cat = self.categorical or "auto"
+            ds = lgb.Dataset(data, label=np.zeros(len(self.X), np.float32), params=ds_params,
+                             categorical_feature=cat, free_raw_data=True).construct()
+            ds.label = None  # each subset gets its own label; the placeholder need not stay in Python
+            self._datasets[key] = ds
+        return self._datasets[key]
+
+
+def _subset(reference: lgb.Dataset, index: np.ndarray) -> lgb.Dataset:
+    """``reference.subset(index).construct()`` for a sorted integer array, without LightGBM's ``sorted(index)``.
+
+    ``Dataset.subset`` keeps the indices as a Python list of numpy scalars (~40 bytes a row, and seconds to sort at
+    10M rows); here they stay one int32 array, which is what LightGBM's C API reads anyway.
+    """
+    ds = lgb.Dataset(None, reference=reference, feature_name=reference.feature_name,
+                     categorical_feature=reference.categorical_feature, params=reference.params,
+                     free_raw_data=reference.free_raw_data)
+    ds._predictor = reference._predictor
+    ds.pandas_categorical = reference.pandas_categorical
+    ds.used_indices = np.ascontiguousarray(index, dtype=np.int32)
+    return ds.construct()
+
+
+class _WithExtra(lgb.Sequence):
+    """``[X, extra]`` served to LightGBM in row batches, so the wider matrix never exists whole."""
+
+    batch_size = 65_536
+
+    def __init__(self, X: np.ndarray, extra: np.ndarray) -> None:
+        self.X, self.extra = X, extra
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, idx):
+        # LightGBM's sequence reader takes float64 rows.
+        if isinstance(idx, int | np.integer):
+            return np.append(self.X[idx].astype(np.float64), float(self.extra[idx]))
+        return np.column_stack([self.X[idx].astype(np.float64), np.asarray(self.extra[idx], dtype=np.float64)])
+
+
+class Rows:
+    """Rows of a :class:`BinnedMatrix`, not copied: LightGBM trains on their binned subset, and any other
+    model gets ``np.asarray(rows)`` (a copy of those rows of ``X``, plus the extra column if any).
+
+    Index with a boolean mask over these rows (``rows[mask]``) to narrow them further.
+    """
+
+    def __init__(self, matrix: BinnedMatrix, index: np.ndarray) -> None:
+        self.matrix, self.index = matrix, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.index), self.matrix.X.shape[1] + (self.matrix.extra is not None)
+
+    def __getitem__(self, mask: np.ndarray) -> Rows:
+        return Rows(self.matrix, self.index[mask])
+
+    def with_treatment(self) -> Rows:
+        """The same rows with the arm indicator appended as the last column (S-learner)."""
+        return Rows(self.matrix.with_treatment(), self.index)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        X = self.matrix.materialize(self.index)
+        return X if dtype is None else X.astype(dtype, copy=False)
+
+    def dataset(self, params: dict, index: np.ndarray | None = None) -> lgb.Dataset:
+        """A LightGBM Dataset of these rows (or of ``index``, a subset of them), binned like the whole matrix."""
+        index = self.index if index is None else index
+        return _subset(self.matrix.dataset(params), index)
 
 
 @dataclass
@@ -53,8 +190,10 @@ class LGBMModel:
     booster_: lgb.Booster | None = None
     constant_: float | None = None
 
-    def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> LGBMModel:
-        y = np.asarray(y, dtype=np.float64)
+    def fit(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None = None) -> LGBMModel:
+        """Fit on ``X`` (an array, or :class:`Rows` of a binned matrix) and outcome ``y``, optionally weighted."""
+        # LightGBM stores labels as float32 whatever it is given: converting first halves the copies held.
+        y = np.asarray(y, dtype=np.float32)
         if self.kind == "binary" and (y.min() == y.max()):
             # A class that never happens in this subset: its probability is the constant rate.
             self.constant_ = float(y[0])
@@ -67,28 +206,41 @@ class LGBMModel:
             "num_threads": 1 if n < SMALL_FIT_ROWS else 0,
         }
         params["min_data_in_leaf"] = int(min(params["min_data_in_leaf"], max(5, n // 20)))
-        cat = self.categorical or "auto"
         rng = np.random.default_rng(self.random_state)
         if n >= 1000:
             val = rng.random(n) < 0.1
             tr = ~val
-            dtrain = lgb.Dataset(X[tr], y[tr], weight=None if weight is None else weight[tr],
-                                 categorical_feature=cat, free_raw_data=True)
-            dval = lgb.Dataset(X[val], y[val], weight=None if weight is None else weight[val],
-                               reference=dtrain, categorical_feature=cat)
+            dtrain = self._dataset(X, y, weight, tr, params)
+            dval = self._dataset(X, y, weight, val, params, reference=dtrain)
             booster = lgb.train(params, dtrain, num_boost_round=self.max_rounds, valid_sets=[dval],
                                 callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)])
             # Refit-free: keep the early-stopped model (its 10% hold-out is the price of an honest stop).
             booster = booster if booster.best_iteration <= 0 else _trim(booster)
         else:
-            dtrain = lgb.Dataset(X, y, weight=weight, categorical_feature=cat)
+            dtrain = self._dataset(X, y, weight, None, params)
             booster = lgb.train(params, dtrain, num_boost_round=min(100, self.max_rounds))
         self.booster_ = booster
         return self
 
+    def _dataset(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None, mask: np.ndarray | None,
+                 params: dict, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        """The Dataset of rows ``mask`` (all if None): a subset of the binned matrix, or built from ``X[mask]``."""
+        label = y if mask is None else y[mask]
+        w = None if weight is None or mask is None else weight[mask]
+        w = weight if mask is None else w
+        if isinstance(X, Rows):
+            ds = X.dataset(params, None if mask is None else X.index[mask])
+            ds.set_label(label)
+            if w is not None:
+                ds.set_weight(np.asarray(w, dtype=np.float64))
+            return ds
+        return lgb.Dataset(X if mask is None else X[mask], label, weight=w, reference=reference,
+                           categorical_feature=self.categorical or "auto", free_raw_data=True)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.constant_ is not None:
             return np.full(len(X), self.constant_)
+        X = np.asarray(X)
         return self.booster_.predict(X, num_threads=1 if len(X) < SMALL_FIT_ROWS else 0)
 
     def to_bytes(self) -> bytes:
@@ -123,7 +275,7 @@ class SklearnModel:
 
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> SklearnModel:
         est = clone(self.estimator)
-        y = np.asarray(y)
+        X, y = np.asarray(X), np.asarray(y)
         if is_classifier(est):
             y = y.astype(int)
             if len(np.unique(y)) < 2:

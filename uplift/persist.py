@@ -75,7 +75,10 @@ def data_hash(X: np.ndarray, treatment: np.ndarray, y: np.ndarray) -> str:
     """sha256 of the training arrays: identifies the exact data a model learned from."""
     h = hashlib.sha256()
     for arr in (X, treatment, y):
-        h.update(np.ascontiguousarray(arr).tobytes())
+        # The bytes of the C-ordered array, fed in row blocks: no whole copy of a large (or column-major) X.
+        step = max(1, (1 << 24) // max(1, arr[:1].nbytes))
+        for start in range(0, len(arr), step):
+            h.update(np.ascontiguousarray(arr[start:start + step]).data)
     return h.hexdigest()
 
 

@@ -13,13 +13,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.crossfit import CrossFit, ProgressHook, cross_fit, predict_uplift
+from uplift.crossfit import CrossFit, ProgressHook, _NoProgress, cross_fit, predict_uplift
 from uplift.data import CampaignData, FeatureSchema, campaign_data
 from uplift.effects import average_effects
 from uplift.errors import UpliftInputError
 from uplift.evaluate import best_learner, calibration, leaderboard
 from uplift.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.models import ModelFactory
+
+#: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample).
+CHECK_ROWS = 1_000_000
+#: The drift profile (feature and predicted-uplift quantiles) is taken on at most this many rows.
+PROFILE_ROWS = 200_000
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
+    next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _sample_rows(rows: np.ndarray, max_rows: int, random_state: int) -> np.ndarray:
+    """``rows``, or a sorted random sample of ``max_rows`` of them when there are more."""
+    if len(rows) <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng(random_state).choice(rows, max_rows, replace=False))
+
+
+def _frame_rows(frame: pd.DataFrame, rows: np.ndarray, columns) -> pd.DataFrame:
+    """The feature columns of ``rows`` of ``frame`` (no copy of the other rows)."""
+    if len(rows) == len(frame):
+        return frame[list(columns)]
+    return frame.iloc[rows][list(columns)].reset_index(drop=True)
 
 
 class Study:
@@ -99,7 +130,8 @@ class Study:
         k : float
             Share targeted for uplift@k.
         expected_split : dict, optional
-            Declared share of each arm in a randomised study (default: equal), for the sample-ratio check.
+            Declared share of each arm in a randomised study, for the sample-ratio check. Default: the declared
+            propensity when it is constant (e.g. 0.85 treated), else equal shares.
         allow_srm, allow_leakage : bool
             Continue although the sample-ratio check or the leakage check failed hard (not recommended).
         progress : ProgressHook, optional
@@ -115,26 +147,38 @@ class Study:
         if select not in ("dr_loss", "qini"):
             raise UpliftInputError(f"select must be 'dr_loss' or 'qini', got {select!r}")
         self.diagnostics_ = {}
+        progress = progress or _NoProgress()
+        progress.start(1, "design checks (sample ratio, balance)")
         self._check_randomisation(expected_split, allow_srm, random_state)
+        progress.advance("design checks done")
+        _release_free_memory()
         factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state)
         self.random_state = random_state
         self.crossfit_: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
                                              factory=factory, progress=progress)
+        _release_free_memory()
         y = data.outcomes[self.crossfit_.outcome]
         if data.design == "observational":
             self._check_observational(allow_leakage)
         self.leaderboard_ = leaderboard(self.crossfit_, y, data.treatment, k=k, n_boot=n_boot,
-                                        random_state=random_state, select=select)
+                                        random_state=random_state, select=select, progress=progress)
         self.best_learner_ = best_learner(self.leaderboard_)
+        progress.start(3, "average effects, calibration, drift profile")
         self.ate_ = self._average_effects(factory, n_folds, random_state)
+        progress.advance("average effects")
         self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
+        progress.advance("calibration")
         from uplift.drift import training_profile
 
         # The training distribution travels with the model so every scoring call can check for drift.
         # Reference for predicted-uplift drift: the fitted model's own predictions (not out-of-fold ones, whose
-        # spread is larger), i.e. exactly what scoring new customers produces.
-        fitted_uplift, _, _ = predict_uplift(self.crossfit_, data.X, self.best_learner_)
-        self.profile_ = training_profile(data.frame[list(self.schema.names)], self.schema, uplift=fitted_uplift)
+        # spread is larger), i.e. exactly what scoring new customers produces. Quantiles need no more than
+        # PROFILE_ROWS customers (a random sample beyond that; the profile records how many).
+        rows = _sample_rows(np.arange(data.n), PROFILE_ROWS, random_state)
+        fitted_uplift, _, _ = predict_uplift(self.crossfit_, data.X[rows], self.best_learner_)
+        self.profile_ = training_profile(_frame_rows(data.frame, rows, self.schema.names), self.schema,
+                                         uplift=fitted_uplift)
+        progress.advance("drift profile")
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                             "select": select, "n_boot": n_boot, "k": k}
         return self
@@ -163,14 +207,16 @@ class Study:
                                        "declare the real split (expected_split=...), or pass allow_srm=True "
                                        "(CLI: --allow-srm)")
             self.notes.append(f"sample-ratio mismatch ignored on request: {srm['message']}")
-        frame = data.frame[list(self.schema.names)]
         balance, tables = {}, []
         for a in range(1, len(self.arms)):
-            pair = (data.treatment == 0) | (data.treatment == a)
+            pair = _sample_rows(np.flatnonzero((data.treatment == 0) | (data.treatment == a)), CHECK_ROWS,
+                                random_state)
+            frame = _frame_rows(data.frame, pair, self.schema.names)
             t = (data.treatment[pair] == a).astype(int)
-            check = diagnostics.balance_auc(frame[pair], t, n_folds=3, random_state=random_state)
+            check = diagnostics.balance_auc(frame, t, n_folds=3, random_state=random_state)
+            check["rows_checked"] = len(pair)
             balance[self.arms[a]] = check
-            tables.append(diagnostics.balance_table(frame[pair], t).assign(arm=self.arms[a]))
+            tables.append(diagnostics.balance_table(frame, t).assign(arm=self.arms[a]))
             if not check["passed"] and data.design == "rct":
                 self.notes.append(
                     f"WARNING: treatment {self.arms[a]!r} is predictable from the features (cross-fitted AUC "
@@ -178,6 +224,9 @@ class Study:
                     "observational (adjusted for the features)")
                 data.design = self.design = "observational"
         self.diagnostics_["balance_auc"] = balance
+        if data.n > CHECK_ROWS:
+            self.notes.append(f"balance checks (AUC, SMD) use a random sample of {CHECK_ROWS:,} of the {data.n:,} "
+                              "rows per comparison; their intervals are those of the sample")
         self.diagnostics_["balance"] = pd.concat(tables, ignore_index=True)
         if declared == "auto" and data.design == "rct":
             self.notes.append("design 'auto' chose rct: treatment is not predictable from the features")
@@ -188,15 +237,18 @@ class Study:
         from uplift.errors import DesignCheckError
 
         data, cf = self.data, self.crossfit_
-        frame = data.frame[list(self.schema.names)]
         overlap, leaks, weighted = {}, [], []
         for a in range(1, len(self.arms)):
-            pair = cf.in_arm(data.treatment, a)
+            pair = np.flatnonzero(cf.in_arm(data.treatment, a))
             t = (data.treatment[pair] == a).astype(int)
-            e = cf.e[pair, a]
+            e = cf.e[pair, a].astype(np.float64)
             overlap[self.arms[a]] = diagnostics.overlap_summary(e, t)
-            leaks.append(diagnostics.leakage_check(frame[pair], t, e).assign(arm=self.arms[a]))
-            weighted.append(diagnostics.balance_table(frame[pair], t, weights=diagnostics.ipw_weights(e, t))
+            # Leakage and weighted balance look at features: a random sample of CHECK_ROWS rows is plenty.
+            sample = _sample_rows(np.arange(len(pair)), CHECK_ROWS, self.random_state)
+            frame = _frame_rows(data.frame, pair[sample], self.schema.names)
+            t, e = t[sample], e[sample]
+            leaks.append(diagnostics.leakage_check(frame, t, e).assign(arm=self.arms[a]))
+            weighted.append(diagnostics.balance_table(frame, t, weights=diagnostics.ipw_weights(e, t))
                             .assign(arm=self.arms[a]))
             if not overlap[self.arms[a]].get("passed", True):
                 self.notes.append(f"WARNING: arm {self.arms[a]!r}: {overlap[self.arms[a]].get('message', '')}")
