@@ -632,3 +632,15 @@ def test_cli_srm_failure_is_one_line_and_overridable(campaign, tmp_path):
     assert "Traceback" not in res.output and not (tmp_path / "m").exists()
     res = CliRunner().invoke(app, [*args, "--allow-srm", "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_feature_that_is_the_outcome_in_disguise_is_refused(campaign):
+    """Revenue left in as a feature of conversion makes every effect estimate collapse to zero."""
+    disguised = campaign.assign(order_value=campaign["conversion"] * 25.0)
+    with pytest.raises(DesignCheckError, match="'order_value' looks like the outcome 'conversion'"):
+        Study(disguised, "treatment", "conversion", exclude=["customer_id"]).fit(["t"], n_folds=3, n_boot=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = Study(disguised, "treatment", "conversion", exclude=["customer_id"]).fit(
+            ["t"], n_folds=3, n_boot=20, allow_leakage=True)
+    assert any(n.startswith("outcome proxy ignored on request") for n in s.notes)

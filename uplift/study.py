@@ -150,6 +150,7 @@ class Study:
         progress = progress or _NoProgress()
         progress.start(1, "design checks (sample ratio, balance)")
         self._check_randomisation(expected_split, allow_srm, random_state)
+        self._check_outcome_proxies(allow_leakage, random_state)
         progress.advance("design checks done")
         _release_free_memory()
         factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state)
@@ -230,6 +231,30 @@ class Study:
         self.diagnostics_["balance"] = pd.concat(tables, ignore_index=True)
         if declared == "auto" and data.design == "rct":
             self.notes.append("design 'auto' chose rct: treatment is not predictable from the features")
+
+    def _check_outcome_proxies(self, allow_leakage: bool, random_state: int) -> None:
+        """Refuse features that are the outcome in disguise (e.g. revenue left in as a feature of conversion)."""
+        from uplift import diagnostics
+        from uplift.errors import DesignCheckError
+
+        data = self.data
+        rows = _sample_rows(np.arange(data.n), 200_000, random_state)
+        frame = _frame_rows(data.frame, rows, self.schema.names)
+        declared = set(self.roles.get("pre_treatment") or [])
+        found = []
+        for name, y in data.outcomes.items():
+            hits = diagnostics.outcome_proxy_check(frame, y[rows], random_state=random_state)
+            found += [(name, r) for r in hits.itertuples() if r.feature not in declared]
+        self.diagnostics_["outcome_proxies"] = pd.DataFrame(
+            [{"outcome": o, "feature": r.feature, "statistic": r.statistic} for o, r in found],
+            columns=["outcome", "feature", "statistic"])
+        if found:
+            outcome, r = found[0]
+            msg = (f"feature {r.feature!r} looks like the outcome {outcome!r} itself: {r.message} "
+                   "(or pass allow_leakage=True, CLI: --allow-leakage)")
+            if not allow_leakage:
+                raise DesignCheckError(msg)
+            self.notes.append(f"outcome proxy ignored on request: {msg}")
 
     def _check_observational(self, allow_leakage: bool) -> None:
         """Overlap and leakage checks on the cross-fitted propensities of an observational study."""
