@@ -363,3 +363,9 @@ def test_report_renders_in_headless_chromium(rct_report, tmp_path):
     assert pixels.var() > 0
     orange = (np.abs(pixels - ORANGE).sum(axis=2) < 60).sum()
     assert orange > 200, "no figure pixels in the screenshot: images did not render"
+
+
+def test_study_report_method_writes_the_same_report(obs_study, tmp_path):
+    path = obs_study.report(tmp_path / "obs.html", explain=False)
+    html = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "obs.html" and "<img" in html and "naive" in html.lower()

@@ -442,6 +442,13 @@ class Study:
         self._training_data()
         return explain(self, **kwargs)
 
+    def report(self, path: str | Path, **kwargs) -> Path:
+        """Write the self-contained HTML report; see :func:`uplift.report.write_report` for the options."""
+        from uplift.report import write_report
+
+        self._fitted()
+        return write_report(self, path, **kwargs)
+
     def target(self, data: pd.DataFrame | None = None, **kwargs):
         """Budgeted targeting list with expected value and 95% CI (see :func:`uplift.targeting_list.targeting_list`)."""
         from uplift.targeting_list import targeting_list
