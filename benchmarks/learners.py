@@ -69,7 +69,11 @@ RESULTS = HERE / "results"
 N_FOLDS = 5
 SEED = 0
 OUTCOME = "conversion"
-OUR_LEARNERS = ["s", "t", "x", "r", "dr", "causal_forest", "uplift_forest"]
+# Override with UPLIFT_BENCH_LEARNERS=x,dr,dr_linear (inherited by the worker processes) for a quick look.
+OUR_LEARNERS = (os.environ.get("UPLIFT_BENCH_LEARNERS", "").split(",") if os.environ.get("UPLIFT_BENCH_LEARNERS")
+                else ["s", "t", "x", "r", "dr", "dr_linear", "causal_forest", "uplift_forest"])
+#: Learners compared with a peer of another registry name: econml's DRLearner has a linear final stage.
+FAMILY = {"dr_linear": "dr"}
 
 
 @dataclass(frozen=True)
@@ -359,7 +363,8 @@ def score(rows: list[dict], oof: dict[str, np.ndarray], y: np.ndarray, t: np.nda
 def checks(rows: list[dict], oof: dict[str, np.ndarray], tau: np.ndarray, n_boot: int) -> list[dict]:
     """Per learner name and overall: best of ours vs best same-named peer by out-of-fold PEHE."""
     scored = [r for r in rows if r.get("pehe") is not None]
-    groups = [(name, [r for r in scored if r["name"] == name]) for name in OUR_LEARNERS]
+    names = list(dict.fromkeys(FAMILY.get(name, name) for name in OUR_LEARNERS))
+    groups = [(name, [r for r in scored if FAMILY.get(r["name"], r["name"]) == name]) for name in names]
     groups.append(("overall", scored))
     out = []
     for name, group in groups:
