@@ -359,3 +359,19 @@ def test_other_bad_inputs():
         profit_curve(np.zeros(3), 1.0, 1.0, dr=np.zeros(4))
     with pytest.raises(UpliftInputError, match="smaller than the cheapest coupon"):
         baseline_policies(dr, [1.0, 2.0], 1.0, budget=0.5)
+
+
+def test_list_summary_counts_are_on_the_scale_of_the_scored_customers():
+    """Scoring twice as many customers as the study had: every count and amount is scaled alike."""
+    from tests.conftest import truth_columns
+    from uplift import Study, simulate_campaign
+
+    df = simulate_campaign(3000, seed=21)
+    study = Study(df, "treatment", "conversion", id="customer_id",
+                  exclude=[*truth_columns(df), "revenue"]).fit(learners=["t"], n_folds=3, n_boot=10)
+    fresh = simulate_campaign(6000, seed=22).drop(columns=truth_columns(df))
+    res = study.target(fresh, cost=1.0, value=60.0, budget=600.0)
+    est = res.summary["estimated"]
+    assert est["n_rows"] == 6000
+    assert abs(est["n_selected"] - res.summary["customers_selected"]) <= 0.25 * res.summary["customers_selected"] + 5
+    assert all(b["n_rows"] == 6000 for b in res.summary["baselines"].values() if "n_rows" in b)

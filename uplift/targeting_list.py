@@ -66,6 +66,10 @@ def _scale(d: dict, factor: float) -> dict:
         for suffix in ("", "_se", "_lower", "_upper"):
             if k + suffix in out and out[k + suffix] is not None:
                 out[k + suffix] = out[k + suffix] * factor
+    # Counts too, so every figure of a policy is on the scale of the scored customers.
+    for k in ("n_selected", "n_rows"):
+        if out.get(k) is not None:
+            out[k] = int(round(out[k] * factor))
     return out
 
 
