@@ -411,12 +411,14 @@ def render(everything: dict) -> str:
              "heterogeneous uplift. Each step is a separate `uplift` CLI process; peak RSS is the process tree's "
              "(sampled every 0.1 s). The memory target is 4x the raw float32 feature matrix (n x 12 x 4 B). "
              "Load = mean 1-minute load average during the step (2 CPUs; above 2 means other work competed).", "",
-             "| rows | step | wall s | peak RSS MB | RSS / matrix | load | note |",
+             "| rows | step | wall s | peak RSS MiB | RSS / matrix | load | note |",
              "|---:|---|---:|---:|---:|---:|---|"]
     for key, res in sorted(everything.items(), key=lambda kv: (kv[0].split("_")[0], kv[1].get("n", 0))):
         if not key.startswith("study_"):
             continue
         n = res["n"]
+        tag = key.split("_", 2)[2] if key.count("_") >= 2 else ""
+        rows_label = f"{n:,}" + (f" ({tag})" if tag else "")
         for name, step in res.get("steps", {}).items():
             ratio = step["peak_rss_mb"] * 2**20 / 1e6 / _matrix_mb(n)
             note = f"exit {step['exit_code']}" if step["exit_code"] else ""
@@ -424,7 +426,7 @@ def render(everything: dict) -> str:
                 note = f"{step.get('rows_per_s', 0):,.0f} rows/s (holdout file)"
             if name == "fit" and res.get("study"):
                 note = f"chosen: {res['study']['chosen_learner']}"
-            lines.append(f"| {n:,} | {name} | {step['seconds']:.1f} | {step['peak_rss_mb']:.0f} | {ratio:.2f} | "
+            lines.append(f"| {rows_label} | {name} | {step['seconds']:.1f} | {step['peak_rss_mb']:.0f} | {ratio:.2f} | "
                          f"{step['load_avg_mean']:.1f} | {note} |")
     quality = [(k, r) for k, r in everything.items() if k.startswith("study_") and r.get("held_out")]
     if quality:
@@ -440,7 +442,7 @@ def render(everything: dict) -> str:
     if scoring:
         lines += ["", "Streamed scoring throughput (fold-averaged model, as `uplift predict` scores):", "",
                   "| model | learner | rows | `uplift predict` rows/s | in-process `score_file` rows/s | "
-                  "peak RSS MB | load |", "|---|---|---:|---:|---:|---:|---:|"]
+                  "peak RSS MiB | load |", "|---|---|---:|---:|---:|---:|---:|"]
         for _, r in scoring:
             for row in r["learners"]:
                 lines.append(f"| {Path(r['model']).name} | {row['learner']} | {row['rows']:,} | "
