@@ -462,11 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [k for k in keys if k not in BY_KEY]
     if unknown:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(BY_KEY)}")
-    if args.threads:
-        # Inherited by every worker: LightGBM's native API (num_threads=0) and BLAS follow OMP_NUM_THREADS; the
-        # peers' LightGBM sklearn wrappers read UPLIFT_BENCH_THREADS (see peers.py).
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "UPLIFT_BENCH_THREADS"):
-            os.environ[var] = str(args.threads)
+    peers.set_threads(args.threads)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads,
            "versions": peers._versions(), "uplift_commit": peers.git_state(), "load_start": os.getloadavg()[0]}
     RESULTS.mkdir(exist_ok=True)

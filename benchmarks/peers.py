@@ -320,6 +320,17 @@ def _shutdown_pools() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- parent
+def set_threads(threads: int) -> None:
+    """Cap OpenMP/BLAS threads for every worker started from here (0: library defaults).
+
+    Inherited by the workers: LightGBM's native API (num_threads=0) and BLAS follow OMP_NUM_THREADS; the peers'
+    LightGBM sklearn wrappers read UPLIFT_BENCH_THREADS.
+    """
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "UPLIFT_BENCH_THREADS"):
+            os.environ[var] = str(threads)
+
+
 def _tree_rss_mb(root: int) -> float:
     """Summed RSS of ``root`` and all its descendants, from /proc (0 if it has exited)."""
     parents: dict[int, list[int]] = {}
@@ -452,10 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [k for k in keys if k not in BY_KEY]
     if unknown:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(BY_KEY)}")
-    if args.threads:
-        # Inherited by every worker: LightGBM (num_threads=0 / n_jobs=None) and BLAS follow these.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "UPLIFT_BENCH_THREADS"):
-            os.environ[var] = str(args.threads)
+    set_threads(args.threads)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads,
            "versions": _versions(), "uplift_commit": git_state()}
     RESULTS.mkdir(exist_ok=True)

@@ -38,6 +38,7 @@ Results go to ``benchmarks/results/scale.md`` and ``scale.json`` (one entry per 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -153,28 +154,16 @@ def generate(path: Path, n: int, seed: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- measuring
-def _tree_rss_mb(root: int) -> float:
-    """Summed RSS of ``root`` and all its descendants, from /proc (0 if it has exited)."""
-    parents: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-            with open(f"/proc/{entry}/statm") as fh:
-                pages = int(fh.read().split()[1])
-        except OSError:
-            continue
-        parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-        rss[int(entry)] = pages
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(parents.get(pid, []))
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _load_peers():
+    # benchmarks/ is not a package: load peers.py by file (as learners.py does) for its process-tree RSS sampler.
+    spec = importlib.util.spec_from_file_location("benchmarks_peers", HERE / "peers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_tree_rss_mb = _load_peers()._tree_rss_mb
 
 
 def run_command(cmd: list[str], log: Path, *, show_progress: bool = False) -> dict:
