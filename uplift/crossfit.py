@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from uplift.data import CampaignData
 from uplift.errors import UpliftInputError
 from uplift.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
-from uplift.models import BinnedMatrix, ModelFactory
+from uplift.models import BinnedMatrix, ModelFactory, row_numbers
 
 
 class ProgressHook(Protocol):
@@ -160,16 +160,17 @@ def cross_fit(
 
     # Pass 1: nuisances, out of fold.
     for k in range(n_folds):
-        train, test = folds != k, np.flatnonzero(folds == k)
+        train, test = folds != k, row_numbers(folds == k)
         fm = FoldModels(mu={}, e={})
         for a in range(n_arms):
-            rows = np.flatnonzero(train & (T == a))
+            rows = row_numbers(train & (T == a))
             fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(matrix.rows(rows), y[rows])
             mu[test, a] = _predict(fm.mu[a].predict, X, test)
         for a in treated:
-            pair = np.flatnonzero(train & ((T == 0) | (T == a)))
+            pair = row_numbers(train & ((T == 0) | (T == a)))
             if observational:
-                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(matrix.rows(pair), (T[pair] == a).astype(float))
+                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(matrix.rows(pair),
+                                                                        (T[pair] == a).astype(np.float32))
                 e[test, a] = _predict(fm.e[a].predict, X, test)
             else:
                 fm.e[a] = float(np.mean(T[pair] == a))
@@ -184,8 +185,8 @@ def cross_fit(
     dr = np.full((n, n_arms - 1), np.nan, np.float32)
     for a in treated:
         in_pair = (T == 0) | (T == a)
-        pair = np.flatnonzero(in_pair)
-        t_pair = (T == a).astype(np.float64)
+        pair = row_numbers(in_pair)
+        t_pair = (T == a).astype(np.float32)  # 0/1, exact; float64 would be 8 bytes a row
         nuis_all = Nuisance(mu[:, 0], mu[:, a], e[:, a])
         for start in range(0, len(pair), PREDICT_BATCH):
             idx = pair[start:start + PREDICT_BATCH]
@@ -197,8 +198,8 @@ def cross_fit(
             if name == "s":
                 matrix.release()
             for k in range(n_folds):
-                rows = np.flatnonzero((folds != k) & in_pair)
-                test = np.flatnonzero(folds == k)
+                rows = row_numbers((folds != k) & in_pair)
+                test = row_numbers(folds == k)
                 learner = make_learner(name)
                 nuis_rows = nuis_all.subset(rows)
                 if learner.in_fold_nuisance:
@@ -206,8 +207,8 @@ def cross_fit(
                     # training row comes from a model that saw fold k, whose outcomes would then leak into the
                     # learner's "out-of-fold" predictions for fold k (optimistic evaluation).
                     fm = fold_models[k]
-                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows), _predict(fm.mu[a].predict, X, rows),
-                                         nuis_rows.e)
+                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows).astype(np.float32),
+                                         _predict(fm.mu[a].predict, X, rows).astype(np.float32), nuis_rows.e)
                 learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
                                       factory, kind, seed=1000 * k + 10 * a)
                 fold_models[k].learners[(name, a)] = learner
@@ -305,12 +306,12 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
     ens = np.empty_like(next(iter(cf.uplift.values())))
     n_folds = len(cf.fold_models)
     for a in range(1, len(cf.arms)):
-        pair = np.flatnonzero(cf.in_arm(T, a))
+        pair = row_numbers(cf.in_arm(T, a))
         columns = [cf.uplift[name][:, a - 1] for name in names]
         grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds)
         for k in range(n_folds):
             w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
-            test = np.flatnonzero(cf.folds == k)
+            test = row_numbers(cf.folds == k)
             for start in range(0, len(test), PREDICT_BATCH):
                 idx = test[start:start + PREDICT_BATCH]
                 ens[idx, a - 1] = _stack(columns, idx) @ w + intercept

@@ -79,7 +79,7 @@ class BinnedMatrix:
 
     def rows(self, index: np.ndarray) -> Rows:
         """The rows ``index`` (sorted row numbers) of the matrix, not copied."""
-        return Rows(self, np.asarray(index, dtype=np.int64))
+        return Rows(self, np.asarray(index, dtype=_index_dtype(len(self.X))))
 
     def materialize(self, index: np.ndarray) -> np.ndarray:
         X = self.X[index]
@@ -98,6 +98,16 @@ class BinnedMatrix:
             ds.label = None  # each subset gets its own label; the placeholder need not stay in Python
             self._datasets[key] = ds
         return self._datasets[key]
+
+
+def _index_dtype(n: int) -> type:
+    """int32 row numbers when they fit (half the memory of int64; LightGBM reads int32 anyway)."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def row_numbers(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(mask)`` as int32 when the row count allows it (an 11M-row index: 45 MB instead of 90)."""
+    return np.flatnonzero(mask).astype(_index_dtype(len(mask)), copy=False)
 
 
 def _subset(reference: lgb.Dataset, index: np.ndarray) -> lgb.Dataset:
@@ -208,7 +218,7 @@ class LGBMModel:
         params["min_data_in_leaf"] = int(min(params["min_data_in_leaf"], max(5, n // 20)))
         rng = np.random.default_rng(self.random_state)
         if n >= 1000:
-            val = rng.random(n) < 0.1
+            val = rng.random(n, dtype=np.float32) < 0.1
             tr = ~val
             dtrain = self._dataset(X, y, weight, tr, params)
             dval = self._dataset(X, y, weight, val, params, reference=dtrain)
@@ -232,7 +242,7 @@ class LGBMModel:
             ds = X.dataset(params, None if mask is None else X.index[mask])
             ds.set_label(label)
             if w is not None:
-                ds.set_weight(np.asarray(w, dtype=np.float64))
+                ds.set_weight(np.asarray(w, dtype=np.float32))  # LightGBM keeps float32 weights
             return ds
         return lgb.Dataset(X if mask is None else X[mask], label, weight=w, reference=reference,
                            categorical_feature=self.categorical or "auto", free_raw_data=True)

@@ -129,6 +129,10 @@ def save_study(study, directory: Path) -> Path:
     for name, arr in (("mu", cf.mu), ("e", cf.e), ("dr", cf.dr), ("policy_dr", cf.policy_dr), ("folds", cf.folds)):
         files[f"oof/{name}.npy"] = _npy(arr)
 
+    scorer = getattr(study, "scorer_", None)
+    if scorer is not None:
+        for j, text in enumerate(scorer.to_bytes()):
+            files[f"scorer/arm{j + 1}.txt"] = text
     data = study.data
     y = data.outcomes[cf.outcome]
     state = {
@@ -142,6 +146,7 @@ def save_study(study, directory: Path) -> Path:
         "calibration": json.loads(study.calibration_.to_json(orient="split", double_precision=15)),
         "diagnostics": _plain(getattr(study, "diagnostics_", {})),
         "profile": _plain(study.profile_),
+        "scorer_fidelity": None if scorer is None else _plain(scorer.fidelity_),
         "training": {"n": int(data.n), "arm_counts": data.arm_counts(),
                      "outcome_kinds": data.outcome_kinds},
     }
@@ -226,6 +231,12 @@ def load_study(directory: Path):
     study.calibration_ = _frame(state["calibration"])
     study.diagnostics_ = state.get("diagnostics", {})
     study.profile_ = state["profile"]
+    study.scorer_ = None
+    if state.get("scorer_fidelity") is not None:
+        from uplift.distill import DistilledScorer
+
+        study.scorer_ = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
+                                                   state["scorer_fidelity"])
     study.manifest_ = manifest
     study.training_ = state["training"]
     return study

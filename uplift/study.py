@@ -164,7 +164,7 @@ class Study:
         self.leaderboard_ = leaderboard(self.crossfit_, y, data.treatment, k=k, n_boot=n_boot,
                                         random_state=random_state, select=select, progress=progress)
         self.best_learner_ = best_learner(self.leaderboard_)
-        progress.start(3, "average effects, calibration, drift profile")
+        progress.start(4, "average effects, calibration, drift profile, fast scorer")
         self.ate_ = self._average_effects(factory, n_folds, random_state)
         progress.advance("average effects")
         self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
@@ -180,6 +180,12 @@ class Study:
         self.profile_ = training_profile(_frame_rows(data.frame, rows, self.schema.names), self.schema,
                                          uplift=fitted_uplift)
         progress.advance("drift profile")
+        from uplift.distill import DistilledScorer
+
+        # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
+        self.scorer_ = DistilledScorer(categorical=data.schema.categorical_indices,
+                                       random_state=random_state).fit(data.X[rows], fitted_uplift)
+        progress.advance("fast scorer (distilled)")
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                             "select": select, "n_boot": n_boot, "k": k}
         return self
@@ -197,7 +203,7 @@ class Study:
         counts = data.arm_counts()
         if expected_split is None and data.propensity is not None and len(self.arms) == 2:
             # A constant declared propensity is the design's split (e.g. 85% treated): check against it.
-            share = float(np.mean(data.propensity))
+            share = float(np.mean(data.propensity, dtype=np.float64))
             expected_split = {self.arms[0]: 1.0 - share, self.arms[1]: share}
         shares = None if expected_split is None else [expected_split.get(a, 0.0) for a in counts]
         srm = diagnostics.srm_test(counts, shares)
@@ -461,21 +467,50 @@ class Study:
         self._fitted()
         return self.crossfit_.uplift[learner or self.best_learner_]
 
-    def predict_uplift(self, data: pd.DataFrame, *, learner: str | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    def predict_uplift(self, data: pd.DataFrame, *, learner: str | None = None, alpha: float = 0.05,
+                       fast: bool = False) -> pd.DataFrame:
         """Predicted uplift for new customers (one row per input row).
 
         Columns: the id column (when declared and present), ``uplift`` (for several arms: ``uplift_<arm>`` per
         arm, plus ``best_arm`` and ``uplift`` of the best arm), and ``uplift_lower``/``uplift_upper`` when the
         learner gives per-row intervals (``causal_forest``).
+
+        With ``fast=True`` the chosen model's distilled scorer answers instead of the fold models (one small
+        compiled tree ensemble per arm, well over 1M customers a second; see :mod:`uplift.distill`). Its fidelity
+        to the full model, measured at fit time on customers it did not learn from, is in :attr:`fast_fidelity`.
         """
         self._fitted()
+        if not isinstance(data, pd.DataFrame):
+            raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
+        if fast:
+            if learner not in (None, self.best_learner_):
+                raise UpliftInputError(f"the fast scorer reproduces the chosen model ({self.best_learner_!r}); "
+                                       f"drop fast=True (CLI: --fast) to score with {learner!r}")
+            if getattr(self, "scorer_", None) is None:
+                raise UpliftInputError("this model has no fast scorer (saved by an older uplift); refit it, or "
+                                       "score without fast=True (CLI: --fast)")
+            up = self.scorer_.predict(self.schema.encode(data))
+            return self._uplift_frame(data, up, None, None)
         learner = learner or self.best_learner_
         if learner not in self.crossfit_.uplift:
             raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(self.crossfit_.uplift)}")
-        if not isinstance(data, pd.DataFrame):
-            raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
         X = self.schema.encode(data)
         up, lo, hi = predict_uplift(self.crossfit_, X, learner, alpha=alpha)
+        return self._uplift_frame(data, up, lo, hi)
+
+    @property
+    def fast_fidelity(self) -> pd.DataFrame:
+        """How closely the fast scorer reproduces the chosen model, per arm, on sampled customers it did not
+        learn from: R², correlation, mean absolute error (outcome units) and overlap of the top 20%."""
+        self._fitted()
+        scorer = getattr(self, "scorer_", None)
+        if scorer is None:
+            return pd.DataFrame()
+        cols = ["arm", "n", "r2", "corr", "mean_abs_error", "teacher_sd", "top20_overlap", "trees", "on"]
+        return pd.DataFrame([{"arm": arm, **fid} for arm, fid in zip(self.arms[1:], scorer.fidelity_, strict=True)],
+                            columns=cols)
+
+    def _uplift_frame(self, data: pd.DataFrame, up: np.ndarray, lo, hi) -> pd.DataFrame:
         out = pd.DataFrame(index=pd.RangeIndex(len(data)))
         id_col = self.roles.get("id")
         if id_col and id_col in data.columns:
