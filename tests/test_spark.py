@@ -117,6 +117,9 @@ CASES = {
                                                 "budget": 1200.0, "allow_negative": True}),
     "multi, no budget, cap": ("multi", {"cost": ["coupon_a=0.5", "coupon_b=1.5"], "value": 40.0,
                                         "max_customers": 300}),
+    "fast scorer": ("binary", {"cost": 0.5, "value": 40.0, "budget": 200.0, "learner": "fast"}),
+    "multi, fast scorer": ("multi", {"cost": ["coupon_a=0.45", "coupon_b=1.3"], "value": 40.0, "budget": 151.1,
+                                     "learner": "fast"}),
 }
 
 

@@ -445,6 +445,9 @@ def target(
                                              "Spark, Parquet output (needs the spark extra: pip install "
                                              "'uplift\\[spark]').")] = "pandas",
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
+    fast: Annotated[bool, typer.Option("--fast", help="Score the customers with the chosen model's distilled "
+                                       "scorer (see `uplift predict --fast`); the list's honest value is still "
+                                       "that of the full model's rule.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
@@ -460,7 +463,7 @@ def target(
         _target_with_spark(model_dir, customers, out, spark_master=spark_master, exclude=exclude,
                            strict_drift=strict_drift, as_json=as_json, cost=cost, value=value, budget=budget,
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
-                           include_all=all_rows, random_state=seed)
+                           include_all=all_rows, random_state=seed, learner="fast" if fast else None)
         return
     study = Study.load(model_dir)
     frame = read_table(customers)
@@ -469,7 +472,7 @@ def target(
         raise UpliftInputError("--holdout and --explore are shares between 0 and 1")
     res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers, min_roi=min_roi,
                        exclude=excluded, allow_negative=allow_negative,
-                       include_all=all_rows or explore > 0, random_state=seed)
+                       include_all=all_rows or explore > 0, random_state=seed, learner="fast" if fast else None)
     lst, holdout_summary = res.list, None
     if holdout > 0 or explore > 0:
         from uplift.holdout import assign_holdout

@@ -201,14 +201,15 @@ def cross_fit(
                 rows = row_numbers((folds != k) & in_pair)
                 test = row_numbers(folds == k)
                 learner = make_learner(name)
-                nuis_rows = nuis_all.subset(rows)
+                # The T-learner's final stage is its nuisances: no copy of them for its training rows.
+                nuis_rows = nuis_all if name == "t" else nuis_all.subset(rows)
                 if learner.in_fold_nuisance:
                     # This fold's own outcome models, fit on the training folds only: the out-of-fold mu of a
                     # training row comes from a model that saw fold k, whose outcomes would then leak into the
                     # learner's "out-of-fold" predictions for fold k (optimistic evaluation).
                     fm = fold_models[k]
-                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows).astype(np.float32),
-                                         _predict(fm.mu[a].predict, X, rows).astype(np.float32), nuis_rows.e)
+                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows), _predict(fm.mu[a].predict, X, rows),
+                                         nuis_rows.e)
                 learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
                                       factory, kind, seed=1000 * k + 10 * a)
                 fold_models[k].learners[(name, a)] = learner
@@ -232,12 +233,13 @@ PREDICT_BATCH = 1_000_000
 
 
 def _predict(predict, X: np.ndarray, index: np.ndarray, *, with_index: bool = False) -> np.ndarray:
-    """``predict(X[index])`` in batches of :data:`PREDICT_BATCH` rows (``predict(X[i], i)`` with ``with_index``)."""
-    parts = []
+    """``predict(X[index])`` as float32, in batches of :data:`PREDICT_BATCH` rows (``predict(X[i], i)`` with
+    ``with_index``): out-of-fold arrays are float32, and no float64 copy of all ``index`` rows is ever held."""
+    out = np.empty(len(index), np.float32)
     for start in range(0, len(index), PREDICT_BATCH):
         idx = index[start:start + PREDICT_BATCH]
-        parts.append(predict(X[idx], idx) if with_index else predict(X[idx]))
-    return np.concatenate(parts) if parts else np.empty(0)
+        out[start:start + len(idx)] = predict(X[idx], idx) if with_index else predict(X[idx])
+    return out
 
 
 def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.ndarray) -> np.ndarray:

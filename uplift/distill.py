@@ -31,9 +31,10 @@ import os
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
-import numba
 import numpy as np
 
+#: Learner name that selects the fast scorer wherever a learner can be named (``--learner fast``).
+FAST = "fast"
 #: The student's trees: deep enough to copy a boosted teacher, few enough to score > 1M customers a second.
 STUDENT_PARAMS = {
     "objective": "regression", "learning_rate": 0.3, "num_leaves": 31, "min_data_in_leaf": 20,
@@ -59,7 +60,7 @@ def _predict_py(X, roots, feature, threshold, flags, left, right, leaf_value, ca
     """LightGBM's decision rules (``Tree::NumericalDecision`` / ``CategoricalDecision``), rows in parallel."""
     n, n_trees = X.shape[0], roots.shape[0]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(n_blocks):
+    for b in prange(n_blocks):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             total = 0.0
             for t in range(n_trees):
@@ -93,12 +94,16 @@ def _cacheable() -> bool:
 
 _in_set = None
 _PREDICT = None
+prange = range  # numba.prange once the kernel is compiled (numba is imported only when first needed)
 
 
 def _kernel():
     """The compiled evaluator, built on first use (numba compiles in ~1 s, or loads its on-disk cache)."""
-    global _in_set, _PREDICT
+    global _in_set, _PREDICT, prange
     if _PREDICT is None:
+        import numba
+
+        prange = numba.prange
         cache = _cacheable()
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _PREDICT = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_py)

@@ -222,6 +222,7 @@ class LGBMModel:
             tr = ~val
             dtrain = self._dataset(X, y, weight, tr, params)
             dval = self._dataset(X, y, weight, val, params, reference=dtrain)
+            del y, weight, tr, val  # LightGBM holds its own copies of labels and weights now
             booster = lgb.train(params, dtrain, num_boost_round=self.max_rounds, valid_sets=[dval],
                                 callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)])
             # Refit-free: keep the early-stopped model (its 10% hold-out is the price of an honest stop).

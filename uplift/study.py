@@ -475,13 +475,18 @@ class Study:
         arm, plus ``best_arm`` and ``uplift`` of the best arm), and ``uplift_lower``/``uplift_upper`` when the
         learner gives per-row intervals (``causal_forest``).
 
-        With ``fast=True`` the chosen model's distilled scorer answers instead of the fold models (one small
-        compiled tree ensemble per arm, well over 1M customers a second; see :mod:`uplift.distill`). Its fidelity
-        to the full model, measured at fit time on customers it did not learn from, is in :attr:`fast_fidelity`.
+        With ``fast=True`` (or ``learner="fast"``) the chosen model's distilled scorer answers instead of the fold
+        models (one small compiled tree ensemble per arm, about 1M customers a second on two cores; see
+        :mod:`uplift.distill`). Its fidelity to the full model, measured at fit time on customers it did not
+        learn from, is in :attr:`fast_fidelity`.
         """
+        from uplift.distill import FAST
+
         self._fitted()
         if not isinstance(data, pd.DataFrame):
             raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
+        if learner == FAST:
+            fast, learner = True, None
         if fast:
             if learner not in (None, self.best_learner_):
                 raise UpliftInputError(f"the fast scorer reproduces the chosen model ({self.best_learner_!r}); "

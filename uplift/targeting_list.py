@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from uplift import targeting
+from uplift.distill import FAST
 from uplift.errors import UpliftInputError
 
 
@@ -103,8 +104,9 @@ def list_summary(study, learner: str, costs: np.ndarray, value: float, *, n_list
     """
     cf = study.crossfit_
     arms = study.arms
-    # Honest value: the same rule on held-out training rows (their out-of-fold uplift and DR scores).
-    train_up = cf.uplift[learner]
+    # Honest value: the same rule on held-out training rows (their out-of-fold uplift and DR scores). The fast
+    # scorer imitates the chosen model, whose out-of-fold predictions stand in for it here.
+    train_up = cf.uplift[study.best_learner_ if learner == FAST else learner]
     n_train = len(train_up)
     factor = n_list / n_train
     train_budget = None if budget is None else budget / factor
@@ -176,7 +178,7 @@ def targeting_list(study, data: pd.DataFrame | None = None, *, cost: float | dic
 
     if data is None:
         frame = study._training_data().frame
-        up = cf.uplift[learner]
+        up = cf.uplift[study.best_learner_ if learner == FAST else learner]
         lo = hi = None
     else:
         if id_col and id_col in data.columns and data[id_col].duplicated().any():
