@@ -159,3 +159,24 @@ def test_target_with_the_fast_scorer(fitted, tmp_path):
                                    "--value", "40", "--budget", "300", "--fast"])
     assert res.exit_code == 0, res.output
     assert pd.read_csv(out)["customer_id"].tolist() == fast.list["customer_id"].tolist()
+
+
+@pytest.mark.parametrize("n_rows", [1, 3, 4, 4097, 20_003])
+def test_numeric_kernel_equals_lightgbm(n_rows):
+    # Numerical splits only (the four-rows-at-a-time kernel): features with NaN in training (missing type NaN,
+    # both default directions occur) and without (missing type None: NaN is treated as 0.0).
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30_000, 5)).astype(np.float32)
+    X[rng.random(30_000) < 0.2, 0] = np.nan
+    X[rng.random(30_000) < 0.2, 1] = np.nan
+    y = np.where(np.isnan(X[:, 0]), 2.0, X[:, 0]) - np.where(np.isnan(X[:, 1]), -1.0, X[:, 1]) + X[:, 2] ** 2
+    booster = lgb.train({"objective": "regression", "verbosity": -1, "num_leaves": 31},
+                        lgb.Dataset(X, y + rng.normal(size=30_000)), 40)
+    compiled = CompiledTrees.from_booster(booster)
+    assert not (compiled.flags & 1).any()
+    assert {(f >> 2) & 3 for f in compiled.flags.tolist()} == {0, 2}
+    assert {(f >> 1) & 1 for f in compiled.flags.tolist() if (f >> 2) & 3 == 2} == {0, 1}
+    Xt = rng.normal(size=(n_rows, 5)).astype(np.float32)
+    Xt[rng.random(n_rows) < 0.3, :] = np.nan  # NaN in every feature, incl. those that had none in training
+    Xt[rng.random(n_rows) < 0.2, 3] = 0.0
+    np.testing.assert_allclose(compiled.predict(Xt), booster.predict(Xt), rtol=0, atol=1e-12)

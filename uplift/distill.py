@@ -85,6 +85,49 @@ def _predict_py(X, roots, feature, threshold, flags, left, right, leaf_value, ca
             out[i] = total
 
 
+def _step_py(X, i, node, feature, threshold, nan_sub, left, right):
+    fval = np.float64(X[i, feature[node]])
+    if fval != fval:  # NaN: LightGBM's rule for this node, folded into a substitute value (see from_booster)
+        fval = nan_sub[node]
+    return left[node] if fval <= threshold[node] else right[node]
+
+
+def _predict_numeric_py(X, roots, feature, threshold, nan_sub, left, right, leaf_value, out):
+    """Numerical splits only: four rows walk each tree together, so the CPU has four independent chains of
+    node loads in flight instead of one (about 1.2x faster than one row at a time)."""
+    n, n_trees = X.shape[0], roots.shape[0]
+    n4 = n // 4
+    quads = _BLOCK // 4
+    for b in prange((n4 + quads - 1) // quads):
+        for q in range(b * quads, min(n4, (b + 1) * quads)):
+            i = 4 * q
+            s0 = s1 = s2 = s3 = 0.0
+            for t in range(n_trees):
+                a0 = a1 = a2 = a3 = roots[t]
+                while a0 >= 0 or a1 >= 0 or a2 >= 0 or a3 >= 0:
+                    if a0 >= 0:
+                        a0 = _step(X, i, a0, feature, threshold, nan_sub, left, right)
+                    if a1 >= 0:
+                        a1 = _step(X, i + 1, a1, feature, threshold, nan_sub, left, right)
+                    if a2 >= 0:
+                        a2 = _step(X, i + 2, a2, feature, threshold, nan_sub, left, right)
+                    if a3 >= 0:
+                        a3 = _step(X, i + 3, a3, feature, threshold, nan_sub, left, right)
+                s0 += leaf_value[-a0 - 1]
+                s1 += leaf_value[-a1 - 1]
+                s2 += leaf_value[-a2 - 1]
+                s3 += leaf_value[-a3 - 1]
+            out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
+    for i in range(4 * n4, n):
+        total = 0.0
+        for t in range(n_trees):
+            a = roots[t]
+            while a >= 0:
+                a = _step(X, i, a, feature, threshold, nan_sub, left, right)
+            total += leaf_value[-a - 1]
+        out[i] = total
+
+
 def _cacheable() -> bool:
     """Whether numba may cache compiled code beside this file (not in a read-only install)."""
     here = os.path.dirname(__file__)
@@ -92,22 +135,24 @@ def _cacheable() -> bool:
     return os.access(cache, os.W_OK) if os.path.isdir(cache) else os.access(here, os.W_OK)
 
 
-_in_set = None
-_PREDICT = None
-prange = range  # numba.prange once the kernel is compiled (numba is imported only when first needed)
+_in_set = _step = None
+_KERNELS: dict[str, object] = {}
+prange = range  # numba.prange once the kernels are compiled (numba is imported only when first needed)
 
 
-def _kernel():
+def _kernel(numeric: bool):
     """The compiled evaluator, built on first use (numba compiles in ~1 s, or loads its on-disk cache)."""
-    global _in_set, _PREDICT, prange
-    if _PREDICT is None:
+    global _in_set, _step, prange
+    if not _KERNELS:
         import numba
 
         prange = numba.prange
         cache = _cacheable()
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
-        _PREDICT = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_py)
-    return _PREDICT
+        _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
+        _KERNELS["general"] = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_py)
+        _KERNELS["numeric"] = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_numeric_py)
+    return _KERNELS["numeric" if numeric else "general"]
 
 
 @dataclass
@@ -181,9 +226,18 @@ class CompiledTrees:
         if X.ndim != 2 or X.shape[1] < self.n_features:
             raise ValueError(f"expected {self.n_features} feature columns, got shape {X.shape}")
         out = np.empty(len(X), np.float64)
-        if len(X):
-            _kernel()(X, self.roots, self.feature, self.threshold, self.flags, self.left, self.right,
-                      self.leaf_value, self.cat_start, self.cat_len, self.cat_values, out)
+        if not len(X):
+            return out
+        missing = (self.flags >> 2) & 3
+        if not (self.flags & 1).any() and not (missing == 1).any():
+            # Numerical splits without zero-as-missing: NaN goes where LightGBM sends it through a per-node
+            # substitute (missing type None: treated as 0.0; NaN: -inf/+inf for default left/right).
+            nan_sub = np.where(missing == 2, np.where(self.flags & 2, -np.inf, np.inf), 0.0)
+            _kernel(True)(X, self.roots, self.feature, self.threshold, nan_sub, self.left, self.right,
+                          self.leaf_value, out)
+        else:
+            _kernel(False)(X, self.roots, self.feature, self.threshold, self.flags, self.left, self.right,
+                           self.leaf_value, self.cat_start, self.cat_len, self.cat_values, out)
         return out
 
 
