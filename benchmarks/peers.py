@@ -224,6 +224,8 @@ class _EconmlDR:
 def _predict_meta(model, name: str, X: np.ndarray, p: np.ndarray) -> np.ndarray:
     if name == "x":
         return np.ravel(model.predict(X=X, p=p, verbose=False))
+    if name == "r":  # causalml's R-learner predict takes no ``verbose``
+        return np.ravel(model.predict(X=X))
     return np.ravel(model.predict(X=X, verbose=False))
 
 
@@ -477,6 +479,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tag", default="", help="suffix for the result files (peers_<n>_<tag>.md)")
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenMP/BLAS threads per method (0 = library defaults, i.e. all cores)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add these methods' rows to the existing results of the same size and tag (re-run or "
+                         "add methods without re-running the others)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -514,10 +519,19 @@ def main(argv: list[str] | None = None) -> None:
                       f"PEHE {res.get('pehe', float('nan')):.4f}, Qini {res.get('qini', float('nan')):.4f}",
                       flush=True)
                 rows.append(res)
+        stem = f"peers_{n}_{args.tag}" if args.tag else f"peers_{n}"
+        previous = RESULTS / f"{stem}.json"
+        if args.merge and previous.exists():
+            old = json.loads(previous.read_text())
+            if old["data"] != json.loads(json.dumps(info)):
+                raise SystemExit(f"--merge: {previous} was measured on different data; run without --merge")
+            fresh = {r["key"] for r in rows if r["key"] != "baseline"}
+            kept = [r for r in old["rows"] if r["key"] not in fresh]
+            rows = kept + [r for r in rows if r["key"] in fresh]
+            rows.sort(key=lambda r: list(BY_KEY).index(r["key"]))
         table = render(n, args.test_rows, info, rows, env)
         print()
         print(table)
-        stem = f"peers_{n}_{args.tag}" if args.tag else f"peers_{n}"
         (RESULTS / f"{stem}.md").write_text(table)
         (RESULTS / f"{stem}.json").write_text(json.dumps(
             {"n_train": n, "n_test": args.test_rows, "data": info, "env": env, "rows": rows}, indent=2))
