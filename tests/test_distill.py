@@ -104,17 +104,24 @@ def fitted(tmp_path_factory):
 def test_study_fast_scorer_reproduces_the_chosen_model(fitted):
     df, study, path = fitted
     full = study.predict_uplift(df)
-    fast = study.predict_uplift(df, fast=True)
+    fast = study.predict_uplift(df, learner="fast")
     assert list(fast.columns) == list(full.columns)
     assert (fast["customer_id"] == full["customer_id"]).all()
     assert np.corrcoef(full["uplift"], fast["uplift"])[0, 1] > 0.95
     fid = study.fast_fidelity
     assert fid.loc[0, "r2"] > 0.85 and fid.loc[0, "n"] > 1000
     loaded = Study.load(path)
-    pd.testing.assert_frame_equal(loaded.predict_uplift(df, fast=True), fast)
+    pd.testing.assert_frame_equal(loaded.predict_uplift(df, learner="fast"), fast)
     pd.testing.assert_frame_equal(loaded.fast_fidelity, fid)
-    with pytest.raises(UpliftInputError, match="fast scorer reproduces the chosen model"):
-        study.predict_uplift(df, fast=True, learner="t" if study.best_learner_ != "t" else "x")
+    other = "t" if study.best_learner_ != "t" else "x"
+    res = CliRunner().invoke(app, ["predict", str(path), "x.parquet", "--out", "y.csv", "--fast", "--learner", other])
+    assert res.exit_code == 2 and "drop --fast" in res.output
+    study.scorer_, kept = None, study.scorer_
+    try:
+        with pytest.raises(UpliftInputError, match="no fast scorer"):
+            study.predict_uplift(df, learner="fast")
+    finally:
+        study.scorer_ = kept
 
 
 def test_cli_predict_fast(fitted, tmp_path):
@@ -126,7 +133,7 @@ def test_cli_predict_fast(fitted, tmp_path):
     assert res.exit_code == 0, res.output
     assert "fast scorer vs full model" in res.output and "R²" in res.output
     got = pd.read_parquet(out)
-    pd.testing.assert_frame_equal(got, study.predict_uplift(df, fast=True), check_dtype=False)
+    pd.testing.assert_frame_equal(got, study.predict_uplift(df, learner="fast"), check_dtype=False)
 
 
 def test_multi_arm_fast_scorer():
@@ -134,7 +141,7 @@ def test_multi_arm_fast_scorer():
     truth = [c for c in df if c.startswith("true_") or c.startswith("propensity")]
     study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth + ["revenue"]).fit(
         learners=["t"], n_folds=3, n_boot=10)
-    fast = study.predict_uplift(df.head(2000), fast=True)
+    fast = study.predict_uplift(df.head(2000), learner="fast")
     full = study.predict_uplift(df.head(2000))
     assert list(fast.columns) == list(full.columns)
     arms = [c for c in fast.columns if c.startswith("uplift_")]
@@ -147,7 +154,7 @@ def test_target_with_the_fast_scorer(fitted, tmp_path):
     df, study, path = fitted
     fast = study.target(df, cost=0.5, value=40.0, budget=300.0, learner="fast")
     full = study.target(df, cost=0.5, value=40.0, budget=300.0)
-    ranked = study.predict_uplift(df, fast=True).sort_values("uplift", ascending=False, kind="stable")
+    ranked = study.predict_uplift(df, learner="fast").sort_values("uplift", ascending=False, kind="stable")
     # The list follows the fast scorer's ranking; its honest value is the full model's rule's (same numbers).
     assert fast.list["customer_id"].head(20).tolist() == ranked["customer_id"].head(20).tolist()
     assert fast.summary["estimated"] == full.summary["estimated"]

@@ -292,8 +292,14 @@ def predict(
 
     study = Study.load(model_dir)
     drift: dict = {}
-    rows = score_file(study, data, out, learner=learner, drift=drift, fast=fast)
-    summary = {"rows": rows, "out": str(out), "learner": learner or study.best_learner_, "drift": drift}
+    if fast and learner not in (None, "fast"):
+        raise UpliftInputError(f"--fast scores with the chosen model ({study.best_learner_!r}) distilled; drop "
+                               f"--fast to score with {learner!r}")
+    learner = "fast" if fast else learner
+    fast = learner == "fast"
+    rows = score_file(study, data, out, learner=learner, drift=drift)
+    summary = {"rows": rows, "out": str(out), "learner": study.best_learner_ if fast else learner or
+               study.best_learner_, "drift": drift}
     if fast:
         summary["fast_scorer_fidelity"] = study.fast_fidelity.to_dict(orient="records")
     if as_json:

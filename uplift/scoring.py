@@ -53,11 +53,11 @@ def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pd.Dat
 
 
 def score_file(study, data: str | Path, out: str | Path, *, learner: str | None = None,
-               batch_rows: int = BATCH_ROWS, drift: dict | None = None, fast: bool = False) -> int:
+               batch_rows: int = BATCH_ROWS, drift: dict | None = None) -> int:
     """Score every row of ``data`` into ``out`` (CSV or Parquet), batch by batch. Returns the row count.
 
     When ``drift`` is a dict, it receives the drift report of the first batch (up to ``batch_rows``
-    customers) against the training profile. ``fast=True`` scores with the study's distilled scorer
+    customers) against the training profile. ``learner="fast"`` scores with the study's distilled scorer
     (see :meth:`uplift.Study.predict_uplift`).
 
     Examples
@@ -93,7 +93,7 @@ def score_file(study, data: str | Path, out: str | Path, *, learner: str | None 
     writer = None
     try:
         for i, batch in enumerate(_batches(data, columns, batch_rows)):
-            pred = study.predict_uplift(batch, learner=learner, fast=fast)
+            pred = study.predict_uplift(batch, learner=learner)
             if i == 0 and drift is not None:
                 drift.update(study.drift(batch, uplift=pred))
             rows += len(pred)

@@ -467,18 +467,17 @@ class Study:
         self._fitted()
         return self.crossfit_.uplift[learner or self.best_learner_]
 
-    def predict_uplift(self, data: pd.DataFrame, *, learner: str | None = None, alpha: float = 0.05,
-                       fast: bool = False) -> pd.DataFrame:
+    def predict_uplift(self, data: pd.DataFrame, *, learner: str | None = None, alpha: float = 0.05) -> pd.DataFrame:
         """Predicted uplift for new customers (one row per input row).
 
         Columns: the id column (when declared and present), ``uplift`` (for several arms: ``uplift_<arm>`` per
         arm, plus ``best_arm`` and ``uplift`` of the best arm), and ``uplift_lower``/``uplift_upper`` when the
         learner gives per-row intervals (``causal_forest``).
 
-        With ``fast=True`` (or ``learner="fast"``) the chosen model's distilled scorer answers instead of the fold
-        models (one small compiled tree ensemble per arm, about 1M customers a second on two cores; see
-        :mod:`uplift.distill`). Its fidelity to the full model, measured at fit time on customers it did not
-        learn from, is in :attr:`fast_fidelity`.
+        With ``learner="fast"`` the chosen model's distilled scorer answers instead of the fold models (one small
+        compiled tree ensemble per arm, about 1M customers a second on two cores; see :mod:`uplift.distill`).
+        Its fidelity to the full model, measured at fit time on customers it did not learn from, is in
+        :attr:`fast_fidelity`.
         """
         from uplift.distill import FAST
 
@@ -486,14 +485,9 @@ class Study:
         if not isinstance(data, pd.DataFrame):
             raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
         if learner == FAST:
-            fast, learner = True, None
-        if fast:
-            if learner not in (None, self.best_learner_):
-                raise UpliftInputError(f"the fast scorer reproduces the chosen model ({self.best_learner_!r}); "
-                                       f"drop fast=True (CLI: --fast) to score with {learner!r}")
             if getattr(self, "scorer_", None) is None:
                 raise UpliftInputError("this model has no fast scorer (saved by an older uplift); refit it, or "
-                                       "score without fast=True (CLI: --fast)")
+                                       "score with the full model (no --fast)")
             up = self.scorer_.predict(self.schema.encode(data))
             return self._uplift_frame(data, up, None, None)
         learner = learner or self.best_learner_
