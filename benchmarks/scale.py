@@ -379,6 +379,44 @@ def _models(k: int, fm):
             yield f"fold{k}/{name}_{a}_{key}", m
 
 
+def run_peers(args, work: Path) -> dict:
+    """The peers' single estimators on the same Criteo-like data (``--peers``): each in its own process, as in
+    ``peers.py`` (same workers, same wall/RSS measurement), on the training file; PEHE and Qini on the holdout."""
+    import pyarrow.parquet as pq
+
+    peers = _load_peers()
+    directory = work / f"peers_{args.n}"
+    directory.mkdir(exist_ok=True)
+    arrays = directory / "arrays.npz"
+    if not arrays.exists():
+        names = [f"f{j}" for j in range(N_FEATURES)]
+
+        def load(path: Path) -> dict:
+            table = pq.read_table(path, columns=[*names, "treatment", "conversion", "propensity"])
+            X = np.column_stack([table.column(c).to_numpy() for c in names]).astype(np.float32)
+            return {"X": X, "t": table.column("treatment").to_numpy().astype(np.int64),
+                    "y": table.column("conversion").to_numpy().astype(np.float64),
+                    "p": table.column("propensity").to_numpy().astype(np.float64)}
+
+        holdout = work / f"holdout_{args.holdout}.parquet"
+        tr, te = load(work / f"train_{args.n}.parquet"), load(holdout)
+        tau = pq.read_table(holdout.with_name(holdout.stem + "_truth.parquet"),
+                            columns=["true_uplift_conversion"]).column(0).to_numpy().astype(np.float64)
+        np.savez(arrays, X_train=tr["X"], t_train=tr["t"], y_train=tr["y"], p_train=tr["p"], X_test=te["X"],
+                 t_test=te["t"], y_test=te["y"], p_test=te["p"], tau_test=tau)
+        del tr, te
+    peers.set_threads(args.threads)
+    rows = []
+    for key in args.peer_methods.split(","):
+        print(f"  {key} ...", end=" ", flush=True)
+        res = {"key": key, "label": peers.BY_KEY[key].label, **peers.run_method(key, directory, args.timeout)}
+        print(res["status"] if res["status"] != "ok" else
+              f"{res['seconds']:.1f} s, {res['peak_rss_mb']:.0f} MB, PEHE {res['pehe']:.5f}, Qini {res['qini']:.4f}",
+              flush=True)
+        rows.append(res)
+    return {"threads": args.threads, "timeout": args.timeout, "rows": rows}
+
+
 # ----------------------------------------------------------------------------------------------- results
 def _env() -> dict:
     try:
@@ -456,6 +494,29 @@ def render(everything: dict) -> str:
                              f"{row['cli_rows_per_s']:,.0f} | {row['in_process_rows_per_s']:,.0f} | "
                              f"{row['cli_peak_rss_mb']:.0f} | {row['load_avg_mean']:.1f} |")
     for key, r in everything.items():
+        if not key.startswith("peers_"):
+            continue
+        # Our study on the same file: the latest run of that size that has held-out results.
+        ours = next((everything[k] for k in reversed(list(everything)) if k.split("_")[:2] == ["study", str(r["n"])]
+                     and everything[k].get("held_out")), None)
+        fit = ours["steps"]["fit"] if ours else None
+        lines += ["", f"Peers on the same {r['n']:,}-row training file (`--peers`, `{key}`; {r['threads'] or 'all'} "
+                  f"thread(s) per method, {r['timeout']:.0f} s limit; held-out = the same 1M customers):", "",
+                  "| method | wall s | peak RSS MiB | PEHE | Qini | time / ours | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        if fit and ours.get("held_out"):
+            q = ours["held_out"]
+            lines.append(f"| uplift fit (full default study) | {fit['seconds']:.0f} | {fit['peak_rss_mb']:.0f} | "
+                         f"{q['pehe']:.5f} | {q['qini_held_out']:.4f} | 1.00 | {fit['load_avg_mean']:.1f} |")
+        for row in r["rows"]:
+            if row["status"] != "ok":
+                lines.append(f"| {row['label']} | {row['status']} | {row['peak_rss_mb']:.0f} | — | — | — | "
+                             f"{row['load']:.1f} |")
+                continue
+            ratio = f"{row['seconds'] / fit['seconds']:.3f}" if fit else "—"
+            lines.append(f"| {row['label']} | {row['seconds']:.1f} | {row['peak_rss_mb']:.0f} | {row['pehe']:.5f} | "
+                         f"{row['qini']:.4f} | {ratio} | {row['load']:.1f} |")
+    for key, r in everything.items():
         if key.startswith("note_"):
             lines += ["", r["text"]]
     stages = [(k, r) for k, r in everything.items() if k.startswith("stages_")]
@@ -484,12 +545,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--full-rows", type=int, default=1_000_000,
                     help="rows scored by the fold-averaged (not distilled) models in --scoring")
     ap.add_argument("--tag", default="", help="suffix of the result key")
+    ap.add_argument("--peers", action="store_true", help="the peers' estimators on the same training file")
+    ap.add_argument("--peer-methods", default="causalml_t,causalml_x,econml_x,causalml_dr,econml_dr,sklift_two_models",
+                    help="peers.py method keys for --peers")
+    ap.add_argument("--threads", type=int, default=2, help="threads per peer method (--peers)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per peer method (--peers)")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    mode = "scoring" if args.scoring else "stages" if args.stages else "study"
+    mode = "scoring" if args.scoring else "stages" if args.stages else "peers" if args.peers else "study"
     print(f"{mode}: n={args.n:,}, load average {os.getloadavg()[0]:.1f}", flush=True)
-    run = {"scoring": run_scoring, "stages": run_stages, "study": run_study}[mode]
+    run = {"scoring": run_scoring, "stages": run_stages, "study": run_study, "peers": run_peers}[mode]
     result = {"n": args.n, "env": _env(), "matrix_mb": _matrix_mb(args.n), **run(args, work)}
     key = f"{mode}_{args.n}" + (f"_{args.tag}" if args.tag else "")
     save(key, result)
