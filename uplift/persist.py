@@ -210,7 +210,7 @@ def load_study(directory: Path):
     def npy(name: str) -> np.ndarray:
         return np.load(io.BytesIO(files[f"oof/{name}.npy"]), allow_pickle=False)
 
-    uplift = {name: npy(f"uplift_{name}").astype(np.float64)
+    uplift = {name: npy(f"uplift_{name}")  # float32, as fitted
               for name in [*state["learners"], *(["ensemble"] if state["ensemble_weights"] else [])]}
     cf = CrossFit(state["outcome"], state["kind"], tuple(state["arms"]), state["design"], tuple(state["learners"]),
                   npy("folds"), npy("mu"), npy("e"), npy("dr"), uplift, fold_models,
