@@ -201,8 +201,8 @@ def cross_fit(
                 rows = row_numbers((folds != k) & in_pair)
                 test = row_numbers(folds == k)
                 learner = make_learner(name)
-                # The T-learner's final stage is its nuisances: no copy of them for its training rows.
-                nuis_rows = nuis_all if name == "t" else nuis_all.subset(rows)
+                # No copy of the training rows' nuisances for learners whose fit does not read them.
+                nuis_rows = nuis_all.subset(rows) if learner.uses_nuisance else nuis_all
                 if learner.in_fold_nuisance:
                     # This fold's own outcome models, fit on the training folds only: the out-of-fold mu of a
                     # training row comes from a model that saw fold k, whose outcomes would then leak into the

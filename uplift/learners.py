@@ -75,6 +75,8 @@ class Learner:
     #: out-of-fold nuisances. Clean for learners that only evaluate each arm's outcome model on the *other*
     #: arm's rows (never in-sample), like the X-learner.
     in_fold_nuisance: ClassVar[bool] = False
+    #: Whether ``fit`` reads the nuisances of its training rows (if not, the study skips copying them).
+    uses_nuisance: ClassVar[bool] = True
     models_: dict = field(default_factory=dict)
 
     def fit(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, nuis: Nuisance, factory: ModelFactory,
@@ -90,6 +92,7 @@ class Learner:
 
 class TLearner(Learner):
     name = "t"
+    uses_nuisance = False  # the fit is a no-op: the per-arm outcome models are the nuisances
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         return self  # the per-arm outcome models are the nuisances
@@ -203,6 +206,7 @@ class UpliftForestLearner(Learner):
 
     name = "uplift_forest"
     needs_binary_outcome = True
+    uses_nuisance = False
     n_estimators: ClassVar[int] = 100
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):

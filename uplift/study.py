@@ -176,7 +176,8 @@ class Study:
         # spread is larger), i.e. exactly what scoring new customers produces. Quantiles need no more than
         # PROFILE_ROWS customers (a random sample beyond that; the profile records how many).
         rows = _sample_rows(np.arange(data.n), PROFILE_ROWS, random_state)
-        fitted_uplift, _, _ = predict_uplift(self.crossfit_, data.X[rows], self.best_learner_)
+        X_rows = data.X[rows]
+        fitted_uplift, _, _ = predict_uplift(self.crossfit_, X_rows, self.best_learner_)
         self.profile_ = training_profile(_frame_rows(data.frame, rows, self.schema.names), self.schema,
                                          uplift=fitted_uplift)
         progress.advance("drift profile")
@@ -184,7 +185,7 @@ class Study:
 
         # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
         self.scorer_ = DistilledScorer(categorical=data.schema.categorical_indices,
-                                       random_state=random_state).fit(data.X[rows], fitted_uplift)
+                                       random_state=random_state).fit(X_rows, fitted_uplift)
         progress.advance("fast scorer (distilled)")
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                             "select": select, "n_boot": n_boot, "k": k}
