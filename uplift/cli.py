@@ -24,6 +24,7 @@ from rich.table import Table
 
 from uplift.errors import UpliftInputError
 from uplift.learners import DEFAULT_LEARNERS
+from uplift.models import MAX_TRAIN_ROWS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
@@ -242,6 +243,9 @@ def fit(
                          ] = False,
     allow_leakage: Annotated[bool, typer.Option(help="Continue despite a feature that gives the treatment away "
                                                      "(not advised).")] = False,
+    max_train_rows: Annotated[int, typer.Option(help="Cap on the rows one model trains on (a random sample beyond "
+                                                     "it; every row is still evaluated); 0 = no cap.")
+                              ] = MAX_TRAIN_ROWS,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study."""
@@ -254,7 +258,8 @@ def fit(
     frame = read_table(data)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
-                       select, as_json, allow_srm=allow_srm, allow_leakage=allow_leakage)
+                       select, as_json, allow_srm=allow_srm, allow_leakage=allow_leakage,
+                       max_train_rows=max_train_rows or None)
     study.save(out)
     show_study(study, as_json, {"model_dir": str(out)})
     if not as_json:

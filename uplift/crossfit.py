@@ -74,6 +74,18 @@ class CrossFit:
         return (treatment == 0) | (treatment == arm)
 
 
+def release_free_memory() -> None:
+    """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
+    next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def make_folds(treatment: np.ndarray, y: np.ndarray, kind: str, n_folds: int, random_state: int) -> np.ndarray:
     """Fold id per row, stratified by arm (and by outcome when it is binary)."""
     strata = treatment.astype(np.int64) * 2 + (y.astype(np.int64) if kind == "binary" else 0)
@@ -148,7 +160,8 @@ def cross_fit(
     folds = make_folds(T, y, kind, n_folds, random_state)
     observational = data.design == "observational"
     # Every LightGBM model trains on a subset of one binned copy of X (no per-model copies of rows).
-    matrix = BinnedMatrix(X, data.schema.categorical_indices)
+    # Beyond the training-row cap each model bins its own sample instead (nothing bins rows no model reads).
+    matrix = BinnedMatrix(X, data.schema.categorical_indices, max_rows=factory.max_rows)
 
     # Out-of-fold arrays are float32: they are model outputs (a few significant digits), and at 14M rows each
     # float64 column would cost 112 MB. Sums over them (metrics, effects) are taken in float64.
@@ -179,6 +192,7 @@ def cross_fit(
         progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
     if data.propensity is not None:
         e[:, 1] = data.propensity  # a known design propensity beats an estimated one
+    release_free_memory()
     matrix.release()  # the nuisances' binned matrix; the final stages bin with their own settings
 
     # Pass 2: learners' final stages on training folds, predicted on the held-out fold.
@@ -219,6 +233,7 @@ def cross_fit(
                 progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
             if name == "s":
                 arm_matrix.release()
+            release_free_memory()  # the learner's training state, before the next learner allocates its own
     del matrix  # the binned copies are no longer needed
 
     cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)

@@ -28,6 +28,12 @@ EFFECT_PARAMS = {
 
 #: Fits on fewer rows than this use one thread.
 SMALL_FIT_ROWS = 20_000
+#: Default cap on the rows one base model trains on: beyond it, each model trains on its own random sample of
+#: this many of its training rows (every row still gets out-of-fold predictions and counts in evaluation).
+#: A LightGBM fit holds ~65 bytes of training state per row, so at 14M rows an uncapped final stage alone
+#: needs ~0.75 GB on top of the data; with the cap it needs ~0.26 GB, and the study stays under 4x the
+#: float32 feature matrix (see docs/spark.md for what the cap costs in accuracy).
+MAX_TRAIN_ROWS = 4_000_000
 #: LightGBM parameters that fix how a Dataset is binned (the rest only steer training).
 _BINNING = ("max_bin",)
 
@@ -47,17 +53,23 @@ class BinnedMatrix:
     extra : (n,) array, optional
         One more column appended to ``X`` (the S-learner's treatment indicator); it is binned in batches, so
         ``X`` is never copied whole.
+    max_rows : int, optional
+        The models' training-row cap (:data:`MAX_TRAIN_ROWS`). When ``X`` has more rows than that, most models
+        train on a sample, so binning every row would cost memory (one byte per cell) for rows no model reads:
+        the matrix is then not binned whole, and each model bins its own rows (:attr:`prebinned` is False).
     """
 
     def __init__(self, X: np.ndarray, categorical: list[int] | None = None, extra: np.ndarray | None = None,
-                 treated: np.ndarray | None = None) -> None:
+                 treated: np.ndarray | None = None, max_rows: int | None = None) -> None:
         self.X, self.categorical, self.extra, self.treated = X, list(categorical or []), extra, treated
+        self.max_rows = max_rows
+        self.prebinned = max_rows is None or len(X) <= max_rows
         self._datasets: dict[tuple, lgb.Dataset] = {}
         self._with_treatment: BinnedMatrix | None = None
 
     def for_arm(self, treated: np.ndarray) -> BinnedMatrix:
         """This matrix (sharing its binned datasets) knowing the 0/1 indicator of the arm being modelled."""
-        other = BinnedMatrix(self.X, self.categorical, self.extra, treated)
+        other = BinnedMatrix(self.X, self.categorical, self.extra, treated, self.max_rows)
         other._datasets = self._datasets  # shared: releasing one releases both
         return other
 
@@ -71,7 +83,7 @@ class BinnedMatrix:
         if self.treated is None:
             raise ValueError("for_arm(treated) first: the matrix does not know the treatment column")
         if self._with_treatment is None:
-            self._with_treatment = BinnedMatrix(self.X, self.categorical, self.treated)
+            self._with_treatment = BinnedMatrix(self.X, self.categorical, self.treated, max_rows=self.max_rows)
         return self._with_treatment
 
     def __len__(self) -> int:
@@ -197,11 +209,16 @@ class LGBMModel:
     max_rounds: int = 1000
     early_stopping: int = 40
     random_state: int = 0
+    max_rows: int | None = None
     booster_: lgb.Booster | None = None
     constant_: float | None = None
 
     def fit(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None = None) -> LGBMModel:
-        """Fit on ``X`` (an array, or :class:`Rows` of a binned matrix) and outcome ``y``, optionally weighted."""
+        """Fit on ``X`` (an array, or :class:`Rows` of a binned matrix) and outcome ``y``, optionally weighted.
+
+        With more than ``max_rows`` rows, the model trains on a random sample of ``max_rows`` of them.
+        """
+        X, y, weight = cap_rows(X, y, weight, self.max_rows, self.random_state)
         # LightGBM stores labels as float32 whatever it is given: converting first halves the copies held.
         y = np.asarray(y, dtype=np.float32)
         if self.kind == "binary" and (y.min() == y.max()):
@@ -239,6 +256,9 @@ class LGBMModel:
         label = y if mask is None else y[mask]
         w = None if weight is None or mask is None else weight[mask]
         w = weight if mask is None else w
+        if isinstance(X, Rows) and not X.matrix.prebinned:
+            X = X.matrix.materialize(X.index if mask is None else X.index[mask])
+            mask = None
         if isinstance(X, Rows):
             ds = X.dataset(params, None if mask is None else X.index[mask])
             ds.set_label(label)
@@ -270,6 +290,19 @@ class LGBMModel:
         return m
 
 
+def cap_rows(X, y: np.ndarray, weight: np.ndarray | None, max_rows: int | None, seed: int):
+    """``X``, ``y`` and ``weight`` (all rows), or the same random sample of ``max_rows`` of their rows.
+
+    The sample is drawn from its own seeded stream, so a fit below the cap is exactly the uncapped fit.
+    """
+    n = len(y)
+    if max_rows is None or n <= max_rows:
+        return X, y, weight
+    keep = np.sort(np.random.default_rng([seed, 7919]).choice(n, max_rows, replace=False))
+    keep = keep.astype(_index_dtype(n))
+    return X[keep], np.asarray(y)[keep], None if weight is None else np.asarray(weight)[keep]
+
+
 def _trim(booster: lgb.Booster) -> lgb.Booster:
     """Drop the trees grown after the best validation round."""
     text = booster.model_to_string(num_iteration=booster.best_iteration)
@@ -282,10 +315,13 @@ class SklearnModel:
 
     estimator: object
     kind: str = "regression"
+    max_rows: int | None = None
+    random_state: int = 0
     fitted_: object | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> SklearnModel:
         est = clone(self.estimator)
+        X, y, weight = cap_rows(X, y, weight, self.max_rows, self.random_state)
         X, y = np.asarray(X), np.asarray(y)
         if is_classifier(est):
             y = y.astype(int)
@@ -306,27 +342,33 @@ class SklearnModel:
 
 @dataclass
 class ModelFactory:
-    """Makes fresh base models: LightGBM by default, or clones of user-supplied sklearn estimators."""
+    """Makes fresh base models: LightGBM by default, or clones of user-supplied sklearn estimators.
+
+    ``max_rows`` caps the rows each model trains on (None: no cap); see :data:`MAX_TRAIN_ROWS`.
+    """
 
     regressor: object | None = None
     classifier: object | None = None
     categorical: list[int] = field(default_factory=list)
     random_state: int = 0
+    max_rows: int | None = MAX_TRAIN_ROWS
 
     def outcome(self, kind: str, seed: int = 0):
         user = self.classifier if kind == "binary" else self.regressor
         if user is not None:
-            return SklearnModel(user, kind)
+            return SklearnModel(user, kind, self.max_rows, self.random_state + seed)
         objective = "binary" if kind == "binary" else "regression"
-        return LGBMModel(objective, dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed)
+        return LGBMModel(objective, dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed,
+                         max_rows=self.max_rows)
 
     def propensity(self, seed: int = 0):
         if self.classifier is not None:
-            return SklearnModel(self.classifier, "binary")
-        return LGBMModel("binary", dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed)
+            return SklearnModel(self.classifier, "binary", self.max_rows, self.random_state + seed)
+        return LGBMModel("binary", dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed,
+                         max_rows=self.max_rows)
 
     def effect(self, seed: int = 0):
         if self.regressor is not None:
-            return SklearnModel(self.regressor, "regression")
+            return SklearnModel(self.regressor, "regression", self.max_rows, self.random_state + seed)
         return LGBMModel("regression", dict(EFFECT_PARAMS), self.categorical, max_rounds=600,
-                         random_state=self.random_state + seed)
+                         random_state=self.random_state + seed, max_rows=self.max_rows)

@@ -13,30 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.crossfit import CrossFit, ProgressHook, _NoProgress, cross_fit, predict_uplift
+from uplift.crossfit import CrossFit, ProgressHook, _NoProgress, cross_fit, predict_uplift, release_free_memory
 from uplift.data import CampaignData, FeatureSchema, campaign_data
 from uplift.effects import average_effects
 from uplift.errors import UpliftInputError
 from uplift.evaluate import best_learner, calibration, leaderboard
 from uplift.learners import DEFAULT_LEARNERS, REGISTRY
-from uplift.models import ModelFactory
+from uplift.models import MAX_TRAIN_ROWS, ModelFactory
 
 #: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample).
 CHECK_ROWS = 1_000_000
 #: The drift profile (feature and predicted-uplift quantiles) is taken on at most this many rows.
 PROFILE_ROWS = 200_000
-
-
-def _release_free_memory() -> None:
-    """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
-    next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _sample_rows(rows: np.ndarray, max_rows: int, random_state: int) -> np.ndarray:
@@ -109,7 +97,8 @@ class Study:
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
             expected_split: dict[str, float] | None = None, allow_srm: bool = False,
-            allow_leakage: bool = False, progress: ProgressHook | None = None) -> Study:
+            allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
+            progress: ProgressHook | None = None) -> Study:
         """Cross-fit every learner, evaluate out of fold, pick the best, and estimate average effects.
 
         Parameters
@@ -134,6 +123,10 @@ class Study:
             propensity when it is constant (e.g. 0.85 treated), else equal shares.
         allow_srm, allow_leakage : bool
             Continue although the sample-ratio check or the leakage check failed hard (not recommended).
+        max_train_rows : int or None
+            Cap on the rows any one base model trains on (default 4,000,000; None: no cap). Beyond it each model
+            trains on its own random sample; every row still gets out-of-fold predictions and counts in the
+            evaluation. It bounds the memory and time of very large studies (see docs/spark.md).
         progress : ProgressHook, optional
             Progress display (the CLI passes a rich progress bar).
         """
@@ -152,12 +145,15 @@ class Study:
         self._check_randomisation(expected_split, allow_srm, random_state)
         self._check_outcome_proxies(allow_leakage, random_state)
         progress.advance("design checks done")
-        _release_free_memory()
-        factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state)
+        release_free_memory()
+        if max_train_rows is not None and max_train_rows < 1000:
+            raise UpliftInputError(f"max_train_rows must be at least 1000 (or None for no cap), got {max_train_rows}")
+        factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state,
+                               max_rows=max_train_rows)
         self.random_state = random_state
         self.crossfit_: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
                                              factory=factory, progress=progress)
-        _release_free_memory()
+        release_free_memory()
         y = data.outcomes[self.crossfit_.outcome]
         if data.design == "observational":
             self._check_observational(allow_leakage)
@@ -188,7 +184,7 @@ class Study:
                                        random_state=random_state).fit(X_rows, fitted_uplift)
         progress.advance("fast scorer (distilled)")
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
-                            "select": select, "n_boot": n_boot, "k": k}
+                            "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows}
         return self
 
     def _check_randomisation(self, expected_split: dict | None, allow_srm: bool, random_state: int) -> None:
