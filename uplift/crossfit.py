@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from uplift.data import CampaignData
 from uplift.errors import UpliftInputError
 from uplift.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
-from uplift.models import BinnedMatrix, ModelFactory, row_numbers
+from uplift.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
 
 
 class ProgressHook(Protocol):
@@ -215,21 +215,31 @@ def cross_fit(
                 rows = row_numbers((folds != k) & in_pair)
                 test = row_numbers(folds == k)
                 learner = make_learner(name)
-                # No copy of the training rows' nuisances for learners whose fit does not read them.
-                nuis_rows = nuis_all.subset(rows) if learner.uses_nuisance else nuis_all
+                if learner.pooled:  # the uniform sample its models would train on under the row cap
+                    keep = sample_positions(len(rows), factory.max_rows, random_state + 1000 * k + 10 * a)
+                    rows = rows if keep is None else rows[keep]
                 if learner.in_fold_nuisance:
                     # This fold's own outcome models, fit on the training folds only: the out-of-fold mu of a
                     # training row comes from a model that saw fold k, whose outcomes would then leak into the
-                    # learner's "out-of-fold" predictions for fold k (optimistic evaluation).
-                    fm = fold_models[k]
-                    nuis_rows = Nuisance(_predict(fm.mu[0].predict, X, rows), _predict(fm.mu[a].predict, X, rows),
-                                         nuis_rows.e)
+                    # learner's "out-of-fold" predictions for fold k (optimistic evaluation). Each arm's model
+                    # is evaluated on the other arm's rows only (NaN elsewhere), the only ones such a learner reads.
+                    fm, treated_rows = fold_models[k], t_pair[rows] == 1
+                    mu0_rows, mu1_rows = np.full(len(rows), np.nan, np.float32), np.full(len(rows), np.nan, np.float32)
+                    mu0_rows[treated_rows] = _predict(fm.mu[0].predict, X, rows[treated_rows])
+                    mu1_rows[~treated_rows] = _predict(fm.mu[a].predict, X, rows[~treated_rows])
+                    nuis_rows = Nuisance(mu0_rows, mu1_rows, nuis_all.e[rows])
+                    del treated_rows
+                else:
+                    # No copy of the training rows' nuisances for learners whose fit does not read them.
+                    nuis_rows = nuis_all.subset(rows) if learner.uses_nuisance else nuis_all
                 learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
                                       factory, kind, seed=1000 * k + 10 * a)
                 fold_models[k].learners[(name, a)] = learner
                 uplift[name][test, a - 1] = _predict(
                     lambda Xb, idx, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(idx)), X, test,
                     with_index=True)
+                del nuis_rows
+                release_free_memory()
                 progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
             if name == "s":
                 arm_matrix.release()

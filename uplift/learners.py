@@ -73,10 +73,15 @@ class Learner:
     gives_intervals: ClassVar[bool] = False
     #: Train on the current fold's own nuisance models (fit on the training folds) instead of the shared
     #: out-of-fold nuisances. Clean for learners that only evaluate each arm's outcome model on the *other*
-    #: arm's rows (never in-sample), like the X-learner.
+    #: arm's rows (never in-sample), like the X-learner: the study fills only those (mu0 on treated rows, mu1
+    #: on control rows; NaN elsewhere).
     in_fold_nuisance: ClassVar[bool] = False
     #: Whether ``fit`` reads the nuisances of its training rows (if not, the study skips copying them).
     uses_nuisance: ClassVar[bool] = True
+    #: Whether ``fit`` trains its models on the rows of both arms together (True) or on each arm's rows apart.
+    #: A pooled learner's models would each take a uniform sample under the training-row cap anyway, so the
+    #: study hands it such a sample directly and never builds its per-row inputs for the other rows.
+    pooled: ClassVar[bool] = True
     models_: dict = field(default_factory=dict)
 
     def fit(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, nuis: Nuisance, factory: ModelFactory,
@@ -93,6 +98,7 @@ class Learner:
 class TLearner(Learner):
     name = "t"
     uses_nuisance = False  # the fit is a no-op: the per-arm outcome models are the nuisances
+    pooled = False
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         return self  # the per-arm outcome models are the nuisances
@@ -103,6 +109,7 @@ class TLearner(Learner):
 
 class SLearner(Learner):
     name = "s"
+    uses_nuisance = False  # one outcome model with the treatment as a feature
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         # The treatment is appended as the last column; categorical indices of X are unchanged.
@@ -121,6 +128,7 @@ class SLearner(Learner):
 class XLearner(Learner):
     name = "x"
     in_fold_nuisance = True  # mu0 is used on treated rows and mu1 on control rows only: never in-sample
+    pooled = False  # one effect model per arm: a small control arm keeps all its rows under the cap
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
         tr, co = t == 1, t == 0

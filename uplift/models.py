@@ -291,16 +291,23 @@ class LGBMModel:
 
 
 def cap_rows(X, y: np.ndarray, weight: np.ndarray | None, max_rows: int | None, seed: int):
-    """``X``, ``y`` and ``weight`` (all rows), or the same random sample of ``max_rows`` of their rows.
-
-    The sample is drawn from its own seeded stream, so a fit below the cap is exactly the uncapped fit.
-    """
-    n = len(y)
-    if max_rows is None or n <= max_rows:
+    """``X``, ``y`` and ``weight`` (all rows), or the same random sample of ``max_rows`` of their rows."""
+    keep = sample_positions(len(y), max_rows, seed)
+    if keep is None:
         return X, y, weight
-    keep = np.sort(np.random.default_rng([seed, 7919]).choice(n, max_rows, replace=False))
-    keep = keep.astype(_index_dtype(n))
     return X[keep], np.asarray(y)[keep], None if weight is None else np.asarray(weight)[keep]
+
+
+def sample_positions(n: int, max_rows: int | None, seed: int) -> np.ndarray | None:
+    """Sorted positions of a random sample of ``max_rows`` of ``n`` rows (None when ``n <= max_rows``).
+
+    Drawn from its own seeded stream: a fit below the cap is exactly the uncapped fit.
+    """
+    if max_rows is None or n <= max_rows:
+        return None
+    keep = np.random.default_rng([seed, 7919]).choice(n, max_rows, replace=False)
+    keep.sort()
+    return keep.astype(_index_dtype(n))
 
 
 def _trim(booster: lgb.Booster) -> lgb.Booster:

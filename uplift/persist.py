@@ -101,6 +101,27 @@ def _npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _npy_view(raw: bytes, name: str) -> np.ndarray:
+    """The array in ``.npy`` bytes as a read-only view of those bytes (no copy: out-of-fold arrays of a 14M-row
+    study are ~0.7 GB, and ``np.load`` would hold them twice while loading). Object arrays are refused."""
+    buf = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(buf)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(buf)
+    except ValueError as exc:
+        raise UpliftInputError(f"model array oof/{name}.npy is not a valid .npy file ({exc})") from exc
+    if dtype.hasobject:
+        raise UpliftInputError(f"model array oof/{name}.npy holds Python objects; refusing to load it")
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - buf.tell() != count * dtype.itemsize:
+        raise UpliftInputError(f"model array oof/{name}.npy is truncated or padded: {len(raw) - buf.tell()} data "
+                               f"bytes for shape {shape} of {dtype}")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=buf.tell())
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
 def save_study(study, directory: Path) -> Path:
     cf: CrossFit = study.crossfit_
     files: dict[str, bytes] = {}
@@ -208,7 +229,7 @@ def load_study(directory: Path):
         fold_models.append(fm)
 
     def npy(name: str) -> np.ndarray:
-        return np.load(io.BytesIO(files[f"oof/{name}.npy"]), allow_pickle=False)
+        return _npy_view(files.pop(f"oof/{name}.npy"), name)
 
     uplift = {name: npy(f"uplift_{name}")  # float32, as fitted
               for name in [*state["learners"], *(["ensemble"] if state["ensemble_weights"] else [])]}

@@ -493,7 +493,7 @@ def _greedy_with_budget(scored, costs, budget: float, slack: float, k: int, allo
         for b in batches:
             profit = b[p_cols].to_numpy(dtype=float)
             allowed = b[ok_cols].to_numpy(dtype=bool) & (profit > 0)
-            (row, step, to, d_cost, _, eff), _ = targeting._hull_increments(profit, costs, allowed)
+            (row, step, to, d_cost, eff), _ = targeting._hull_increments(profit, costs, allowed)
             yield pd.DataFrame({"__row": b["__row"].to_numpy()[row], "__step": step.astype(np.int32),
                                 "__to": to.astype(np.int32), "__dcost": d_cost, "__eff": eff})
 

@@ -249,7 +249,8 @@ def _eligible(profit: np.ndarray, cost: np.ndarray, exclude: np.ndarray, min_roi
     return ok
 
 
-def _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude, allow_negative, lower, upper):
+def _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude, allow_negative, lower, upper,
+             bounds: bool = True):
     u = _as_uplift(uplift)
     n, n_arms = u.shape
     c = _as_cost(cost, n_arms)
@@ -257,7 +258,7 @@ def _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude, allow
     b = _as_budget(budget, c)
     k = _as_max_customers(max_customers, n)
     ex = _as_mask(exclude, n, "exclude")
-    lo, hi = _as_bounds(lower, upper, u.shape)
+    lo, hi = _as_bounds(lower, upper, u.shape) if bounds else (None, None)
     profit = u * v - c
     ok = _eligible(profit, c, ex, min_roi, allow_negative)
     return u, c, v, b, k, profit, ok, lo, hi
@@ -291,39 +292,51 @@ def _hull_increments(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray):
     """Segments of each customer's upper convex hull of (cost, profit), starting at "no coupon" (0, 0).
 
     Loops over hull steps (at most A), vectorised over customers. Returns flat arrays (row, step, to_arm,
-    d_cost, d_profit, efficiency) and the (n, A) table of the arm reached at each step.
+    d_cost, efficiency) and the (n, A) table of the arm reached at each step.
     """
     n, n_arms = profit.shape
     cur_cost, cur_profit = np.zeros(n), np.zeros(n)
     active = np.ones(n, dtype=bool)
-    reached = np.full((n, n_arms), -1)
+    # Compact integer types: at tens of millions of customers every (n,) int64 costs 8 bytes a customer.
+    idx_t = np.int32 if n < 2**31 else np.int64
+    reached = np.full((n, n_arms), -1, dtype=np.int16 if n_arms < 2**15 else np.int64)
     parts = []
     for step in range(n_arms):
         d_cost = cost[None, :] - cur_cost[:, None]
         d_profit = profit - cur_profit[:, None]
         valid = ok & active[:, None] & (d_profit > 0) & (d_cost >= 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            eff = np.where(d_cost > 0, d_profit / d_cost, np.inf)  # same price, more profit: always better
-        eff = np.where(valid, eff, -np.inf)
+            eff = np.divide(d_profit, d_cost, out=d_profit)  # in place: one (n, A) temporary fewer
+        eff[d_cost <= 0] = np.inf  # same price, more profit: always better
+        del d_cost
+        eff[~valid] = -np.inf
         best = eff.max(axis=1)
         has = best > -np.inf
         if not has.any():
             break
         # Ties: among equally efficient upgrades take the cheapest (finer steps fit budgets better); among
         # free improvements (infinite efficiency) take the most profitable. argmin then picks the lowest arm.
-        cand = valid & (eff == best[:, None])
-        key = np.where(np.isinf(best)[:, None], -profit, cost[None, :])
-        nxt = np.argmin(np.where(cand, key, np.inf), axis=1)
-        rows = np.flatnonzero(has)
-        to = nxt[rows]
-        parts.append((rows, np.full(rows.size, step), to, cost[to] - cur_cost[rows],
-                      profit[rows, to] - cur_profit[rows], best[rows]))
+        cand = valid
+        cand &= eff == best[:, None]
+        del eff
+        key = np.repeat(cost[None, :], n, axis=0)
+        free = np.isinf(best)
+        key[free] = -profit[free]
+        key[~cand] = np.inf
+        nxt = np.argmin(key, axis=1)
+        rows = np.flatnonzero(has).astype(idx_t)
+        to = nxt[rows].astype(reached.dtype)
+        del valid, cand, key, nxt, free
+        parts.append((rows, np.full(rows.size, step, dtype=np.int16), to, cost[to] - cur_cost[rows], best[rows]))
+        del best
         reached[rows, step] = to
         cur_cost[rows], cur_profit[rows] = cost[to], profit[rows, to]
         active = has
     if not parts:
         empty = np.zeros(0)
-        return (empty.astype(int), empty.astype(int), empty.astype(int), empty, empty, empty), reached
+        return (empty.astype(int), empty.astype(int), empty.astype(int), empty, empty), reached
+    if len(parts) == 1:
+        return parts[0], reached
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True)), reached
 
 
@@ -331,9 +344,12 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
     n = profit.shape[0]
     rows = np.arange(n)
     positive = ok & (profit > 0)
-    (row, step, _, d_cost, _, eff), reached = _hull_increments(profit, cost, positive)
-    # a hull ends at the customer's most profitable coupon
-    top = reached[rows, np.maximum((reached >= 0).sum(axis=1) - 1, 0)]
+    (row, step, _, d_cost, eff), reached = _hull_increments(profit, cost, positive)
+    # a hull ends at the customer's most profitable coupon (hull steps fill columns left to right)
+    top = reached[:, 0].astype(np.int64)
+    for j in range(1, reached.shape[1]):
+        further = reached[:, j] >= 0
+        top[further] = reached[further, j]
     if np.isinf(budget):
         # No budget: everyone at her most profitable coupon; a customer cap keeps the most profitable ones.
         best = np.where(top >= 0, profit[rows, np.maximum(top, 0)], -np.inf)
@@ -345,17 +361,25 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
 
     # 1. LP-greedy: all increments by efficiency (ties: customer index, then hull step), prefix in budget.
     srt = np.lexsort((step, row, -eff))
+    del eff
     row, step, d_cost = row[srt], step[srt], d_cost[srt]
+    del srt
     first = step == 0
-    new_ok = first & (np.cumsum(first) <= k)        # only the first k customers to enter may enter
+    new_ok = first & (np.cumsum(first, dtype=row.dtype) <= k)  # only the first k customers to enter may enter
     keep_row = np.zeros(n, dtype=bool)
     keep_row[row[new_ok]] = True
     keep = keep_row[row]
     row, step, d_cost = row[keep], step[keep], d_cost[keep]
     take = np.cumsum(d_cost) <= budget + slack      # d_cost >= 0, so this is a prefix
-    last_step = np.full(n, -1)
-    np.maximum.at(last_step, row[take], step[take])
-    arm = np.where(last_step >= 0, reached[rows, np.maximum(last_step, 0)], -1)
+    del d_cost, first, new_ok, keep_row, keep
+    brk = int(take.sum())
+    # The taken increments are a prefix, so each customer's last taken step is her largest one in it.
+    last_step = np.full(n, -1, dtype=np.int16)
+    np.maximum.at(last_step, row[:brk], step[:brk])
+    arm = np.full(n, -1, dtype=np.int64)
+    chosen = np.flatnonzero(last_step >= 0)
+    arm[chosen] = reached[chosen, last_step[chosen]]
+    del last_step, chosen, take
 
     # 2. With a binding customer cap, ranking by profit per money is the wrong greedy: start instead from
     # the best k customers at a price λ on money (the Lagrangian of the budget), if that earns more.
@@ -368,23 +392,35 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
     # 3. The prefix leaves up to one increment's cost unspent, and rounding can favour an upgrade over two
     # cheaper coupons. A local search repairs this among the "core" (Pisinger's idea): customers near the
     # break of the greedy, and the weakest chosen and strongest left-out ones; the rest are clearly in or out.
-    brk = int(take.sum())
     if brk == row.size and k >= n_pos:
         return arm  # everything profitable fits: this is the unconstrained optimum
+    near_break = row[max(0, brk - _CORE // 2): brk + _CORE // 2]
+    del row, step
     sel = np.flatnonzero(arm >= 0)
+    weakest = sel[_smallest(profit[sel, arm[sel]], _CORE // 2)]
+    del sel
     out = np.flatnonzero((arm < 0) & (top >= 0))
-    best = profit[rows, np.maximum(top, 0)]
-    core = np.unique(np.concatenate([
-        row[max(0, brk - _CORE // 2): brk + _CORE // 2],
-        sel[np.argsort(profit[sel, arm[sel]], kind="stable")[: _CORE // 2]],
-        out[np.argsort(-best[out], kind="stable")[: _CORE // 2]],
-    ]))
+    strongest = out[_smallest(-profit[out, top[out]], _CORE // 2)]
+    del out
+    core = np.unique(np.concatenate([near_break, weakest, strongest]))
     fixed = np.ones(n, dtype=bool)
     fixed[core] = False
     spent_fixed = cost[arm[fixed & (arm >= 0)]].sum()
     k_core = k - int((fixed & (arm >= 0)).sum())
     arm[core] = _improve(arm[core], profit[core], cost, positive[core], budget - spent_fixed, slack, k_core)
     return arm
+
+
+def _smallest(values: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the ``m`` smallest ``values``, ties by position: ``np.argsort(values, kind="stable")[:m]``
+    without sorting all of them (a partition finds the m-th value; only values up to it are sorted)."""
+    if m >= values.size:
+        return np.argsort(values, kind="stable")[:m]
+    if m <= 0:
+        return np.zeros(0, dtype=np.intp)
+    threshold = np.partition(values, m - 1)[m - 1]
+    cand = np.flatnonzero(values <= threshold)
+    return cand[np.argsort(values[cand], kind="stable")[:m]]
 
 
 def _total(profit: np.ndarray, arm: np.ndarray) -> float:
@@ -649,11 +685,35 @@ def allocate(uplift, cost, value: float = 1.0, *, budget: float | None = None,
     """
     u, c, v, b, k, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
                                                  allow_negative, lower, upper)
+    return _build(_choose(profit, c, ok, b, k, allow_negative), u, c, v, lo, hi, b, "greedy")
+
+
+def _choose(profit: np.ndarray, c: np.ndarray, ok: np.ndarray, b: float, k: int, allow_negative: bool) -> np.ndarray:
     arm = _greedy(profit, c, ok, b, k)
     if allow_negative:
         slack = _BUDGET_RTOL * max(1.0, b) if np.isfinite(b) else 0.0
         arm = _append_losers(arm, profit, c, ok, b, slack, k)
-    return _build(arm, u, c, v, lo, hi, b, "greedy")
+    return arm
+
+
+def allocation_arms(uplift, cost, value: float = 1.0, *, budget: float | None = None,
+                    max_customers: int | None = None, min_roi: float | None = None, exclude=None,
+                    allow_negative: bool = False) -> np.ndarray:
+    """The coupon column :func:`allocate` chooses for each customer (−1: none), and nothing else.
+
+    Same rule and arguments as :func:`allocate`, without the per-customer tables of an :class:`Allocation`
+    (about ten float64 columns): the form for evaluating a rule over many millions of customers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> up = np.array([[0.02, 0.05], [0.10, 0.20], [-0.01, 0.00], [0.04, 0.09]])
+    >>> allocation_arms(up, cost=[0.5, 2.0], value=30.0, budget=3.0).tolist()
+    [0, 1, -1, 0]
+    """
+    _, c, _, b, k, profit, ok, _, _ = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
+                                               allow_negative, None, None, bounds=False)
+    return _choose(profit, c, ok, b, k, allow_negative).astype(int, copy=False)
 
 
 def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None = None,

@@ -111,9 +111,10 @@ def list_summary(study, learner: str, costs: np.ndarray, value: float, *, n_list
     factor = n_list / n_train
     train_budget = None if budget is None else budget / factor
     train_cap = None if max_customers is None else max(1, int(round(max_customers / factor)))
-    rule = targeting.allocate(train_up, costs, value, budget=train_budget, max_customers=train_cap,
-                              min_roi=min_roi, allow_negative=allow_negative)
-    honest = _scale(targeting.policy_value(cf.policy_dr, rule.arm, costs, value), factor)
+    rule = targeting.allocation_arms(train_up, costs, value, budget=train_budget, max_customers=train_cap,
+                                     min_roi=min_roi, allow_negative=allow_negative)
+    honest = _scale(targeting.policy_value(cf.policy_dr, rule, costs, value), factor)
+    del rule
     spend = float(spend)
     baselines = targeting.baseline_policies(cf.policy_dr, costs, value, budget=train_budget if budget else None,
                                             random_state=random_state, arm_names=arms[1:])
