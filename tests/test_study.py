@@ -155,3 +155,25 @@ def test_constant_declared_propensity_is_the_expected_split():
     study = Study(df, "t", "y", propensity="p").fit(learners=["t"], n_folds=3, n_boot=20)
     assert study.diagnostics()["srm"]["passed"]
     assert study.diagnostics()["srm"]["expected"]["1"] == pytest.approx(0.85 * n)
+
+
+def test_saved_arrays_load_as_checked_views_of_the_file_bytes():
+    import io
+
+    from uplift.persist import _npy_view
+
+    arr = np.arange(12, dtype=np.float32).reshape(4, 3)
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    raw = buf.getvalue()
+    view = _npy_view(raw, "x")
+    np.testing.assert_array_equal(view, arr)
+    assert not view.flags.writeable and view.base is not None  # no copy of the bytes
+    with pytest.raises(UpliftInputError, match="oof/x.npy is truncated"):
+        _npy_view(raw[:-4], "x")
+    with pytest.raises(UpliftInputError, match="not a valid .npy"):
+        _npy_view(b"not an array", "x")
+    obj = io.BytesIO()
+    np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UpliftInputError, match="holds Python objects"):
+        _npy_view(obj.getvalue(), "x")

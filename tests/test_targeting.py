@@ -375,3 +375,30 @@ def test_list_summary_counts_are_on_the_scale_of_the_scored_customers():
     assert est["n_rows"] == 6000
     assert abs(est["n_selected"] - res.summary["customers_selected"]) <= 0.25 * res.summary["customers_selected"] + 5
     assert all(b["n_rows"] == 6000 for b in res.summary["baselines"].values() if "n_rows" in b)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_allocation_arms_is_the_allocation_s_arm(seed):
+    from uplift.targeting import allocation_arms
+
+    rng = np.random.default_rng(seed)
+    n, n_arms = 3000, 1 + seed % 3
+    up = rng.normal(0.02, 0.05, size=(n, n_arms))
+    up[rng.random(n) < 0.05] = 0.03  # exact ties
+    cost = np.sort(rng.uniform(0.2, 1.5, size=n_arms))
+    kwargs = [{"budget": 150.0}, {"budget": 80.0, "max_customers": 90}, {"max_customers": 400},
+              {"budget": 60.0, "min_roi": 0.5}, {"budget": 300.0, "allow_negative": True},
+              {"budget": 1e9}][seed]
+    full = allocate(up, cost, 30.0, **kwargs)
+    arms = allocation_arms(up, cost, 30.0, **kwargs)
+    np.testing.assert_array_equal(arms, full.arm)
+    assert arms.dtype == full.arm.dtype
+
+
+def test_partial_sort_equals_the_stable_full_sort():
+    from uplift.targeting import _smallest
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 40, size=5000).astype(float)  # many ties
+    for m in (0, 1, 7, 250, 4999, 5000, 6000):
+        np.testing.assert_array_equal(_smallest(values, m), np.argsort(values, kind="stable")[:m])

@@ -109,3 +109,27 @@ def test_study_records_the_cap_and_rejects_a_tiny_one(rct_df, tmp_path):
     study.fit(["t", "dr"], n_folds=2, n_boot=20, max_train_rows=1500)
     assert study.fit_params_["max_train_rows"] == 1500
     assert Study.load(study.save(tmp_path / "m")).fit_params_["max_train_rows"] == 1500
+
+
+def test_pooled_learners_get_the_capped_sample_and_x_its_arm_rows(rct_df, monkeypatch):
+    from uplift import learners
+
+    seen: dict[str, list] = {"dr": [], "x": []}
+    for cls, key in ((learners.DRLearner, "dr"), (learners.XLearner, "x")):
+        real = cls.fit
+
+        def spy(self, X, t, y, nuis, *args, _real=real, _key=key, **kwargs):
+            seen[_key].append((len(t), np.asarray(t).copy(), np.asarray(nuis.mu0).copy(), np.asarray(nuis.mu1).copy()))
+            return _real(self, X, t, y, nuis, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit", spy)
+    data = campaign_data(rct_df, "treatment", "conversion", id="customer_id",
+                         exclude=[*truth_columns(rct_df), "revenue"], design="rct")
+    factory = ModelFactory(categorical=data.schema.categorical_indices, max_rows=2500)
+    cross_fit(data, learners=("x", "dr"), n_folds=3, factory=factory)
+    assert [n for n, *_ in seen["dr"]] == [2500] * 3  # a uniform sample of the ~5,300 training rows
+    for n, t, mu0, mu1 in seen["x"]:
+        assert n > 5000  # per-arm models: the X-learner gets every training row, each model caps its arm
+        # the in-fold outcome models are evaluated on the other arm's rows only
+        assert np.isfinite(mu0[t == 1]).all() and np.isnan(mu0[t == 0]).all()
+        assert np.isfinite(mu1[t == 0]).all() and np.isnan(mu1[t == 1]).all()
