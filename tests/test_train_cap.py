@@ -133,3 +133,27 @@ def test_pooled_learners_get_the_capped_sample_and_x_its_arm_rows(rct_df, monkey
         # the in-fold outcome models are evaluated on the other arm's rows only
         assert np.isfinite(mu0[t == 1]).all() and np.isnan(mu0[t == 0]).all()
         assert np.isfinite(mu1[t == 0]).all() and np.isnan(mu1[t == 1]).all()
+
+
+@pytest.mark.parametrize("frame", ["rct_df", "multi_df"])
+def test_parking_finished_learners_on_disk_changes_nothing(frame, request, monkeypatch):
+    import uplift.crossfit as crossfit
+
+    df = request.getfixturevalue(frame)
+    data = campaign_data(df, "treatment", "conversion", id="customer_id",
+                         exclude=[*truth_columns(df), "revenue"], design="rct")
+    kept = cross_fit(data, learners=("t", "dr", "s"), n_folds=2)
+    parked_files = []
+    real_park = crossfit._Parking.park
+
+    def spy(self, arrays, name):
+        real_park(self, arrays, name)
+        assert arrays[name] is None  # out of memory while the next learners train
+        parked_files.append(self._parked[name])
+
+    monkeypatch.setattr(crossfit, "PARK_ROWS", 1000)
+    monkeypatch.setattr(crossfit._Parking, "park", spy)
+    parked = cross_fit(data, learners=("t", "dr", "s"), n_folds=2)
+    assert len(parked_files) == 3 and not any(p.exists() for p in parked_files)  # cleaned up
+    for name in ("t", "dr", "s", "ensemble"):
+        np.testing.assert_array_equal(parked.uplift[name], kept.uplift[name])

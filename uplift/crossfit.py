@@ -10,7 +10,9 @@ fitted model used on new customers.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -196,6 +198,7 @@ def cross_fit(
     matrix.release()  # the nuisances' binned matrix; the final stages bin with their own settings
 
     # Pass 2: learners' final stages on training folds, predicted on the held-out fold.
+    parking = _Parking(enabled=n > PARK_ROWS)
     dr = np.full((n, n_arms - 1), np.nan, np.float32)
     for a in treated:
         in_pair = (T == 0) | (T == a)
@@ -243,8 +246,11 @@ def cross_fit(
                 progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
             if name == "s":
                 arm_matrix.release()
+            if a == n_arms - 1:
+                parking.park(uplift, name)
             release_free_memory()  # the learner's training state, before the next learner allocates its own
     del matrix  # the binned copies are no longer needed
+    parking.restore(uplift)
 
     cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
     cf.policy_dr = policy_scores(y, T, mu, e)
@@ -255,6 +261,40 @@ def cross_fit(
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
+#: Studies with more rows than this park each finished learner's out-of-fold uplift in a temporary file
+#: while the next learners train (at 14M rows each array is 56 MB), and read them back for evaluation.
+PARK_ROWS = 2_000_000
+
+
+class _Parking:
+    """Out-of-fold arrays of finished learners, parked on disk while later learners train.
+
+    Only the learner being fitted needs its array in memory; evaluation (after every learner) needs them all,
+    when no model is training. If the temporary directory cannot be written, arrays simply stay in memory.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="uplift-oof-") if enabled else None
+        self._parked: dict[str, Path] = {}
+
+    def park(self, arrays: dict[str, np.ndarray], name: str) -> None:
+        if self._dir is None:
+            return
+        path = Path(self._dir.name) / f"{len(self._parked)}.npy"
+        try:
+            np.save(path, arrays[name], allow_pickle=False)
+        except OSError:
+            path.unlink(missing_ok=True)
+            return  # no room on disk: keep it in memory
+        self._parked[name] = path
+        arrays[name] = None  # type: ignore[assignment]
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, path in self._parked.items():
+            arrays[name] = np.load(path, allow_pickle=False)
+        self._parked.clear()
+        if self._dir is not None:
+            self._dir.cleanup()
 
 
 def _predict(predict, X: np.ndarray, index: np.ndarray, *, with_index: bool = False) -> np.ndarray:

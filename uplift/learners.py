@@ -234,8 +234,8 @@ class UpliftForestLearner(Learner):
 
 
 #: The linear final stage learns from at most this many rows (a fixed random sample): a few dozen
-#: coefficients need no more, and it bounds the float64 design matrix at large n.
-LINEAR_MAX_ROWS = 1_000_000
+#: coefficients need no more, and it bounds the ridge's leave-one-out work (~470 bytes a row) at large n.
+LINEAR_MAX_ROWS = 500_000
 
 
 def linear_final_stage(n_features: int, categorical: list[int]):
