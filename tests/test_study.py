@@ -177,3 +177,15 @@ def test_saved_arrays_load_as_checked_views_of_the_file_bytes():
     np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(UpliftInputError, match="holds Python objects"):
         _npy_view(obj.getvalue(), "x")
+
+
+def test_saved_arrays_are_byte_identical_to_np_save():
+    import io
+
+    from uplift.persist import _npy
+
+    for arr in (np.arange(10, dtype=np.int8), np.full((7, 3), np.nan, np.float32), np.asfortranarray(np.ones((4, 2)))):
+        header, data = _npy(arr)
+        ref = io.BytesIO()
+        np.save(ref, np.ascontiguousarray(arr))
+        assert header + bytes(data) == ref.getvalue()

@@ -548,8 +548,15 @@ def _check_name(name: object, where: str) -> str:
     return name
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _chunks(data: bytes | tuple) -> tuple:
+    return data if isinstance(data, tuple) else (data,)
+
+
+def _sha256(data: bytes | tuple) -> str:
+    h = hashlib.sha256()
+    for chunk in _chunks(data):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _is_model_dir(directory: Path) -> bool:
@@ -576,7 +583,8 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
     directory : str or path-like
         Model directory to create or replace; its parent must exist.
     files : mapping of str to bytes
-        Relative POSIX file names (``"fold0/mu0.txt"``) to their content.
+        Relative POSIX file names (``"fold0/mu0.txt"``) to their content: bytes, or a tuple of bytes-like
+        chunks written one after the other (e.g. a header and a memoryview of a large array, never copied).
     manifest : mapping
         JSON-serialisable fields stored in ``manifest.json`` next to ``format``, ``format_version``,
         ``uplift_version`` and ``sha256`` (which are set here and may not be passed).
@@ -599,8 +607,10 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
         raise UpliftInputError(f"{where}: manifest field {clash[0]!r} is set by write_model_dir; rename it")
     for name, data in files.items():
         _check_name(name, where)
-        if not isinstance(data, bytes):
-            raise TypeError(f"{where}: content of {name!r} must be bytes, got {type(data).__name__}")
+        if not (isinstance(data, bytes) or (isinstance(data, tuple) and all(isinstance(c, bytes | memoryview)
+                                                                             for c in data))):
+            raise TypeError(f"{where}: content of {name!r} must be bytes (or a tuple of bytes-like chunks), got "
+                            f"{type(data).__name__}")
     names = sorted(files)
     # Names that differ only in case collide on macOS/Windows; a file cannot also be a folder.
     seen: dict[str, str] = {}
@@ -642,7 +652,8 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "xb") as fh:
-                fh.write(manifest_bytes if name == MANIFEST else files[name])
+                for chunk in _chunks(manifest_bytes if name == MANIFEST else files[name]):
+                    fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
         for sub in sorted({(tmp / n).parent for n in names}, key=lambda p: -len(p.parts)):
