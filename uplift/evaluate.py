@@ -97,9 +97,11 @@ def calibration(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, learner: str
     out = []
     for a in range(1, len(cf.arms)):
         pair = cf.in_arm(treatment, a)
-        tt = (treatment[pair] == a).astype(int)
-        dr = cf.dr[pair, a - 1] if cf.design == "observational" else None
-        table = metrics.uplift_by_decile(y[pair], cf.uplift[learner][pair, a - 1], tt, dr=dr, n_bins=n_bins)
+        every = bool(pair.all())  # one treated arm: every row, and no copies
+        sel = slice(None) if every else pair
+        tt = treatment if every else (treatment[pair] == a).astype(np.int8)
+        dr = cf.dr[sel, a - 1] if cf.design == "observational" else None
+        table = metrics.uplift_by_decile(y[sel], cf.uplift[learner][sel, a - 1], tt, dr=dr, n_bins=n_bins)
         table.insert(0, "arm", cf.arms[a])
         out.append(table)
     return pd.concat(out, ignore_index=True)

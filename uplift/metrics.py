@@ -1043,38 +1043,42 @@ def uplift_by_decile(y, uplift, treatment, *, dr=None, n_bins: int = 10, alpha: 
     >>> table["n"].tolist(), bool(table["observed_uplift"].is_monotonic_decreasing)
     ([200, 200, 200, 200, 200], True)
     """
-    y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
+    # Large inputs are checked block by block and never copied whole as float64 (at 14M rows each copy is
+    # 112 MB); each bin's rows are gathered and summed on their own.
+    large = np.size(y) >= _STREAM_ROWS
+    y, uplift, treatment, dr = (_validate_blocks if large else _validate)(y, uplift, treatment, dr)
     if not (isinstance(n_bins, int | np.integer) and 1 <= n_bins <= y.size):
         raise UpliftInputError(f"n_bins must be a whole number between 1 and the number of rows ({y.size})")
     order = _descending_order(uplift)
-    y, uplift, treatment = y[order], uplift[order], treatment[order]
     size = np.full(n_bins, y.size // n_bins) + (np.arange(n_bins) < y.size % n_bins)
     starts = np.r_[0, np.cumsum(size)[:-1]]
-    bins = np.repeat(np.arange(n_bins), size)
-
-    def per_bin(values):
-        return np.add.reduceat(values, starts)
-
-    n_treated = per_bin(treatment)
-    n_control = size - n_treated
+    n_treated, predicted, observed, se = (np.zeros(n_bins) for _ in range(4))
     z = NormalDist().inv_cdf(1 - alpha / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if dr is None:
-            means, variances = [], []
-            for group, count in ((treatment, n_treated), (1 - treatment, n_control)):
-                mean = per_bin(y * group) / count
-                # Deviations from the bin's own mean: safer than sum of squares minus square of sum.
-                variances.append(per_bin(group * (y - mean[bins]) ** 2) / (count - 1))
-                means.append(mean)
-            observed = means[0] - means[1]
-            se = np.sqrt(variances[0] / n_treated + variances[1] / n_control)
-            se[(n_treated < 2) | (n_control < 2)] = np.nan
-        else:
-            dr = dr[order]
-            observed = per_bin(dr) / size
-            se = np.sqrt(per_bin((dr - observed[bins]) ** 2) / (size - 1) / size)
+        for b in range(n_bins):
+            idx = order[starts[b]:starts[b] + size[b]]
+            tb = treatment[idx].astype(np.float64)
+            n_treated[b] = tb.sum()
+            predicted[b] = uplift[idx].astype(np.float64).sum() / size[b]
+            if dr is None:
+                yb = y[idx].astype(np.float64)
+                means, variances = [], []
+                for group, count in ((tb, n_treated[b]), (1.0 - tb, size[b] - n_treated[b])):
+                    mean = (yb * group).sum() / count
+                    # Deviations from the bin's own mean: safer than sum of squares minus square of sum.
+                    variances.append((group * (yb - mean) ** 2).sum() / (count - 1))
+                    means.append(mean)
+                observed[b] = means[0] - means[1]
+                se[b] = np.sqrt(variances[0] / n_treated[b] + variances[1] / (size[b] - n_treated[b]))
+            else:
+                db = dr[idx].astype(np.float64)
+                observed[b] = db.sum() / size[b]
+                se[b] = np.sqrt(((db - observed[b]) ** 2).sum() / (size[b] - 1) / size[b])
+    n_control = size - n_treated
+    if dr is None:
+        se[(n_treated < 2) | (n_control < 2)] = np.nan
     return pd.DataFrame({
         "bin": np.arange(1, n_bins + 1), "n": size, "n_treated": n_treated.astype(int),
-        "n_control": n_control.astype(int), "predicted_uplift": per_bin(uplift) / size,
+        "n_control": n_control.astype(int), "predicted_uplift": predicted,
         "observed_uplift": observed, "observed_lower": observed - z * se, "observed_upper": observed + z * se,
     })
