@@ -489,7 +489,7 @@ class _Scorer:
 #: From this many rows on, :func:`evaluate_scores` computes its point estimates by walking the ranking in
 #: blocks (:func:`_streamed_scores`): memory stays a few arrays of n, not the ~27 of the vectorised engine.
 _STREAM_ROWS = 2_000_000
-_BLOCK = 1 << 20
+_BLOCK = 1 << 18
 
 
 def _validate_blocks(y, uplift, treatment, dr=None):
@@ -890,9 +890,13 @@ def _subsample(y, uplift, treatment, dr, max_rows: int | None, random_state: int
     # A separate stream from the resampling weights, and stratified by arm so both arms are always present.
     rng = np.random.default_rng(None if random_state is None else [random_state, 1])
     rows = []
-    for group in (np.flatnonzero(treatment == 1.0), np.flatnonzero(treatment == 0.0)):
+    for value in (1.0, 0.0):
+        # int32 row numbers (half the memory of np.flatnonzero's int64 at tens of millions of rows), and the
+        # same draws as rng.choice(group, size, replace=False).
+        group = np.arange(y.size, dtype=np.int32 if y.size < 2**31 else np.int64)[treatment == value]
         size = max(1, int(round(max_rows * group.size / y.size)))
-        rows.append(rng.choice(group, size, replace=False))
+        rows.append(group[rng.choice(group.size, size, replace=False)])
+        del group
     rows = np.sort(np.concatenate(rows))
     sub = _Scorer(*(None if a is None else a[rows].astype(np.float64) for a in (y, uplift, treatment, dr)))
     return sub, math.sqrt(rows.size / y.size)
