@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from uplift import metrics
-from uplift.crossfit import CrossFit
+from uplift.crossfit import CrossFit, release_free_memory
 
 
 def dr_loss(dr: np.ndarray, uplift: np.ndarray) -> tuple[float, float]:
@@ -87,6 +87,7 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
             scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
                                              n_boot=n_boot, random_state=random_state, max_rows=BOOTSTRAP_ROWS)
             loss, loss_se = dr_loss(dr, u)
+            release_free_memory()  # each ranking's temporaries, before the next learner's
             if progress is not None:
                 progress.advance(f"leaderboard: {name} ({cf.arms[a]})")
             row = {"learner": name, "arm": cf.arms[a], "n": int(pair.sum())}

@@ -163,7 +163,9 @@ class Study:
         progress.start(4, "average effects, calibration, drift profile, fast scorer")
         self.ate_ = self._average_effects(factory, n_folds, random_state)
         progress.advance("average effects")
+        release_free_memory()
         self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
+        release_free_memory()
         progress.advance("calibration")
         from uplift.drift import training_profile
 
@@ -182,6 +184,7 @@ class Study:
         # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
         self.scorer_ = DistilledScorer(categorical=data.schema.categorical_indices,
                                        random_state=random_state).fit(X_rows, fitted_uplift)
+        release_free_memory()
         progress.advance("fast scorer (distilled)")
         self.fit_params_ = {"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                             "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows}
