@@ -542,6 +542,8 @@ def _stream_curves(score: np.ndarray, treatment: np.ndarray, outcome: np.ndarray
         if top_rows is not None and start < top_rows <= start + idx.size:
             top = cols[:, top_rows - start - 1].copy()
         carry = cols[:, -1].copy()
+        if ends.size == 0:
+            continue  # the whole block lies inside one run of tied scores: no curve point ends in it
         treated, control, treated_out, control_out = cols[:, ends]
         x = treated + control
         if observational:
