@@ -250,10 +250,12 @@ def cross_fit(
                 parking.park(uplift, name)
             release_free_memory()  # the learner's training state, before the next learner allocates its own
     del matrix  # the binned copies are no longer needed
+    policy_dr = policy_scores(y, T, mu, e)  # before the parked arrays come back: its temporaries come first
+    release_free_memory()
     parking.restore(uplift)
 
     cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
-    cf.policy_dr = policy_scores(y, T, mu, e)
+    cf.policy_dr = policy_dr
     if len(names) > 1:
         _add_ensemble(cf, T)
     return cf
@@ -261,6 +263,8 @@ def cross_fit(
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
+#: Rows per batch of the float64 arithmetic over out-of-fold arrays (policy scores, ensemble stacking).
+STACK_BATCH = 1 << 18
 #: Studies with more rows than this park each finished learner's out-of-fold uplift in a temporary file
 #: while the next learners train (at 14M rows each array is 56 MB), and read them back for evaluation.
 PARK_ROWS = 2_000_000
@@ -317,8 +321,8 @@ def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.nd
     n_arms = mu.shape[1]
     out = np.empty((len(y), n_arms - 1), dtype=np.result_type(mu.dtype, np.float32))
     # In row batches: the float64 temporaries stay small however many rows there are.
-    for start in range(0, len(y), PREDICT_BATCH):
-        rows = slice(start, start + PREDICT_BATCH)
+    for start in range(0, len(y), STACK_BATCH):
+        rows = slice(start, start + STACK_BATCH)
         m, yy, tt = mu[rows].astype(np.float64), y[rows], treatment[rows]
         odds = np.column_stack([np.ones(len(yy))] + [
             (lambda p: p / (1 - p))(np.clip(e[rows, a].astype(np.float64), *E_CLIP)) for a in range(1, n_arms)])
@@ -358,8 +362,8 @@ def _fold_grams(columns: list[np.ndarray], target: np.ndarray, rows: np.ndarray,
     """``A'A`` of ``A = [P, 1, target]`` (P: the ``columns``) over ``rows`` of each fold, in float64 row batches."""
     L = len(columns)
     grams = np.zeros((n_folds, L + 2, L + 2))
-    for start in range(0, len(rows), PREDICT_BATCH):
-        idx = rows[start:start + PREDICT_BATCH]
+    for start in range(0, len(rows), STACK_BATCH):
+        idx = rows[start:start + STACK_BATCH]
         A = np.column_stack([_stack(columns, idx), np.ones(len(idx)), target[idx]])
         for k in range(n_folds):
             Ak = A[folds[idx] == k]
@@ -379,8 +383,8 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
         for k in range(n_folds):
             w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
             test = row_numbers(cf.folds == k)
-            for start in range(0, len(test), PREDICT_BATCH):
-                idx = test[start:start + PREDICT_BATCH]
+            for start in range(0, len(test), STACK_BATCH):
+                idx = test[start:start + STACK_BATCH]
                 ens[idx, a - 1] = _stack(columns, idx) @ w + intercept
         w, intercept = _stack_weights(grams.sum(axis=0))
         cf.ensemble_weights[a] = {**dict(zip(names, w.tolist(), strict=True)), "_intercept": intercept}
