@@ -10,6 +10,7 @@ fitted model used on new customers.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,13 +80,23 @@ class CrossFit:
 def release_free_memory() -> None:
     """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
     next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
-    import ctypes
-    import ctypes.util
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once. No ``ctypes.util.find_library``: it runs ``ldconfig`` in a
+    child process, which at the start shares (and so appears to double) the whole process's memory."""
+    import ctypes
+
+    for name in ("libc.so.6", None):
+        try:
+            return ctypes.CDLL(name).malloc_trim
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def make_folds(treatment: np.ndarray, y: np.ndarray, kind: str, n_folds: int, random_state: int) -> np.ndarray:
