@@ -342,7 +342,6 @@ def _hull_increments(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray):
 
 def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float, k: int) -> np.ndarray:
     n = profit.shape[0]
-    rows = np.arange(n)
     positive = ok & (profit > 0)
     (row, step, _, d_cost, eff), reached = _hull_increments(profit, cost, positive)
     # a hull ends at the customer's most profitable coupon (hull steps fill columns left to right)
@@ -352,6 +351,7 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
         top[further] = reached[further, j]
     if np.isinf(budget):
         # No budget: everyone at her most profitable coupon; a customer cap keeps the most profitable ones.
+        rows = np.arange(n)
         best = np.where(top >= 0, profit[rows, np.maximum(top, 0)], -np.inf)
         ranked = np.lexsort((rows, -best))[: int((top >= 0).sum())]
         arm = np.full(n, -1)
