@@ -2,8 +2,8 @@
 
 For each replication a fresh campaign is simulated (``uplift.simulate_campaign``, a new seed each time) and
 the average effects are estimated by exactly the code path :meth:`uplift.Study.fit` uses
-(:func:`uplift.data.campaign_data` → :func:`uplift.crossfit.cross_fit` with the T-learner nuisances →
-:func:`uplift.effects.average_effects`): difference in means with the Neyman standard error for an RCT,
+(:func:`uplift.data.campaign.campaign_data` → :func:`uplift.fit.crossfit.cross_fit` with the T-learner nuisances →
+:func:`uplift.effects.average.average_effects`): difference in means with the Neyman standard error for an RCT,
 cross-fitted AIPW with the influence-function standard error for an observational design (the naive
 difference in means is scored too, to show what the adjustment fixes). The first replication of each design
 is also run through ``Study.fit`` itself and must give the same numbers.
@@ -41,9 +41,9 @@ from scipy.stats import norm  # noqa: E402
 sys.path.insert(0, str(HERE.parent))
 
 from uplift import Study, simulate_campaign  # noqa: E402
-from uplift.crossfit import cross_fit  # noqa: E402
-from uplift.data import campaign_data  # noqa: E402
-from uplift.effects import Z95, aipw_ate, average_effects  # noqa: E402
+from uplift.data.campaign import campaign_data  # noqa: E402
+from uplift.effects.average import Z95, aipw_ate, average_effects  # noqa: E402
+from uplift.fit.crossfit import cross_fit  # noqa: E402
 
 RESULTS = HERE / "results"
 OUTCOME = "conversion"

@@ -20,7 +20,7 @@ What this script does, all through the public API with package defaults:
    [0.05, 0.95]; the propensity AUC is the DeLong AUC of the study's own cross-fitted propensities
    (``study.crossfit_.e``).
 3. **Trimming** — ``Study`` has no trimming option, so rows are trimmed by the study's cross-fitted
-   (out-of-fold) propensities with :func:`uplift.diagnostics.trim_mask` (fixed [0.05, 0.95] and Crump et al.'s
+   (out-of-fold) propensities with :func:`uplift.design.checks.trim_mask` (fixed [0.05, 0.95] and Crump et al.'s
    rule), and a new ``Study`` with the same settings is fitted on the kept rows (its nuisances, propensities
    included, are re-estimated there). Trimming drops treated rows too, so the trimmed ATT is the effect on the
    *kept* treated, not on all 185.
@@ -68,7 +68,7 @@ import pandas as pd  # noqa: E402
 
 import uplift  # noqa: E402
 from uplift import DesignCheckError, Study  # noqa: E402
-from uplift.diagnostics import Z95, crump_bounds, delong_auc, trim_mask  # noqa: E402
+from uplift.design.checks import Z95, crump_bounds, delong_auc, trim_mask  # noqa: E402
 
 RESULTS = HERE / "results"
 OUTCOME = "re78"

@@ -88,7 +88,7 @@ def make_data(n_train: int, n_test: int, seed: int, directory: Path) -> dict:
     """Simulate one campaign, split it, and store the raw frames (for ``uplift``) and arrays (for peers)."""
     sys.path.insert(0, str(REPO))
     from uplift import simulate_campaign
-    from uplift.data import FeatureSchema
+    from uplift.data.campaign import FeatureSchema
 
     df = simulate_campaign(n_train + n_test, design="rct", n_arms=1, seed=seed)
     truth = [c for c in df if c.startswith("true_") or c.startswith("propensity")]

@@ -205,7 +205,7 @@ def held_out_quality(scores: Path, holdout: Path, outcome: str = "conversion") -
     """PEHE of the predicted uplift against the true uplift, and the Qini coefficient on held-out outcomes."""
     import pyarrow.parquet as pq
 
-    from uplift.metrics import qini_auc_score
+    from uplift.evaluate.metrics import qini_auc_score
 
     pred = pq.read_table(scores, columns=["uplift"]).column(0).to_numpy().astype(np.float64)
     truth = pq.read_table(holdout.with_name(holdout.stem + "_truth.parquet"),
@@ -313,7 +313,7 @@ class _StageRecorder:
 
 def run_stages(args, work: Path) -> dict:
     """The CLI's fit, in-process, with time and RSS per progress step."""
-    from uplift.io import read_table
+    from uplift.data.tables import read_table
     from uplift.study import Study
 
     train = work / f"train_{args.n}.parquet"

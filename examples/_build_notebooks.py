@@ -94,7 +94,8 @@ def email_ab_test() -> list:
         import pandas as pd
         from IPython.display import display
 
-        from uplift import Study, load_hillstrom, plot, targeting
+        from uplift import Study, load_hillstrom, targeting
+        from uplift.viz import plots as plot
 
         %matplotlib inline
         warnings.filterwarnings("ignore", message="IProgress not found")  # a notice from shap's progress bar
@@ -439,7 +440,9 @@ def observational_coupons() -> list:
         import pandas as pd
         from IPython.display import display
 
-        from uplift import DesignCheckError, Study, diagnostics, plot, simulate_campaign
+        from uplift import DesignCheckError, Study, simulate_campaign
+        from uplift import design as diagnostics
+        from uplift.viz import plots as plot
 
         %matplotlib inline
         warnings.filterwarnings("ignore", message="IProgress not found")  # a notice from shap's progress bar
@@ -753,7 +756,8 @@ def multi_coupon_budget() -> list:
         from lightgbm import LGBMClassifier
         from sklearn.model_selection import cross_val_predict
 
-        from uplift import Study, plot, simulate_campaign, targeting
+        from uplift import Study, simulate_campaign, targeting
+        from uplift.viz import plots as plot
 
         %matplotlib inline
         warnings.filterwarnings("ignore", message="IProgress not found")  # a notice from shap's progress bar

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from uplift import Study, simulate_campaign
-from uplift.report import write_report
+from uplift.viz.report import write_report
 
 
 def main() -> Path:

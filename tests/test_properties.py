@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from uplift import metrics, targeting
-from uplift.effects import average_effects, diff_in_means
+from uplift.effects.average import average_effects, diff_in_means
 from uplift.errors import UpliftInputError
+from uplift.evaluate import metrics
+from uplift.targeting import allocation as targeting
 
 # Derandomised so a run is reproducible; no example database so runs do not depend on each other.
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None,

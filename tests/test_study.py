@@ -119,7 +119,7 @@ def test_malicious_model_file_is_refused_even_with_valid_hashes(fitted, tmp_path
     """An attacker who rewrites the manifest too still cannot make loading run code."""
     import pickle
 
-    from uplift.io import read_model_dir, write_model_dir
+    from uplift.persist.container import read_model_dir, write_model_dir
 
     fitted.save(tmp_path / "m")
     manifest, files = read_model_dir(tmp_path / "m")
@@ -160,7 +160,7 @@ def test_constant_declared_propensity_is_the_expected_split():
 def test_saved_arrays_load_as_checked_views_of_the_file_bytes():
     import io
 
-    from uplift.persist import _npy_view
+    from uplift.persist.store import _npy_view
 
     arr = np.arange(12, dtype=np.float32).reshape(4, 3)
     buf = io.BytesIO()
@@ -182,7 +182,7 @@ def test_saved_arrays_load_as_checked_views_of_the_file_bytes():
 def test_saved_arrays_are_byte_identical_to_np_save():
     import io
 
-    from uplift.persist import _npy
+    from uplift.persist.store import _npy
 
     for arr in (np.arange(10, dtype=np.int8), np.full((7, 3), np.nan, np.float32), np.asfortranarray(np.ones((4, 2)))):
         header, data = _npy(arr)

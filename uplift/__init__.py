@@ -16,12 +16,12 @@ import os as _os
 # runner) that slows fitting several-fold. Passive waiting costs nothing measurable when the CPU is free.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from uplift.data import CampaignData, FeatureSchema, campaign_data
+from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
 from uplift.datasets import load_hillstrom, load_starbucks, simulate_campaign
 from uplift.errors import DesignCheckError, UpliftInputError
-from uplift.learners import DEFAULT_LEARNERS
-from uplift.learners import REGISTRY as LEARNERS
-from uplift.metrics import qini_auc_score, uplift_at_k, uplift_auc_score, uplift_by_decile
+from uplift.evaluate.metrics import qini_auc_score, uplift_at_k, uplift_auc_score, uplift_by_decile
+from uplift.fit.learners import DEFAULT_LEARNERS
+from uplift.fit.learners import REGISTRY as LEARNERS
 from uplift.study import Study
 
 __version__ = "0.1.0"

@@ -7,21 +7,20 @@ applies it to every customer:
   :meth:`Study.predict_uplift <uplift.study.Study.predict_uplift>`.
 * :func:`target_spark` — the targeting list of :meth:`Study.target <uplift.study.Study.target>` (same columns,
   order and numbers), written atomically as Parquet, with the same summary (expected value with 95% CI from the
-  study's out-of-fold rows, and the baselines; shared code in :func:`uplift.targeting_list.list_summary`).
+  study's out-of-fold rows, and the baselines; shared code in :func:`uplift.targeting.lists.list_summary`).
 
-How. The saved model directory travels to the executors once, as a tar archive in a broadcast variable; each
-Python worker unpacks it and loads it with ``Study.load`` (which verifies every file's sha256) once, into a
-cache keyed by the archive's sha256, then scores row batches with ``mapInPandas``. Per-customer economics
-(profit of every coupon, eligibility, each customer's best coupon) call :mod:`uplift.targeting`'s own functions
-on each batch. The global ranking and the budget cut are a sort and a running sum in Spark SQL windows, one per
-range of the ranking key, so no step moves every customer to one machine. For several coupons under a budget,
-the local search of :func:`uplift.targeting.allocate` touches only the few thousand customers near the greedy's
-break point: they are collected and improved on the driver with the same function.
+How. The saved model directory travels to the executors once, as a tar archive in a broadcast variable; each Python
+worker unpacks it and loads it with ``Study.load`` (which verifies every file's sha256) once, into a cache keyed by
+the archive's sha256, then scores row batches with ``mapInPandas``. Per-customer economics (profit of every coupon,
+eligibility, each customer's best coupon) call :mod:`uplift.targeting.allocation`'s own functions on each batch. The
+global ranking and the budget cut are a sort and a running sum in Spark SQL windows, one per range of the ranking
+key, so no step moves every customer to one machine. For several coupons under a budget, the local search of
+:func:`uplift.targeting.allocate` touches only the few thousand customers near the greedy's break point: they are
+collected and improved on the driver with the same function.
 
-Ties in expected profit are broken by input order, as in pandas: the order Spark reads the rows in (partition
-by partition). That is the file order for one file or a DataFrame made from pandas; several files are read
-in Spark's own order (largest first), which only matters between customers with exactly the same expected
-profit.
+Ties in expected profit are broken by input order, as in pandas: the order Spark reads the rows in (partition by
+partition). That is the file order for one file or a DataFrame made from pandas; several files are read in Spark's
+own order (largest first), which only matters between customers with exactly the same expected profit.
 """
 
 from __future__ import annotations
@@ -44,9 +43,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from uplift import targeting
 from uplift.errors import UpliftInputError
-from uplift.targeting_list import list_summary, money
+from uplift.targeting import allocation as targeting
+from uplift.targeting.lists import list_summary, money
 
 __all__ = ["SparkTargetingResult", "read_customers", "score_spark", "spark_session", "target_spark"]
 
@@ -214,7 +213,7 @@ def _share(spark, value):
 
 def _archive(directory: Path) -> bytes:
     """Deterministic tar of a model directory (the files its manifest lists, and the manifest)."""
-    from uplift.io import MANIFEST
+    from uplift.persist.container import MANIFEST
 
     manifest = json.loads((directory / MANIFEST).read_bytes())
     buf = io.BytesIO()
@@ -331,7 +330,7 @@ def score_spark(study_or_model_dir, sdf, *, learner: str | None = None):
 @dataclass
 class SparkTargetingResult:
     """A targeting list written by Spark: the list (read back from ``out``; sort by ``rank`` to read it in
-    order), its summary (the keys of :class:`uplift.targeting_list.TargetingResult`'s), and where it is."""
+    order), its summary (the keys of :class:`uplift.targeting.lists.TargetingResult`'s), and where it is."""
 
     list: object
     summary: dict
@@ -362,7 +361,7 @@ def _economics_schema(input_schema, id_col: str, n_arms: int, bounds: bool):
 def _economics(model: _Model, learner: str, arms, costs: np.ndarray, value: float, min_roi, allow_negative: bool,
                excluded, id_col: str, bounds: bool):
     """The mapInPandas function: per customer, uplift and profit of every coupon, eligibility, and the coupon
-    each step of :func:`uplift.targeting.allocate` would offer her."""
+    each step of :func:`uplift.targeting.allocation.allocate` would offer her."""
     up_cols, lo_cols, hi_cols = _uplift_columns(tuple(arms))
 
     def rows(batches):
@@ -672,7 +671,7 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
         Parquet output (a directory, as Spark writes it; the name must end in ``.parquet``). Any file system
         Spark writes to; written to a hidden sibling and renamed into place.
     cost, value, budget, max_customers, min_roi, allow_negative, learner, include_all, random_state
-        As in :func:`uplift.targeting_list.targeting_list`. With several coupons, ``budget`` and a binding
+        As in :func:`uplift.targeting.lists.targeting_list`. With several coupons, ``budget`` and a binding
         ``max_customers`` cannot be combined (an error says so).
     exclude : iterable of ids, optional
         Customers never to contact; matched as text, like the pandas path. The set is broadcast to every

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.crossfit import CrossFit, ProgressHook, _NoProgress, cross_fit, predict_uplift, release_free_memory
-from uplift.data import CampaignData, FeatureSchema, campaign_data
-from uplift.effects import average_effects
+from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
+from uplift.effects.average import average_effects
 from uplift.errors import UpliftInputError
-from uplift.evaluate import best_learner, calibration, leaderboard
-from uplift.learners import DEFAULT_LEARNERS, REGISTRY
-from uplift.models import MAX_TRAIN_ROWS, ModelFactory
+from uplift.evaluate.selection import best_learner, calibration, leaderboard
+from uplift.fit.crossfit import CrossFit, ProgressHook, _NoProgress, cross_fit, predict_uplift, release_free_memory
+from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
+from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
 
 #: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample).
 CHECK_ROWS = 1_000_000
@@ -49,7 +49,7 @@ class Study:
     data : DataFrame
         One row per customer.
     treatment, outcome, control, features, exclude, id, propensity, design
-        Column roles; see :func:`uplift.data.campaign_data`. ``outcome`` may be a list: the first is modelled,
+        Column roles; see :func:`uplift.data.campaign.campaign_data`. ``outcome`` may be a list: the first is modelled,
         all get average effects.
     min_rows_per_arm : int
         Fewest rows allowed in any arm.
@@ -111,7 +111,7 @@ class Study:
         random_state : int
             Seed; the same seed and data give the same study.
         select : {"dr_loss", "qini"}
-            Selection criterion (see :mod:`uplift.evaluate`).
+            Selection criterion (see :mod:`uplift.evaluate.selection`).
         base_regressor, base_classifier : sklearn estimators, optional
             Replace the default LightGBM base models.
         n_boot : int
@@ -167,7 +167,7 @@ class Study:
         self.calibration_ = calibration(self.crossfit_, y, data.treatment, self.best_learner_)
         release_free_memory()
         progress.advance("calibration")
-        from uplift.drift import training_profile
+        from uplift.design.drift import training_profile
 
         # The training distribution travels with the model so every scoring call can check for drift.
         # Reference for predicted-uplift drift: the fitted model's own predictions (not out-of-fold ones, whose
@@ -179,7 +179,7 @@ class Study:
         self.profile_ = training_profile(_frame_rows(data.frame, rows, self.schema.names), self.schema,
                                          uplift=fitted_uplift)
         progress.advance("drift profile")
-        from uplift.distill import DistilledScorer
+        from uplift.fit.distill import DistilledScorer
 
         # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
         self.scorer_ = DistilledScorer(categorical=data.schema.categorical_indices,
@@ -192,7 +192,7 @@ class Study:
 
     def _check_randomisation(self, expected_split: dict | None, allow_srm: bool, random_state: int) -> None:
         """Sample-ratio and balance checks for randomised (or ``auto``) designs; may switch to observational."""
-        from uplift import diagnostics
+        from uplift.design import checks as diagnostics
         from uplift.errors import DesignCheckError
 
         data = self.data
@@ -240,7 +240,7 @@ class Study:
 
     def _check_outcome_proxies(self, allow_leakage: bool, random_state: int) -> None:
         """Refuse features that are the outcome in disguise (e.g. revenue left in as a feature of conversion)."""
-        from uplift import diagnostics
+        from uplift.design import checks as diagnostics
         from uplift.errors import DesignCheckError
 
         data = self.data
@@ -264,7 +264,7 @@ class Study:
 
     def _check_observational(self, allow_leakage: bool) -> None:
         """Overlap and leakage checks on the cross-fitted propensities of an observational study."""
-        from uplift import diagnostics
+        from uplift.design import checks as diagnostics
         from uplift.errors import DesignCheckError
 
         data, cf = self.data, self.crossfit_
@@ -331,7 +331,7 @@ class Study:
         return self.data
 
     def leaderboard(self) -> pd.DataFrame:
-        """Cross-fitted scores of every learner (see :func:`uplift.evaluate.leaderboard`)."""
+        """Cross-fitted scores of every learner (see :func:`uplift.evaluate.selection.leaderboard`)."""
         self._fitted()
         return self.leaderboard_.copy()
 
@@ -350,7 +350,7 @@ class Study:
 
         Segments and explanations need the training rows; a saved study keeps only their hash.
         """
-        from uplift.persist import data_hash
+        from uplift.data.fingerprint import data_hash
 
         roles = self.roles
         d = campaign_data(data, roles["treatment"], roles["outcomes"], control=roles["control"],
@@ -367,8 +367,8 @@ class Study:
 
     def drift(self, data: pd.DataFrame, *, uplift: pd.DataFrame | np.ndarray | None = None, **kwargs) -> dict:
         """How far customers to score are from the training customers (PSI, unseen levels, missing shares,
-        predicted-uplift shift); see :func:`uplift.drift.drift_from_profile` for thresholds."""
-        from uplift.drift import drift_from_profile
+        predicted-uplift shift); see :func:`uplift.design.drift.drift_from_profile` for thresholds."""
+        from uplift.design.drift import drift_from_profile
 
         self._fitted()
         if uplift is None:
@@ -390,9 +390,9 @@ class Study:
 
         Builds a back-door causal model with every feature as a confounder, estimates the effect and runs
         placebo-treatment, random-common-cause, data-subset and unobserved-confounder refuters (see
-        :func:`uplift.refute.dowhy_refute`), on a random sample of at most ``max_rows`` rows.
+        :func:`uplift.design.refute.dowhy_refute`), on a random sample of at most ``max_rows`` rows.
         """
-        from uplift.refute import dowhy_refute
+        from uplift.design.refute import dowhy_refute
 
         self._fitted()
         data = self._training_data()
@@ -415,7 +415,7 @@ class Study:
     def e_values(self) -> pd.DataFrame:
         """E-value of every binary-outcome ATE (VanderWeele & Ding): how strong hidden confounding must be
         (risk-ratio scale, with both treatment and outcome) to explain the effect away."""
-        from uplift.diagnostics import e_value
+        from uplift.design.checks import e_value
 
         self._fitted()
         rows = []
@@ -425,39 +425,39 @@ class Study:
         return pd.DataFrame(rows)
 
     def segments(self, by: list[str] | str, **kwargs) -> pd.DataFrame:
-        """Uplift per segment with 95% AIPW CIs (see :func:`uplift.segments.segment_uplift`)."""
-        from uplift.segments import segment_uplift
+        """Uplift per segment with 95% AIPW CIs (see :func:`uplift.effects.segments.segment_uplift`)."""
+        from uplift.effects.segments import segment_uplift
 
         self._fitted()
         self._training_data()
         return segment_uplift(self, by, **kwargs)
 
     def discover_segments(self, **kwargs) -> pd.DataFrame:
-        """Honest tree-discovered segments (see :func:`uplift.segments.discover_segments`)."""
-        from uplift.segments import discover_segments
+        """Honest tree-discovered segments (see :func:`uplift.effects.segments.discover_segments`)."""
+        from uplift.effects.segments import discover_segments
 
         self._fitted()
         self._training_data()
         return discover_segments(self, **kwargs)
 
     def explain(self, **kwargs):
-        """SHAP explanation of the chosen model's uplift (see :func:`uplift.explain.explain`)."""
-        from uplift.explain import explain
+        """SHAP explanation of the chosen model's uplift (see :func:`uplift.effects.explanation.explain`)."""
+        from uplift.effects.explanation import explain
 
         self._fitted()
         self._training_data()
         return explain(self, **kwargs)
 
     def report(self, path: str | Path, **kwargs) -> Path:
-        """Write the self-contained HTML report; see :func:`uplift.report.write_report` for the options."""
-        from uplift.report import write_report
+        """Write the self-contained HTML report; see :func:`uplift.viz.report.write_report` for the options."""
+        from uplift.viz.report import write_report
 
         self._fitted()
         return write_report(self, path, **kwargs)
 
     def target(self, data: pd.DataFrame | None = None, **kwargs):
-        """Budgeted targeting list with expected value and 95% CI (see :func:`uplift.targeting_list.targeting_list`)."""
-        from uplift.targeting_list import targeting_list
+        """Budgeted targeting list with expected value and 95% CI (see :func:`uplift.targeting.targeting_list`)."""
+        from uplift.targeting.lists import targeting_list
 
         self._fitted()
         return targeting_list(self, data, **kwargs)
@@ -475,11 +475,11 @@ class Study:
         learner gives per-row intervals (``causal_forest``).
 
         With ``learner="fast"`` the chosen model's distilled scorer answers instead of the fold models (one small
-        compiled tree ensemble per arm, about 1M customers a second on two cores; see :mod:`uplift.distill`).
+        compiled tree ensemble per arm, about 1M customers a second on two cores; see :mod:`uplift.fit.distill`).
         Its fidelity to the full model, measured at fit time on customers it did not learn from, is in
         :attr:`fast_fidelity`.
         """
-        from uplift.distill import FAST
+        from uplift.fit.distill import FAST
 
         self._fitted()
         if not isinstance(data, pd.DataFrame):

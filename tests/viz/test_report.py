@@ -1,0 +1,373 @@
+"""The HTML report and the plots: content matches the study, the file is self-contained, and it renders.
+
+One small randomised study (two outcomes, SHAP, segments, targeting) and one small observational study are
+fitted once per module; the browser test opens the written file in headless Chromium (skipped when it is
+not installed).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import re
+import shutil
+import subprocess
+import warnings
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from uplift import Study
+from uplift.datasets import simulate_campaign
+from uplift.evaluate import metrics
+from uplift.viz import plots as plot
+from uplift.viz.report import build_report, write_report
+
+SECTION_IDS = ("data", "diagnostics", "effects", "leaderboard", "curves", "calibration", "segments",
+               "drivers", "targeting", "reproducibility")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+ORANGE = np.array([0xD5, 0x5E, 0x00])  # plot.PALETTE[1]: used in figures only, never in the page's CSS
+
+
+def _truth(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(("true_", "propensity"))]
+
+
+@pytest.fixture(scope="module")
+def rct_study() -> Study:
+    df = simulate_campaign(2000, design="rct", seed=5)
+    study = Study(df, treatment="treatment", outcome=["conversion", "revenue"], id="customer_id",
+                  exclude=_truth(df))
+    return study.fit(learners=["t", "dr"], n_folds=3, n_boot=30)
+
+
+@pytest.fixture(scope="module")
+def obs_study() -> Study:
+    df = simulate_campaign(2000, design="observational", seed=6)
+    study = Study(df, treatment="treatment", outcome="conversion", id="customer_id",
+                  exclude=_truth(df) + ["revenue"], design="observational")
+    return study.fit(learners=["t"], n_folds=3, n_boot=30)
+
+
+@pytest.fixture(scope="module")
+def loaded_study(rct_study, tmp_path_factory) -> Study:
+    """The RCT study saved and loaded back: no training data, so the report draws only two figures."""
+    return Study.load(rct_study.save(tmp_path_factory.mktemp("model") / "model"))
+
+
+@pytest.fixture(scope="module")
+def rct_report(rct_study, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed optional section warns: fail the test
+        return write_report(rct_study, path, command_line="uplift fit campaign.csv --seed 0", cost=0.5,
+                            value=30.0, budget=200.0)
+
+
+class _Page(HTMLParser):
+    """Tags, images, section ids and tables (rows of cell texts) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[dict] = []
+        self.ids: list[str] = []
+        self.tables: dict[str, list[list[list[str]]]] = {}
+        self.section = ""
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+            if tag in ("section", "h2"):
+                self.section = attrs["id"]
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "table":
+            self.tables.setdefault(self.section, []).append([])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[self.section][-1].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _parse(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(x.replace(",", "")) for x in re.findall(r"[-+]?\d[\d,]*\.?\d*", cell)]
+
+
+def _png(attrs: dict) -> Image.Image:
+    src = attrs["src"]
+    assert src.startswith("data:image/png;base64,")
+    img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True)))
+    img.load()
+    return img
+
+
+# ---------------------------------------------------------------------------------------------- content
+def test_report_has_every_section_and_matches_the_study(rct_study, rct_report):
+    text = rct_report.read_text(encoding="utf-8")
+    page = _parse(text)
+    for section in SECTION_IDS:
+        assert section in page.ids, f"section {section!r} missing"
+    assert 'class="section-error"' not in text
+
+    # The effect cells are the study's ATE, rounded: estimate and both CI bounds.
+    ate = rct_study.ate()
+    rows = page.tables["effects"][0]
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(ate)
+    col = header.index("effect [95% CI]")
+    for cell_row, row in zip(body, ate.itertuples(index=False), strict=True):
+        assert cell_row[:3] == [row.outcome, row.arm, row.estimand]
+        est, lo, hi = _numbers(cell_row[col])
+        decimals = len(cell_row[col].split()[0].split(".")[-1])
+        tol = 0.51 * 10.0 ** -decimals
+        assert abs(est - row.estimate_display) <= tol
+        assert abs(lo - row.lower_display) <= tol and abs(hi - row.upper_display) <= tol
+        assert row.unit in cell_row[col]
+
+    # Leaderboard: one row per learner, the highlighted row is the chosen one.
+    board = page.tables["leaderboard"][0]
+    assert {r[1] for r in board[1:]} == set(rct_study.leaderboard()["learner"])
+    best_rows = re.findall(r'<tr class="best"><td[^>]*>\d+</td><td>([^<]+)</td>', text)
+    assert best_rows == [rct_study.best_learner_]
+
+    # Every estimate carries a CI: cells of the effect, leaderboard and calibration tables have "[lo, hi]".
+    for section, cols in (("effects", (4, 5)), ("leaderboard", (4, 5, 6, 7)), ("calibration", (4,))):
+        for r in page.tables[section][0][1:]:
+            for c in cols:
+                assert re.search(r"\[[-+\d.,]+, [-+\d.,]+\]", r[c]), (section, r)
+
+    # Footer: seed, command line, data hash as in a saved model's manifest.
+    from uplift.data import data_hash
+
+    d = rct_study.data
+    assert data_hash(d.X, d.treatment, d.outcomes["conversion"]) in text
+    assert "uplift fit campaign.csv --seed 0" in text
+    assert "seed (random_state)" in text
+
+
+def test_optional_sections_are_filled(rct_study, rct_report):
+    text = rct_report.read_text(encoding="utf-8")
+    page = _parse(text)
+    seg = rct_study.segments(by=["channel"])
+    seg_rows = page.tables["segments"][0][1:]
+    assert [r[1] for r in seg_rows] == list(seg["segment"])
+    assert "surrogate fidelity" in text.lower()
+    assert any(r[0] == "the model's list" for r in page.tables["targeting"][-1])
+    assert "Profit curve" in text
+    alts = [img.get("alt", "") for img in page.images]
+    for expected in ("Qini curve", "Uplift curve", "Calibration plot", "Forest plot", "Love plot",
+                     "Segment uplift", "SHAP summary", "Profit curve"):
+        assert any(a.startswith(expected) for a in alts), expected
+
+
+def test_report_is_self_contained(rct_report):
+    text = rct_report.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower() and "<link" not in text.lower() and "@import" not in text
+    page = _parse(text)
+    assert "Content-Security-Policy" in text
+    assert len(page.images) >= 9
+    for attrs in page.images:
+        img = _png(attrs)
+        assert img.width > 100 and img.height > 50
+        pixels = np.asarray(img.convert("L"), dtype=float)
+        assert pixels.var() > 0, f"blank image: {attrs.get('alt')}"
+    srcs = re.findall(r'(?:src|href)="([^"]*)"', text)
+    assert all(s.startswith(("data:image/png;base64,", "#")) for s in srcs)
+
+
+def test_user_strings_are_escaped_and_the_write_is_atomic(loaded_study, tmp_path):
+    study = copy.copy(loaded_study)
+    study.notes = [*loaded_study.notes, "<script>alert('note')</script>"]
+    path = tmp_path / "r.html"
+    path.write_text("old report")
+    out = write_report(study, path, command_line="uplift fit '<img src=x onerror=alert(1)>'",
+                       title="Q3 <b>coupon</b> & friends")
+    text = path.read_text(encoding="utf-8")
+    assert out == path and text.startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # replaced, no temporary file left
+    assert "<script>" not in text and "<img src=x" not in text and "<b>coupon</b>" not in text
+    assert "&lt;script&gt;alert(&#x27;note&#x27;)&lt;/script&gt;" in text
+    assert "Q3 &lt;b&gt;coupon&lt;/b&gt; &amp; friends" in text
+
+
+def test_failing_optional_section_is_shown_not_fatal(loaded_study):
+    study = copy.copy(loaded_study)
+
+    def broken():
+        raise RuntimeError("balance engine exploded")
+
+    study.diagnostics = broken
+    with pytest.warns(RuntimeWarning, match="balance engine exploded"):
+        text = build_report(study)
+    assert 'class="section-error"' in text and "RuntimeError: balance engine exploded" in text
+    assert "Average effect of the campaign" in text  # the rest of the report is still there
+
+    def missing():
+        raise ImportError("no module named uplift.balance")
+
+    study.diagnostics = missing
+    text = build_report(study)
+    assert 'class="section-error"' not in text
+    assert "Design diagnostics is not available in this installation" in text
+
+
+def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
+    text = write_report(obs_study, tmp_path / "obs.html", explain=False).read_text(encoding="utf-8")
+    ate = obs_study.ate()
+    assert set(ate["estimand"]) == {"naive", "ATE", "ATT"}
+    assert "Observational design." in text and "naive difference" in text
+    assert 'alt="Propensity overlap, arm 1"' in text
+    page = _parse(text)
+    estimands = [r[2] for r in page.tables["effects"][0][1:]]
+    assert estimands == list(ate["estimand"])
+
+
+def test_report_of_a_loaded_study(loaded_study, tmp_path):
+    text = write_report(loaded_study, tmp_path / "loaded.html").read_text(encoding="utf-8")
+    assert loaded_study.manifest_["training_data_sha256"] in text
+    assert "needs the training data" in text
+    assert 'class="section-error"' not in text
+    assert 'alt="Forest plot of average effects"' in text
+    page = _parse(text)
+    assert set(SECTION_IDS) <= set(page.ids)
+
+
+# ---------------------------------------------------------------------------------------------- plots
+def test_plots_return_figures_without_pyplot_state(rct_study):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    figs = [plot.qini_curve(rct_study), plot.uplift_curve(rct_study, learners=["t"]),
+            plot.calibration_plot(rct_study), plot.ate_plot(rct_study),
+            plot.segment_plot(rct_study.segments(by=["region"]), kind="binary"),
+            plot.love_plot(rct_study.diagnostics()["balance"]),
+            plot.propensity_overlap(rct_study.crossfit_.e[:, 1], rct_study.data.treatment)]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert plt.get_fignums() == before
+
+
+def test_qini_plot_ends_at_the_overall_incremental_outcome(rct_study):
+    fig = plot.qini_curve(rct_study, learners=["t"])
+    d = rct_study.data
+    y, t = d.outcomes["conversion"], d.treatment
+    # Radcliffe's Qini with everyone targeted: treated conversions minus control conversions times N_T/N_C.
+    expected = y[t == 1].sum() - y[t == 0].sum() * (t == 1).sum() / (t == 0).sum()
+    model, random_line = fig.axes[0].lines[0], fig.axes[0].lines[1]
+    assert model.get_ydata()[-1] == pytest.approx(expected)
+    assert random_line.get_ydata().tolist() == pytest.approx([0.0, expected])
+    x, gain = metrics.qini_curve(y, rct_study.crossfit_.uplift["t"][:, 0], t)
+    assert model.get_xdata()[-1] == pytest.approx(1.0) and len(model.get_xdata()) <= len(x)
+
+
+def test_calibration_plot_draws_the_table_in_percentage_points():
+    table = pd.DataFrame({"arm": "1", "bin": [1, 2, 3], "predicted_uplift": [0.05, 0.02, -0.01],
+                          "observed_uplift": [0.04, 0.01, 0.0], "observed_lower": [0.01, -0.02, -0.03],
+                          "observed_upper": [0.07, 0.04, 0.02]})
+    ax = plot.calibration_plot(table, kind="binary").axes[0]
+    points = ax.containers[0].lines[0].get_xydata()
+    np.testing.assert_allclose(points, [[5, 4], [2, 1], [-1, 0]])
+    assert "percentage points" in ax.get_xlabel()
+
+
+def test_love_plot_matches_after_weighting_by_feature_and_level():
+    before = pd.DataFrame({"feature": ["age", "channel", "channel"], "level": [None, "web", "app"],
+                           "smd": [0.30, -0.20, 0.05]})
+    after = before.iloc[[2, 0, 1]].assign(smd=[0.01, 0.02, -0.03])  # shuffled: must be matched, not zipped
+    ax = plot.love_plot(before, after).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["channel = app", "channel = web", "age"]  # largest |SMD| on top
+    unweighted, weighted = (c.get_offsets() for c in ax.collections[:2])
+    np.testing.assert_allclose(unweighted[:, 0], [0.05, 0.20, 0.30])
+    np.testing.assert_allclose(weighted[:, 0], [0.01, 0.03, 0.02])
+
+
+def test_profit_curve_plot_marks_the_cutoff():
+    from uplift.targeting.allocation import profit_curve
+
+    curve = profit_curve(np.array([0.1, 0.3, 0.0, 0.05]), 1.0, value=10.0, dr=np.array([0.2, 0.1, 0.0, 0.1]))
+    ax = plot.profit_curve_plot(curve).axes[0]
+    cut = [ln for ln in ax.lines if ln.get_label().startswith("cut-off")][0]
+    assert cut.get_xdata()[0] == pytest.approx(curve["share_targeted"].iloc[curve.attrs["cutoff"]])
+    assert any(c.get_label() == "95% CI" for c in ax.collections)
+
+
+def test_plots_reject_bad_input():
+    from uplift.errors import UpliftInputError
+
+    with pytest.raises(UpliftInputError, match="segment table lacks column"):
+        plot.segment_plot(pd.DataFrame({"segment": ["a"], "uplift": [0.1]}))
+    with pytest.raises(UpliftInputError, match="differ in length"):
+        plot.propensity_overlap(np.array([0.2, 0.5]), np.array([0, 1, 1]))
+
+
+# ---------------------------------------------------------------------------------------------- browser
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_renders_in_headless_chromium(rct_report, tmp_path):
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"headless browser test needs Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    url = rct_report.resolve().as_uri()
+
+    # 1. The parsed DOM: every embedded image survives parsing, and no script crept in.
+    dom = _chromium(["--enable-logging=stderr", "--v=0", "--dump-dom", url], tmp_path / "profile1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = _parse(dom.stdout)
+    source = _parse(rct_report.read_text(encoding="utf-8"))
+    assert len(page.images) == len(source.images) >= 9
+    assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
+    assert "script" not in page.tags and set(SECTION_IDS) <= set(page.ids)
+    # Console errors (a CSP violation, a failed load) are logged as CONSOLE lines or "Refused to ...".
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Refused to" in ln]
+    assert console == []
+
+    # 2. The rendered page: a non-blank screenshot in which the figures' colours appear.
+    shot = tmp_path / "report.png"
+    res = _chromium([f"--screenshot={shot}", "--window-size=1280,4000", "--hide-scrollbars", url],
+                    tmp_path / "profile2")
+    assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 0, res.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (4000, 1280)
+    assert pixels.var() > 0
+    orange = (np.abs(pixels - ORANGE).sum(axis=2) < 60).sum()
+    assert orange > 200, "no figure pixels in the screenshot: images did not render"
+
+
+def test_study_report_method_writes_the_same_report(obs_study, tmp_path):
+    path = obs_study.report(tmp_path / "obs.html", explain=False)
+    html = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "obs.html" and "<img" in html and "naive" in html.lower()

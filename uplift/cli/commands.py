@@ -1,0 +1,507 @@
+"""The ``uplift`` command line: thin typer commands over the Python API.
+
+Each command parses its options, calls the same functions a notebook would, and prints rich tables (or,
+with ``--json``, one JSON document on stdout). Input problems print one line to stderr and exit with code 2,
+without a traceback; output files are written atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from uplift.cli.render import (
+    RichProgress,
+    console,
+    err_console,
+    jsonable,
+    print_json,
+    show_drift,
+    show_study,
+    show_targeting,
+    table,
+)
+from uplift.errors import UpliftInputError
+from uplift.fit.learners import DEFAULT_LEARNERS
+from uplift.fit.models import MAX_TRAIN_ROWS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
+StrictDriftOpt = Annotated[bool, typer.Option(
+    help="Fail (exit 2) when the customers drifted from the training data; the output is still written.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
+
+
+def cli_command(func):
+    """Run a command, turning input errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
+        except UpliftInputError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; no output was written")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity) -> dict:
+    return {"treatment": treatment, "outcome": list(outcome), "control": control, "id": id_col,
+            "design": design, "features": list(feature) or None, "exclude": list(exclude) or None,
+            "propensity": propensity}
+
+
+def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
+               quiet: bool, **fit_kwargs):
+    from uplift.study import Study
+
+    names = [s.strip() for s in learners.split(",") if s.strip()]
+    study = Study(frame, **kwargs)
+    progress = RichProgress(enabled=not quiet)
+    try:
+        study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress, **fit_kwargs)
+    finally:
+        progress.stop()
+    return study
+
+
+@app.command()
+@cli_command
+def fit(
+    data: Annotated[Path, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet).")],
+    treatment: Annotated[str, typer.Option(help="Treatment (arm) column.")],
+    outcome: Annotated[list[str], typer.Option(help="Outcome column; repeat for several (first is modelled).")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    control: Annotated[str | None, typer.Option(help="Label of the control arm.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id", help="Customer id column.")] = None,
+    design: Annotated[str, typer.Option(help="rct | observational | auto.")] = "auto",
+    feature: Annotated[list[str], typer.Option(help="Feature column (repeat); default: all other columns.")] = [],  # noqa: B006
+    exclude: Annotated[list[str], typer.Option(help="Column never to use as a feature (repeat).")] = [],  # noqa: B006
+    propensity: Annotated[str | None, typer.Option(help="Known treatment-probability column.")] = None,
+    learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = ",".join(DEFAULT_LEARNERS),
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
+    pre_treatment: Annotated[list[str], typer.Option(help="Feature measured before the campaign (repeat): never "
+                                                          "flagged as post-treatment leakage.")] = [],  # noqa: B006
+    allow_srm: Annotated[bool, typer.Option(help="Continue despite a failed sample-ratio check (not advised).")
+                         ] = False,
+    allow_leakage: Annotated[bool, typer.Option(help="Continue despite a feature that gives the treatment away "
+                                                     "(not advised).")] = False,
+    max_train_rows: Annotated[int, typer.Option(help="Cap on the rows one model trains on (a random sample beyond "
+                                                     "it; every row is still evaluated); 0 = no cap.")
+                              ] = MAX_TRAIN_ROWS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit and evaluate uplift learners on a campaign table and save the study."""
+    from uplift.data.tables import read_table
+
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
+                               "(or is not a directory); create it first")
+    frame = read_table(data)
+    kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
+    study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
+                       select, as_json, allow_srm=allow_srm, allow_leakage=allow_leakage,
+                       max_train_rows=max_train_rows or None)
+    study.save(out)
+    show_study(study, as_json, {"model_dir": str(out)})
+    if not as_json:
+        console.print(f"saved study to [bold]{out}[/]")
+
+
+@app.command()
+@cli_command
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a saved study's cross-fitted leaderboard, average effects and calibration."""
+    from uplift.study import Study
+
+    show_study(Study.load(model_dir), as_json)
+
+
+@app.command()
+@cli_command
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="Customers to score (.csv, .csv.gz or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Score with the chosen model's distilled scorer (one small "
+                                       "compiled tree ensemble per arm, >1M rows/s); its fidelity to the full "
+                                       "model is printed.")] = False,
+    strict_drift: StrictDriftOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
+    from uplift.scoring import score_file
+    from uplift.study import Study
+
+    study = Study.load(model_dir)
+    drift: dict = {}
+    if fast and learner not in (None, "fast"):
+        raise UpliftInputError(f"--fast scores with the chosen model ({study.best_learner_!r}) distilled; drop "
+                               f"--fast to score with {learner!r}")
+    learner = "fast" if fast else learner
+    fast = learner == "fast"
+    rows = score_file(study, data, out, learner=learner, drift=drift)
+    summary = {"rows": rows, "out": str(out), "learner": study.best_learner_ if fast else learner or
+               study.best_learner_, "drift": drift}
+    if fast:
+        summary["fast_scorer_fidelity"] = study.fast_fidelity.to_dict(orient="records")
+    if as_json:
+        print_json(summary)
+    else:
+        how = " via the fast scorer" if fast else ""
+        console.print(f"wrote {rows:,} predictions ({summary['learner']} learner{how}) to [bold]{out}[/]")
+        for fid in summary.get("fast_scorer_fidelity", []):
+            console.print(f"  fast scorer vs full model ({fid['arm']}): R² {fid['r2']:.3f}, corr {fid['corr']:.3f}, "
+                          f"mean |difference| {fid['mean_abs_error']:.3g} outcome units (uplift SD "
+                          f"{fid['teacher_sd']:.3g}), top-20% overlap {fid['top20_overlap']:.1%}, "
+                          f"{fid['trees']} trees; measured on {fid['n']:,} held-out training customers")
+        show_drift(drift)
+    check_drift(drift, strict_drift)
+
+
+@app.command()
+@cli_command
+def demo(
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Also save the fitted study here.")] = None,
+    data_out: Annotated[Path | None, typer.Option(help="Also write the Hillstrom data here (.csv or .parquet), "
+                                                       "to run `uplift segments/explain/target` on it.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole study on the embedded Hillstrom e-mail experiment (64,000 customers, 2 e-mails + control)."""
+    from uplift._files import check_output_path
+    from uplift.cli.demo import run_demo
+    from uplift.datasets import load_hillstrom
+
+    frame = load_hillstrom()
+    if data_out is not None:
+        check_output_path(data_out)
+    run_demo(frame, folds=folds, seed=seed, out=out, as_json=as_json)
+    _write(frame, data_out)
+
+
+def _load_with_data(model_dir: Path, data: Path):
+    from uplift.data.tables import read_table
+    from uplift.study import Study
+
+    return Study.load(model_dir).attach_data(read_table(data))
+
+
+def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -> None:
+    from uplift.data.tables import write_table
+
+    if out is not None:
+        write_table(frame, out, protect=protect)
+
+
+@app.command()
+@cli_command
+def segments(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    by: Annotated[list[str], typer.Option(help="Segment column (repeat for crossed segments).")] = [],  # noqa: B006
+    bins: Annotated[int, typer.Option(help="Quantile bins for numeric columns.")] = 5,
+    min_size: Annotated[int, typer.Option(help="Segments smaller than this are flagged, not reported.")] = 200,
+    discover: Annotated[bool, typer.Option(help="Also discover segments with an honest shallow tree.")] = True,
+    max_depth: Annotated[int, typer.Option(help="Depth of the discovery tree (≤ 3 reads best).")] = 3,
+    min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
+    out: Annotated[Path | None, typer.Option(help="Write the segment table here (.csv or .parquet).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Uplift per segment with 95% doubly-robust CIs, and auto-discovered segments as readable rules."""
+    study = _load_with_data(model_dir, data)
+    doc: dict = {}
+    if by:
+        seg = study.segments(list(by), bins=bins, min_size=min_size)
+        doc["segments"] = seg
+        _write(seg, out, protect=data)
+    if discover:
+        doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf)
+        if not by:
+            _write(doc["discovered"], out, protect=data)
+    if not doc:
+        raise UpliftInputError("nothing to do: give --by COLUMN and/or keep --discover")
+    if as_json:
+        print_json(doc)
+        return
+    for name, frame in doc.items():
+        cols = [c for c in ("arm", "segment", "rule", "n", "n_treated", "n_control", "label", "predicted_uplift",
+                            "note") if c in frame.columns]
+        title = ("Segments" if name == "segments" else
+                 "Discovered segments (honest: fit on one half, estimated on the other)")
+        console.print(table(f"{title} — uplift with 95% CI", frame.fillna(""), {c: c for c in cols}))
+
+
+@app.command()
+@cli_command
+def explain(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    max_rows: Annotated[int, typer.Option(help="Customers to explain (a random sample).")] = 2000,
+    plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What drives uplift: SHAP importance of the chosen model (via a surrogate tree, fidelity R² shown)."""
+    from uplift.effects.explanation import plot_summary
+
+    study = _load_with_data(model_dir, data)
+    expl = study.explain(max_rows=max_rows)
+    drivers = expl.top_drivers(3)
+    _write(drivers, out, protect=data)
+    if plot is not None:
+        import io as _io
+
+        from uplift._files import atomic_write_bytes
+
+        buf = _io.BytesIO()
+        plot_summary(expl).savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        atomic_write_bytes(plot, buf.getvalue())
+    doc = {"importance": expl.importance, "surrogate_r2": getattr(expl, "surrogate_r2", None),
+           "top_drivers_preview": drivers.head(10)}
+    if as_json:
+        print_json(doc)
+        return
+    console.print(table("What drives uplift (mean |SHAP|, outcome units)", expl.importance,
+                        {c: c for c in expl.importance.columns}))
+    if doc["surrogate_r2"] is not None:
+        console.print(f"surrogate fidelity R² (held-out): {doc['surrogate_r2']}")
+
+
+@app.command()
+@cli_command
+def target(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    customers: Annotated[Path, typer.Argument(help="Customers to target (.csv, .csv.gz or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Targeting list to write (.csv or .parquet).")],
+    cost: Annotated[list[str], typer.Option(help="Cost per coupon: one number, or ARM=COST (repeat).")],
+    value: Annotated[float | None, typer.Option(help="Money per conversion (revenue outcome: default 1).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Total budget; default: everyone with positive profit.")] = None,
+    max_customers: Annotated[int | None, typer.Option(help="At most this many customers.")] = None,
+    min_roi: Annotated[float | None, typer.Option(help="Only coupons with at least this ROI.")] = None,
+    exclude: Annotated[Path | None, typer.Option(help="File of ids never to contact (one per line or a table "
+                                                      "with the id column).")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Write every customer with a `selected` flag.")] = False,
+    allow_negative: Annotated[bool, typer.Option(help="Also target negative-profit customers (not advised).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the random baseline, holdout and exploration.")] = 0,
+    holdout: Annotated[float, typer.Option(help="Share of selected customers kept as a randomised holdout "
+                                                "(no coupon) to measure the result afterwards.")] = 0.0,
+    explore: Annotated[float, typer.Option(help="Share of NOT selected customers who get the coupon anyway "
+                                                "(exploration data for re-training).")] = 0.0,
+    strict_drift: StrictDriftOpt = False,
+    engine: Annotated[str, typer.Option(help="pandas: in memory on this machine | spark: score and rank with Apache "
+                                             "Spark, Parquet output (needs the spark extra: pip install "
+                                             "'uplift\\[spark]').")] = "pandas",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
+    fast: Annotated[bool, typer.Option("--fast", help="Score the customers with the chosen model's distilled "
+                                       "scorer (see `uplift predict --fast`); the list's honest value is still "
+                                       "that of the full model's rule.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
+    from uplift.data.tables import read_table
+    from uplift.study import Study
+
+    if engine not in ("pandas", "spark"):
+        raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
+    if engine == "spark":
+        if holdout > 0 or explore > 0:
+            raise UpliftInputError("--holdout and --explore are not available with --engine spark; write the list "
+                                   "with Spark and draw the holdout from it, or use --engine pandas")
+        _target_with_spark(model_dir, customers, out, spark_master=spark_master, exclude=exclude,
+                           strict_drift=strict_drift, as_json=as_json, cost=cost, value=value, budget=budget,
+                           max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
+                           include_all=all_rows, random_state=seed, learner="fast" if fast else None)
+        return
+    study = Study.load(model_dir)
+    frame = read_table(customers)
+    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    if not 0 <= holdout < 1 or not 0 <= explore < 1:
+        raise UpliftInputError("--holdout and --explore are shares between 0 and 1")
+    res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers, min_roi=min_roi,
+                       exclude=excluded, allow_negative=allow_negative,
+                       include_all=all_rows or explore > 0, random_state=seed, learner="fast" if fast else None)
+    lst, holdout_summary = res.list, None
+    if holdout > 0 or explore > 0:
+        from uplift.targeting.holdout import assign_holdout
+
+        base = study.ate_.query("estimand == 'ATE'")["control_mean"].iloc[0]
+        lst, holdout_summary = assign_holdout(lst, holdout=holdout, explore=explore, random_state=seed,
+                                              id_col=study.roles.get("id"),
+                                              base_rate=base if study.crossfit_.kind == "binary" else None)
+        if not all_rows:
+            lst = lst[lst["selected"] | lst["send"]].reset_index(drop=True)
+    drift = study.drift(frame)
+    _write(lst, out, protect=customers)
+    if as_json:
+        print_json({"summary": res.summary, "holdout": holdout_summary, "drift": drift, "out": str(out)})
+    else:
+        show_targeting(res.summary, out)
+        if holdout_summary:
+            h = holdout_summary
+            mde = h.get("mde")
+            console.print(f"holdout: {h.get('n_holdout', 0):,} selected customers get no coupon (randomised, "
+                          f"stratified by coupon and uplift decile); exploration: {h.get('n_explore', 0):,} "
+                          "not-selected customers get one"
+                          + (f"; smallest detectable average uplift {mde:.4f} (80% power, 5% level)" if mde else ""),
+                          highlight=False)
+            if h.get("warning"):
+                console.print(f"[yellow]warning:[/] {h['warning']}", highlight=False)
+        show_drift(drift)
+    check_drift(drift, strict_drift)
+
+
+def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_master: str, exclude: Path | None,
+                       strict_drift: bool, as_json: bool, **kwargs) -> None:
+    """`uplift target --engine spark`: read the customers with Spark, write the list as Parquet."""
+    from uplift.spark import read_customers, spark_session, target_spark
+    from uplift.study import Study
+
+    if not out.name.lower().endswith((".parquet", ".pq")):
+        raise UpliftInputError(f"--engine spark writes the list as Parquet: give --out a .parquet name (got {out})")
+    if out.resolve() == customers.resolve():
+        raise UpliftInputError(f"output {out} is the customer file; choose another path")
+    study = Study.load(model_dir)
+    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    drift: dict = {}
+    with spark_session(spark_master, "uplift target") as spark:
+        res = target_spark(model_dir, read_customers(spark, customers), out=out, exclude=excluded, drift=drift,
+                           **kwargs)
+    if as_json:
+        print_json({"summary": res.summary, "holdout": None, "drift": drift, "out": str(out)})
+    else:
+        show_targeting(res.summary, out)
+        show_drift(drift)
+    check_drift(drift, strict_drift)
+
+
+def check_drift(drift: dict, strict: bool) -> None:
+    if strict and drift and drift.get("drifted"):
+        raise UpliftInputError(f"drift: {drift['warnings'][0]} (and {len(drift['warnings']) - 1} more); "
+                               "the output was written, but --strict-drift turns drift into an error")
+
+
+def _read_ids(path: Path, id_col: str | None) -> list[str]:
+    from uplift.data.tables import read_table
+
+    if path.suffix in (".txt", ""):
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UpliftInputError(f"cannot read exclusion list {path}: {exc}") from None
+    ids = read_table(path)
+    col = id_col if id_col in ids.columns else ids.columns[0]
+    return ids[col].astype(str).tolist()
+
+
+@app.command()
+@cli_command
+def report(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    data: Annotated[Path | None, typer.Option(help="Training data (enables segments, SHAP and diagnostics plots).")]
+    = None,
+    segment_by: Annotated[list[str], typer.Option(help="Segment column for the report (repeat).")] = [],  # noqa: B006
+    cost: Annotated[float | None, typer.Option(help="Cost per coupon, for the targeting section.")] = None,
+    value: Annotated[float | None, typer.Option(help="Money per conversion, for the targeting section.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
+) -> None:
+    """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
+    from uplift.study import Study
+    from uplift.viz.report import write_report
+
+    study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
+    write_report(study, out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
+                 cost=cost, value=value, budget=budget)
+    console.print(f"wrote report to [bold]{out}[/]")
+
+
+@app.command()
+@cli_command
+def refute(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    arm: Annotated[str | None, typer.Option(help="Treated arm to check (default: the first).")] = None,
+    method: Annotated[str, typer.Option(help="aipw | backdoor.linear_regression")] = "aipw",
+    max_rows: Annotated[int, typer.Option(help="Rows sampled for the refutation.")] = 20_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Try to refute the average effect with DoWhy (placebo, random common cause, subset, hidden confounder)."""
+    study = _load_with_data(model_dir, data)
+    res = study.refute(arm=arm, estimate_method=method, max_rows=max_rows)
+    ev = study.e_values()
+    if as_json:
+        print_json({"refutation": res, "e_values": ev})
+        return
+    console.print(table("DoWhy refutation of the average effect", res, {c: c for c in res.columns}))
+    if len(ev):
+        console.print(table("E-values (risk-ratio strength of a hidden confounder needed to explain the effect away)",
+                            ev, {c: c for c in ev.columns if c != "message"}))
+
+
+@app.command()
+@cli_command
+def readout(
+    sent_list: Annotated[Path, typer.Argument(help="The targeting list as sent (written with --holdout).")],
+    results: Annotated[Path, typer.Argument(help="Observed outcomes per customer after the campaign.")],
+    outcome: Annotated[str, typer.Option(help="Outcome column in RESULTS (e.g. converted).")],
+    id_col: Annotated[str, typer.Option("--id", help="Customer id column in both files.")],
+    revenue: Annotated[str | None, typer.Option(help="Revenue column in RESULTS.")] = None,
+    value: Annotated[float | None, typer.Option(help="Money per conversion (if no revenue column).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the readout as .json.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
+    from uplift._files import atomic_write_text
+    from uplift.data.tables import read_table
+    from uplift.targeting.readouts import readout as run_readout
+
+    res = run_readout(read_table(sent_list), read_table(results), id_col=id_col, outcome=outcome, revenue=revenue,
+                      value=value)
+    if out is not None:
+        if out.suffix.lower() != ".json":
+            raise UpliftInputError(f"readout output {out}: use a .json file name")
+        atomic_write_text(out, json.dumps(jsonable(res), indent=1))
+    if as_json:
+        print_json(res)
+        return
+    summary = res["summary"]
+    console.print(table("Realised result of the targeted group (sent vs randomised holdout, 95% CI)",
+                        pd.DataFrame([{"measure": k, "value": v} for k, v in summary.items()
+                                      if not isinstance(v, dict | list)]), {"measure": "measure", "value": "value"}))
+    for name in ("by_coupon", "by_decile", "calibration"):
+        frame = res.get(name)
+        if isinstance(frame, pd.DataFrame) and len(frame):
+            console.print(table(name.replace("_", " "), frame, {c: c for c in frame.columns}))
+    for note in res.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+"""K-fold cross-fitting: out-of-fold nuisances, out-of-fold uplift for every learner, and the fold models.
+
+One pass does everything a study needs. Per fold it fits each nuisance once (an outcome model per arm,
+and a propensity model per treated arm for observational designs), then every learner's final stage on
+the training folds using out-of-fold nuisances, and predicts the held-out fold. The result holds
+out-of-fold uplift for every row and learner (for honest evaluation), out-of-fold doubly-robust scores
+(for observed uplift curves, segment CIs and policy values), and the fold models, whose average is the
+fitted model used on new customers.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.model_selection import StratifiedKFold
+
+from uplift.data.campaign import CampaignData
+from uplift.errors import UpliftInputError
+from uplift.fit.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
+from uplift.fit.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
+
+
+class ProgressHook(Protocol):
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, description: str) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, description: str) -> None:
+        pass
+
+
+@dataclass
+class FoldModels:
+    """Models fitted on the training part of one fold."""
+
+    mu: dict[int, object]
+    e: dict[int, object | float]
+    learners: dict[tuple[str, int], Learner] = field(default_factory=dict)
+
+    def nuisance(self, X: np.ndarray, arm: int, mu0: np.ndarray | None = None) -> Nuisance:
+        mu0 = self.mu[0].predict(X) if mu0 is None else mu0
+        e = self.e[arm]
+        e = np.full(len(X), e) if isinstance(e, float) else e.predict(X)
+        return Nuisance(mu0, self.mu[arm].predict(X), e)
+
+
+@dataclass
+class CrossFit:
+    """Everything one cross-fitting pass produced (arrays are aligned with the training rows)."""
+
+    outcome: str
+    kind: str
+    arms: tuple[str, ...]
+    design: str
+    learners: tuple[str, ...]
+    folds: np.ndarray
+    mu: np.ndarray  # (n, n_arms) out-of-fold outcome prediction under each arm (col 0 = control)
+    e: np.ndarray  # (n, n_arms) out-of-fold P(arm | x, arm or control); col 0 unused
+    dr: np.ndarray  # (n, n_treated) AIPW score of arm vs control; NaN for rows in other arms
+    uplift: dict[str, np.ndarray]  # learner -> (n, n_treated) out-of-fold uplift
+    fold_models: list[FoldModels]
+    ensemble_weights: dict[int, dict[str, float]] = field(default_factory=dict)
+    policy_dr: np.ndarray | None = None  # (n, n_treated) AIPW score of arm vs control for EVERY row
+
+    def in_arm(self, treatment: np.ndarray, arm: int) -> np.ndarray:
+        """Rows that belong to the comparison "arm vs control"."""
+        return (treatment == 0) | (treatment == arm)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
+    next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once. No ``ctypes.util.find_library``: it runs ``ldconfig`` in a
+    child process, which at the start shares (and so appears to double) the whole process's memory."""
+    import ctypes
+
+    for name in ("libc.so.6", None):
+        try:
+            return ctypes.CDLL(name).malloc_trim
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def make_folds(treatment: np.ndarray, y: np.ndarray, kind: str, n_folds: int, random_state: int) -> np.ndarray:
+    """Fold id per row, stratified by arm (and by outcome when it is binary)."""
+    strata = treatment.astype(np.int64) * 2 + (y.astype(np.int64) if kind == "binary" else 0)
+    counts = np.bincount(strata)
+    if counts[counts > 0].min() < n_folds:
+        strata = treatment.astype(np.int64)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    folds = np.empty(len(y), dtype=np.int8)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(y)), strata)):
+        folds[test] = k
+    return folds
+
+
+def cross_fit(
+    data: CampaignData,
+    *,
+    outcome: str | None = None,
+    learners: tuple[str, ...] = ("t", "x", "dr", "r", "s"),
+    n_folds: int = 5,
+    random_state: int = 0,
+    factory: ModelFactory | None = None,
+    progress: ProgressHook | None = None,
+) -> CrossFit:
+    """Cross-fit nuisances and learners on ``data``.
+
+    Parameters
+    ----------
+    data : CampaignData
+    outcome : str, optional
+        Which outcome to model (default: the primary).
+    learners : tuple of str
+        Registry names (see :mod:`uplift.fit.learners`).
+    n_folds : int
+        Number of cross-fitting folds (≥ 2).
+    random_state : int
+        Seed for folds and models; the same seed gives the same result.
+    factory : ModelFactory, optional
+        Base models (default LightGBM).
+    progress : ProgressHook, optional
+        Receives one ``advance`` per fitted model group.
+
+    Examples
+    --------
+    >>> from uplift.datasets import simulate_campaign
+    >>> from uplift.data.campaign import campaign_data
+    >>> df = simulate_campaign(3000, seed=1)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id",
+    ...                   exclude=[c for c in df if c.startswith("true_") or c == "propensity" or c == "revenue"])
+    >>> cf = cross_fit(d, learners=("t", "dr"), n_folds=3)
+    >>> cf.uplift["dr"].shape
+    (3000, 1)
+    """
+    outcome = outcome or data.outcome
+    if outcome not in data.outcomes:
+        raise UpliftInputError(f"outcome {outcome!r} is not one of the study's outcomes: {', '.join(data.outcomes)}")
+    if n_folds < 2:
+        raise UpliftInputError(f"n_folds must be at least 2, got {n_folds}")
+    smallest = int(np.bincount(data.treatment).min())
+    if n_folds > smallest:
+        raise UpliftInputError(f"n_folds={n_folds} is more than the {smallest} rows of the smallest arm; "
+                               "use fewer folds")
+    y, kind = data.outcomes[outcome], data.outcome_kinds[outcome]
+    names = tuple(dict.fromkeys(learners))
+    for name in names:
+        if make_learner(name).needs_binary_outcome and kind != "binary":
+            raise UpliftInputError(f"learner {name!r} needs a binary (0/1) outcome; {outcome!r} is continuous")
+    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state)
+    progress = progress or _NoProgress()
+    X, T = data.X, data.treatment
+    n, n_arms = len(y), len(data.arms)
+    treated = range(1, n_arms)
+    folds = make_folds(T, y, kind, n_folds, random_state)
+    observational = data.design == "observational"
+    # Every LightGBM model trains on a subset of one binned copy of X (no per-model copies of rows).
+    # Beyond the training-row cap each model bins its own sample instead (nothing bins rows no model reads).
+    matrix = BinnedMatrix(X, data.schema.categorical_indices, max_rows=factory.max_rows)
+
+    # Out-of-fold arrays are float32: they are model outputs (a few significant digits), and at 14M rows each
+    # float64 column would cost 112 MB. Sums over them (metrics, effects) are taken in float64.
+    mu = np.empty((n, n_arms), np.float32)
+    e = np.full((n, n_arms), np.nan, np.float32)
+    uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
+    fold_models: list[FoldModels] = []
+    progress.start(n_folds * (1 + len(names) * (n_arms - 1)), "cross-fitting")
+
+    # Pass 1: nuisances, out of fold.
+    for k in range(n_folds):
+        train, test = folds != k, row_numbers(folds == k)
+        fm = FoldModels(mu={}, e={})
+        for a in range(n_arms):
+            rows = row_numbers(train & (T == a))
+            fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(matrix.rows(rows), y[rows])
+            mu[test, a] = _predict(fm.mu[a].predict, X, test)
+        for a in treated:
+            pair = row_numbers(train & ((T == 0) | (T == a)))
+            if observational:
+                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(matrix.rows(pair),
+                                                                        (T[pair] == a).astype(np.float32))
+                e[test, a] = _predict(fm.e[a].predict, X, test)
+            else:
+                fm.e[a] = float(np.mean(T[pair] == a))
+                e[test, a] = fm.e[a]
+        fold_models.append(fm)
+        progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
+    if data.propensity is not None:
+        e[:, 1] = data.propensity  # a known design propensity beats an estimated one
+    release_free_memory()
+    matrix.release()  # the nuisances' binned matrix; the final stages bin with their own settings
+
+    # Pass 2: learners' final stages on training folds, predicted on the held-out fold.
+    parking = _Parking(enabled=n > PARK_ROWS)
+    dr = np.full((n, n_arms - 1), np.nan, np.float32)
+    for a in treated:
+        in_pair = (T == 0) | (T == a)
+        pair = row_numbers(in_pair)
+        t_pair = (T == a).astype(np.float32)  # 0/1, exact; float64 would be 8 bytes a row
+        nuis_all = Nuisance(mu[:, 0], mu[:, a], e[:, a])
+        for start in range(0, len(pair), PREDICT_BATCH):
+            idx = pair[start:start + PREDICT_BATCH]
+            dr[idx, a - 1] = aipw_scores(y[idx], t_pair[idx], nuis_all.subset(idx))
+        arm_matrix = matrix.for_arm(t_pair)
+        # Learner by learner (each over all folds), so only the binned matrix the current learner trains on is
+        # held: the S-learner's (X plus the treatment column) and the others' are never in memory together.
+        for name in names:
+            if name == "s":
+                matrix.release()
+            for k in range(n_folds):
+                rows = row_numbers((folds != k) & in_pair)
+                test = row_numbers(folds == k)
+                learner = make_learner(name)
+                if learner.pooled:  # the uniform sample its models would train on under the row cap
+                    keep = sample_positions(len(rows), factory.max_rows, random_state + 1000 * k + 10 * a)
+                    rows = rows if keep is None else rows[keep]
+                if learner.in_fold_nuisance:
+                    # This fold's own outcome models, fit on the training folds only: the out-of-fold mu of a
+                    # training row comes from a model that saw fold k, whose outcomes would then leak into the
+                    # learner's "out-of-fold" predictions for fold k (optimistic evaluation). Each arm's model
+                    # is evaluated on the other arm's rows only (NaN elsewhere), the only ones such a learner reads.
+                    fm, treated_rows = fold_models[k], t_pair[rows] == 1
+                    mu0_rows, mu1_rows = np.full(len(rows), np.nan, np.float32), np.full(len(rows), np.nan, np.float32)
+                    mu0_rows[treated_rows] = _predict(fm.mu[0].predict, X, rows[treated_rows])
+                    mu1_rows[~treated_rows] = _predict(fm.mu[a].predict, X, rows[~treated_rows])
+                    nuis_rows = Nuisance(mu0_rows, mu1_rows, nuis_all.e[rows])
+                    del treated_rows
+                else:
+                    # No copy of the training rows' nuisances for learners whose fit does not read them.
+                    nuis_rows = nuis_all.subset(rows) if learner.uses_nuisance else nuis_all
+                learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
+                                      factory, kind, seed=1000 * k + 10 * a)
+                fold_models[k].learners[(name, a)] = learner
+                uplift[name][test, a - 1] = _predict(
+                    lambda Xb, idx, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(idx)), X, test,
+                    with_index=True)
+                del nuis_rows
+                release_free_memory()
+                progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
+            if name == "s":
+                arm_matrix.release()
+            if a == n_arms - 1:
+                parking.park(uplift, name)
+            release_free_memory()  # the learner's training state, before the next learner allocates its own
+    del matrix  # the binned copies are no longer needed
+    policy_dr = policy_scores(y, T, mu, e)  # before the parked arrays come back: its temporaries come first
+    release_free_memory()
+    parking.restore(uplift)
+
+    cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
+    cf.policy_dr = policy_dr
+    if len(names) > 1:
+        _add_ensemble(cf, T)
+    return cf
+
+
+#: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
+PREDICT_BATCH = 1_000_000
+#: Rows per batch of the float64 arithmetic over out-of-fold arrays (policy scores, ensemble stacking).
+STACK_BATCH = 1 << 18
+#: Studies with more rows than this park each finished learner's out-of-fold uplift in a temporary file
+#: while the next learners train (at 14M rows each array is 56 MB), and read them back for evaluation.
+PARK_ROWS = 2_000_000
+
+
+class _Parking:
+    """Out-of-fold arrays of finished learners, parked on disk while later learners train.
+
+    Only the learner being fitted needs its array in memory; evaluation (after every learner) needs them all,
+    when no model is training. If the temporary directory cannot be written, arrays simply stay in memory.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="uplift-oof-") if enabled else None
+        self._parked: dict[str, Path] = {}
+
+    def park(self, arrays: dict[str, np.ndarray], name: str) -> None:
+        if self._dir is None:
+            return
+        path = Path(self._dir.name) / f"{len(self._parked)}.npy"
+        try:
+            np.save(path, arrays[name], allow_pickle=False)
+        except OSError:
+            path.unlink(missing_ok=True)
+            return  # no room on disk: keep it in memory
+        self._parked[name] = path
+        arrays[name] = None  # type: ignore[assignment]
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, path in self._parked.items():
+            arrays[name] = np.load(path, allow_pickle=False)
+        self._parked.clear()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+
+def _predict(predict, X: np.ndarray, index: np.ndarray, *, with_index: bool = False) -> np.ndarray:
+    """``predict(X[index])`` as float32, in batches of :data:`PREDICT_BATCH` rows (``predict(X[i], i)`` with
+    ``with_index``): out-of-fold arrays are float32, and no float64 copy of all ``index`` rows is ever held."""
+    out = np.empty(len(index), np.float32)
+    for start in range(0, len(index), PREDICT_BATCH):
+        idx = index[start:start + PREDICT_BATCH]
+        out[start:start + len(idx)] = predict(X[idx], idx) if with_index else predict(X[idx])
+    return out
+
+
+def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """AIPW score of Y(arm) − Y(control) for every row and arm, for the value of any targeting policy.
+
+    Uses the multinomial propensity P(T = a | x), recovered from the pairwise propensities
+    e_a = P(T = a | x, T in {0, a}) through their odds (P(a)/P(0) = e_a / (1 − e_a)). With one treated arm
+    it is the usual AIPW score.
+    """
+    n_arms = mu.shape[1]
+    out = np.empty((len(y), n_arms - 1), dtype=np.result_type(mu.dtype, np.float32))
+    # In row batches: the float64 temporaries stay small however many rows there are.
+    for start in range(0, len(y), STACK_BATCH):
+        rows = slice(start, start + STACK_BATCH)
+        m, yy, tt = mu[rows].astype(np.float64), y[rows], treatment[rows]
+        odds = np.column_stack([np.ones(len(yy))] + [
+            (lambda p: p / (1 - p))(np.clip(e[rows, a].astype(np.float64), *E_CLIP)) for a in range(1, n_arms)])
+        prob = np.clip(odds / odds.sum(axis=1, keepdims=True), E_CLIP[0], 1.0)
+        base = m[:, 0] + (tt == 0) * (yy - m[:, 0]) / prob[:, 0]
+        for a in range(1, n_arms):
+            out[rows, a - 1] = m[:, a] + (tt == a) * (yy - m[:, a]) / prob[:, a] - base
+    return out
+
+
+def _stack_weights(gram: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative weights and a free intercept that best predict the DR score from learners' uplift.
+
+    ``gram`` is ``A'A`` for ``A = [P, 1, target]`` (P: one column of uplift per learner) over the fitting rows.
+    The intercept is profiled out (centring), which leaves a non-negative least-squares problem in the L x L
+    centred cross-products; it is solved through a square root of that matrix, so the answer is the
+    least-squares one on the rows themselves, found without a copy of the n x L design.
+    """
+    L = gram.shape[0] - 2
+    count, sums, target_sum = gram[L, L], gram[L, :L], gram[L, L + 1]
+    cov = gram[:L, :L] - np.outer(sums, sums) / count
+    cross = gram[:L, L + 1] - sums * target_sum / count
+    vals, vecs = np.linalg.eigh(cov)
+    keep = vals > vals.max(initial=0.0) * 1e-12
+    root = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T  # root.T @ root == cov
+    rhs = (vecs[:, keep].T @ cross) / np.sqrt(vals[keep])  # root.T @ rhs == cross
+    w, _ = nnls(root, rhs) if keep.any() else (np.zeros(L), 0.0)
+    return w, float((target_sum - sums @ w) / count)
+
+
+def _stack(columns: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    return np.column_stack([c[idx] for c in columns]).astype(np.float64)
+
+
+def _fold_grams(columns: list[np.ndarray], target: np.ndarray, rows: np.ndarray, folds: np.ndarray,
+                n_folds: int) -> np.ndarray:
+    """``A'A`` of ``A = [P, 1, target]`` (P: the ``columns``) over ``rows`` of each fold, in float64 row batches."""
+    L = len(columns)
+    grams = np.zeros((n_folds, L + 2, L + 2))
+    for start in range(0, len(rows), STACK_BATCH):
+        idx = rows[start:start + STACK_BATCH]
+        A = np.column_stack([_stack(columns, idx), np.ones(len(idx)), target[idx]])
+        for k in range(n_folds):
+            Ak = A[folds[idx] == k]
+            grams[k] += Ak.T @ Ak
+    return grams
+
+
+def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
+    """Stacked ensemble: out-of-fold weights for honest evaluation, all-row weights for new customers."""
+    names = cf.learners
+    ens = np.empty_like(next(iter(cf.uplift.values())))
+    n_folds = len(cf.fold_models)
+    for a in range(1, len(cf.arms)):
+        pair = row_numbers(cf.in_arm(T, a))
+        columns = [cf.uplift[name][:, a - 1] for name in names]
+        grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds)
+        for k in range(n_folds):
+            w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
+            test = row_numbers(cf.folds == k)
+            for start in range(0, len(test), STACK_BATCH):
+                idx = test[start:start + STACK_BATCH]
+                ens[idx, a - 1] = _stack(columns, idx) @ w + intercept
+        w, intercept = _stack_weights(grams.sum(axis=0))
+        cf.ensemble_weights[a] = {**dict(zip(names, w.tolist(), strict=True)), "_intercept": intercept}
+    cf.uplift["ensemble"] = ens
+
+
+def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | None = None):
+    """Uplift of new customers: the average of the fold models (n, n_treated), and CIs when available.
+
+    Returns ``(uplift, lower, upper)``; ``lower``/``upper`` are None unless the learner gives intervals and
+    ``alpha`` is set. For a forest the fold forests' standard errors are averaged, a conservative bound on the
+    standard error of their mean.
+    """
+    if len(X) > PREDICT_BATCH:  # in row batches: temporaries (e.g. the S-learner's widened X) stay bounded
+        parts = [predict_uplift(cf, X[i:i + PREDICT_BATCH], learner, alpha=alpha) for i in range(0, len(X),
+                                                                                               PREDICT_BATCH)]
+        return tuple(None if parts[0][j] is None else np.concatenate([p[j] for p in parts]) for j in range(3))
+    n_arms = len(cf.arms)
+    out = np.zeros((len(X), n_arms - 1))
+    se = np.zeros_like(out) if alpha is not None else None
+    base = [learner] if learner != "ensemble" else list(cf.learners)
+    n_f = len(cf.fold_models)
+    parts = {name: np.zeros_like(out) for name in base}
+    z = None
+    if alpha is not None:
+        from scipy.stats import norm
+
+        z = norm.ppf(1 - alpha / 2)
+    for fm in cf.fold_models:
+        mu0 = fm.mu[0].predict(X)
+        for a in range(1, n_arms):
+            nuis = fm.nuisance(X, a, mu0)
+            for name in base:
+                lrn = fm.learners[(name, a)]
+                parts[name][:, a - 1] += lrn.predict(X, nuis) / n_f
+                if se is not None and lrn.gives_intervals and learner != "ensemble":
+                    lo, hi = lrn.predict_interval(X, nuis, alpha)
+                    se[:, a - 1] += (hi - lo) / (2 * z) / n_f
+    if learner == "ensemble":
+        for a in range(1, n_arms):
+            w = cf.ensemble_weights[a]
+            out[:, a - 1] = w["_intercept"] + sum(w[name] * parts[name][:, a - 1] for name in base)
+    else:
+        out = parts[learner]
+    if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
+        return out, None, None
+    return out, out - z * se, out + z * se

@@ -1,0 +1,301 @@
+"""The model-directory container: a fitted model as a directory of plain bytes plus ``manifest.json``.
+
+:func:`write_model_dir` / :func:`read_model_dir` store a model as files plus a ``manifest.json`` with a format
+name, a format version and the sha256 of every file. The directory is swapped in whole; reading checks format,
+version and every hash before handing out a single byte. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from uplift._files import PathLike, fsync_dir, umask
+from uplift.errors import UpliftInputError
+
+#: Value of ``manifest.json["format"]`` in every model directory this package writes.
+MODEL_FORMAT = "uplift-study"
+#: Bump when a saved model can no longer be read by older code; readers refuse anything newer.
+MODEL_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: Keys of ``manifest.json`` that :func:`write_model_dir` owns; callers may not set them.
+RESERVED_KEYS = ("format", "format_version", "sha256", "uplift_version")
+#: Files an operating system drops into any folder it displays. They are never read, so ignoring them
+#: costs no safety, and refusing them would break a model directory merely opened in Finder/Explorer.
+OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directory entries (Linux renameat2); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0  # EINVAL/ENOSYS (file system or kernel without exchange): use the two-rename fallback
+
+
+def _check_name(name: object, where: str) -> str:
+    bad = (not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or "\x00" in name
+           or any(part in ("", ".", "..") or part.startswith(".") for part in name.split("/"))
+           or name == MANIFEST or re.match(r"^[A-Za-z]:", name) is not None)
+    if bad:
+        raise UpliftInputError(f"{where}: invalid model file name {name!r}; use relative names like "
+                               "'fold0/model.txt' without '..', leading dots or backslashes")
+    return name
+
+
+def _chunks(data: bytes | tuple) -> tuple:
+    return data if isinstance(data, tuple) else (data,)
+
+
+def _sha256(data: bytes | tuple) -> str:
+    h = hashlib.sha256()
+    for chunk in _chunks(data):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_model_dir(directory: Path) -> bool:
+    if not any(directory.iterdir()):
+        return True  # an empty directory holds nothing to lose
+    try:
+        manifest = json.loads((directory / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == MODEL_FORMAT
+
+
+def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: Mapping[str, object]) -> None:
+    """Write a model directory in one step: every file, plus ``manifest.json`` with their sha256.
+
+    The files are written into a hidden sibling ``.<name>.<random>.tmp``, fsynced, and swapped in for
+    ``directory`` by rename (on Linux one atomic exchange; elsewhere the old directory is first renamed
+    aside, so at any instant ``directory`` is the old model, the new one, or absent with the old model
+    kept as ``.<name>.*.tmp``). The old directory is deleted only once the new one is in place. An
+    existing ``directory`` that is not a model directory written by this function is never replaced.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Model directory to create or replace; its parent must exist.
+    files : mapping of str to bytes
+        Relative POSIX file names (``"fold0/mu0.txt"``) to their content: bytes, or a tuple of bytes-like
+        chunks written one after the other (e.g. a header and a memoryview of a large array, never copied).
+    manifest : mapping
+        JSON-serialisable fields stored in ``manifest.json`` next to ``format``, ``format_version``,
+        ``uplift_version`` and ``sha256`` (which are set here and may not be passed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> write_model_dir(d, {"weights/a.txt": b"0.5"}, {"learner": "t"})
+    >>> manifest, files = read_model_dir(d)
+    >>> manifest["learner"], files
+    ('t', {'weights/a.txt': b'0.5'})
+    """
+    import uplift
+
+    directory = Path(directory)
+    where = f"saving model to {directory}"
+    clash = [k for k in manifest if k in RESERVED_KEYS]
+    if clash:
+        raise UpliftInputError(f"{where}: manifest field {clash[0]!r} is set by write_model_dir; rename it")
+    for name, data in files.items():
+        _check_name(name, where)
+        if not (isinstance(data, bytes) or (isinstance(data, tuple) and all(isinstance(c, bytes | memoryview)
+                                                                             for c in data))):
+            raise TypeError(f"{where}: content of {name!r} must be bytes (or a tuple of bytes-like chunks), got "
+                            f"{type(data).__name__}")
+    names = sorted(files)
+    # Names that differ only in case collide on macOS/Windows; a file cannot also be a folder.
+    seen: dict[str, str] = {}
+    folders = {n.lower().rsplit("/", k)[0] for n in names for k in range(1, n.count("/") + 1)}
+    for name in names:
+        key = name.lower()
+        if key in seen or key in folders:
+            raise UpliftInputError(f"{where}: model file name {name!r} collides with another file or "
+                                   "folder name (ignoring case); rename one")
+        seen[key] = name
+    full = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+            "uplift_version": getattr(uplift, "__version__", "unknown"), **manifest,
+            "sha256": {n: _sha256(files[n]) for n in names}}
+    try:
+        manifest_bytes = (json.dumps(full, sort_keys=True, indent=1, allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as err:
+        raise UpliftInputError(f"{where}: the manifest is not plain JSON ({err})") from None
+
+    parent = directory.parent
+    if directory.is_symlink():
+        raise UpliftInputError(f"{directory} is a symbolic link; save the model to a real directory")
+    if directory.exists():
+        if not directory.is_dir():
+            raise UpliftInputError(f"cannot save the model to {directory}: it is a file; choose a new path")
+        if not _is_model_dir(directory):
+            raise UpliftInputError(f"{directory} exists and is not an uplift model directory; refusing to "
+                                   "replace it - choose a new path or remove it yourself")
+    elif not parent.is_dir():
+        raise UpliftInputError(f"cannot save the model to {directory}: directory {parent} does not exist; "
+                               "create it first")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise UpliftInputError(f"cannot save the model: directory {parent} is not writable ({err.strerror}); "
+                               "choose another location") from None
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; a model dir is as shareable as any dir
+        for name in [*names, MANIFEST]:  # the manifest last: a directory with one is complete
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as fh:
+                for chunk in _chunks(manifest_bytes if name == MANIFEST else files[name]):
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for sub in sorted({(tmp / n).parent for n in names}, key=lambda p: -len(p.parts)):
+            fsync_dir(sub)
+        fsync_dir(tmp)
+        if not directory.exists():
+            os.rename(tmp, directory)
+            old = None
+        elif _exchange(tmp, directory):
+            old = tmp  # the swap left the previous model under the temp name
+        else:
+            old = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")  # unique because tmp's name is
+            os.rename(directory, old)
+            try:
+                os.rename(tmp, directory)
+            except OSError:
+                os.rename(old, directory)
+                raise
+        fsync_dir(parent)
+    except BaseException:
+        if tmp.exists():  # the unfinished new model, or after a swap the old one: neither is needed
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _leftovers(directory: Path) -> str:
+    if not directory.parent.is_dir():
+        return ""
+    found = sorted(directory.parent.glob(f".{glob.escape(directory.name)}.*.tmp"))
+    if not found:
+        return ""
+    return f" (an interrupted save left {found[0].name} next to it; it may hold a previous model)"
+
+
+def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
+    """Read a directory written by :func:`write_model_dir`, verifying it completely first.
+
+    Checks, in order: ``manifest.json`` exists and is JSON; ``format`` is ``"uplift-study"``;
+    ``format_version`` is one this code reads (a newer one names the uplift version that wrote it);
+    the files on disk are exactly those listed (no extra, none missing, no symbolic links); every
+    sha256 matches. Only then are any bytes returned. Nothing is unpickled.
+
+    Returns
+    -------
+    manifest : dict
+        The whole manifest, including ``format``, ``format_version``, ``uplift_version`` and ``sha256``.
+    files : dict of str to bytes
+        Every listed file's content, keyed by its relative POSIX name.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> write_model_dir(d, {"a.json": b"{}"}, {})
+    >>> (d / "a.json").write_bytes(b"[]")
+    2
+    >>> read_model_dir(d)
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: model file 'a.json' in ... does not match its sha256 ...
+    """
+    import uplift
+
+    directory = Path(directory)
+    if not directory.exists():
+        raise UpliftInputError(f"model directory {directory} does not exist{_leftovers(directory)}; check "
+                               "the path")
+    if not directory.is_dir():
+        raise UpliftInputError(f"{directory} is a file, not a model directory; give the directory "
+                               "written by `uplift fit`")
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        raise UpliftInputError(f"{directory} is not an uplift model directory (no {MANIFEST}); give the "
+                               "directory written by `uplift fit`")
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UpliftInputError(f"{manifest_path} is not valid JSON ({err}); the model directory is "
+                               "damaged - save the model again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise UpliftInputError(f"{directory} holds format {found!r}, not {MODEL_FORMAT!r}; it was not "
+                               "written by uplift - give a directory saved by `uplift fit`")
+    version = manifest.get("format_version")
+    ours = getattr(uplift, "__version__", "unknown")
+    if type(version) is not int or version < 1:
+        raise UpliftInputError(f"{directory} has an unknown model format version {version!r}; it is damaged "
+                               "or foreign - save the model again")
+    if version > MODEL_FORMAT_VERSION:
+        writer = manifest.get("uplift_version")
+        plain = isinstance(writer, str) and re.fullmatch(r"[\w.+-]+", writer)
+        need = f"uplift>={writer}" if plain else "uplift"
+        raise UpliftInputError(f"{directory} uses model format version {version}, written by uplift "
+                               f"{writer or '(unknown)'}; this uplift {ours} reads format version "
+                               f"{MODEL_FORMAT_VERSION} or older - upgrade with `pip install -U '{need}'`")
+    hashes = manifest.get("sha256")
+    if not isinstance(hashes, dict) or not all(
+            isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values()):
+        raise UpliftInputError(f"{manifest_path} has no valid sha256 list; the model directory is damaged - "
+                               "save the model again")
+    where = f"reading model {directory}"
+    for name in hashes:
+        _check_name(name, where)
+
+    on_disk: set[str] = set()
+    for root, dirs, names in os.walk(directory, followlinks=False):
+        for entry in [*dirs, *names]:
+            full = Path(root, entry)
+            if full.is_symlink():
+                raise UpliftInputError(f"{directory} contains a symbolic link {full.relative_to(directory)}; "
+                                       "model directories may hold only plain files")
+        on_disk.update(Path(root, n).relative_to(directory).as_posix() for n in names if n not in OS_CLUTTER)
+    on_disk.discard(MANIFEST)
+    extra = sorted(on_disk - set(hashes))
+    if extra:
+        raise UpliftInputError(f"{directory} contains {extra[0]!r}, which its manifest does not list; "
+                               "remove it or save the model again")
+    missing = sorted(set(hashes) - on_disk)
+    if missing:
+        raise UpliftInputError(f"{directory} is missing {missing[0]!r}, which its manifest lists; the model "
+                               "is incomplete - save it again")
+
+    files: dict[str, bytes] = {}
+    for name in sorted(hashes):
+        data = (directory / name).read_bytes()
+        if _sha256(data) != hashes[name]:
+            raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
+                                   f"{MANIFEST}: it was edited or corrupted - save the model again")
+        files[name] = data
+    return manifest, files

@@ -1,0 +1,554 @@
+"""Figures of a study: Qini and uplift curves, calibration, average effects, segments, design checks, profit.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`, so no global
+figure state leaks between calls (safe in notebooks, servers and the report) and no display backend is needed:
+``fig.savefig("x.png")`` renders with Agg. The numbers come from the modules that compute them
+(:mod:`uplift.evaluate`, :mod:`uplift.effects`, :mod:`uplift.design`, :mod:`uplift.targeting`); these functions only
+draw. Effects on conversion outcomes are drawn in percentage points, other outcomes in their own units, always with
+their 95% CI.
+
+Examples -------- >>> from uplift import Study, simulate_campaign >>> from uplift import plot >>> df =
+simulate_campaign(2000, seed=3) >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] >>> study =
+Study(df, "treatment", "conversion", id="customer_id", exclude=truth) >>> study = study.fit(["t"], n_folds=3,
+n_boot=20) >>> fig = plot.qini_curve(study) >>> fig.axes[0].get_xlabel() 'share of customers targeted (highest
+predicted uplift first)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from uplift.errors import UpliftInputError
+from uplift.evaluate import metrics
+
+#: Colour-blind-safe palette (Okabe & Ito 2008), in the order learners / arms / estimands are drawn.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: Curves with more points than this are thinned before drawing: beyond it the PNG looks the same.
+MAX_CURVE_POINTS = 2000
+GREY = "0.55"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _scale(kind: str) -> tuple[float, str]:
+    """Display multiplier and axis unit of an effect: percentage points for conversions."""
+    return (100.0, "percentage points") if kind == "binary" else (1.0, "outcome units")
+
+
+def _new_figure(width: float = 7.0, height: float = 4.2) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_subplot()
+    ax.grid(True, color="0.9", lw=0.6)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _message_figure(text: str) -> Figure:
+    """A small figure that says why there is nothing to draw (instead of an empty axes)."""
+    fig = Figure(figsize=(7, 1.2), dpi=100)
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, color="0.3", wrap=True)
+    return fig
+
+
+def _fitted_arrays(study) -> tuple[object, object]:
+    """The cross-fit and training data a curve needs, or a one-line error saying what to do."""
+    cf = getattr(study, "crossfit_", None)
+    if cf is None:
+        raise UpliftInputError("the study is not fitted yet: call .fit() first")
+    if getattr(study, "data", None) is None:
+        raise UpliftInputError("this study was loaded without its training data; re-create it from the data "
+                               "to draw out-of-fold curves")
+    return cf, study.data
+
+
+def _arm_code(arms: Sequence[str], arm: str | int | None) -> int:
+    if arm is None:
+        return 1
+    label = str(arm)
+    if label not in arms[1:]:
+        raise UpliftInputError(f"arm {arm!r} is not a treated arm of the study; "
+                               f"treated arms: {', '.join(arms[1:])}")
+    return list(arms).index(label)
+
+
+def _thin_index(n: int) -> np.ndarray:
+    """At most MAX_CURVE_POINTS evenly spaced positions of n, always keeping both ends."""
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(int))
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = _thin_index(len(x))
+    return x[keep], y[keep]
+
+
+def _ci_text(est: float, lo: float, hi: float, digits: int = 3) -> str:
+    if not np.isfinite(est):
+        return "n/a"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{est:.{digits}f}"
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _as_table(obj, method: str) -> pd.DataFrame:
+    """Accept either a result table or a study (whose ``method`` gives the table)."""
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    fn = getattr(obj, method, None)
+    if fn is None:
+        raise UpliftInputError(f"expected a DataFrame or a fitted Study, got {type(obj).__name__}")
+    return fn()
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UpliftInputError(f"{what} table lacks column(s) {', '.join(missing)}; pass the table returned "
+                               f"by the study (columns: {', '.join(map(str, table.columns))})")
+
+
+# ---------------------------------------------------------------------------------------------- curves
+def _gain_curves(study, kind: str, learners: Sequence[str] | None, arm: str | int | None,
+                 max_learners: int) -> Figure:
+    cf, data = _fitted_arrays(study)
+    a = _arm_code(cf.arms, arm)
+    pair = cf.in_arm(data.treatment, a)
+    y = data.outcomes[cf.outcome][pair]
+    t = (data.treatment[pair] == a).astype(int)
+    # Observational designs score rankings with the doubly-robust scores, exactly as the leaderboard does.
+    dr = cf.dr[pair, a - 1] if cf.design == "observational" else None
+    board = getattr(study, "leaderboard_", None)
+    board = board[board["arm"] == cf.arms[a]] if board is not None else None
+    if learners is None:
+        ranked = list(board.sort_values("rank")["learner"]) if board is not None else list(cf.uplift)
+        learners = ranked[:max_learners]
+    unknown = [name for name in learners if name not in cf.uplift]
+    if unknown:
+        raise UpliftInputError(f"learner {unknown[0]!r} was not fitted; fitted: {', '.join(cf.uplift)}")
+    curve_fn = metrics.qini_curve if kind == "qini" else metrics.uplift_curve
+    score = "qini" if kind == "qini" else "auuc"
+
+    fig, ax = _new_figure()
+    end = 0.0
+    for i, name in enumerate(learners):
+        x, gain = curve_fn(y, cf.uplift[name][pair, a - 1], t, dr=dr)
+        x, gain = np.ravel(x), np.ravel(gain)
+        share = x / x[-1]
+        label = f"{name}-learner" if name != "ensemble" else "ensemble"
+        if board is not None and (board["learner"] == name).any():
+            row = board[board["learner"] == name].iloc[0]
+            ci = _ci_text(row[score], row[f"{score}_lower"], row[f"{score}_upper"])
+            label += f"  ({score.upper()} {ci})"
+        ax.plot(*_thin(share, gain), color=PALETTE[i % len(PALETTE)], lw=1.6, label=label)
+        end = gain[-1]
+    # Random targeting gains in proportion to the share targeted: a straight line to the overall gain.
+    ax.plot([0, 1], [0, end], color=GREY, lw=1.2, ls="--", label="random targeting")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of customers targeted (highest predicted uplift first)")
+    what = "treated customers only (Qini)" if kind == "qini" else "all targeted customers"
+    ax.set_ylabel(f"incremental {cf.outcome}")
+    title = "Qini curve" if kind == "qini" else "Uplift curve"
+    arm_text = f", arm {cf.arms[a]} vs control {cf.arms[0]}" if len(cf.arms) > 2 else ""
+    ax.set_title(f"{title}: out-of-fold, {what}{arm_text}", fontsize=10)
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def qini_curve(study, learners: Sequence[str] | None = None, arm: str | int | None = None, *,
+               max_learners: int = 4) -> Figure:
+    """Out-of-fold Qini curves of the top learners, with the random-targeting line.
+
+    Parameters
+    ----------
+    study : uplift.Study
+        A fitted study with its training data.
+    learners : list of str, optional
+        Learners to draw (default: the ``max_learners`` best of the leaderboard).
+    arm : str, optional
+        Treated arm compared with control (default: the first treated arm).
+    max_learners : int
+        How many learners to draw when ``learners`` is not given.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The legend gives each learner's Qini coefficient with its 95% bootstrap CI.
+
+    Examples
+    --------
+    >>> # fig = qini_curve(study); fig.savefig("qini.png")
+    """
+    return _gain_curves(study, "qini", learners, arm, max_learners)
+
+
+def uplift_curve(study, learners: Sequence[str] | None = None, arm: str | int | None = None, *,
+                 max_learners: int = 4) -> Figure:
+    """Out-of-fold uplift (gain) curves of the top learners, with the random-targeting line.
+
+    Parameters and return value as in :func:`qini_curve`; the legend gives AUUC with its 95% CI.
+
+    Examples
+    --------
+    >>> # fig = uplift_curve(study, learners=["t", "dr"]); fig.savefig("uplift.png")
+    """
+    return _gain_curves(study, "uplift", learners, arm, max_learners)
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+def calibration_plot(study, *, kind: str | None = None) -> Figure:
+    """Predicted vs observed uplift by decile of predicted uplift, with 95% CI bars on the observed uplift.
+
+    Parameters
+    ----------
+    study : uplift.Study or DataFrame
+        A fitted study, or the table of :meth:`uplift.Study.calibration`.
+    kind : {"binary", "continuous"}, optional
+        Outcome kind, for the units (taken from the study when a study is given; default ``"continuous"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Points on the dashed diagonal are well calibrated; one colour per treated arm.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"arm": "1", "bin": [1, 2], "predicted_uplift": [0.05, 0.01],
+    ...                       "observed_uplift": [0.04, 0.0], "observed_lower": [0.01, -0.02],
+    ...                       "observed_upper": [0.07, 0.02]})
+    >>> len(calibration_plot(table, kind="binary").axes)
+    1
+    """
+    table = _as_table(study, "calibration")
+    if kind is None:
+        kind = getattr(getattr(study, "crossfit_", None), "kind", "continuous")
+    _require(table, ("predicted_uplift", "observed_uplift", "observed_lower", "observed_upper"),
+             "calibration")
+    scale, unit = _scale(kind)
+    fig, ax = _new_figure(6.0, 4.8)
+    arms = table["arm"].unique() if "arm" in table else [None]
+    for i, arm in enumerate(arms):
+        part = table if arm is None else table[table["arm"] == arm]
+        x = part["predicted_uplift"].to_numpy(float) * scale
+        y = part["observed_uplift"].to_numpy(float) * scale
+        err = np.vstack([y - part["observed_lower"].to_numpy(float) * scale,
+                         part["observed_upper"].to_numpy(float) * scale - y])
+        label = f"arm {arm}" if arm is not None and len(arms) > 1 else "decile of predicted uplift"
+        ax.errorbar(x, y, yerr=err, fmt="o", color=PALETTE[i % len(PALETTE)], ms=5, capsize=3, lw=1.2,
+                    label=label)
+    # The diagonal spans the predictions (padded), not the CIs: wide CIs would squeeze the points together.
+    pred = table["predicted_uplift"].to_numpy(float) * scale
+    pred = pred[np.isfinite(pred)]
+    lo, hi = (pred.min(), pred.max()) if pred.size else (-1.0, 1.0)
+    pad = 0.25 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    ax.plot([lo, hi], [lo, hi], color=GREY, ls="--", lw=1.0, label="perfect calibration")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.set_xlabel(f"mean predicted uplift ({unit})")
+    ax.set_ylabel(f"observed uplift, 95% CI ({unit})")
+    ax.set_title("Calibration: out-of-fold predicted vs observed uplift by decile", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- effects
+def ate_plot(study) -> Figure:
+    """Forest plot of the average effects with 95% CIs: one panel per outcome, one row per arm and estimand.
+
+    For observational designs the naive (unadjusted) difference is drawn beside the adjusted ATE/ATT, so the
+    size of the confounding correction is visible.
+
+    Parameters
+    ----------
+    study : uplift.Study or DataFrame
+        A fitted study, or the table of :meth:`uplift.Study.ate`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"arm": "1", "outcome": "conversion", "estimand": ["ATE", "ATT"],
+    ...                       "estimate_display": [1.2, 1.3], "lower_display": [0.1, 0.2],
+    ...                       "upper_display": [2.3, 2.4], "unit": "pp"})
+    >>> len(ate_plot(table).axes)
+    1
+    """
+    table = _as_table(study, "ate")
+    _require(table, ("arm", "outcome", "estimand", "estimate_display", "lower_display", "upper_display",
+                     "unit"), "ATE")
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    estimands = list(dict.fromkeys(table["estimand"]))
+    colour = {e: PALETTE[i % len(PALETTE)] for i, e in enumerate(estimands)}
+    rows_max = max(len(table[table["outcome"] == o]) for o in outcomes)
+    fig = Figure(figsize=(7, 0.9 + (0.42 * rows_max + 0.9) * len(outcomes)), dpi=100)
+    axes = fig.subplots(len(outcomes), 1, squeeze=False)[:, 0]
+    for ax, outcome in zip(axes, outcomes, strict=True):
+        part = table[table["outcome"] == outcome].reset_index(drop=True)
+        pos = np.arange(len(part))[::-1]
+        est = part["estimate_display"].to_numpy(float)
+        err = np.vstack([est - part["lower_display"].to_numpy(float),
+                         part["upper_display"].to_numpy(float) - est])
+        for e in estimands:
+            m = (part["estimand"] == e).to_numpy()
+            if m.any():
+                ax.errorbar(est[m], pos[m], xerr=err[:, m], fmt="s" if e == "naive" else "o", ms=6, capsize=4,
+                            color=colour[e], lw=1.4, label=e)
+        multi_arm = part["arm"].nunique() > 1
+        ax.set_yticks(pos, [r.estimand + (f" (arm {r.arm})" if multi_arm else "") for r in part.itertuples()])
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.grid(True, axis="x", color="0.9", lw=0.6)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        ax.set_xlabel(f"effect on {outcome} ({part['unit'].iloc[0]}), 95% CI")
+        ax.legend(fontsize=8, frameon=False, loc="best")
+    axes[0].set_title("Average effect of the campaign vs control", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", reference: float | None = None,
+                 max_segments: int = 30) -> Figure:
+    """Uplift per segment with 95% CI bars (segments too small to act on drawn in grey).
+
+    Parameters
+    ----------
+    segments_df : DataFrame
+        The table of :func:`uplift.effects.segments.segment_uplift`: ``segment``, ``uplift``, ``lower``, ``upper``
+        (and optionally ``n``, ``arm``, ``small``).
+    kind : {"binary", "continuous"}
+        Outcome kind, for the units.
+    reference : float, optional
+        Overall uplift (e.g. the ATE) drawn as a dotted line, in the table's (unscaled) units.
+    max_segments : int
+        Draw at most this many segments (the largest ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> seg = pd.DataFrame({"segment": ["channel = web", "channel = app"], "n": [900, 1100],
+    ...                     "uplift": [0.03, 0.01], "lower": [0.01, -0.01], "upper": [0.05, 0.03]})
+    >>> fig = segment_plot(seg, kind="binary")
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]  # top to bottom, in the table's order
+    ['channel = web  (n=900)', 'channel = app  (n=1,100)']
+    """
+    _require(segments_df, ("segment", "uplift", "lower", "upper"), "segment")
+    table = segments_df
+    if len(table) > max_segments and "n" in table:
+        table = table.nlargest(max_segments, "n").sort_index()
+    table = table.reset_index(drop=True)
+    if table.empty:
+        return _message_figure("no segments to draw")
+    scale, unit = _scale(kind)
+    multi_arm = "arm" in table and table["arm"].nunique() > 1
+    labels = [str(s) + (f" [arm {a}]" if multi_arm else "") + (f"  (n={int(n):,})" if n is not None else "")
+              for s, a, n in zip(table["segment"], table["arm"] if "arm" in table else [None] * len(table),
+                                 table["n"] if "n" in table else [None] * len(table), strict=True)]
+    fig, ax = _new_figure(7.5, 0.8 + 0.34 * len(table))
+    pos = np.arange(len(table))[::-1]
+    est = table["uplift"].to_numpy(float) * scale
+    err = np.vstack([est - table["lower"].to_numpy(float) * scale,
+                     table["upper"].to_numpy(float) * scale - est])
+    small = table["small"].to_numpy(bool) if "small" in table else np.zeros(len(table), bool)
+    for mask, colour, label in ((~small, PALETTE[0], "segment uplift"),
+                                (small, GREY, "too small to act on")):
+        if mask.any():
+            ax.errorbar(est[mask], pos[mask], xerr=err[:, mask], fmt="o", ms=5, capsize=3, color=colour,
+                        lw=1.3, label=label)
+    ax.axvline(0, color="0.3", lw=0.8)
+    if reference is not None and np.isfinite(reference):
+        ax.axvline(reference * scale, color=PALETTE[1], ls=":", lw=1.2, label="overall average")
+    ax.set_yticks(pos, labels, fontsize=8)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlabel(f"uplift ({unit}), 95% CI")
+    ax.set_title("Uplift by segment (mean doubly-robust score)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- design checks
+def propensity_overlap(e, t, *, bounds: tuple[float, float] | None = (0.05, 0.95), bins: int = 40,
+                       arm_labels: tuple[str, str] = ("control", "treated")) -> Figure:
+    """Histograms of the estimated propensity per arm: where the arms overlap, comparisons are supported.
+
+    Parameters
+    ----------
+    e : array (n,)
+        Estimated P(treated | x) of each row.
+    t : array (n,) of 0/1
+        1 for the treated arm, 0 for control.
+    bounds : (float, float), optional
+        Propensity range outside which rows rest on extrapolation (shaded).
+    bins : int
+        Histogram bins on [0, 1].
+    arm_labels : (str, str)
+        Legend names of the control and treated arm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.integers(0, 2, 500)
+    >>> fig = propensity_overlap(np.clip(0.3 + 0.4 * t + rng.normal(0, 0.1, 500), 0, 1), t)
+    >>> fig.axes[0].get_xlabel()
+    'estimated propensity P(treated | features)'
+    """
+    e = np.asarray(e, dtype=float).ravel()
+    t = np.asarray(t).ravel()
+    if e.shape != t.shape:
+        raise UpliftInputError(f"propensity and treatment differ in length ({e.size} vs {t.size}); "
+                               "pass one propensity per row")
+    ok = np.isfinite(e)
+    e, t = e[ok], t[ok]
+    fig, ax = _new_figure(7.0, 3.8)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for code, colour, name in ((0, PALETTE[0], arm_labels[0]), (1, PALETTE[1], arm_labels[1])):
+        part = e[t == code]
+        # Density, so arms of different sizes are comparable in shape.
+        ax.hist(part, bins=edges, density=True, alpha=0.5, color=colour, label=f"{name} (n={part.size:,})")
+    if bounds is not None:
+        lo, hi = bounds
+        ax.axvspan(0, lo, color="0.85", zorder=0)
+        ax.axvspan(hi, 1, color="0.85", zorder=0, label=f"outside [{lo:g}, {hi:g}]")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("estimated propensity P(treated | features)")
+    ax.set_ylabel("density")
+    ax.set_title("Propensity overlap (out-of-fold)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def love_plot(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None, *, threshold: float = 0.1,
+              max_rows: int = 40) -> Figure:
+    """Absolute standardized mean difference per feature, before (and after) weighting.
+
+    Parameters
+    ----------
+    balance_df : DataFrame
+        :func:`uplift.design.checks.balance_table` output (``feature``, ``level``, ``smd``; optional ``arm``),
+        or one table with ``smd_before`` / ``smd_after`` columns.
+    weighted_df : DataFrame, optional
+        The same table after inverse-propensity weighting.
+    threshold : float
+        |SMD| above which a feature counts as imbalanced (dashed line).
+    max_rows : int
+        Draw at most this many rows (largest |SMD| first).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> bal = pd.DataFrame({"feature": ["age", "channel"], "level": [None, "web"], "smd": [0.25, -0.05]})
+    >>> fig = love_plot(bal, bal.assign(smd=[0.02, 0.01]))
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['channel = web', 'age']
+    """
+    if "smd_before" in balance_df:
+        before = balance_df.assign(smd=balance_df["smd_before"])
+        after = balance_df.assign(smd=balance_df["smd_after"]) if "smd_after" in balance_df else None
+    else:
+        _require(balance_df, ("feature", "smd"), "balance")
+        before, after = balance_df, weighted_df
+    keys = ["arm", "feature", "level"]
+    keys = [k for k in keys if k in before]
+    multi_arm = "arm" in before and before["arm"].nunique() > 1
+
+    def label(row) -> str:
+        text = str(row["feature"])
+        level = row.get("level")
+        if level is not None and not (isinstance(level, float) and np.isnan(level)):
+            text += f" = {level}"
+        return text + (f" [arm {row['arm']}]" if multi_arm else "")
+
+    table = before[keys].copy()
+    table["before"] = before["smd"].abs().to_numpy(float)
+    if after is not None:
+        after_abs = after[keys].assign(after=after["smd"].abs().to_numpy(float))
+        table["after"] = table.merge(after_abs, on=keys, how="left")["after"].to_numpy(float)
+    table["label"] = [label(r) for _, r in before.iterrows()]
+    table = table.sort_values("before", ascending=False, kind="stable").head(max_rows)
+    table = table.iloc[::-1]  # largest at the top
+    fig, ax = _new_figure(7.0, 1.0 + 0.26 * len(table))
+    pos = np.arange(len(table))
+    ax.scatter(table["before"], pos, color=PALETTE[1], s=22, label="unweighted", zorder=3)
+    if "after" in table:
+        ax.scatter(table["after"], pos, color=PALETTE[0], s=22, marker="D", label="after IPW", zorder=3)
+    ax.axvline(threshold, color=GREY, ls="--", lw=1.0, label=f"|SMD| = {threshold:g}")
+    ax.set_yticks(pos, table["label"], fontsize=8)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("absolute standardized mean difference (treated vs control)")
+    ax.set_title("Covariate balance (love plot)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- targeting
+def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
+    """Expected cumulative profit against the share targeted, with the chosen cut-off.
+
+    Parameters
+    ----------
+    curve_df : DataFrame
+        :func:`uplift.targeting.allocation.profit_curve` output: ``share_targeted``, ``expected_profit``, optionally
+        ``estimated_profit`` with ``estimated_profit_lower``/``_upper`` (drawn as a 95% band) and
+        ``attrs["cutoff"]`` (the list length with the highest expected profit).
+    currency : str
+        Unit shown on the profit axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from uplift.targeting.allocation import profit_curve
+    >>> fig = profit_curve_plot(profit_curve(np.array([0.1, 0.3, 0.0]), 1.0, value=10.0))
+    >>> len(fig.axes[0].lines) >= 2
+    True
+    """
+    _require(curve_df, ("share_targeted", "expected_profit"), "profit curve")
+    share = curve_df["share_targeted"].to_numpy(float)
+    fig, ax = _new_figure(7.0, 4.0)
+    ax.plot(*_thin(share, curve_df["expected_profit"].to_numpy(float)), color=PALETTE[0], lw=1.6,
+            label="expected profit (model)")
+    if {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper"} <= set(curve_df.columns):
+        keep = _thin_index(len(share))
+        est, lo, hi = (curve_df[c].to_numpy(float)[keep] for c in
+                       ("estimated_profit", "estimated_profit_lower", "estimated_profit_upper"))
+        ax.plot(share[keep], est, color=PALETTE[1], lw=1.3,
+                label="estimated profit (held-out, doubly robust)")
+        ax.fill_between(share[keep], lo, hi, color=PALETTE[1], alpha=0.18, lw=0, label="95% CI")
+    cutoff = curve_df.attrs.get("cutoff")
+    if cutoff is not None and 0 <= int(cutoff) < len(curve_df):
+        x = share[int(cutoff)]
+        ax.axvline(x, color="0.3", ls="--", lw=1.0, label=f"cut-off: target {x:.0%}")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of customers targeted (most profitable first)")
+    ax.set_ylabel(f"cumulative incremental profit{f' ({currency})' if currency else ''}")
+    ax.set_title("Profit curve of the targeting list", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
