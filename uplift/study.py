@@ -320,6 +320,30 @@ class Study:
         return pd.concat(tables, ignore_index=True)
 
     # ------------------------------------------------------------------ results
+    @property
+    def result(self):
+        """The fitted result (:class:`~uplift.fit.result.FitResult`): everything the fit produced."""
+        from uplift.data.fingerprint import data_hash
+        from uplift.fit.result import FitResult, TrainingSummary
+
+        self._fitted()
+        if getattr(self, "_result", None) is None:
+            if self.data is not None:
+                d = self.data
+                training = TrainingSummary(int(d.n), d.arm_counts(), dict(d.outcome_kinds),
+                                           data_hash(d.X, d.treatment, d.outcomes[self.crossfit_.outcome]))
+            else:
+                tr = self.training_
+                training = TrainingSummary(tr["n"], tr["arm_counts"], tr["outcome_kinds"],
+                                           self.manifest_.get("training_data_sha256", ""))
+            self._result = FitResult(
+                schema=self.schema, roles=self.roles, arms=tuple(self.arms), design=self.design,
+                notes=tuple(self.notes), crossfit=self.crossfit_, best_learner=self.best_learner_,
+                leaderboard=self.leaderboard_, ate=self.ate_, calibration=self.calibration_,
+                diagnostics=getattr(self, "diagnostics_", {}), profile=self.profile_, scorer=self.scorer_,
+                fit_params=self.fit_params_, training=training, manifest=getattr(self, "manifest_", {}))
+        return self._result
+
     def _fitted(self) -> None:
         if not hasattr(self, "crossfit_"):
             raise UpliftInputError("the study is not fitted yet: call .fit() first")
