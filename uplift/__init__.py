@@ -16,6 +16,7 @@ import os as _os
 # runner) that slows fitting several-fold. Passive waiting costs nothing measurable when the CPU is free.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from uplift._versions import __version__
 from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
 from uplift.datasets import load_hillstrom, load_starbucks, simulate_campaign
 from uplift.errors import DesignCheckError, UpliftInputError
@@ -24,10 +25,8 @@ from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.learners import REGISTRY as LEARNERS
 from uplift.study import Study
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "DEFAULT_LEARNERS", "LEARNERS", "CampaignData", "DesignCheckError", "FeatureSchema", "Study",
+    "DEFAULT_LEARNERS", "LEARNERS", "CampaignData", "__version__", "DesignCheckError", "FeatureSchema", "Study",
     "UpliftInputError", "campaign_data", "load_hillstrom", "load_starbucks", "qini_auc_score",
     "simulate_campaign", "uplift_at_k", "uplift_auc_score", "uplift_by_decile",
 ]

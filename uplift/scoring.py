@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from uplift.errors import UpliftInputError
+from uplift.fit.result import FitResult
 
 #: Rows per scoring batch: large enough for LightGBM to use its threads, small enough to bound memory.
 BATCH_ROWS = 500_000
@@ -23,8 +26,6 @@ BATCH_ROWS = 500_000
 def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
         try:
             pf = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for a file that is not parquet
@@ -52,13 +53,13 @@ def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pd.Dat
     raise UpliftInputError(f"{path}: unsupported file type; use .csv, .csv.gz, .tsv or .parquet")
 
 
-def score_file(study, data: str | Path, out: str | Path, *, learner: str | None = None,
+def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner: str | None = None,
                batch_rows: int = BATCH_ROWS, drift: dict | None = None) -> int:
     """Score every row of ``data`` into ``out`` (CSV or Parquet), batch by batch. Returns the row count.
 
     When ``drift`` is a dict, it receives the drift report of the first batch (up to ``batch_rows``
-    customers) against the training profile. ``learner="fast"`` scores with the study's distilled scorer
-    (see :meth:`uplift.Study.predict_uplift`).
+    customers) against the training profile. ``learner="fast"`` scores with the distilled scorer
+    (see :meth:`uplift.fit.result.FitResult.predict_uplift`).
 
     Examples
     --------
@@ -70,7 +71,7 @@ def score_file(study, data: str | Path, out: str | Path, *, learner: str | None 
     ...     learners=["t"], n_folds=3, n_boot=20)
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> df.to_parquet(d / "c.parquet")
-    >>> score_file(s, d / "c.parquet", d / "scores.parquet", batch_rows=1000)
+    >>> score_file(s.result, d / "c.parquet", d / "scores.parquet", batch_rows=1000)
     3000
     """
     data, out = Path(data), Path(out)
@@ -78,8 +79,8 @@ def score_file(study, data: str | Path, out: str | Path, *, learner: str | None 
         raise UpliftInputError(f"output {out} is the input file; choose another path")
     if not out.parent.is_dir():
         raise UpliftInputError(f"output directory {out.parent} does not exist; create it first")
-    id_col = study.roles.get("id")
-    columns = list(study.schema.names) + ([id_col] if id_col else [])
+    id_col = result.id_column
+    columns = list(result.schema.names) + ([id_col] if id_col else [])
     out_name = out.name.lower()
     parquet = out_name.endswith((".parquet", ".pq"))
     if not parquet and not out_name.endswith(".csv"):
@@ -93,14 +94,11 @@ def score_file(study, data: str | Path, out: str | Path, *, learner: str | None 
     writer = None
     try:
         for i, batch in enumerate(_batches(data, columns, batch_rows)):
-            pred = study.predict_uplift(batch, learner=learner)
+            pred = result.predict_uplift(batch, learner=learner)
             if i == 0 and drift is not None:
-                drift.update(study.drift(batch, uplift=pred))
+                drift.update(result.drift(batch, uplift=pred))
             rows += len(pred)
             if parquet:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
                 table = pa.Table.from_pandas(pred, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")

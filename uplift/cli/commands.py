@@ -8,6 +8,7 @@ without a traceback; output files are written atomically.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import sys
 import warnings
@@ -17,6 +18,8 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path
+from uplift.cli.demo import run_demo
 from uplift.cli.render import (
     RichProgress,
     console,
@@ -28,9 +31,15 @@ from uplift.cli.render import (
     show_targeting,
     table,
 )
+from uplift.data.tables import read_table, write_table
+from uplift.datasets import load_hillstrom
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
+from uplift.scoring import score_file
+from uplift.study import Study
+from uplift.targeting.readouts import readout as run_readout
+from uplift.viz.plots import plot_shap_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
@@ -65,9 +74,7 @@ def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
 
 
 def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
-               quiet: bool, **fit_kwargs):
-    from uplift.study import Study
-
+               quiet: bool, **fit_kwargs) -> Study:
     names = [s.strip() for s in learners.split(",") if s.strip()]
     study = Study(frame, **kwargs)
     progress = RichProgress(enabled=not quiet)
@@ -107,8 +114,6 @@ def fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study."""
-    from uplift.data.tables import read_table
-
     parent = out.resolve().parent
     if not parent.is_dir():
         raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
@@ -131,8 +136,6 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a saved study's cross-fitted leaderboard, average effects and calibration."""
-    from uplift.study import Study
-
     show_study(Study.load(model_dir), as_json)
 
 
@@ -150,9 +153,6 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
-    from uplift.scoring import score_file
-    from uplift.study import Study
-
     study = Study.load(model_dir)
     drift: dict = {}
     if fast and learner not in (None, "fast"):
@@ -160,7 +160,7 @@ def predict(
                                f"--fast to score with {learner!r}")
     learner = "fast" if fast else learner
     fast = learner == "fast"
-    rows = score_file(study, data, out, learner=learner, drift=drift)
+    rows = score_file(study.result, data, out, learner=learner, drift=drift)
     summary = {"rows": rows, "out": str(out), "learner": study.best_learner_ if fast else learner or
                study.best_learner_, "drift": drift}
     if fast:
@@ -190,10 +190,6 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """The whole study on the embedded Hillstrom e-mail experiment (64,000 customers, 2 e-mails + control)."""
-    from uplift._files import check_output_path
-    from uplift.cli.demo import run_demo
-    from uplift.datasets import load_hillstrom
-
     frame = load_hillstrom()
     if data_out is not None:
         check_output_path(data_out)
@@ -201,16 +197,11 @@ def demo(
     _write(frame, data_out)
 
 
-def _load_with_data(model_dir: Path, data: Path):
-    from uplift.data.tables import read_table
-    from uplift.study import Study
-
+def _load_with_data(model_dir: Path, data: Path) -> Study:
     return Study.load(model_dir).attach_data(read_table(data))
 
 
 def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -> None:
-    from uplift.data.tables import write_table
-
     if out is not None:
         write_table(frame, out, protect=protect)
 
@@ -264,19 +255,13 @@ def explain(
     as_json: JsonOpt = False,
 ) -> None:
     """What drives uplift: SHAP importance of the chosen model (via a surrogate tree, fidelity R² shown)."""
-    from uplift.effects.explanation import plot_summary
-
     study = _load_with_data(model_dir, data)
     expl = study.explain(max_rows=max_rows)
     drivers = expl.top_drivers(3)
     _write(drivers, out, protect=data)
     if plot is not None:
-        import io as _io
-
-        from uplift._files import atomic_write_bytes
-
-        buf = _io.BytesIO()
-        plot_summary(expl).savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        buf = io.BytesIO()
+        plot_shap_summary(expl).savefig(buf, format="png", dpi=110, bbox_inches="tight")
         atomic_write_bytes(plot, buf.getvalue())
     doc = {"importance": expl.importance, "surrogate_r2": getattr(expl, "surrogate_r2", None),
            "top_drivers_preview": drivers.head(10)}
@@ -428,11 +413,9 @@ def report(
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
 ) -> None:
     """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
-    from uplift.study import Study
-    from uplift.viz.report import write_report
-
     study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
-    write_report(study, out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
+    check_output_path(out, protect=[p for p in (data,) if p is not None])
+    study.report(out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
                  cost=cost, value=value, budget=budget)
     console.print(f"wrote report to [bold]{out}[/]")
 
@@ -473,10 +456,6 @@ def readout(
     as_json: JsonOpt = False,
 ) -> None:
     """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
-    from uplift._files import atomic_write_text
-    from uplift.data.tables import read_table
-    from uplift.targeting.readouts import readout as run_readout
-
     res = run_readout(read_table(sent_list), read_table(results), id_col=id_col, outcome=outcome, revenue=revenue,
                       value=value)
     if out is not None:

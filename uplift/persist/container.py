@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from uplift._files import PathLike, fsync_dir, umask
+from uplift._versions import __version__
 from uplift.errors import UpliftInputError
 
 #: Value of ``manifest.json["format"]`` in every model directory this package writes.
@@ -111,8 +112,6 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
     >>> manifest["learner"], files
     ('t', {'weights/a.txt': b'0.5'})
     """
-    import uplift
-
     directory = Path(directory)
     where = f"saving model to {directory}"
     clash = [k for k in manifest if k in RESERVED_KEYS]
@@ -135,7 +134,7 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
                                    "folder name (ignoring case); rename one")
         seen[key] = name
     full = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
-            "uplift_version": getattr(uplift, "__version__", "unknown"), **manifest,
+            "uplift_version": __version__, **manifest,
             "sha256": {n: _sha256(files[n]) for n in names}}
     try:
         manifest_bytes = (json.dumps(full, sort_keys=True, indent=1, allow_nan=False) + "\n").encode()
@@ -230,8 +229,6 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
     ...
     uplift.errors.UpliftInputError: model file 'a.json' in ... does not match its sha256 ...
     """
-    import uplift
-
     directory = Path(directory)
     if not directory.exists():
         raise UpliftInputError(f"model directory {directory} does not exist{_leftovers(directory)}; check "
@@ -253,7 +250,7 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
         raise UpliftInputError(f"{directory} holds format {found!r}, not {MODEL_FORMAT!r}; it was not "
                                "written by uplift - give a directory saved by `uplift fit`")
     version = manifest.get("format_version")
-    ours = getattr(uplift, "__version__", "unknown")
+    ours = __version__
     if type(version) is not int or version < 1:
         raise UpliftInputError(f"{directory} has an unknown model format version {version!r}; it is damaged "
                                "or foreign - save the model again")

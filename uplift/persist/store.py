@@ -1,6 +1,7 @@
-"""Saving and loading a fitted :class:`~uplift.study.Study` without trusting pickle.
+"""Saving and loading a fitted :class:`~uplift.fit.result.FitResult` without trusting pickle.
 
-A saved study is a directory written atomically by :func:`uplift.persist.container.write_model_dir`: ``manifest.json``
+A saved result is a directory written atomically by :func:`uplift.persist.container.write_model_dir`:
+``manifest.json``
 (format version, package versions, feature schema, training-data hash, sha256 of every file), ``study.json``
 (roles, results, ensemble weights), LightGBM models in LightGBM's own text format, out-of-fold arrays as
 ``.npy`` (loaded with ``allow_pickle=False``), and forest models (econml/causalml objects, whose compiled
@@ -14,18 +15,20 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from uplift._versions import package_versions
 from uplift.data.campaign import FeatureSchema
-from uplift.data.fingerprint import data_hash
+from uplift.design.checklist import DesignReport
 from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit, FoldModels
+from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import make_learner
 from uplift.fit.models import LGBMModel, SklearnModel
+from uplift.fit.result import FitResult, TrainingSummary
 from uplift.persist.container import read_model_dir, write_model_dir
 
 #: Packages whose *classes* a saved forest may contain. Functions are refused unless listed below.
@@ -58,18 +61,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return obj
         raise UpliftInputError(f"model file refers to {module}.{name}, which is not an allowed model type; "
                                "refusing to load it (the file may be tampered with)")
-PACKAGES = ("uplift", "numpy", "pandas", "scikit-learn", "lightgbm", "econml", "causalml")
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
 
 
 
@@ -118,8 +109,9 @@ def _npy_view(raw: bytes, name: str) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
-def save_study(study, directory: Path) -> Path:
-    cf: CrossFit = study.crossfit_
+def save_result(result: FitResult, directory: Path) -> Path:
+    """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`)."""
+    cf: CrossFit = result.crossfit
     files: dict[str, bytes | tuple] = {}
     models: dict[str, dict] = {}
 
@@ -146,32 +138,28 @@ def save_study(study, directory: Path) -> Path:
     for name, arr in (("mu", cf.mu), ("e", cf.e), ("dr", cf.dr), ("policy_dr", cf.policy_dr), ("folds", cf.folds)):
         files[f"oof/{name}.npy"] = _npy(arr)
 
-    scorer = getattr(study, "scorer_", None)
+    scorer = result.scorer
     if scorer is not None:
         for j, text in enumerate(scorer.to_bytes()):
             files[f"scorer/arm{j + 1}.txt"] = text
-    data = study.data
-    y = data.outcomes[cf.outcome]
+    training = result.training
     state = {
-        "roles": study.roles, "arms": list(study.arms), "design": study.design, "notes": study.notes,
-        "outcome": cf.outcome, "kind": cf.kind, "learners": list(cf.learners), "n_folds": len(cf.fold_models),
-        "best_learner": study.best_learner_, "fit_params": study.fit_params_,
+        "roles": dict(result.roles), "arms": list(result.arms), "design": result.design,
+        "notes": list(result.notes), "outcome": cf.outcome, "kind": cf.kind, "learners": list(cf.learners),
+        "n_folds": len(cf.fold_models), "best_learner": result.best_learner, "fit_params": result.fit_params,
         "ensemble_weights": {str(a): w for a, w in cf.ensemble_weights.items()},
         "constants": constants, "models": models,
-        "leaderboard": json.loads(study.leaderboard_.to_json(orient="split", double_precision=15)),
-        "ate": json.loads(study.ate_.to_json(orient="split", double_precision=15)),
-        "calibration": json.loads(study.calibration_.to_json(orient="split", double_precision=15)),
-        "diagnostics": _plain(getattr(study, "diagnostics_", {})),
-        "profile": _plain(study.profile_),
+        "leaderboard": json.loads(result.leaderboard.to_json(orient="split", double_precision=15)),
+        "ate": json.loads(result.ate.to_json(orient="split", double_precision=15)),
+        "calibration": json.loads(result.calibration.to_json(orient="split", double_precision=15)),
+        "diagnostics": _plain(dict(result.diagnostics)),
+        "profile": _plain(result.profile),
         "scorer_fidelity": None if scorer is None else _plain(scorer.fidelity_),
-        "training": {"n": int(data.n), "arm_counts": data.arm_counts(),
-                     "outcome_kinds": data.outcome_kinds},
+        "training": {"n": training.n, "arm_counts": training.arm_counts, "outcome_kinds": training.outcome_kinds},
     }
     files["study.json"] = json.dumps(state, sort_keys=True, indent=1, default=float).encode()
-    manifest = {
-        "versions": _versions(), "schema": study.schema.to_dict(),
-        "training_data_sha256": data_hash(data.X, data.treatment, y),
-    }
+    manifest = {"versions": package_versions(), "schema": result.schema.to_dict(),
+                "training_data_sha256": training.data_sha256}
     write_model_dir(directory, files, manifest)
     return directory
 
@@ -197,9 +185,8 @@ def _frame(split: dict) -> pd.DataFrame:
     return pd.DataFrame(split["data"], columns=split["columns"])
 
 
-def load_study(directory: Path):
-    from uplift.study import Study
-
+def load_result(directory: Path) -> FitResult:
+    """Load a result saved with :func:`save_result`, verifying format version and every file's sha256 first."""
     manifest, files = read_model_dir(directory)
     state = json.loads(files["study.json"])
     loaded: dict[str, object] = {}
@@ -232,28 +219,17 @@ def load_study(directory: Path):
     cf = CrossFit(state["outcome"], state["kind"], tuple(state["arms"]), state["design"], tuple(state["learners"]),
                   npy("folds"), npy("mu"), npy("e"), npy("dr"), uplift, fold_models,
                   {int(a): w for a, w in state["ensemble_weights"].items()}, npy("policy_dr"))
-    study = Study.__new__(Study)
-    study.data = None
-    study.schema = FeatureSchema.from_dict(manifest["schema"])
-    study.arms = tuple(state["arms"])
-    study.roles = state["roles"]
-    study.design = state["design"]
-    study.notes = state["notes"]
-    study.crossfit_ = cf
-    study.best_learner_ = state["best_learner"]
-    study.fit_params_ = state["fit_params"]
-    study.random_state = state["fit_params"]["random_state"]
-    study.leaderboard_ = _frame(state["leaderboard"])
-    study.ate_ = _frame(state["ate"])
-    study.calibration_ = _frame(state["calibration"])
-    study.diagnostics_ = state.get("diagnostics", {})
-    study.profile_ = state["profile"]
-    study.scorer_ = None
+    scorer = None
     if state.get("scorer_fidelity") is not None:
-        from uplift.fit.distill import DistilledScorer
-
-        study.scorer_ = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
-                                                   state["scorer_fidelity"])
-    study.manifest_ = manifest
-    study.training_ = state["training"]
-    return study
+        scorer = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
+                                            state["scorer_fidelity"])
+    training = state["training"]
+    return FitResult(
+        schema=FeatureSchema.from_dict(manifest["schema"]), roles=state["roles"], arms=tuple(state["arms"]),
+        design=state["design"], notes=tuple(state["notes"]), crossfit=cf, best_learner=state["best_learner"],
+        leaderboard=_frame(state["leaderboard"]), ate=_frame(state["ate"]),
+        calibration=_frame(state["calibration"]), diagnostics=DesignReport(state.get("diagnostics", {})),
+        profile=state["profile"], scorer=scorer, fit_params=state["fit_params"],
+        training=TrainingSummary(int(training["n"]), training["arm_counts"], training["outcome_kinds"],
+                                 manifest.get("training_data_sha256", "")),
+        manifest=manifest)

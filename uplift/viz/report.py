@@ -1,16 +1,19 @@
 """One self-contained HTML report of a fitted study, to e-mail or archive next to the targeting list.
 
-The report calls the same study methods as the notebook API and the CLI (``ate``, ``leaderboard``,
-``calibration``, ``diagnostics``, ``segments``, ``explain``, ``target``) and draws with :mod:`uplift.viz.plots`;
-nothing is computed here that an analyst could not reproduce from Python. The file has no scripts and no
-network references: figures are embedded as base64 PNG, styles are inline, and a Content-Security-Policy
-forbids anything else, so it opens the same offline, in a mail client or years later.
+Two steps, so that rendering computes nothing: :func:`collect_report` calls the same functions as the notebook
+API and the CLI (:func:`uplift.effects.segment_uplift`, :func:`uplift.effects.explain`,
+:func:`uplift.targeting.targeting_list`) and gathers their results in a :class:`ReportInputs`;
+:func:`build_report` renders those results and the fitted :class:`~uplift.fit.result.FitResult` (effects,
+leaderboard, calibration, design checks) with :mod:`uplift.viz.plots`. :func:`write_report` does both and writes
+the file atomically. The file has no scripts and no network references: figures are embedded as base64 PNG,
+styles are inline, and a Content-Security-Policy forbids anything else, so it opens the same offline, in a mail
+client or years later.
 
 Sections: data and column roles, design diagnostics, average effects (naive vs adjusted for observational
 designs), leaderboard, Qini/uplift curves, calibration, segments, drivers of uplift (SHAP), targeting, and a
 reproducibility footer (package versions, seed, training-data hash, command line). Every estimate is shown
-with its 95% CI and unit. Optional sections whose module is missing say so; one that fails shows the error
-in place (and warns) instead of losing the whole report.
+with its 95% CI and unit. An analysis that could not be computed says why in its section; one that fails shows
+the error in place (and warns) instead of losing the whole report.
 
 Examples
 --------
@@ -19,9 +22,10 @@ Examples
 >>> from uplift.viz.report import write_report
 >>> df = simulate_campaign(2000, seed=3)
 >>> truth = [c for c in df if c.startswith(("true_", "propensity"))]
->>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
+>>> study = Study(df, "treatment", ["conversion", "revenue"], id="customer_id", exclude=truth)
 >>> study = study.fit(["t"], n_folds=3, n_boot=20)
->>> path = write_report(study, pathlib.Path(tempfile.mkdtemp()) / "report.html", explain=False)
+>>> path = write_report(study.result, pathlib.Path(tempfile.mkdtemp()) / "report.html", data=study.data,
+...                     explain=False)
 >>> "Average effect" in path.read_text()
 True
 """
@@ -35,23 +39,25 @@ import io
 import platform
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import uplift
+from uplift._display import effect_unit, fmt_ci, fmt_number, fmt_pct
 from uplift._files import atomic_write_text
+from uplift._stats import Z95
+from uplift._versions import package_versions
+from uplift.data.campaign import CampaignData
+from uplift.effects.explanation import Explanation
+from uplift.effects.explanation import explain as explain_uplift
+from uplift.effects.segments import default_segment_columns, segment_uplift
 from uplift.errors import UpliftInputError
+from uplift.fit.result import FitResult
+from uplift.targeting.lists import TargetingResult, targeting_list
 from uplift.viz import plots as plot
 
-#: Packages whose versions the footer records (what a rerun must match).
-VERSION_PACKAGES = ("uplift", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "matplotlib", "shap",
-                    "econml", "causalml")
-#: Categorical features with more levels than this are not chosen as default segments (too many tiny groups).
-MAX_DEFAULT_SEGMENT_LEVELS = 12
 #: Nothing but inline styles and embedded images may load, whatever ends up in the page.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 #: Plain-words names of targeting summary entries.
@@ -133,54 +139,19 @@ def _figure(fig, alt: str, caption: str = "") -> _Html:
 
 
 # ---------------------------------------------------------------------------------------------- numbers
-def _digits(lo: float, hi: float, scale: float = 1.0) -> int:
-    """Decimals that show a CI of this width with about three significant digits."""
-    width = abs(hi - lo) * scale
-    if not np.isfinite(width) or width == 0:
-        return 3
-    return int(np.clip(2 - np.floor(np.log10(width)), 0, 6))
-
-
-def _num(x: object, digits: int = 3) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not np.isfinite(x):
-        return "n/a"
-    return f"{x:,.{digits}f}"
-
-
-def _ci(est: float, lo: float, hi: float, *, scale: float = 1.0, unit: str = "", signed: bool = False,
-        digits: int | None = None) -> str:
-    """``+1.16 [0.00, 2.32] pp``: an estimate with its 95% CI, in the display scale and unit."""
-    est, lo, hi = (float(v) if v is not None else np.nan for v in (est, lo, hi))
-    if not np.isfinite(est):
-        return "n/a"
-    d = _digits(lo, hi, scale) if digits is None else digits
-    sign = "+" if signed else ""
-    text = f"{est * scale:{sign},.{d}f}"
-    if np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{lo * scale:,.{d}f}, {hi * scale:,.{d}f}]"
-    return f"{text} {unit}".rstrip()
-
-
-def _pct_ci(est: float, lo: float, hi: float) -> str:
-    return _ci(est, lo, hi, scale=100.0, unit="%", signed=True)
-
-
 def _effect(row) -> str:
     """An average-effect row of :meth:`uplift.Study.ate` in its display units, with its 95% CI."""
-    return _ci(row["estimate_display"], row["lower_display"], row["upper_display"], unit=row["unit"],
+    return fmt_ci(row["estimate_display"], row["lower_display"], row["upper_display"], unit=row["unit"],
                signed=True)
 
 
 def _fact(value: object) -> str:
-    return _num(value, 2) if isinstance(value, float) else str(value)
+    return fmt_number(value, 2) if isinstance(value, float) else str(value)
 
 
 def _effect_unit(kind: str) -> tuple[float, str]:
-    return (100.0, "pp") if kind == "binary" else (1.0, "outcome units")
+    unit = effect_unit(kind)
+    return unit.scale, unit.short
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -191,43 +162,116 @@ class _Section:
     body: str
 
 
+@dataclass
+class ReportInputs:
+    """Everything a report shows: the fitted result and the analyses computed for it.
+
+    Attributes
+    ----------
+    result : FitResult
+        The fitted study.
+    data : CampaignData or None
+        Its training data (sections that need the rows say so when it is missing).
+    segments : list of (columns, table)
+        :func:`uplift.effects.segment_uplift` tables, one per segmentation.
+    explanation : Explanation or None
+        :func:`uplift.effects.explain` of the chosen model (None: not requested or not computed).
+    targeting : TargetingResult or None
+        :func:`uplift.targeting.targeting_list` of the training customers (None: not requested).
+    targeting_request : dict or None
+        The cost, value and budget the targeting section was asked for.
+    notes : dict
+        Per section, why an analysis was not computed, or the error it failed with.
+    errors : list of str
+        Analyses or sections that failed (shown in the footer too).
+    """
+
+    result: FitResult
+    data: CampaignData | None = None
+    segments: list = field(default_factory=list)
+    explanation: Explanation | None = None
+    targeting: TargetingResult | None = None
+    explain_requested: bool = True
+    targeting_request: dict | None = None
+    notes: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+
+
+def _attempt(inputs: ReportInputs, section: str, what: str, fn: Callable[[], object]):
+    """Run one analysis for the report: its result, or None with the reason kept for the section."""
+    try:
+        return fn()
+    except UpliftInputError as err:
+        inputs.notes[section] = f"{what} was not computed: {err}"
+    except Exception as err:  # one failing analysis must not lose the whole report
+        message = f"{what} failed: {type(err).__name__}: {err}"
+        inputs.notes[section] = message
+        inputs.errors.append(message)
+        warnings.warn(f"uplift report: {message}", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def collect_report(result: FitResult, data: CampaignData | None = None, *,
+                   segment_by: Sequence[str | Sequence[str]] | None = None, cost: float | dict | None = None,
+                   value: float | None = None, budget: float | None = None, explain: bool = True) -> ReportInputs:
+    """Compute the analyses a report shows, with the same functions the notebook API and the CLI call.
+
+    Parameters are those of :func:`write_report`. Segments, SHAP and targeting need the training data; without
+    it their sections say so.
+    """
+    inputs = ReportInputs(result, data, explain_requested=explain)
+    if cost is not None:
+        inputs.targeting_request = {"cost": cost, "value": value, "budget": budget}
+    if data is None:
+        return inputs
+    groups = segment_by if segment_by is not None else default_segment_columns(result, data)
+    for by in ([g] if isinstance(g, str) else list(g) for g in groups):
+        table = _attempt(inputs, "segments", "Segment uplift", lambda by=by: segment_uplift(result, data, by))
+        if table is None:
+            break
+        inputs.segments.append((by, table))
+    if explain:
+        inputs.explanation = _attempt(inputs, "drivers", "The SHAP summary", lambda: explain_uplift(result, data))
+    if cost is not None and (value is not None or result.kind != "binary"):
+        inputs.targeting = _attempt(inputs, "targeting", "Targeting", lambda: targeting_list(
+            result, data.frame, cost=cost, value=value, budget=budget))
+    return inputs
+
+
 class _Report:
-    """Builds the sections of one study; each method returns the body of one section."""
+    """Renders the sections of one report; each method returns the body of one section."""
 
-    def __init__(self, study, *, command_line: str | None, segment_by, cost, value, budget,
-                 explain: bool) -> None:
-        if getattr(study, "crossfit_", None) is None:
-            raise UpliftInputError("the study is not fitted yet: call .fit() before writing a report")
-        self.study = study
-        self.cf = study.crossfit_
-        self.data = getattr(study, "data", None)
-        self.kind = self.cf.kind
-        self.outcome = self.cf.outcome
+    def __init__(self, inputs: ReportInputs, *, command_line: str | None) -> None:
+        self.inputs = inputs
+        self.result = inputs.result
+        self.cf = self.result.crossfit
+        self.data = inputs.data
+        self.kind = self.result.kind
+        self.outcome = self.result.outcome
         self.command_line = command_line
-        self.segment_by = segment_by
-        self.cost, self.value, self.budget = cost, value, budget
-        self.do_explain = explain
-        self.errors: list[str] = []
-        self.ate_table = study.ate()
+        self.errors: list[str] = list(inputs.errors)
+        self.ate_table = self.result.ate
 
-    # -- robustness for the optional, separately developed parts
+    # -- robustness: a section that fails to render must not lose the whole report
     def _optional(self, what: str, fn: Callable[[], str]) -> str:
         try:
             return fn()
-        except (ImportError, NotImplementedError, AttributeError) as err:
-            # A module or method that this version of uplift (or a study loaded from disk) does not have.
-            return _p(f"{what} is not available in this installation ({err}).", "note")
-        except UpliftInputError as err:
-            return _p(f"{what} was not computed: {err}", "note")
-        except Exception as err:  # noqa: BLE001 - one failing section must not lose the whole report
+        except Exception as err:
             message = f"{what} failed: {type(err).__name__}: {err}"
             self.errors.append(message)
             warnings.warn(f"uplift report: {message}", RuntimeWarning, stacklevel=3)
             return _Html(f'<div class="section-error">{_e(message)}</div>')
 
     def _no_data_note(self, what: str) -> str:
-        return _p(f"{what} needs the training data, which a study loaded from disk does not keep; re-create "
-                  "the study from the data to include it.", "note")
+        return _p(f"{what} needs the training data, which a model directory does not keep; pass the training "
+                  "file (CLI: --data) to include it.", "note")
+
+    def _section_note(self, section: str) -> str | None:
+        note = self.inputs.notes.get(section)
+        if note is None:
+            return None
+        cls = "section-error" if note in self.inputs.errors else "note"
+        return _Html(f'<div class="section-error">{_e(note)}</div>') if cls == "section-error" else _p(note, cls)
 
     def _primary_ate(self, arm: str) -> pd.Series | None:
         t = self.ate_table
@@ -243,39 +287,39 @@ class _Report:
                 continue
             arm_text = f" of arm {arm}" if len(self.cf.arms) > 2 else ""
             parts.append(f"Average effect{arm_text} on {self.outcome}: {_effect(row)} (95% CI; relative lift "
-                         f"{_pct_ci(row['relative_lift'], row['relative_lower'], row['relative_upper'])}; "
+                         f"{fmt_pct(row['relative_lift'], row['relative_lower'], row['relative_upper'])}; "
                          f"{row['method']}).")
-        select = self.study.fit_params_.get("select", "dr_loss")
-        best = f"Chosen model: {self.study.best_learner_} (selected by {select})."
+        select = self.result.fit_params.get("select", "dr_loss")
+        best = f"Chosen model: {self.result.best_learner} (selected by {select})."
         return _Html(f'<div class="headline">{"<br>".join(_e(p) for p in parts + [best])}</div>')
 
     # -- 1. data and roles
     def data_summary(self) -> str:
-        study, cf = self.study, self.cf
-        roles = study.roles
+        result, cf = self.result, self.cf
+        roles = result.roles
         out = []
         if self.data is not None:
             n = int(self.data.n)
             counts = np.bincount(self.data.treatment, minlength=len(cf.arms))
             kinds = self.data.outcome_kinds
         else:
-            training = getattr(study, "training_", {}) or {}
-            n = int(training.get("n", len(cf.folds)))
-            arm_counts = training.get("arm_counts", {})
-            counts = np.array([arm_counts.get(a, np.nan) for a in cf.arms], dtype=float)
-            kinds = training.get("outcome_kinds", {self.outcome: self.kind})
+            training = result.training
+            n = training.n
+            counts = np.array([training.arm_counts.get(a, np.nan) for a in cf.arms], dtype=float)
+            kinds = training.outcome_kinds
         rows = [["customers (rows)", f"{n:,}"], ["design", self._design_text()]]
         for a, (arm, c) in enumerate(zip(cf.arms, counts, strict=True)):
             role = "control" if a == 0 else "treated"
-            rows.append([f"arm {arm} ({role})", f"{_num(c, 0)} customers ({_num(100 * c / n, 1)}% of rows)"])
+            share = fmt_number(100 * c / n, 1)
+            rows.append([f"arm {arm} ({role})", f"{fmt_number(c, 0)} customers ({share}% of rows)"])
         for name, kind in kinds.items():
             modelled = " — modelled" if name == self.outcome else ""
             kind_text = "conversion (0/1)" if kind == "binary" else "continuous"
             rows.append([f"outcome {name}", kind_text + modelled])
         out.append(_table(None, rows))
 
-        features = list(roles.get("features") or study.schema.names)
-        cats = study.schema.categories
+        features = list(roles.get("features") or result.schema.names)
+        cats = result.schema.categories
         role_rows = [["treatment", roles.get("treatment", "")], ["control arm", roles.get("control", "")],
                      ["outcome(s)", ", ".join(roles.get("outcomes", [self.outcome]))],
                      ["customer id", roles.get("id") or "none"],
@@ -294,23 +338,20 @@ class _Report:
             feat_rows.append([f, kind, miss])
         out.append(_Html("<h3>Features</h3>"))
         out.append(_table(["feature", "type", "missing"], feat_rows, numeric=(2,)))
-        if study.notes:
-            items = "".join(f"<li>{_e(note)}</li>" for note in study.notes)
+        if result.notes:
+            items = "".join(f"<li>{_e(note)}</li>" for note in result.notes)
             out.append(_Html(f'<h3>Notes from validation</h3><ul class="note">{items}</ul>'))
         return "".join(out)
 
     def _design_text(self) -> str:
-        declared = self.study.roles.get("design_declared")
-        text = ("randomised (RCT)" if self.study.design == "rct"
+        declared = self.result.roles.get("design_declared")
+        text = ("randomised (RCT)" if self.result.design == "rct"
                 else "observational (adjusted for the features)")
-        return text + (f"; declared {declared!r}" if declared and declared != self.study.design else "")
+        return text + (f"; declared {declared!r}" if declared and declared != self.result.design else "")
 
     # -- 2. diagnostics
     def diagnostics(self) -> str:
-        fn = getattr(self.study, "diagnostics", None)
-        if fn is None:
-            return _p("Design diagnostics are not available in this version of uplift.", "note")
-        diag = fn()
+        diag = self.result.diagnostics
         if not diag:
             return _p("No design diagnostics were recorded for this study.", "note")
         checks, extra = [], []
@@ -343,9 +384,9 @@ class _Report:
                 f"; after inverse-propensity weighting: {int((weighted['smd'].abs() > 0.1).sum())}"
             caption = (f"Absolute standardized mean differences (|SMD| > 0.1 marks imbalance). Flagged "
                        f"before weighting: {flagged} of {len(balance)}{after}.")
-            fig = plot.love_plot(balance, weighted)
+            fig = plot.plot_love(balance, weighted)
             extra.append(_figure(fig, "Love plot of covariate balance", caption))
-        if self.study.design == "observational":
+        if self.result.design == "observational":
             extra.append(self._overlap_figures())
         return "".join(out + extra)
 
@@ -359,7 +400,7 @@ class _Report:
             e = self.cf.e[pair, a]
             if not np.isfinite(e).any() or np.nanstd(e) == 0:
                 continue
-            fig = plot.propensity_overlap(e, (T[pair] == a).astype(int),
+            fig = plot.plot_propensity_overlap(e, (T[pair] == a).astype(int),
                                           arm_labels=(f"control {self.cf.arms[0]}", f"arm {self.cf.arms[a]}"))
             out.append(_figure(fig, f"Propensity overlap, arm {self.cf.arms[a]}",
                                "Out-of-fold propensity of each customer by arm; rows in the shaded tails "
@@ -372,16 +413,16 @@ class _Report:
         rows = []
         for r in t.itertuples(index=False):
             base = (f"{100 * r.control_mean:.2f}% conversion" if r.unit == "pp"
-                    else f"{_num(r.control_mean, 3)} {r.unit} per customer")
+                    else f"{fmt_number(r.control_mean, 3)} {r.unit} per customer")
             rows.append([r.outcome, r.arm, r.estimand, r.method,
                          _effect(r._asdict()),
-                         _pct_ci(r.relative_lift, r.relative_lower, r.relative_upper), base,
+                         fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper), base,
                          f"{int(r.n_treated):,} / {int(r.n_control):,}"])
         out = [_table(["outcome", "arm", "estimand", "method", "effect [95% CI]", "relative lift [95% CI]",
                        "control mean", "treated / control"], rows, numeric=(4, 5, 6, 7))]
         out.append(_p("ATE: average effect over all customers; ATT: over the customers who were treated. "
                       "pp = percentage points of conversion.", "note"))
-        if self.study.design == "observational":
+        if self.result.design == "observational":
             notes = []
             for (outcome, arm), g in t.groupby(["outcome", "arm"], sort=False):
                 naive, adj = g[g["estimand"] == "naive"], g[g["estimand"] == "ATE"]
@@ -396,32 +437,32 @@ class _Report:
                     '<div class="warnbox"><b>Observational design.</b> Treated and control customers '
                     "differ before the campaign, so the naive difference is confounded; the adjusted (AIPW) "
                     f"estimates are the ones to use.<ul>{items}</ul></div>"))
-        out.append(_figure(plot.ate_plot(t), "Forest plot of average effects",
+        out.append(_figure(plot.plot_ate(t), "Forest plot of average effects",
                            "Average effects with 95% confidence intervals."))
         return "".join(out)
 
     # -- 4. leaderboard
     def leaderboard(self) -> str:
-        board = self.study.leaderboard()
+        board = self.result.leaderboard
         scale, unit = _effect_unit(self.kind)
-        k = self.study.fit_params_.get("k", 0.3)
+        k = self.result.fit_params.get("k", 0.3)
         rows, classes = [], []
         for r in board.itertuples(index=False):
-            loss_half = 1.959964 * r.dr_loss_se
+            loss_half = Z95 * r.dr_loss_se
             row = [int(r.rank), r.learner, r.arm, f"{int(r.n):,}",
-                   _ci(r.qini, r.qini_lower, r.qini_upper), _ci(r.auuc, r.auuc_lower, r.auuc_upper),
-                   _ci(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, scale=scale, unit=unit,
+                   fmt_ci(r.qini, r.qini_lower, r.qini_upper), fmt_ci(r.auuc, r.auuc_lower, r.auuc_upper),
+                   fmt_ci(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, scale=scale, unit=unit,
                        signed=True),
-                   _ci(r.dr_loss, r.dr_loss - loss_half, r.dr_loss + loss_half, digits=5)]
+                   fmt_ci(r.dr_loss, r.dr_loss - loss_half, r.dr_loss + loss_half, digits=5)]
             if "dr_loss_vs_best" in board:
                 row.append(f"{r.dr_loss_vs_best:.2e}")
             rows.append(row)
-            classes.append("best" if r.learner == self.study.best_learner_ else "")
+            classes.append("best" if r.learner == self.result.best_learner else "")
         header = ["rank", "learner", "arm", "rows", "Qini coefficient [95% CI]", "AUUC [95% CI]",
                   f"uplift in top {k:.0%} [95% CI]", "DR loss [95% CI]"]
         if "dr_loss_vs_best" in board:
             header.append("DR loss − best")
-        fp = self.study.fit_params_
+        fp = self.result.fit_params
         out = [_table(header, rows, numeric=(3, 4, 5, 6, 7, 8), row_classes=classes)]
         out.append(_p(
             f"All scores are out of fold ({fp.get('n_folds', '?')}-fold cross-fitting): no customer is "
@@ -438,22 +479,22 @@ class _Report:
             return self._no_data_note("Qini and uplift curves")
         out = []
         for arm in self.cf.arms[1:]:
-            out.append(_figure(plot.qini_curve(self.study, arm=arm), f"Qini curve, arm {arm}",
+            out.append(_figure(plot.plot_qini(self.result, self.data, arm=arm), f"Qini curve, arm {arm}",
                                "Incremental outcome among treated customers as more of the list is targeted; "
                                "above the dashed random line means the model ranks better than chance."))
-            out.append(_figure(plot.uplift_curve(self.study, arm=arm), f"Uplift curve, arm {arm}",
+            out.append(_figure(plot.plot_uplift_curve(self.result, self.data, arm=arm), f"Uplift curve, arm {arm}",
                                "Incremental outcome if the top share of customers were treated."))
         return "".join(out)
 
     # -- 6. calibration
     def calibration(self) -> str:
-        table = self.study.calibration()
+        table = self.result.calibration
         scale, unit = _effect_unit(self.kind)
-        out = [_figure(plot.calibration_plot(table, kind=self.kind), "Calibration plot",
-                       f"Bins of the {self.study.best_learner_} model's out-of-fold predicted uplift "
+        out = [_figure(plot.plot_calibration(table, kind=self.kind), "Calibration plot",
+                       f"Bins of the {self.result.best_learner} model's out-of-fold predicted uplift "
                        "(bin 1 = highest); observed uplift with 95% CI.")]
-        rows = [[r.arm, int(r.bin), f"{int(r.n):,}", _num(r.predicted_uplift * scale, 2) + f" {unit}",
-                 _ci(r.observed_uplift, r.observed_lower, r.observed_upper, scale=scale, unit=unit,
+        rows = [[r.arm, int(r.bin), f"{int(r.n):,}", fmt_number(r.predicted_uplift * scale, 2) + f" {unit}",
+                 fmt_ci(r.observed_uplift, r.observed_lower, r.observed_upper, scale=scale, unit=unit,
                      signed=True, digits=2)]
                 for r in table.itertuples(index=False)]
         out.append(_table(["arm", "bin", "customers", "predicted uplift", "observed uplift [95% CI]"], rows,
@@ -461,35 +502,18 @@ class _Report:
         return "".join(out)
 
     # -- 7. segments
-    def _default_segments(self) -> list[list[str]]:
-        cats = self.study.schema.categories
-        chosen = [[f] for f in self.study.schema.names
-                  if f in cats and 2 <= len(cats[f]) <= MAX_DEFAULT_SEGMENT_LEVELS]
-        if not chosen:
-            numeric = [f for f in self.study.schema.names if f not in cats]
-            chosen = [[numeric[0]]] if numeric else []
-        return chosen[:2]
-
     def segments(self) -> str:
         if self.data is None:
             return self._no_data_note("Segment uplift")
-        fn = getattr(self.study, "segments", None)
-        if fn is None:
-            from uplift.effects.segments import segment_uplift
-
-            def fn(by):
-                return segment_uplift(self.study, by)
-        groups = self.segment_by if self.segment_by is not None else self._default_segments()
-        groups = [[g] if isinstance(g, str) else list(g) for g in groups]
-        if not groups:
+        note = self._section_note("segments")
+        if not self.inputs.segments and note is None:
             return _p("No segment columns were given or found.", "note")
         out = []
-        for by in groups:
-            table = fn(by=by)
+        for by, table in self.inputs.segments:
             ref = self._primary_ate(self.cf.arms[1])
             reference = ref["estimate"] if ref is not None and len(self.cf.arms) == 2 else None
             out.append(_Html(f"<h3>By {_e(' × '.join(by))}</h3>"))
-            out.append(_figure(plot.segment_plot(table, kind=self.kind, reference=reference),
+            out.append(_figure(plot.plot_segments(table, kind=self.kind, reference=reference),
                                f"Segment uplift by {', '.join(by)}",
                                "Mean doubly-robust score per segment with 95% CI; the dotted line is the "
                                "overall average effect."))
@@ -497,37 +521,38 @@ class _Report:
             rows = []
             for r in table.to_dict("records"):
                 rows.append([r.get("arm", ""), r["segment"], f"{int(r.get('n', 0)):,}",
-                             _ci(r["uplift"], r["lower"], r["upper"], scale=scale, unit=unit, signed=True),
-                             _pct_ci(r.get("relative_lift", np.nan), r.get("relative_lower", np.nan),
+                             fmt_ci(r["uplift"], r["lower"], r["upper"], scale=scale, unit=unit, signed=True),
+                             fmt_pct(r.get("relative_lift", np.nan), r.get("relative_lower", np.nan),
                                      r.get("relative_upper", np.nan)),
-                             _num(r.get("predicted_uplift", np.nan) * scale, 2) + f" {unit}",
+                             fmt_number(r.get("predicted_uplift", np.nan) * scale, 2) + f" {unit}",
                              str(r.get("note", "") or "")])
             out.append(_table(["arm", "segment", "customers", "uplift [95% CI]", "relative lift [95% CI]",
                                "model's mean prediction", "note"], rows, numeric=(2, 3, 4, 5)))
+        if note is not None:
+            out.append(note)
         return "".join(out)
 
     # -- 8. drivers (SHAP)
     def drivers(self) -> str:
-        if not self.do_explain:
+        if not self.inputs.explain_requested:
             return _p("Not requested (write_report(..., explain=True) adds it).", "note")
         if self.data is None:
             return self._no_data_note("The SHAP summary")
-        from uplift.effects import explanation as explain_module
-
-        fn = getattr(self.study, "explain", None)
-        expl = fn() if fn is not None else explain_module.explain(self.study)
+        expl = self.inputs.explanation
+        if expl is None:
+            return self._section_note("drivers") or _p("The SHAP summary was not computed.", "note")
         scale, unit = _effect_unit(self.kind)
         lo, hi = expl.surrogate_r2_ci
         out = [_p(f"SHAP values of a LightGBM surrogate of the {expl.learner} model's uplift (arm "
                   f"{expl.arm}). Surrogate fidelity R² on held-out customers: "
-                  f"{_ci(expl.surrogate_r2, lo, hi, digits=2)} — the closer to 1, the more the explanation "
+                  f"{fmt_ci(expl.surrogate_r2, lo, hi, digits=2)} — the closer to 1, the more the explanation "
                   "describes the model itself.")]
-        out.append(_figure(explain_module.plot_summary(expl), "SHAP summary of uplift drivers",
+        out.append(_figure(plot.plot_shap_summary(expl), "SHAP summary of uplift drivers",
                            "One dot per customer: how much each feature moves that customer's predicted "
                            "uplift."))
         imp = expl.importance
         rows = [[int(r.get("rank", i + 1)), r["feature"],
-                 _ci(r["mean_abs_shap"], r.get("lower", np.nan), r.get("upper", np.nan), scale=scale,
+                 fmt_ci(r["mean_abs_shap"], r.get("lower", np.nan), r.get("upper", np.nan), scale=scale,
                      unit=unit),
                  f"{100 * r['share']:.1f}%" if "share" in r else ""]
                 for i, r in enumerate(imp.to_dict("records"))]
@@ -537,26 +562,25 @@ class _Report:
 
     # -- 9. targeting
     def targeting(self) -> str:
-        if self.cost is None or (self.value is None and self.kind == "binary"):
+        request = self.inputs.targeting_request
+        if request is None or (request["value"] is None and self.kind == "binary"):
             return _p("Not requested: pass the cost of one coupon and the value of one conversion, e.g. "
-                      "write_report(study, path, cost=0.5, value=30.0, budget=1000.0), to add the targeting "
-                      "summary and profit curve.", "note")
+                      "write_report(result, path, data=data, cost=0.5, value=30.0, budget=1000.0), to add the "
+                      "targeting summary and profit curve.", "note")
         if self.data is None:
             return self._no_data_note("The targeting summary")
-        fn = getattr(self.study, "target", None)
-        if fn is None:
-            return _p("Targeting is not available in this version of uplift.", "note")
-        result = fn(cost=self.cost, value=self.value, budget=self.budget)
-        summary = getattr(result, "summary", {}) or {}
-        out = [self._targeting_summary(summary)]
-        curve = getattr(result, "curve", None)
+        listing = self.inputs.targeting
+        if listing is None:
+            return self._section_note("targeting") or _p("Targeting was not computed.", "note")
+        out = [self._targeting_summary(listing.summary)]
+        curve = listing.curve
         if isinstance(curve, pd.DataFrame) and not curve.empty:
             cutoff = curve.attrs.get("cutoff")
             caption = "Model-expected cumulative profit as the list grows, most profitable customers first"
             if cutoff is not None and 0 <= int(cutoff) < len(curve):
                 caption += (f"; profit peaks at {int(cutoff):,} customers "
                             f"({curve['share_targeted'].iloc[int(cutoff)]:.0%} of the list)")
-            out.append(_figure(plot.profit_curve_plot(curve), "Profit curve", caption + "."))
+            out.append(_figure(plot.plot_profit_curve(curve), "Profit curve", caption + "."))
         return "".join(out)
 
     def _targeting_summary(self, summary: dict) -> str:
@@ -580,11 +604,11 @@ class _Report:
             for name, v in policies:
                 rows.append([POLICY_LABELS.get(name, name.replace("_", " ")),
                              f"{int(v.get('n_selected', 0)):,}",
-                             _ci(v.get("incremental_outcome"), v.get("incremental_outcome_lower"),
+                             fmt_ci(v.get("incremental_outcome"), v.get("incremental_outcome_lower"),
                                  v.get("incremental_outcome_upper"), unit=outcome_unit, signed=True),
-                             _num(v.get("spend", np.nan), 2),
-                             _ci(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"), signed=True),
-                             _pct_ci(v.get("roi", np.nan), v.get("roi_lower", np.nan),
+                             fmt_number(v.get("spend", np.nan), 2),
+                             fmt_ci(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"), signed=True),
+                             fmt_pct(v.get("roi", np.nan), v.get("roi_lower", np.nan),
                                      v.get("roi_upper", np.nan))])
             out.append(_Html("<h3>Estimated value (held-out, doubly robust)</h3>"))
             out.append(_table(["policy", "customers", "incremental outcome [95% CI]", "spend",
@@ -596,16 +620,10 @@ class _Report:
 
     # -- 10. reproducibility
     def footer(self) -> str:
-        study = self.study
         versions = [["python", platform.python_version()], ["platform", platform.platform(terse=True)]]
-        for pkg in VERSION_PACKAGES:
-            try:
-                versions.append([pkg, metadata.version(pkg)])
-            except metadata.PackageNotFoundError:
-                # A source checkout of uplift has no installed metadata; its own version still identifies it.
-                versions.append([pkg, uplift.__version__ if pkg == "uplift" else "not installed"])
-        fp = dict(getattr(study, "fit_params_", {}) or {})
-        rows = [["seed (random_state)", str(fp.get("random_state", getattr(study, "random_state", "n/a")))],
+        versions += [[pkg, version] for pkg, version in package_versions().items()]
+        fp = dict(self.result.fit_params)
+        rows = [["seed (random_state)", str(fp.get("random_state", "n/a"))],
                 ["fit parameters", ", ".join(f"{k}={v}" for k, v in fp.items())],
                 ["training-data sha256", self._data_hash()],
                 ["command line", self.command_line or "not given (written from Python)"],
@@ -616,35 +634,26 @@ class _Report:
                      + _table(None, rows) + _table(["package", "version"], versions) + "</footer>")
 
     def _data_hash(self) -> str:
-        if self.data is not None:
-            from uplift.data.fingerprint import data_hash
-
-            # Same hash as a saved model's manifest, so a report can be matched to its model directory.
-            return data_hash(self.data.X, self.data.treatment, self.data.outcomes[self.outcome])
-        manifest = getattr(self.study, "manifest_", {}) or {}
-        return str(manifest.get("training_data_sha256", "n/a"))
+        # Same hash as a saved model's manifest, so a report can be matched to its model directory.
+        return self.result.training.data_sha256 or "n/a"
 
 
-def build_report(study, *, command_line: str | None = None,
-                 segment_by: Sequence[str | Sequence[str]] | None = None, cost: float | dict | None = None,
-                 value: float | None = None, budget: float | None = None, explain: bool = True,
-                 title: str | None = None) -> str:
-    """The report of a fitted study as one HTML string (see :func:`write_report` for the parameters)."""
-    r = _Report(study, command_line=command_line, segment_by=segment_by, cost=cost, value=value,
-                budget=budget, explain=explain)
+def build_report(inputs: ReportInputs, *, command_line: str | None = None, title: str | None = None) -> str:
+    """The report as one HTML string: renders ``inputs`` (see :func:`collect_report`), computes nothing."""
+    r = _Report(inputs, command_line=command_line)
     sections = [
         _Section("data", "Data and column roles", r.data_summary()),
         _Section("diagnostics", "Design diagnostics", r._optional("Design diagnostics", r.diagnostics)),
         _Section("effects", "Average effect of the campaign", r.effects()),
         _Section("leaderboard", "Model leaderboard", r.leaderboard()),
-        _Section("curves", "Qini and uplift curves", r.curves()),
+        _Section("curves", "Qini and uplift curves", r._optional("Qini and uplift curves", r.curves)),
         _Section("calibration", "Calibration", r.calibration()),
         _Section("segments", "Uplift by segment", r._optional("Segment uplift", r.segments)),
         _Section("drivers", "What drives uplift (SHAP)", r._optional("The SHAP summary", r.drivers)),
         _Section("targeting", "Targeting", r._optional("Targeting", r.targeting)),
     ]
     footer = r.footer()
-    treatment = study.roles.get("treatment", "treatment")
+    treatment = inputs.result.roles.get("treatment", "treatment")
     title = title or f"Uplift report: effect of {treatment} on {r.outcome}"
     nav = "".join(f'<li><a href="#{s.id}">{_e(s.title)}</a></li>' for s in sections)
     nav += '<li><a href="#reproducibility">Reproducibility</a></li>'
@@ -662,19 +671,21 @@ def build_report(study, *, command_line: str | None = None,
     )
 
 
-def write_report(study, path: str | Path, *, command_line: str | None = None,
-                 segment_by: Sequence[str | Sequence[str]] | None = None, cost: float | dict | None = None,
-                 value: float | None = None, budget: float | None = None, explain: bool = True,
-                 title: str | None = None) -> Path:
-    """Write the HTML report of a fitted study to ``path`` (atomically) and return the path.
+def write_report(result: FitResult, path: str | Path, *, data: CampaignData | None = None,
+                 command_line: str | None = None, segment_by: Sequence[str | Sequence[str]] | None = None,
+                 cost: float | dict | None = None, value: float | None = None, budget: float | None = None,
+                 explain: bool = True, title: str | None = None) -> Path:
+    """Write the HTML report of a fitted result to ``path`` (atomically) and return the path.
 
     Parameters
     ----------
-    study : uplift.Study
-        A fitted study. One loaded from disk (without training data) gets every section that does not need
-        the rows: effects, leaderboard, calibration and the footer.
+    result : FitResult
+        The fitted study (``Study.result``, or :func:`uplift.persist.load_result`).
     path : str or Path
         Where to write the ``.html`` file; replaced atomically, so a reader never sees half a report.
+    data : CampaignData, optional
+        The training data (``Study.data``). Without it the report has every section that does not need the
+        rows: design checks, effects, leaderboard, calibration and the footer.
     command_line : str, optional
         The command that produced the study, recorded in the footer (the CLI passes its own).
     segment_by : list, optional
@@ -682,7 +693,8 @@ def write_report(study, path: str | Path, *, command_line: str | None = None,
         two categorical features with at most 12 levels (or the first numeric feature, in quantile bands).
     cost, value, budget : optional
         Coupon cost, value of one conversion and total budget; with ``cost`` (and ``value`` for conversion
-        outcomes) the report adds the targeting summary and profit curve.
+        outcomes) the report adds the targeting list's summary and profit curve: the list
+        :func:`uplift.targeting.targeting_list` (and ``uplift target``) gives for the training customers.
     explain : bool
         Add the SHAP summary (fits a surrogate model; a few seconds).
     title : str, optional
@@ -691,13 +703,9 @@ def write_report(study, path: str | Path, *, command_line: str | None = None,
     Returns
     -------
     Path
-
-    Examples
-    --------
-    >>> # write_report(study, "report.html", cost=0.5, value=30.0, command_line="uplift fit data.csv ...")
     """
     path = Path(path)
-    text = build_report(study, command_line=command_line, segment_by=segment_by, cost=cost, value=value,
-                        budget=budget, explain=explain, title=title)
-    atomic_write_text(path, text)
+    inputs = collect_report(result, data, segment_by=segment_by, cost=cost, value=value, budget=budget,
+                            explain=explain)
+    atomic_write_text(path, build_report(inputs, command_line=command_line, title=title))
     return path

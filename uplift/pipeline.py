@@ -1,0 +1,199 @@
+"""The whole study, in the one direction data flows: validated data → design checks → cross-fitting →
+honest evaluation → average effects → calibration → drift profile and fast scorer → one :class:`FitResult`.
+
+:func:`fit_study` is what :meth:`uplift.Study.fit`, ``uplift fit`` and ``uplift demo`` run; :func:`training_data`
+re-attaches the training rows to a result loaded from disk, verified against the fingerprint it saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from uplift.data.campaign import CampaignData, campaign_data
+from uplift.data.fingerprint import data_hash
+from uplift.design.checklist import DesignReview, frame_rows, sample_rows
+from uplift.design.checks import e_value
+from uplift.design.drift import training_profile
+from uplift.design.refute import REFUTERS, dowhy_refute
+from uplift.effects.average import average_effects
+from uplift.errors import UpliftInputError
+from uplift.evaluate.selection import best_learner, calibration, leaderboard
+from uplift.fit.crossfit import CrossFit, cross_fit, predict_uplift, release_free_memory
+from uplift.fit.distill import DistilledScorer
+from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
+from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
+from uplift.fit.nuisance import cross_fit_propensity
+from uplift.fit.progress import NoProgress, ProgressHook
+from uplift.fit.result import FitResult, TrainingSummary
+
+#: The drift profile (feature and predicted-uplift quantiles) is taken on at most this many rows.
+PROFILE_ROWS = 200_000
+#: Selection criteria of the leaderboard.
+SELECT = ("dr_loss", "qini")
+
+
+def check_pre_treatment(data: CampaignData, pre_treatment: Sequence[str] | str | bool | None) -> list[str]:
+    """The features declared as measured before the campaign (``True``: all of them), checked against the study.
+
+    Examples
+    --------
+    >>> from uplift import campaign_data, simulate_campaign
+    >>> d = campaign_data(simulate_campaign(500, seed=0), "treatment", "conversion", exclude=["revenue"])
+    >>> check_pre_treatment(d, ["age"])
+    ['age']
+    """
+    names = list(data.schema.names)
+    if pre_treatment is True:
+        return names
+    pre = [pre_treatment] if isinstance(pre_treatment, str) else list(pre_treatment or [])
+    unknown = [c for c in pre if c not in names]
+    if unknown:
+        raise UpliftInputError(f"pre_treatment column {unknown[0]!r} is not a feature of this study; "
+                               f"features are: {', '.join(names)}")
+    return pre
+
+
+def _check_fit_options(learners: tuple[str, ...], select: str, max_train_rows: int | None) -> None:
+    if not learners:
+        raise UpliftInputError("give at least one learner")
+    unknown = [name for name in learners if name not in REGISTRY]
+    if unknown:
+        raise UpliftInputError(f"unknown learner {unknown[0]!r}; choose from {', '.join(REGISTRY)}")
+    if select not in SELECT:
+        raise UpliftInputError(f"select must be 'dr_loss' or 'qini', got {select!r}")
+    if max_train_rows is not None and max_train_rows < 1000:
+        raise UpliftInputError(f"max_train_rows must be at least 1000 (or None for no cap), got {max_train_rows}")
+
+
+def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool | None = None,
+              learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int = 5, random_state: int = 0,
+              select: str = "dr_loss", base_regressor: object | None = None, base_classifier: object | None = None,
+              n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | None = None,
+              allow_srm: bool = False, allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
+              progress: ProgressHook | None = None) -> FitResult:
+    """Run the whole study on validated data and return its :class:`~uplift.fit.result.FitResult`.
+
+    The parameters are those of :meth:`uplift.Study.fit`. A randomised study whose arms turn out predictable
+    from the features is analysed as observational (``data.design`` is updated, and the result says so).
+    """
+    learners = tuple(learners)
+    _check_fit_options(learners, select, max_train_rows)
+    pre = check_pre_treatment(data, pre_treatment)
+    progress = progress or NoProgress()
+    roles = {**dict(data.roles), "pre_treatment": pre}
+
+    progress.start(1, "design checks (sample ratio, balance)")
+    review = DesignReview(data, declared=roles.get("design_declared"), pre_treatment=pre,
+                          random_state=random_state, propensity=cross_fit_propensity)
+    review.randomisation(expected_split, allow_srm)
+    review.outcome_proxies(allow_leakage)
+    progress.advance("design checks done")
+    release_free_memory()
+
+    factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state,
+                           max_rows=max_train_rows)
+    cf: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
+                             factory=factory, progress=progress)
+    release_free_memory()
+    y = data.outcomes[cf.outcome]
+    if data.design == "observational":
+        review.observational(cf.e, allow_leakage)
+    board = leaderboard(cf, y, data.treatment, k=k, n_boot=n_boot, random_state=random_state, select=select,
+                        progress=progress)
+    chosen = best_learner(board)
+
+    progress.start(4, "average effects, calibration, drift profile, fast scorer")
+    ate = _average_effects(data, cf, factory, n_folds, random_state)
+    progress.advance("average effects")
+    release_free_memory()
+    cal = calibration(cf, y, data.treatment, chosen)
+    release_free_memory()
+    progress.advance("calibration")
+    # The training distribution travels with the model so every scoring call can check for drift.
+    # Reference for predicted-uplift drift: the fitted model's own predictions (not out-of-fold ones, whose
+    # spread is larger), i.e. exactly what scoring new customers produces. Quantiles need no more than
+    # PROFILE_ROWS customers (a random sample beyond that; the profile records how many).
+    rows = sample_rows(np.arange(data.n), PROFILE_ROWS, random_state)
+    X_rows = data.X[rows]
+    fitted_uplift, _, _ = predict_uplift(cf, X_rows, chosen)
+    profile = training_profile(frame_rows(data.frame, rows, data.schema.names), data.schema, uplift=fitted_uplift)
+    progress.advance("drift profile")
+    # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
+    scorer = DistilledScorer(categorical=data.schema.categorical_indices,
+                             random_state=random_state).fit(X_rows, fitted_uplift)
+    release_free_memory()
+    progress.advance("fast scorer (distilled)")
+    return FitResult(
+        schema=data.schema, roles=roles, arms=tuple(data.arms), design=data.design,
+        notes=tuple(data.notes) + tuple(review.notes), crossfit=cf, best_learner=chosen, leaderboard=board,
+        ate=ate, calibration=cal, diagnostics=review.report, profile=profile, scorer=scorer,
+        fit_params={"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
+                    "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows},
+        training=TrainingSummary(int(data.n), data.arm_counts(), dict(data.outcome_kinds),
+                                 data_hash(data.X, data.treatment, y)))
+
+
+def _average_effects(data: CampaignData, cf: CrossFit, factory: ModelFactory, n_folds: int,
+                     random_state: int) -> pd.DataFrame:
+    """ATE/ATT of every outcome; observational designs adjust with out-of-fold nuisances of each outcome."""
+    tables = []
+    for name in data.outcomes:
+        mu = e = None
+        if data.design == "observational":
+            nuis = cf if name == cf.outcome else cross_fit(data, outcome=name, learners=("t",), n_folds=n_folds,
+                                                           random_state=random_state, factory=factory)
+            mu, e = nuis.mu, nuis.e
+        tables.append(average_effects(data.outcomes[name], data.treatment, data.arms, outcome=name,
+                                      kind=data.outcome_kinds[name], design=data.design, mu=mu, e=e))
+    return pd.concat(tables, ignore_index=True)
+
+
+def training_data(result: FitResult, frame: pd.DataFrame) -> CampaignData:
+    """The training rows of a fitted result, validated with its column roles and verified against the
+    training-data fingerprint it saved (a different file is a one-line error)."""
+    roles = result.roles
+    d = campaign_data(frame, roles["treatment"], roles["outcomes"], control=roles["control"],
+                      features=roles["features"], id=roles["id"], propensity=roles["propensity"],
+                      design=result.design)
+    expected = result.training.data_sha256
+    if expected and data_hash(d.X, d.treatment, d.outcomes[result.outcome]) != expected:
+        raise UpliftInputError("this data is not the data the model was trained on (its hash differs from the "
+                               "saved training-data hash); pass the exact training file")
+    d.design = result.design
+    return d
+
+
+def refute_effect(result: FitResult, data: CampaignData, *, arm: str | None = None, estimate_method: str = "aipw",
+                  max_rows: int = 20_000, refuters: tuple[str, ...] = REFUTERS,
+                  random_state: int = 0) -> pd.DataFrame:
+    """DoWhy refutation of the average effect of ``arm`` (default: the first treated arm) vs control.
+
+    Builds a back-door causal model with every feature as a confounder, estimates the effect and runs
+    placebo-treatment, random-common-cause, data-subset and unobserved-confounder refuters (see
+    :func:`uplift.design.refute.dowhy_refute`), on a random sample of at most ``max_rows`` rows.
+    """
+    a = result.arm_code(arm)
+    rows = sample_rows(np.flatnonzero((data.treatment == 0) | (data.treatment == a)), max_rows, random_state)
+    X = data.X[rows]
+    X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)
+    names = [f"x{j}" for j in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    frame["treated"] = (data.treatment[rows] == a).astype(int)
+    frame["outcome"] = data.outcomes[result.outcome][rows]
+    table = dowhy_refute(frame, "treated", "outcome", names, estimate_method=estimate_method, refuters=refuters,
+                         random_state=random_state)
+    table.attrs["features"] = dict(zip(names, result.schema.names, strict=True))
+    return table
+
+
+def e_values(ate: pd.DataFrame) -> pd.DataFrame:
+    """E-value of every binary-outcome ATE of an average-effects table (VanderWeele & Ding): how strong hidden
+    confounding must be (risk-ratio scale, with both treatment and outcome) to explain the effect away."""
+    rows = []
+    for r in ate.query("estimand == 'ATE' and unit == 'pp' and control_mean > 0").itertuples():
+        ev = e_value(r.estimate, r.lower, r.upper, baseline_risk=r.control_mean, kind="rd")
+        rows.append({"arm": r.arm, "outcome": r.outcome, **ev})
+    return pd.DataFrame(rows)
