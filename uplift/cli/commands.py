@@ -411,12 +411,14 @@ def report(
     cost: Annotated[float | None, typer.Option(help="Cost per coupon, for the targeting section.")] = None,
     value: Annotated[float | None, typer.Option(help="Money per conversion, for the targeting section.")] = None,
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. '$' or EUR (default: none, "
+                                                      "the units of --cost and --value).")] = None,
 ) -> None:
     """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
     study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
     check_output_path(out, protect=[p for p in (data,) if p is not None])
     study.report(out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
-                 cost=cost, value=value, budget=budget)
+                 cost=cost, value=value, budget=budget, currency=currency)
     console.print(f"wrote report to [bold]{out}[/]")
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift._display import effect_unit, fmt_ci, fmt_number, fmt_pct
+from uplift._display import effect_unit, fmt_ci, fmt_money, fmt_number, fmt_pct
 from uplift._files import atomic_write_text
 from uplift._stats import Z95
 from uplift._versions import package_versions
@@ -241,8 +241,9 @@ def collect_report(result: FitResult, data: CampaignData | None = None, *,
 class _Report:
     """Renders the sections of one report; each method returns the body of one section."""
 
-    def __init__(self, inputs: ReportInputs, *, command_line: str | None) -> None:
+    def __init__(self, inputs: ReportInputs, *, command_line: str | None, currency: str | None = None) -> None:
         self.inputs = inputs
+        self.currency = currency
         self.result = inputs.result
         self.cf = self.result.crossfit
         self.data = inputs.data
@@ -584,14 +585,14 @@ class _Report:
         return "".join(out)
 
     def _targeting_summary(self, summary: dict) -> str:
-        facts, policies = [], []
+        # The list's facts (scalars and small maps) and its policies (estimate with CI), by their known keys.
+        policies = [("estimated", summary["estimated"])]
+        policies += [(f"baselines: {k}", v) for k, v in summary.get("baselines", {}).items()]
+        facts = []
         for key, val in summary.items():
-            if isinstance(val, dict) and any(f"{m}_lower" in val for m in ("profit", "incremental_outcome")):
-                policies.append((key, val))
-            elif isinstance(val, dict) and val and all(isinstance(v, dict) for v in val.values()):
-                policies.extend((f"{key}: {k}", v) for k, v in val.items()
-                                if any(f"{m}_lower" in v for m in ("profit", "incremental_outcome")))
-            elif isinstance(val, dict):
+            if key in ("estimated", "baselines"):
+                continue
+            if isinstance(val, dict):
                 text = ", ".join(f"{k.replace('_', ' ')}: {_fact(v)}" for k, v in val.items())
                 facts.append([FACT_LABELS.get(key, key.replace("_", " ")), text])
             else:
@@ -605,15 +606,17 @@ class _Report:
                 rows.append([POLICY_LABELS.get(name, name.replace("_", " ")),
                              f"{int(v.get('n_selected', 0)):,}",
                              fmt_ci(v.get("incremental_outcome"), v.get("incremental_outcome_lower"),
-                                 v.get("incremental_outcome_upper"), unit=outcome_unit, signed=True),
-                             fmt_number(v.get("spend", np.nan), 2),
-                             fmt_ci(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"), signed=True),
+                                    v.get("incremental_outcome_upper"), unit=outcome_unit, signed=True),
+                             fmt_money(v.get("spend", np.nan), currency=self.currency),
+                             fmt_money(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"),
+                                       currency=self.currency, signed=True),
                              fmt_pct(v.get("roi", np.nan), v.get("roi_lower", np.nan),
                                      v.get("roi_upper", np.nan))])
             out.append(_Html("<h3>Estimated value (held-out, doubly robust)</h3>"))
             out.append(_table(["policy", "customers", "incremental outcome [95% CI]", "spend",
                                "profit [95% CI]", "ROI [95% CI]"], rows, numeric=(1, 2, 3, 4, 5)))
-            out.append(_p("Money in the units of cost and value. The model's list: the same targeting rule "
+            money = f"Money in {self.currency}" if self.currency else "Money in the units of cost and value"
+            out.append(_p(f"{money}. The model's list: the same targeting rule "
                           "applied to customers the model did not see, valued with doubly-robust scores; "
                           "baselines are valued the same way.", "note"))
         return "".join(out)
@@ -638,9 +641,13 @@ class _Report:
         return self.result.training.data_sha256 or "n/a"
 
 
-def build_report(inputs: ReportInputs, *, command_line: str | None = None, title: str | None = None) -> str:
-    """The report as one HTML string: renders ``inputs`` (see :func:`collect_report`), computes nothing."""
-    r = _Report(inputs, command_line=command_line)
+def build_report(inputs: ReportInputs, *, command_line: str | None = None, title: str | None = None,
+                 currency: str | None = None) -> str:
+    """The report as one HTML string: renders ``inputs`` (see :func:`collect_report`), computes nothing.
+
+    ``currency`` (e.g. ``"$"`` or ``"EUR"``) labels money; default none: the units of the cost and value given.
+    """
+    r = _Report(inputs, command_line=command_line, currency=currency)
     sections = [
         _Section("data", "Data and column roles", r.data_summary()),
         _Section("diagnostics", "Design diagnostics", r._optional("Design diagnostics", r.diagnostics)),
@@ -674,7 +681,7 @@ def build_report(inputs: ReportInputs, *, command_line: str | None = None, title
 def write_report(result: FitResult, path: str | Path, *, data: CampaignData | None = None,
                  command_line: str | None = None, segment_by: Sequence[str | Sequence[str]] | None = None,
                  cost: float | dict | None = None, value: float | None = None, budget: float | None = None,
-                 explain: bool = True, title: str | None = None) -> Path:
+                 explain: bool = True, title: str | None = None, currency: str | None = None) -> Path:
     """Write the HTML report of a fitted result to ``path`` (atomically) and return the path.
 
     Parameters
@@ -699,6 +706,8 @@ def write_report(result: FitResult, path: str | Path, *, data: CampaignData | No
         Add the SHAP summary (fits a surrogate model; a few seconds).
     title : str, optional
         Page title.
+    currency : str, optional
+        Label of money amounts (e.g. ``"$"``); default none, the units of the cost and value given.
 
     Returns
     -------
@@ -707,5 +716,5 @@ def write_report(result: FitResult, path: str | Path, *, data: CampaignData | No
     path = Path(path)
     inputs = collect_report(result, data, segment_by=segment_by, cost=cost, value=value, budget=budget,
                             explain=explain)
-    atomic_write_text(path, build_report(inputs, command_line=command_line, title=title))
+    atomic_write_text(path, build_report(inputs, command_line=command_line, title=title, currency=currency))
     return path
