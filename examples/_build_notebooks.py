@@ -35,25 +35,22 @@ def code(*parts: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell("\n\n".join(dedent(part).strip() for part in parts))
 
 
-# Shared by the three notebooks: how numbers with units and 95% CIs are printed.
+# Shared by the three notebooks: numbers with units and 95% CIs are printed as the package prints them
+# (uplift._display): the estimate, its interval in brackets, then the unit.
 FORMAT_HELPERS = '''
 def pp(est, lo, hi):
     """An effect on a probability (visit, conversion) in percentage points, with its 95% CI."""
-    return f"{100 * est:+.2f} pp [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    return fmt_effect(est, lo, hi, "binary")
 
 
 def usd(est, lo=None, hi=None, digits=0, sign=False):
     """Dollars, optionally with a 95% CI; sign=True shows "+" on gains."""
-    def one(x):
-        return f"{'-' if x < 0 else '+' if sign else ''}${abs(x):,.{digits}f}"
-    return one(est) if lo is None else f"{one(est)} [{one(lo)}, {one(hi)}]"
+    return fmt_money(est, lo, hi, currency="$", signed=sign, digits=digits)
 
 
-def pct(est, lo=None, hi=None, sign=True):
+def pct(est, lo=None, hi=None):
     """A ratio (relative lift, ROI) in percent, optionally with a 95% CI."""
-    s = "+" if sign else ""
-    text = f"{est:{s}.0%}"
-    return text if lo is None else f"{text} [{lo:{s}.0%}, {hi:{s}.0%}]"
+    return fmt_pct(est, lo, hi)
 '''
 
 
@@ -95,6 +92,7 @@ def email_ab_test() -> list:
         from IPython.display import display
 
         from uplift import Study, load_hillstrom, targeting
+        from uplift._display import fmt_ci, fmt_effect, fmt_money, fmt_pct
         from uplift.viz import plots as plot
 
         %matplotlib inline
@@ -186,8 +184,8 @@ def email_ab_test() -> list:
             money = r.outcome == "spend"
             rows.append({
                 "e-mail": r.arm, "outcome": r.outcome,
-                "without e-mail": f"${r.control_mean:.3f} per customer" if money else f"{r.control_mean:.2%}",
-                "effect per customer e-mailed (95% CI)": (usd(r.estimate, r.lower, r.upper, digits=3, sign=True)
+                "without e-mail": f"{usd(r.control_mean, digits=3)} per customer" if money else f"{r.control_mean:.2%}",
+                "effect per customer e-mailed (95% CI)": (usd(r.estimate, r.lower, r.upper, digits=None, sign=True)
                                                           if money else pp(r.estimate, r.lower, r.upper)),
                 "relative lift (95% CI)": pct(r.relative_lift, r.relative_lower, r.relative_upper),
             })
@@ -196,7 +194,7 @@ def email_ab_test() -> list:
         for r in effects.itertuples():
             verdict = "clearly positive" if r.lower > 0 else "negative" if r.upper < 0 else "not distinguishable from 0"
             print(f"{r.arm:>14} -> {r.outcome:<10} {verdict}")
-        plot.ate_plot(effects)
+        plot.plot_ate(effects)
         '''),
         md("""
         **Reading.** On the full data both e-mails clearly raised visits, the men's e-mail by more (about
@@ -219,7 +217,7 @@ def email_ab_test() -> list:
         code('''
         by_womens = study.segments("womens")
         display(by_womens[["arm", "segment", "n", "label", "note"]])
-        plot.segment_plot(by_womens, kind="binary")
+        plot.plot_segments(by_womens, kind="binary")
         '''),
         md("""
         On the full data the women's e-mail lifts visits by about +7.4 pp among customers who bought women's
@@ -260,12 +258,12 @@ def email_ab_test() -> list:
         explanation = study.explain(arm="Womens E-Mail", max_rows=1000, random_state=SEED)
         lo, hi = explanation.surrogate_r2_ci
         print(f"Explaining the {explanation.learner!r} model for {explanation.arm}; "
-              f"surrogate fidelity R² = {explanation.surrogate_r2:.2f} [{lo:.2f}, {hi:.2f}]")
+              f"surrogate fidelity R² = {fmt_ci(explanation.surrogate_r2, lo, hi, digits=2)}")
         importance = explanation.importance
-        importance["mean |SHAP|, pp of visit uplift (95% CI)"] = [
-            f"{100 * m:.2f} [{100 * a:.2f}, {100 * b:.2f}]"
+        importance["mean |SHAP| on visit uplift (95% CI)"] = [
+            fmt_ci(m, a, b, scale=100, unit="pp")
             for m, a, b in zip(importance["mean_abs_shap"], importance["lower"], importance["upper"], strict=True)]
-        importance[["rank", "feature", "mean |SHAP|, pp of visit uplift (95% CI)", "share"]]
+        importance[["rank", "feature", "mean |SHAP| on visit uplift (95% CI)", "share"]]
         '''),
         md("""
         ## 4. Whom should we e-mail next time, and what is that worth?
@@ -285,13 +283,13 @@ def email_ab_test() -> list:
         """),
         code('''
         board = study.leaderboard()
-        board["qini (95% CI)"] = [f"{q:.3f} [{a:.3f}, {b:.3f}]" for q, a, b in
+        board["qini (95% CI)"] = [fmt_ci(q, a, b) for q, a, b in
                                   zip(board["qini"], board["qini_lower"], board["qini_upper"], strict=True)]
         at_k = zip(board["uplift_at_k"], board["uplift_at_k_lower"], board["uplift_at_k_upper"], strict=True)
         board["uplift@30% (95% CI)"] = [pp(u, a, b) for u, a, b in at_k]
         print("Chosen learner:", study.best_learner_)
         display(board[["rank", "learner", "arm", "qini (95% CI)", "uplift@30% (95% CI)", "dr_loss", "dr_loss_se"]])
-        plot.qini_curve(study, arm="Womens E-Mail")
+        plot.plot_qini(study.result, study.data, arm="Womens E-Mail")
         '''),
         md("""
         ### The targeting list
@@ -332,8 +330,8 @@ def email_ab_test() -> list:
         est = s["estimated"]
         print(f"\\nList: {s['customers_selected']:,} of {s['customers_scored']:,} customers, spend {usd(s['spend'])}; "
               + ", ".join(f"{n:,} get the {arm}" for arm, n in s["by_coupon"].items()))
-        print(f"Expected extra visits: {est['incremental_outcome']:,.0f} "
-              f"[{est['incremental_outcome_lower']:,.0f}, {est['incremental_outcome_upper']:,.0f}]")
+        print("Expected extra visits:",
+              fmt_ci(est["incremental_outcome"], est["incremental_outcome_lower"], est["incremental_outcome_upper"]))
         print("Expected profit (extra revenue - e-mail cost):",
               usd(est["profit"], est["profit_lower"], est["profit_upper"]) + ",",
               f"ROI {pct(est['roi'], est['roi_lower'], est['roi_upper'])}")
@@ -349,8 +347,8 @@ def email_ab_test() -> list:
         code('''
         def row(name, v):
             return {"rule": name, "customers": f"{v['n_selected']:,}", "spend": usd(v["spend"]),
-                    "extra visits (95% CI)": f"{v['incremental_outcome']:,.0f} [{v['incremental_outcome_lower']:,.0f}, "
-                                             f"{v['incremental_outcome_upper']:,.0f}]",
+                    "extra visits (95% CI)": fmt_ci(v["incremental_outcome"], v["incremental_outcome_lower"],
+                                                    v["incremental_outcome_upper"]),
                     "profit (95% CI)": usd(v["profit"], v["profit_lower"], v["profit_upper"]),
                     "ROI (95% CI)": pct(v["roi"], v["roi_lower"], v["roi_upper"])}
 
@@ -373,7 +371,7 @@ def email_ab_test() -> list:
         rows = np.arange(len(best))
         dr_scores = study.crossfit_.policy_dr[rows, best]  # held-out doubly-robust score of that e-mail
         curve = targeting.profit_curve(uplift_oof[rows, best], COST_PER_EMAIL, VALUE_PER_VISIT, dr=dr_scores)
-        plot.profit_curve_plot(curve, currency="$")
+        plot.plot_profit_curve(curve, currency="$")
         '''),
         md("""
         ## Decision
@@ -442,6 +440,8 @@ def observational_coupons() -> list:
 
         from uplift import DesignCheckError, Study, simulate_campaign
         from uplift import design as diagnostics
+        from uplift._display import fmt_effect, fmt_money, fmt_pct
+        from uplift._stats import Estimate
         from uplift.viz import plots as plot
 
         %matplotlib inline
@@ -497,7 +497,8 @@ def observational_coupons() -> list:
         naive = p1 - p0
         naive_se = np.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
         print(f"converted: {p1:.2%} with coupon, {p0:.2%} without")
-        print(f"naive effect {pp(naive, naive - 1.96 * naive_se, naive + 1.96 * naive_se)}  "
+        naive_ci = Estimate.from_se(naive, naive_se)  # estimate ± z·se, z of the 95% interval
+        print(f"naive effect {pp(naive, naive_ci.lower, naive_ci.upper)}  "
               f"vs true ATE {100 * true_ate:+.2f} pp: the naive number is {naive / true_ate:.1f} times the truth")
         '''),
         md("""
@@ -553,7 +554,7 @@ def observational_coupons() -> list:
               f"{weighted['smd'].abs().max():.2f} after inverse-propensity weighting")
         for note in study.notes:
             print("note:", note)
-        plot.propensity_overlap(study.crossfit_.e[:, 1], campaign["treatment"], arm_labels=("no coupon", "coupon"))
+        plot.plot_propensity_overlap(study.crossfit_.e[:, 1], campaign["treatment"], arm_labels=("no coupon", "coupon"))
         '''),
         md("""
         The histograms overlap across the whole range: there are customers without a coupon at every
@@ -561,7 +562,7 @@ def observational_coupons() -> list:
         extrapolation. The love plot shows the imbalance before and after weighting.
         """),
         code('''
-        plot.love_plot(before, weighted)
+        plot.plot_love(before, weighted)
         '''),
         md("""
         ### What a leak looks like
@@ -614,7 +615,7 @@ def observational_coupons() -> list:
                          "CI covers the truth": bool(r.lower <= true <= r.upper)})
         effects_table = pd.DataFrame(rows)
         display(effects_table)
-        plot.ate_plot(study)
+        plot.plot_ate(study.ate())
         '''),
         md("""
         The naive difference is far from the truth and its confidence interval does not contain it: more
@@ -757,6 +758,7 @@ def multi_coupon_budget() -> list:
         from sklearn.model_selection import cross_val_predict
 
         from uplift import Study, simulate_campaign, targeting
+        from uplift._display import fmt_ci, fmt_effect, fmt_money, fmt_pct
         from uplift.viz import plots as plot
 
         %matplotlib inline
@@ -856,7 +858,7 @@ def multi_coupon_budget() -> list:
         """),
         code('''
         board = study.leaderboard()
-        board["qini (95% CI)"] = [f"{q:.3f} [{a:.3f}, {b:.3f}]" for q, a, b in
+        board["qini (95% CI)"] = [fmt_ci(q, a, b) for q, a, b in
                                   zip(board["qini"], board["qini_lower"], board["qini_upper"], strict=True)]
         print("Chosen learner:", study.best_learner_)
         board.pivot(index="learner", columns="arm", values="qini (95% CI)").loc[board["learner"].unique()]
@@ -881,8 +883,8 @@ def multi_coupon_budget() -> list:
         print(f"List: {s['customers_selected']:,} of {s['customers_scored']:,} customers, spend {usd(s['spend'])}")
         for arm, n in s["by_coupon"].items():
             print(f"  {arm} ({COUPONS[arm]}): {n:,} customers")
-        print(f"Expected extra purchases: {est['incremental_outcome']:,.0f} "
-              f"[{est['incremental_outcome_lower']:,.0f}, {est['incremental_outcome_upper']:,.0f}]")
+        print("Expected extra purchases:",
+              fmt_ci(est["incremental_outcome"], est["incremental_outcome_lower"], est["incremental_outcome_upper"]))
         print(f"Expected profit: {usd(est['profit'], est['profit_lower'], est['profit_upper'])}; "
               f"ROI {pct(est['roi'], est['roi_lower'], est['roi_upper'])}")
         result.list.head()
@@ -981,8 +983,8 @@ def multi_coupon_budget() -> list:
 
         comparison = pd.DataFrame([{
             "rule": name, "customers": f"{n:,}", "spend": usd(v["spend"]),
-            "extra purchases (95% CI)": f"{v['incremental_outcome']:,.0f} [{v['incremental_outcome_lower']:,.0f}, "
-                                        f"{v['incremental_outcome_upper']:,.0f}]",
+            "extra purchases (95% CI)": fmt_ci(v["incremental_outcome"], v["incremental_outcome_lower"],
+                                               v["incremental_outcome_upper"]),
             "profit (95% CI)": usd(v["profit"], v["profit_lower"], v["profit_upper"]),
             "ROI (95% CI)": pct(v["roi"], v["roi_lower"], v["roi_upper"]),
             "true profit (simulation only)": usd(truth),
@@ -1013,7 +1015,7 @@ def multi_coupon_budget() -> list:
         more customers are added, most profitable first, and where the budget stops the list.
         """),
         code('''
-        plot.profit_curve_plot(result.curve, currency="$")
+        plot.plot_profit_curve(result.curve, currency="$")
         '''),
         md("""
         ## Decision

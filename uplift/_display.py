@@ -36,6 +36,17 @@ class Unit:
     short: str
     long: str
 
+    @property
+    def label(self) -> str:
+        """The unit as a table names it: the short label, or the long one when there is none.
+
+        Examples
+        --------
+        >>> effect_unit("binary").label, effect_unit("continuous").label, effect_unit("continuous", "$").label
+        ('pp', 'outcome units', '$')
+        """
+        return self.short or self.long
+
 
 def effect_unit(kind: str, currency: str | None = None) -> Unit:
     """The unit an uplift of this outcome kind is shown in (``"binary"``: percentage points)."""
@@ -138,8 +149,11 @@ def fmt_pct(estimate: object, lower: object = None, upper: object = None) -> str
 
 
 def fmt_money(estimate: object, lower: object = None, upper: object = None, *, currency: str | None = None,
-              signed: bool = False) -> str:
-    """Money (spend, profit, revenue) with its interval, in whole units, with the currency when one is set.
+              signed: bool = False, digits: int | None = 0) -> str:
+    """Money (spend, profit, revenue) with its interval, with the currency when one is set.
+
+    Whole units by default; ``digits`` shows cents (or fewer), ``digits=None`` as many decimals as the
+    interval's width needs (money per customer).
 
     Examples
     --------
@@ -147,8 +161,10 @@ def fmt_money(estimate: object, lower: object = None, upper: object = None, *, c
     '1,234 [800, 1,700] $'
     >>> fmt_money(-50.0, signed=True)
     '-50'
+    >>> fmt_money(0.1234, 0.05, 0.2, currency="$", signed=True, digits=None)
+    '+0.123 [0.050, 0.200] $'
     """
-    return fmt_ci(estimate, lower, upper, unit=currency or "", signed=signed, digits=0)
+    return fmt_ci(estimate, lower, upper, unit=currency or "", signed=signed, digits=digits)
 
 
 def fmt_level(x: object) -> str:

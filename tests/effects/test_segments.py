@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from uplift import Study, UpliftInputError, simulate_campaign
-from uplift.effects.average import Z95
-from uplift.effects.segments import discover_segments, format_uplift, segment_uplift
+from uplift._stats import Z95
+from uplift.effects.segments import default_segment_columns, discover_segments, segment_uplift
 
 RECENCY_EDGES = [30, 90, 365]
 
@@ -70,9 +70,9 @@ def test_segment_cis_cover_true_segment_uplift():
     for rep in range(20):
         df = simulate_campaign(3000, design="rct", seed=300 + rep)
         study = _fit(df)
-        by_channel = segment_uplift(study, ["channel"])
+        by_channel = segment_uplift(study.result, study.data, ["channel"])
         truth = df.groupby("channel", observed=True)["true_uplift"].mean().loc[by_channel["channel"]]
-        by_recency = segment_uplift(study, ["recency_days"], bins={"recency_days": RECENCY_EDGES})
+        by_recency = segment_uplift(study.result, study.data, ["recency_days"], bins={"recency_days": RECENCY_EDGES})
         band = np.searchsorted(RECENCY_EDGES, df["recency_days"].to_numpy(), side="left")
         truth_r = df["true_uplift"].groupby(band).mean()
         assert len(truth_r) == len(by_recency)
@@ -89,7 +89,8 @@ def test_segment_cis_cover_truth_in_observational_design():
     hits = []
     for rep in range(12):
         df = simulate_campaign(3000, design="observational", seed=400 + rep)
-        table = segment_uplift(_fit(df, design="observational"), ["channel"])
+        study = _fit(df, design="observational")
+        table = segment_uplift(study.result, study.data, ["channel"])
         true = df.groupby("channel", observed=True)["true_uplift"].mean().loc[table["channel"]].to_numpy()
         hits.extend((table["lower"] <= true) & (true <= table["upper"]))
     rate = float(np.mean(hits))
@@ -100,7 +101,7 @@ def test_segment_cis_cover_truth_in_observational_design():
 def test_segment_table_matches_pandas_reference(sim):
     df, study = sim
     cf = study.crossfit_
-    table = segment_uplift(study, ["channel"], learner="dr").set_index("channel")
+    table = segment_uplift(study.result, study.data, ["channel"], learner="dr").set_index("channel")
     # The out-of-fold arrays are stored as float32; the reference averages them in float64, as segments do.
     ref = pd.DataFrame({"channel": df["channel"].astype(str), "dr": cf.dr[:, 0].astype(np.float64),
                         "t": df["treatment"], "y": df["conversion"],
@@ -122,12 +123,18 @@ def test_segment_table_matches_pandas_reference(sim):
     base = base.groupby(df["channel"].astype(str)).mean().loc[table.index]
     np.testing.assert_allclose(table["relative_lift"], table["uplift"] / base)
     assert (table["relative_lower"] < table["relative_lift"]).all()
-    assert table["label"].str.fullmatch(r"[+-]\d+\.\d pp \[-?\d+\.\d, -?\d+\.\d\]").all()
+    # The label states the table's own numbers in percentage points: estimate, then CI, then unit.
+    for label, u, lo, hi in table[["label", "uplift", "lower", "upper"]].itertuples(index=False):
+        m = re.fullmatch(r"([+-]\d+\.(\d+)) \[(-?\d+\.\d+), (-?\d+\.\d+)\] pp", label)
+        assert m, label
+        half_step = 0.5 * 10 ** -len(m[2])
+        np.testing.assert_allclose([float(m[1]), float(m[3]), float(m[4])], [100 * u, 100 * lo, 100 * hi],
+                                   atol=half_step + 1e-12)
 
 
 def test_quantile_bands_are_balanced_and_labels_state_the_rule(sim):
     df, study = sim
-    table = segment_uplift(study, ["monetary"], bins=4)
+    table = segment_uplift(study.result, study.data, ["monetary"], bins=4)
     assert len(table) == 4
     assert table["n"].sum() == len(df)
     assert table["n"].min() > 0.2 * len(df)  # quartiles, up to ties and rounding of the edges
@@ -146,7 +153,7 @@ def test_quantile_bands_are_balanced_and_labels_state_the_rule(sim):
 
 def test_two_columns_and_readable_segment_names(sim):
     df, study = sim
-    table = segment_uplift(study, ["channel", "recency_days"], bins={"recency_days": RECENCY_EDGES})
+    table = segment_uplift(study.result, study.data, ["channel", "recency_days"], bins={"recency_days": RECENCY_EDGES})
     assert len(table) == 12
     assert "channel = web and recency_days ≤ 30" in set(table["segment"])
     assert "channel = app and 90 < recency_days ≤ 365" in set(table["segment"])
@@ -155,7 +162,7 @@ def test_two_columns_and_readable_segment_names(sim):
 
 def test_small_segments_are_flagged_not_silently_reported(sim):
     df, study = sim
-    table = segment_uplift(study, ["channel", "region"], min_size=600)
+    table = segment_uplift(study.result, study.data, ["channel", "region"], min_size=600)
     small = table["n"] < 600
     assert small.any() and (~small).any()
     np.testing.assert_array_equal(table["small"], small)
@@ -172,7 +179,7 @@ def test_small_segments_are_flagged_not_silently_reported(sim):
                        exclude=truth + ["revenue", "grp"])
     tiny_study.fit(learners=["t"], n_folds=3, n_boot=20, base_classifier=clf, base_regressor=reg,
                    allow_srm=True)
-    t2 = segment_uplift(tiny_study, ["grp"]).set_index("grp")
+    t2 = segment_uplift(tiny_study.result, tiny_study.data, ["grp"]).set_index("grp")
     assert np.isnan(t2.loc["first", "uplift"]) and t2.loc["first", "label"] == "n/a"
     assert t2.loc["first", "note"].startswith("too_small_to_report")
     assert np.isfinite(t2.loc["second", "uplift"])
@@ -181,7 +188,7 @@ def test_small_segments_are_flagged_not_silently_reported(sim):
 def test_multi_arm_gives_one_block_per_arm():
     df = simulate_campaign(4000, design="rct", n_arms=2, seed=31)
     study = _fit(df)
-    table = segment_uplift(study, ["channel"])
+    table = segment_uplift(study.result, study.data, ["channel"])
     assert list(table["arm"].unique()) == ["coupon_a", "coupon_b"]
     b = table[table["arm"] == "coupon_b"].set_index("channel")
     pair = df["treatment"].isin(["control", "coupon_b"]).to_numpy()
@@ -189,30 +196,29 @@ def test_multi_arm_gives_one_block_per_arm():
     ref = pd.Series(study.crossfit_.dr[pair, 1]).groupby(channel).mean()
     np.testing.assert_allclose(b["uplift"], ref.loc[b.index])
     np.testing.assert_array_equal(b["n"], df[pair].groupby("channel", observed=True).size().loc[b.index])
-    only_b = segment_uplift(study, ["channel"], arm="coupon_b")
+    only_b = segment_uplift(study.result, study.data, ["channel"], arm="coupon_b")
     assert (only_b["arm"] == "coupon_b").all() and len(only_b) == 3
 
 
 def test_bad_input_raises_one_line_errors(sim):
     _, study = sim
     with pytest.raises(UpliftInputError, match="'chanel' not found"):
-        segment_uplift(study, ["chanel"])
+        segment_uplift(study.result, study.data, ["chanel"])
     with pytest.raises(UpliftInputError, match="treatment or an outcome"):
-        segment_uplift(study, ["conversion"])
+        segment_uplift(study.result, study.data, ["conversion"])
     with pytest.raises(UpliftInputError, match="not in by="):
-        segment_uplift(study, ["channel"], bins={"age": [30]})
+        segment_uplift(study.result, study.data, ["channel"], bins={"age": [30]})
     with pytest.raises(UpliftInputError, match="categorical"):
-        segment_uplift(study, ["channel"], bins={"channel": [1, 2]})
+        segment_uplift(study.result, study.data, ["channel"], bins={"channel": [1, 2]})
     with pytest.raises(UpliftInputError, match="numeric edges"):
-        segment_uplift(study, ["age"], bins={"age": ["young"]})
+        segment_uplift(study.result, study.data, ["age"], bins={"age": ["young"]})
     with pytest.raises(UpliftInputError, match="arm 'coupon_z'"):
-        segment_uplift(study, ["channel"], arm="coupon_z")
+        segment_uplift(study.result, study.data, ["channel"], arm="coupon_z")
     with pytest.raises(UpliftInputError, match="at least one column"):
-        segment_uplift(study, [])
-    raw = simulate_campaign(500, seed=1)
-    unfitted = Study(raw, treatment="treatment", outcome="conversion", exclude=["propensity", "true_uplift"])
-    with pytest.raises(UpliftInputError, match="not fitted"):
-        segment_uplift(unfitted, ["channel"])
+        segment_uplift(study.result, study.data, [])
+    other = _fit(simulate_campaign(800, seed=1))
+    with pytest.raises(UpliftInputError, match="fitted on 6,000"):
+        segment_uplift(study.result, other.data, ["channel"])
 
 
 # ------------------------------------------------------------------------------------------ discover
@@ -247,7 +253,7 @@ def strong() -> tuple[pd.DataFrame, Study]:
 
 def test_discovered_segments_find_the_responders_and_differ_honestly(strong):
     df, study = strong
-    leaves = discover_segments(study, max_depth=2, min_leaf=300)
+    leaves = discover_segments(study.result, study.data, max_depth=2, min_leaf=300)
     print(leaves[["rule", "n", "label"]].to_string())
     top, bottom = leaves.iloc[0], leaves.iloc[-1]
     assert "channel = web" in top["rule"] and "x1 ≤" in top["rule"]
@@ -273,7 +279,8 @@ def test_discovered_rules_read_back_exactly_with_missing_values_and_level_sets()
     responders = df["channel"].isin(["web", "email"]) & ~(df["x1"] > 50)
     df["true_uplift"] = np.where(responders, 0.2, 0.0)
     df["conversion"] = (rng.random(len(df)) < 0.2 + df["treatment"] * df["true_uplift"]).astype(int)
-    leaves = discover_segments(_fit(df), max_depth=3, min_leaf=200)
+    study = _fit(df)
+    leaves = discover_segments(study.result, study.data, max_depth=3, min_leaf=200)
     rules = " ".join(leaves["rule"])
     assert "or missing)" in rules and " in {" in rules  # the cases that are easy to get wrong
     for rule, n, n_fit in leaves[["rule", "n", "n_fit"]].itertuples(index=False):
@@ -283,7 +290,8 @@ def test_discovered_rules_read_back_exactly_with_missing_values_and_level_sets()
 def test_discovered_segments_without_heterogeneity_do_not_differ():
     """Honest estimation: leaves grown on noise must not look different on the other half."""
     df = _strong_frame(seed=8, tau_web_recent=0.05, tau_else=0.05)
-    leaves = discover_segments(_fit(df), max_depth=3, min_leaf=200, random_state=1)
+    study = _fit(df)
+    leaves = discover_segments(study.result, study.data, max_depth=3, min_leaf=200, random_state=1)
     assert len(leaves) > 1
     assert leaves.attrs["heterogeneity_p"] > 0.01
 
@@ -291,17 +299,26 @@ def test_discovered_segments_without_heterogeneity_do_not_differ():
 def test_discover_on_revenue_uses_money_units_and_validates_input(strong):
     df, _ = strong
     study = _fit(df, outcome="revenue")
-    leaves = discover_segments(study, max_depth=1, min_leaf=1000)
-    assert leaves["label"].str.fullmatch(r"[+-]\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]").all()
-    one = discover_segments(study, max_depth=2, min_leaf=10_000)
+    leaves = discover_segments(study.result, study.data, max_depth=1, min_leaf=1000)
+    # Revenue is shown in its own units: estimate and CI, no unit label.
+    number = r"-?\d[\d,]*(\.\d+)?"
+    assert leaves["label"].str.fullmatch(rf"[+-]{number[2:]} \[{number}, {number}\]").all()
+    one = discover_segments(study.result, study.data, max_depth=2, min_leaf=10_000)
     assert len(one) == 1 and one.loc[0, "rule"] == "all customers" and "no split" in one.loc[0, "note"]
     with pytest.raises(UpliftInputError, match="max_depth"):
-        discover_segments(study, max_depth=0)
-    with pytest.raises(UpliftInputError, match="control arm"):
-        discover_segments(study, arm="0")
+        discover_segments(study.result, study.data, max_depth=0)
+    with pytest.raises(UpliftInputError, match="not a treated arm"):
+        discover_segments(study.result, study.data, arm="0")
 
 
-def test_format_uplift():
-    assert format_uplift(0.021, 0.014, 0.028, "binary") == "+2.1 pp [1.4, 2.8]"
-    assert format_uplift(-1.5, -3.0, 0.0, "continuous") == "-1.50 [-3.00, 0.00]"
-    assert format_uplift(float("nan"), 0, 0, "binary") == "n/a"
+# ------------------------------------------------------------------------------------------ default segments
+def test_default_segments_are_few_level_categoricals_else_the_first_numeric(sim):
+    _, study = sim
+    # channel (3 levels) and region (4 levels) qualify; the simulator has no other categorical feature.
+    assert default_segment_columns(study.result, study.data) == [["channel"], ["region"]]
+    assert default_segment_columns(study.result, study.data, max_levels=3) == [["channel"]]
+    numeric_only = default_segment_columns(study.result, study.data, max_levels=1)
+    first_numeric = [f for f in study.result.schema.names if f not in study.result.schema.categories][0]
+    assert numeric_only == [[first_numeric]]
+    table = segment_uplift(study.result, study.data, numeric_only[0])
+    assert len(table) == 5 and table["n"].sum() == study.data.n  # quantile bands of the numeric feature

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
+from uplift._stats import Estimate
+
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+
 
 class RichProgress:
     """Adapter from the study's progress hook to a rich progress bar on stderr."""
@@ -49,7 +54,7 @@ class RichProgress:
 def jsonable(obj):
     if isinstance(obj, pd.DataFrame):
         return [jsonable(r) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # dicts and read-only records such as the design report
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [jsonable(v) for v in obj]
@@ -64,10 +69,6 @@ def print_json(doc: dict) -> None:
     sys.stdout.write(json.dumps(jsonable(doc), indent=1, sort_keys=False) + "\n")
 
 
-def fmt_ci(est: float, lo: float, hi: float, digits: int = 4, unit: str = "") -> str:
-    return f"{est:.{digits}f}{unit} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> Table:
     t = Table(title=title, title_justify="left")
     for label in columns.values():
@@ -77,33 +78,57 @@ def table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> Table:
     return t
 
 
-def leaderboard_table(board: pd.DataFrame, best: str) -> Table:
+def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table:
+    """The leaderboard: ranking scores with their bootstrap CIs, uplift@k in the outcome's unit, DR loss."""
+    def loss(r) -> tuple[str, str]:
+        est = Estimate.from_se(r.dr_loss, r.dr_loss_se)
+        d = decimals(est.lower, est.upper)
+        return fmt_ci(est.estimate, est.lower, est.upper, digits=d), fmt_ci(r.dr_loss_vs_best, signed=True, digits=d)
+
+    losses = [loss(r) for r in board.itertuples()]
     shown = board.assign(
         qini_ci=[fmt_ci(r.qini, r.qini_lower, r.qini_upper) for r in board.itertuples()],
         auuc_ci=[fmt_ci(r.auuc, r.auuc_lower, r.auuc_upper) for r in board.itertuples()],
-        at_k=[fmt_ci(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper) for r in board.itertuples()],
-        loss=[f"{r.dr_loss_vs_best:+.2e} ± {r.dr_loss_se:.1e}" for r in board.itertuples()],
+        at_k=[fmt_effect(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, kind) for r in board.itertuples()],
+        loss=[ci for ci, _ in losses], vs_best=[diff for _, diff in losses],
         mark=["← chosen" if r.learner == best else "" for r in board.itertuples()],
     )
-    return table("Leaderboard (cross-fitted, out-of-fold; 95% bootstrap CIs)", shown, {
-        "rank": "rank", "learner": "learner", "arm": "arm", "qini_ci": "Qini coefficient",
-        "auuc_ci": "AUUC", "at_k": "uplift@30% (outcome units)", "loss": "DR loss vs best", "mark": ""})
+    return table("Leaderboard (cross-fitted, out-of-fold; 95% CIs)", shown, {
+        "rank": "rank", "learner": "learner", "arm": "arm", "qini_ci": "Qini coefficient", "auuc_ci": "AUUC",
+        "at_k": f"uplift in top {k:.0%}", "loss": "DR loss", "vs_best": "DR loss − best", "mark": ""})
 
 
 def ate_table(ate: pd.DataFrame) -> Table:
+    """Average effects per arm and outcome, each in its display unit, with the relative lift."""
     shown = ate.assign(
-        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, 3, f" {r.unit}")
+        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
                 for r in ate.itertuples()],
-        relative=[fmt_ci(100 * r.relative_lift, 100 * r.relative_lower, 100 * r.relative_upper, 1, "%")
-                  for r in ate.itertuples()],
-        base=[f"{r.control_mean:.4g}" for r in ate.itertuples()],
+        relative=[fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper) for r in ate.itertuples()],
+        base=[fmt_level(r.control_mean) for r in ate.itertuples()],
     )
     return table("Average effect per arm vs control (95% CI)", shown, {
         "arm": "arm", "outcome": "outcome", "estimand": "estimand", "method": "method", "effect": "effect",
         "relative": "relative lift", "base": "control mean", "n_treated": "n treated", "n_control": "n control"})
 
 
+def calibration_table(cal: pd.DataFrame, learner: str, kind: str) -> Table:
+    """Predicted vs observed uplift by decile, both in the outcome's unit."""
+    unit = effect_unit(kind)
+
+    def predicted(r) -> str:
+        d = decimals(r.observed_lower, r.observed_upper, unit.scale)
+        return fmt_ci(r.predicted_uplift, scale=unit.scale, unit=unit.short, signed=True, digits=d)
+
+    shown = cal.assign(pred=[predicted(r) for r in cal.itertuples()],
+                       obs=[fmt_effect(r.observed_uplift, r.observed_lower, r.observed_upper, kind)
+                            for r in cal.itertuples()])
+    return table(f"Calibration of {learner!r}: predicted vs observed uplift by decile", shown,
+                 {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted",
+                  "obs": "observed (95% CI)"})
+
+
 def show_study(study, as_json: bool, extra: dict | None = None) -> None:
+    """The fitted study in the terminal: design, notes, design checks, leaderboard, effects, calibration."""
     diag = getattr(study, "diagnostics_", {})
     doc = {
         "design": study.design, "arms": list(study.arms), "outcome": study.crossfit_.outcome,
@@ -114,21 +139,19 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         print_json(doc)
         return
+    kind = study.crossfit_.kind
+    k = (getattr(study, "fit_params_", None) or {}).get("k", 0.3)
     console.print(f"design: [bold]{study.design}[/]; arms: control={study.arms[0]!r}, treated="
                   f"{', '.join(map(repr, study.arms[1:]))}; modelled outcome: {study.crossfit_.outcome!r}")
     for note in study.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     show_diagnostics(diag)
-    console.print(leaderboard_table(study.leaderboard(), study.best_learner_))
-    console.print(ate_table(study.ate()))
-    cal = study.calibration()
-    console.print(table(f"Calibration of {study.best_learner_!r}: predicted vs observed uplift by decile", cal.assign(
-        pred=[f"{v:.4f}" for v in cal["predicted_uplift"]],
-        obs=[fmt_ci(r.observed_uplift, r.observed_lower, r.observed_upper) for r in cal.itertuples()]),
-        {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted", "obs": "observed (95% CI)"}))
+    console.print(leaderboard_table(doc["leaderboard"], study.best_learner_, kind, k=k))
+    console.print(ate_table(doc["ate"]))
+    console.print(calibration_table(doc["calibration"], study.best_learner_, kind))
 
 
-def show_diagnostics(diag: dict) -> None:
+def show_diagnostics(diag: Mapping) -> None:
     """Design checks as a small table: what was checked, the number, pass/fail."""
     if not diag:
         return
@@ -145,7 +168,7 @@ def show_diagnostics(diag: dict) -> None:
                   status(srm.get("passed", True)))
     for arm, chk in (diag.get("balance_auc") or {}).items():
         t.add_row(f"balance: can features predict {arm!r}? (cross-fitted AUC, 0.5 = no)",
-                  f"AUC {chk['auc']:.3f} [{chk['lower']:.3f}, {chk['upper']:.3f}]", status(chk.get("passed", True)))
+                  f"AUC {fmt_ci(chk['auc'], chk['lower'], chk['upper'])}", status(chk.get("passed", True)))
     bal = diag.get("balance")
     if bal is not None and len(bal):
         frame = pd.DataFrame(bal)
@@ -176,25 +199,22 @@ def show_drift(drift: dict) -> None:
     err_console.print(t)
 
 
-def show_targeting(summary: dict, out: Path | None) -> None:
-    est = summary["estimated"]
-    rows = [("this list", est)] + [(name, v) for name, v in summary["baselines"].items()]
+def show_targeting(summary: dict, out: Path | None, *, currency: str | None = None) -> None:
+    """The honest value of a targeting list next to the baselines: every estimate with its 95% CI."""
+    rows = [("this list", summary["estimated"]), *summary["baselines"].items()]
 
-    def ci(d: dict, key: str, money: bool) -> str:
-        f = "{:,.0f}" if money else "{:,.1f}"
-        lo, hi = d.get(key + "_lower"), d.get(key + "_upper")
-        if lo is None:
-            return f.format(d.get(key, float("nan")))
-        return f"{f.format(d[key])} [{f.format(lo)}, {f.format(hi)}]"
+    def ci(d: dict, key: str) -> tuple[object, object, object]:
+        return d.get(key), d.get(f"{key}_lower"), d.get(f"{key}_upper")
 
     t = Table(title="Expected result (doubly-robust estimate on held-out rows, 95% CI)", title_justify="left")
-    for col in ("policy", "customers", "spend", "incremental conversions", "incremental revenue", "profit", "ROI"):
+    for col in ("policy", "customers", "spend", "incremental outcome", "incremental revenue", "profit", "ROI"):
         t.add_column(col)
     for name, d in rows:
-        t.add_row(name, f"{d.get('n_selected', '')}", f"{d.get('spend', float('nan')):,.0f}",
-                  ci(d, "incremental_outcome", False), ci(d, "incremental_revenue", True), ci(d, "profit", True),
-                  ci(d, "roi", False))
+        t.add_row(name, fmt_number(d.get("n_selected"), 0), fmt_money(d.get("spend"), currency=currency),
+                  fmt_ci(*ci(d, "incremental_outcome"), signed=True),
+                  fmt_money(*ci(d, "incremental_revenue"), currency=currency, signed=True),
+                  fmt_money(*ci(d, "profit"), currency=currency, signed=True), fmt_pct(*ci(d, "roi")))
     console.print(t)
     console.print(f"selected {summary['customers_selected']:,} of {summary['customers_scored']:,} customers; "
-                  f"spend {summary['spend']:,.2f}; by coupon: {summary['by_coupon']}"
-                  + (f"; wrote [bold]{out}[/]" if out else ""))
+                  f"spend {fmt_money(summary['spend'], currency=currency)}; by coupon: {summary['by_coupon']}"
+                  + (f"; wrote [bold]{out}[/]" if out else ""), highlight=False)

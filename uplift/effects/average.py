@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from uplift._display import effect_unit
+from uplift._stats import Estimate
 from uplift.fit.learners import E_CLIP
-
-Z95 = float(norm.ppf(0.975))
 
 
 def diff_in_means(y: np.ndarray, t: np.ndarray) -> tuple[float, float]:
@@ -58,16 +57,18 @@ def aipw_ate(y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, e: 
 
 def _row(arm: str, outcome: str, kind: str, estimand: str, method: str, est: float, se: float,
          base: float, n_t: int, n_c: int) -> dict:
-    rel = est / base if base else np.nan
-    rel_se = se / abs(base) if base else np.nan  # control-mean uncertainty is second order at these n
-    scale, unit = (100.0, "pp") if kind == "binary" else (1.0, "outcome units")
+    effect = Estimate.from_se(est, se)
+    # Control-mean uncertainty is second order at these n: the relative lift's se is the effect's over |base|.
+    relative = Estimate.from_se(est / base if base else np.nan, se / abs(base) if base else np.nan)
+    unit = effect_unit(kind)
+    shown = effect.scaled(unit.scale)
     return {
         "arm": arm, "outcome": outcome, "estimand": estimand, "method": method,
-        "estimate": est, "se": se, "lower": est - Z95 * se, "upper": est + Z95 * se,
-        "estimate_display": est * scale, "lower_display": (est - Z95 * se) * scale,
-        "upper_display": (est + Z95 * se) * scale, "unit": unit,
-        "control_mean": base, "relative_lift": rel,
-        "relative_lower": rel - Z95 * rel_se, "relative_upper": rel + Z95 * rel_se,
+        "estimate": effect.estimate, "se": effect.se, "lower": effect.lower, "upper": effect.upper,
+        "estimate_display": shown.estimate, "lower_display": shown.lower, "upper_display": shown.upper,
+        "unit": unit.label,
+        "control_mean": base, "relative_lift": relative.estimate,
+        "relative_lower": relative.lower, "relative_upper": relative.upper,
         "n_treated": n_t, "n_control": n_c,
     }
 

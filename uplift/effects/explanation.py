@@ -7,18 +7,21 @@ reported, and SHAP's exact TreeExplainer explains the surrogate. If the fidelity
 describes the surrogate more than the learner; the R² says how far to trust it.
 
 SHAP values are in the outcome's units (a conversion probability, shown as percentage points) and add up,
-per customer, to the surrogate's predicted uplift minus the average prediction (``base_value``).
+per customer, to the surrogate's predicted uplift minus the average prediction (``base_value``). The figures of an
+explanation are :func:`uplift.viz.plots.plot_shap_summary` and :func:`uplift.viz.plots.plot_shap_dependence`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from uplift.effects.average import Z95
-from uplift.effects.segments import _arm_codes, _fitted_parts, _fmt_num, effect_scale
+from uplift._display import effect_unit, fmt_level
+from uplift._stats import Z95
 from uplift.errors import UpliftInputError
 
 #: Surrogate settings: flexible enough to copy a smooth uplift function (R² ≈ 0.999 on the simulator's true
@@ -89,7 +92,7 @@ class Explanation:
 
         Examples
         --------
-        >>> # explanation = explain(study); explanation.top_drivers(2).head()
+        >>> # explanation = explain(study.result, study.data); explanation.top_drivers(2).head()
         """
         p = self.values.shape[1]
         if not 1 <= k <= p:
@@ -100,12 +103,12 @@ class Explanation:
         names = np.asarray(self.feature_names, dtype=object)[top].ravel()
         shown = self.data.map(_value_text).to_numpy(dtype=object)
         values = np.take_along_axis(shown, top, axis=1).ravel()
-        scale, unit = effect_scale(self.kind)
-        unit = f" {unit}" if unit else ""
+        unit = effect_unit(self.kind)
+        suffix = f" {unit.short}" if unit.short else ""
         digits = 1 if self.kind == "binary" else 2
-        size = pd.Series(np.abs(contrib) * scale).map(lambda v: f"{v:.{digits}f}")
+        size = pd.Series(np.abs(contrib) * unit.scale).map(lambda v: f"{v:.{digits}f}")
         verb = np.where(contrib >= 0, " raises uplift by ", " lowers uplift by ")
-        text = pd.Series(names) + " = " + pd.Series(values) + pd.Series(verb) + size + unit
+        text = pd.Series(names) + " = " + pd.Series(values) + pd.Series(verb) + size + suffix
         out = pd.DataFrame({"row": np.repeat(self.data.index.to_numpy(), k)})
         if self.ids is not None:
             out[self.ids.name] = np.repeat(self.ids.to_numpy(), k)
@@ -123,7 +126,7 @@ def _value_text(v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return "missing"
     if isinstance(v, float | np.floating):
-        return _fmt_num(float(v))
+        return fmt_level(float(v))
     return str(v)
 
 
@@ -145,16 +148,18 @@ def _bootstrap_r2(y: np.ndarray, pred: np.ndarray, rng: np.random.Generator, n_b
     return float(np.quantile(r2, 0.025)), float(np.quantile(r2, 0.975))
 
 
-def explain(study, *, learner: str | None = None, arm: str | None = None, max_rows: int = 2000,
+def explain(result, data, *, learner: str | None = None, arm: str | None = None, max_rows: int = 2000,
             random_state: int = 0, n_jobs: int | None = None) -> Explanation:
     """SHAP explanation of a learner's predicted uplift, through a LightGBM surrogate.
 
     Parameters
     ----------
-    study : uplift.Study
-        A fitted study (with its training data).
+    result : FitResult
+        The fitted result (:attr:`uplift.Study.result`): the learner's out-of-fold uplift to explain.
+    data : CampaignData
+        The data it was fitted on (:attr:`uplift.Study.data`).
     learner : str, optional
-        Whose uplift to explain (default: the study's best learner; ``"ensemble"`` works too).
+        Whose uplift to explain (default: the chosen learner; ``"ensemble"`` works too).
     arm : str, optional
         Treated arm (default: the first treated arm).
     max_rows : int
@@ -175,34 +180,33 @@ def explain(study, *, learner: str | None = None, arm: str | None = None, max_ro
     >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] + ["revenue"]
     >>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
     >>> study = study.fit(learners=["t"], n_folds=3, n_boot=20)
-    >>> ex = explain(study, max_rows=500)
+    >>> ex = explain(study.result, study.data, max_rows=500)
     >>> import numpy as np
     >>> bool(np.allclose(ex.values.sum(1) + ex.base_value, ex.prediction))
     True
     >>> int(ex.importance["rank"].min()), len(ex.top_drivers(k=2)) == 2 * len(ex.data)
     (1, True)
     """
-    import warnings
-
-    import lightgbm as lgb
-
     with warnings.catch_warnings():
         # shap's import touches colormap APIs newer matplotlib marks as pending deprecation: not ours to fix.
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         import shap
 
-    data, cf = _fitted_parts(study)
-    learner = learner or study.best_learner_
+    cf = result.crossfit
+    learner = learner or result.best_learner
     if learner not in cf.uplift:
         raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(cf.uplift)}")
     if max_rows < 1:
         raise UpliftInputError(f"max_rows must be at least 1, got {max_rows}")
-    a = _arm_codes(data.arms, arm, all_if_none=False)[0]
+    a = result.arm_code(arm)
     X = data.X
     target = np.asarray(cf.uplift[learner][:, a - 1], dtype=np.float64)
     n = len(target)
+    if data.n != n:
+        raise UpliftInputError(f"the data has {data.n:,} rows but the result was fitted on {n:,}; pass the data "
+                               "the model was trained on")
     if n < 50:
-        raise UpliftInputError(f"explaining uplift needs at least 50 customers; the study has {n}")
+        raise UpliftInputError(f"explaining uplift needs at least 50 customers; the data has {n}")
     rng = np.random.default_rng(random_state)
     holdout = rng.random(n) < HOLDOUT_SHARE
     # An inner slice of the training part stops boosting, so the hold-out R² stays honest.
@@ -242,110 +246,10 @@ def explain(study, *, learner: str | None = None, arm: str | None = None, max_ro
     importance["rank"] = np.arange(1, len(importance) + 1)
 
     frame = data.frame.iloc[rows]
-    id_col = data.roles.get("id")
+    id_col = result.id_column
     return Explanation(
         values=values, base_value=base, prediction=prediction, target=target[rows],
         data=frame[list(names)], importance=importance, surrogate_r2=r2, surrogate_r2_ci=r2_ci,
-        learner=learner, arm=data.arms[a], kind=cf.kind, feature_names=tuple(names),
+        learner=learner, arm=result.arms[a], kind=result.kind, feature_names=tuple(names),
         categorical=frozenset(data.schema.categories), codes=X[rows],
         ids=frame[id_col] if id_col else None, surrogate=booster)
-
-
-# ---------------------------------------------------------------------------------------------- plots
-def _unit_label(kind: str) -> str:
-    return "percentage points" if kind == "binary" else "outcome units"
-
-
-def plot_summary(explanation: Explanation, *, max_display: int = 15):
-    """Beeswarm-style summary: one row per feature (strongest on top), one dot per customer.
-
-    Dots are coloured by the feature's value (low blue → high red; categories in grey), so the plot shows
-    both how much and in which direction each feature moves uplift.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> # fig = plot_summary(explain(study)); fig.savefig("shap_summary.png")
-    """
-    from matplotlib.figure import Figure
-
-    ex = explanation
-    scale, _ = effect_scale(ex.kind)
-    order = [ex.feature_names.index(f) for f in ex.importance["feature"][:max_display]][::-1]
-    fig = Figure(figsize=(7, 0.45 * len(order) + 1.5))
-    ax = fig.add_subplot()
-    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
-    points = None
-    for pos, j in enumerate(order):
-        x = ex.values[:, j] * scale
-        jitter = (rng.random(len(x)) - 0.5) * 0.6
-        col = ex.codes[:, j] if ex.codes is not None else np.zeros(len(x))
-        if ex.feature_names[j] in ex.categorical or not np.isfinite(col).any():
-            ax.scatter(x, pos + jitter, s=6, color="0.55", alpha=0.6, linewidths=0)
-            continue
-        # Rank-normalise so one outlier does not wash out the colour scale.
-        colour = pd.Series(col).rank(pct=True).to_numpy()
-        points = ax.scatter(x, pos + jitter, s=6, c=colour, cmap="coolwarm", vmin=0, vmax=1, alpha=0.7,
-                            linewidths=0)
-    ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(range(len(order)), [ex.feature_names[j] for j in order])
-    ax.set_xlabel(f"effect on predicted uplift ({_unit_label(ex.kind)})")
-    lo, hi = ex.surrogate_r2_ci
-    ax.set_title(f"What drives uplift ({ex.learner}-learner, arm {ex.arm}); "
-                 f"surrogate R² {ex.surrogate_r2:.2f} [{lo:.2f}, {hi:.2f}]", fontsize=9)
-    if points is not None:
-        bar = fig.colorbar(points, ax=ax, ticks=[0, 1], pad=0.01)
-        bar.ax.set_yticklabels(["low", "high"])
-        bar.set_label("feature value")
-    fig.tight_layout()
-    return fig
-
-
-def plot_dependence(explanation: Explanation, feature: str):
-    """How one feature's value moves predicted uplift: its SHAP value against the feature, per customer.
-
-    Categorical features show one column of dots per level with the level's mean marked.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> # fig = plot_dependence(explain(study), "recency_days")
-    """
-    from matplotlib.figure import Figure
-
-    ex = explanation
-    if feature not in ex.feature_names:
-        raise UpliftInputError(f"feature {feature!r} was not explained; "
-                               f"features: {', '.join(ex.feature_names)}")
-    j = ex.feature_names.index(feature)
-    scale, _ = effect_scale(ex.kind)
-    y = ex.values[:, j] * scale
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    raw = ex.data[feature]
-    if feature in ex.categorical or not pd.api.types.is_numeric_dtype(raw):
-        labels = raw.astype("string").fillna("missing").to_numpy(dtype=object)
-        levels = sorted(set(labels), key=str)
-        pos = pd.Index(levels).get_indexer(labels)
-        rng = np.random.default_rng(0)
-        jitter = (rng.random(len(pos)) - 0.5) * 0.5
-        ax.scatter(pos + jitter, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
-        means = np.bincount(pos, weights=y, minlength=len(levels)) / np.bincount(pos, minlength=len(levels))
-        ax.scatter(range(len(levels)), means, marker="_", s=600, color="black", label="mean")
-        ax.set_xticks(range(len(levels)), levels, rotation=30 if len(levels) > 5 else 0)
-        ax.legend(loc="best", fontsize=8)
-    else:
-        x = raw.to_numpy(dtype=float, na_value=np.nan)
-        ax.scatter(x, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
-    ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xlabel(feature)
-    ax.set_ylabel(f"effect on predicted uplift ({_unit_label(ex.kind)})")
-    ax.set_title(f"{feature}: contribution to uplift ({ex.learner}-learner, arm {ex.arm})", fontsize=9)
-    fig.tight_layout()
-    return fig

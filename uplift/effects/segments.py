@@ -20,66 +20,85 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeRegressor
 
-from uplift.effects.average import Z95
+from uplift._display import fmt_effect, fmt_level
+from uplift._stats import Z95
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import E_CLIP
 
 #: Segments with fewer customers than this are flagged rather than silently reported.
 MIN_SEGMENT_SIZE = 200
 MISSING_LABEL = "(missing)"
+#: Categorical features with more levels than this are not default segments (too many tiny groups).
+MAX_DEFAULT_SEGMENT_LEVELS = 12
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _fitted_parts(study):
-    """The training data and cross-fit of a fitted study, or a one-line error saying what to do."""
-    if getattr(study, "crossfit_", None) is None:
-        raise UpliftInputError("the study is not fitted yet: call .fit() first")
-    if getattr(study, "data", None) is None:
-        raise UpliftInputError("this study was loaded without its training data; re-create it from the data "
-                               "to analyse segments")
-    return study.data, study.crossfit_
+def _treated_codes(result, arm: str | None, *, all_if_none: bool) -> list[int]:
+    """Arm codes (1..) to compare with control; ``None`` means every treated arm (or only the first)."""
+    if arm is None and all_if_none:
+        return list(range(1, len(result.arms)))
+    return [result.arm_code(arm)]
 
 
-def _arm_codes(arms: tuple[str, ...], arm: str | int | None, *, all_if_none: bool) -> list[int]:
-    """Arm codes (1..) for an arm label; ``None`` means every treated arm (or only the first)."""
-    if arm is None:
-        return list(range(1, len(arms))) if all_if_none else [1]
-    label = str(arm)
-    if label not in arms:
-        raise UpliftInputError(f"arm {arm!r} is not in the study; treated arms: {', '.join(arms[1:])}")
-    if label == arms[0]:
-        raise UpliftInputError(f"arm {arm!r} is the control arm; choose a treated arm: {', '.join(arms[1:])}")
-    return [arms.index(label)]
+def _learner(result, learner: str | None) -> str:
+    """The learner whose out-of-fold uplift is shown beside the estimate (default: the chosen one)."""
+    learner = learner or result.best_learner
+    if learner not in result.crossfit.uplift:
+        raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(result.crossfit.uplift)}")
+    return learner
 
 
-def _fmt_num(x: float) -> str:
-    """A number as an analyst would write it: integers without decimals, otherwise 4 significant digits."""
-    return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
+def _check_rows(result, data) -> None:
+    """The data must be the rows the result was fitted on: the scores are per training row."""
+    if data.n != len(result.crossfit.dr):
+        raise UpliftInputError(f"the data has {data.n:,} rows but the result was fitted on "
+                               f"{len(result.crossfit.dr):,}; pass the data the model was trained on")
 
 
-def effect_scale(kind: str) -> tuple[float, str]:
-    """Display multiplier and unit of an uplift: percentage points for conversions, else outcome units."""
-    return (100.0, "pp") if kind == "binary" else (1.0, "")
+def _labels(uplift: np.ndarray, lower: np.ndarray, upper: np.ndarray, kind: str) -> list[str]:
+    return [fmt_effect(u, lo, hi, kind) for u, lo, hi in zip(uplift, lower, upper, strict=True)]
 
 
-def format_uplift(estimate: float, lower: float, upper: float, kind: str) -> str:
-    """An uplift and its 95% CI in the analyst's units.
+def default_segment_columns(result, data, max_levels: int = MAX_DEFAULT_SEGMENT_LEVELS) -> list[list[str]]:
+    """The segmentations worth showing when the analyst names none: up to two categorical features.
+
+    A categorical feature qualifies with 2 to ``max_levels`` levels (more would make many tiny segments);
+    without one, the first numeric feature is used (cut into quantile bands by :func:`segment_uplift`).
+
+    Parameters
+    ----------
+    result : FitResult
+        The fitted result, whose feature schema says which features are categorical.
+    data : CampaignData
+        The training data (only features present in its frame are proposed).
+    max_levels : int
+        Most levels of a categorical feature used as a default segment.
+
+    Returns
+    -------
+    list of list of str
+        Each item is the ``by`` of one :func:`segment_uplift` call.
 
     Examples
     --------
-    >>> format_uplift(0.021, 0.014, 0.028, "binary")
-    '+2.1 pp [1.4, 2.8]'
-    >>> format_uplift(1.5, -0.25, 3.25, "continuous")
-    '+1.50 [-0.25, 3.25]'
+    >>> from uplift import Study, simulate_campaign
+    >>> df = simulate_campaign(2000, seed=1)
+    >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] + ["revenue"]
+    >>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
+    >>> study = study.fit(learners=["t"], n_folds=3, n_boot=20)
+    >>> default_segment_columns(study.result, study.data)
+    [['channel'], ['region']]
     """
-    if not np.isfinite(estimate):
-        return "n/a"
-    scale, unit = effect_scale(kind)
-    digits = 1 if kind == "binary" else 2
-    unit = f" {unit}" if unit else ""
-    return (f"{estimate * scale:+.{digits}f}{unit} "
-            f"[{lower * scale:.{digits}f}, {upper * scale:.{digits}f}]")
+    cats = result.schema.categories
+    names = [f for f in result.schema.names if f in data.frame.columns]
+    chosen = [[f] for f in names if f in cats and 2 <= len(cats[f]) <= max_levels]
+    if not chosen:
+        numeric = [f for f in names if f not in cats]
+        chosen = [[numeric[0]]] if numeric else []
+    return chosen[:2]
 
 
 def _group_mean_se(groups: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
@@ -103,9 +122,9 @@ def _band_labels(edges: np.ndarray) -> list[str]:
     """Labels of right-closed bands between inner ``edges``: "≤ a", "(a, b]", …, "> z"."""
     if len(edges) == 0:
         return ["all"]
-    labels = [f"≤ {_fmt_num(edges[0])}"]
-    labels += [f"({_fmt_num(lo)}, {_fmt_num(hi)}]" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    return labels + [f"> {_fmt_num(edges[-1])}"]
+    labels = [f"≤ {fmt_level(edges[0])}"]
+    labels += [f"({fmt_level(lo)}, {fmt_level(hi)}]" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    return labels + [f"> {fmt_level(edges[-1])}"]
 
 
 def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
@@ -177,16 +196,18 @@ def _condition(col: str, label: str, numeric_band: bool) -> str:
 
 
 # ---------------------------------------------------------------------------------------- segment_uplift
-def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size: int = MIN_SEGMENT_SIZE,
+def segment_uplift(result, data, by: list[str] | str, *, bins: int | dict = 5, min_size: int = MIN_SEGMENT_SIZE,
                    arm: str | None = None, learner: str | None = None) -> pd.DataFrame:
     """Uplift per segment, with 95% CIs, for segments defined by the analyst's columns.
 
     Parameters
     ----------
-    study : uplift.Study
-        A fitted study (with its training data).
+    result : FitResult
+        The fitted result (:attr:`uplift.Study.result`): its cross-fitted doubly-robust scores and uplift.
+    data : CampaignData
+        The data it was fitted on (:attr:`uplift.Study.data`).
     by : list of str
-        Columns of the study's data to segment by (features or any other pre-campaign column). Categorical
+        Columns of ``data.frame`` to segment by (features or any other pre-campaign column). Categorical
         columns are used as they are; numeric ones are cut into ``bins`` quantile bands.
     bins : int or dict
         Number of quantile bands for numeric columns, or a dict ``{column: [edges]}`` (or ``{column: n}``);
@@ -205,8 +226,8 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
         One row per (arm, segment): ``arm``, ``segment`` (readable rule), one column per ``by`` column,
         ``n``, ``n_treated``, ``n_control``, observed ``mean_treated`` / ``mean_control``, ``uplift`` (mean
         AIPW score) with ``se``, ``lower``, ``upper``; ``relative_lift`` (uplift / doubly-robust control mean)
-        with ``relative_lower``/``relative_upper``; ``predicted_uplift``; ``label`` (e.g. "+2.1 pp [1.4,
-        2.8]"); ``small`` and ``note``.
+        with ``relative_lower``/``relative_upper``; ``predicted_uplift``; ``label`` (e.g. "+2.10 [1.40,
+        2.80] pp"); ``small`` and ``note``.
 
     Examples
     --------
@@ -215,20 +236,21 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
     >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] + ["revenue"]
     >>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
     >>> study = study.fit(learners=["t"], n_folds=3, n_boot=20)
-    >>> table = segment_uplift(study, ["channel"])
+    >>> table = segment_uplift(study.result, study.data, ["channel"])
     >>> {"segment", "uplift", "lower", "upper", "small"} <= set(table.columns)
     True
     """
-    data, cf = _fitted_parts(study)
+    cf = result.crossfit
+    _check_rows(result, data)
     by = [by] if isinstance(by, str) else list(by)
     if not by:
         raise UpliftInputError("give at least one column to segment by, e.g. by=['channel']")
     frame = data.frame
     for col in by:
         if col not in frame.columns:
-            raise UpliftInputError(f"segment column {col!r} not found in the study's data "
+            raise UpliftInputError(f"segment column {col!r} not found in the data "
                                    f"(columns: {', '.join(map(str, frame.columns[:20]))})")
-    roles = data.roles
+    roles = result.roles
     post = {roles.get("treatment"), *roles.get("outcomes", [])}
     for col in by:
         if col in post:
@@ -240,9 +262,7 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
             raise UpliftInputError(f"bins were given for {unknown[0]!r}, which is not in by={by}")
     if min_size < 0:
         raise UpliftInputError(f"min_size must be 0 or more, got {min_size}")
-    learner = learner or study.best_learner_
-    if learner not in cf.uplift:
-        raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(cf.uplift)}")
+    learner = _learner(result, learner)
 
     per_col = [_segment_column(frame, col, bins, data.schema.categories) for col in by]
     banded = [_is_band(labels) for _, labels in per_col]
@@ -253,11 +273,10 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
             for j, (col, (_, labels), band) in enumerate(zip(by, per_col, banded, strict=True))]
     seg_label = [" and ".join(parts) for parts in zip(*cond, strict=True)]
 
-    y = data.outcomes[cf.outcome]
+    y = data.outcomes[result.outcome]
     T = data.treatment
-    scale, _ = effect_scale(cf.kind)
     blocks = []
-    for a in _arm_codes(data.arms, arm, all_if_none=True):
+    for a in _treated_codes(result, arm, all_if_none=True):
         pair = (T == 0) | (T == a)
         g, t, yy = seg[pair], (T[pair] == a).astype(float), y[pair]
         n, uplift, se, resid_u = _group_mean_se(g, cf.dr[pair, a - 1], n_seg)
@@ -279,7 +298,7 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
         uplift, se, lower, upper = (np.where(unmeasurable, np.nan, v) for v in (uplift, se, lower, upper))
         rel = np.where(unmeasurable | (base <= 0), np.nan, rel)
         small = n < min_size
-        block = pd.DataFrame({"arm": data.arms[a], "segment": seg_label})
+        block = pd.DataFrame({"arm": result.arms[a], "segment": seg_label})
         for j, (col, (_, labels)) in enumerate(zip(by, per_col, strict=True)):
             block[col] = np.asarray(labels, dtype=object)[combos[:, j]]
         block = block.assign(
@@ -287,8 +306,7 @@ def segment_uplift(study, by: list[str] | str, *, bins: int | dict = 5, min_size
             mean_treated=mean_t, mean_control=mean_c, uplift=uplift, se=se, lower=lower, upper=upper,
             relative_lift=rel, relative_lower=rel - Z95 * rel_se, relative_upper=rel + Z95 * rel_se,
             predicted_uplift=predicted,
-            label=[format_uplift(u, lo, hi, cf.kind) for u, lo, hi in zip(uplift, lower, upper, strict=True)],
-            small=small, note="")
+            label=_labels(uplift, lower, upper, result.kind), small=small, note="")
         block.loc[small, "note"] = [
             f"too_small_to_report: {int(k)} customers < min_size={min_size}; the CI is too wide to act on"
             for k in n[small]]
@@ -363,7 +381,7 @@ def _describe(j: int, c: dict, names, order, level_names, integer, has_missing) 
         if len(others) == 1:
             return f"{name} ≠ {others[0]}"
         return f"{name} in {{{', '.join(chosen)}}}"
-    fmt = (lambda v: _fmt_num(np.floor(v))) if integer[j] else _fmt_num  # integer data: "≤ 30", not "≤ 30.5"
+    fmt = (lambda v: fmt_level(np.floor(v))) if integer[j] else fmt_level  # integer data: "≤ 30", not "≤ 30.5"
     lo, hi = c["lo"], c["hi"]
     if np.isfinite(lo) and np.isfinite(hi):
         text = f"{fmt(lo)} < {name} ≤ {fmt(hi)}"
@@ -374,7 +392,7 @@ def _describe(j: int, c: dict, names, order, level_names, integer, has_missing) 
     return f"({text} or missing)" if has_missing[j] and c["missing"] else text
 
 
-def discover_segments(study, *, max_depth: int = 3, min_leaf: int = 500, arm: str | None = None,
+def discover_segments(result, data, *, max_depth: int = 3, min_leaf: int = 500, arm: str | None = None,
                       random_state: int = 0, learner: str | None = None) -> pd.DataFrame:
     """Find groups of customers whose uplift differs, and measure them honestly.
 
@@ -385,8 +403,10 @@ def discover_segments(study, *, max_depth: int = 3, min_leaf: int = 500, arm: st
 
     Parameters
     ----------
-    study : uplift.Study
-        A fitted study (with its training data).
+    result : FitResult
+        The fitted result (:attr:`uplift.Study.result`).
+    data : CampaignData
+        The data it was fitted on (:attr:`uplift.Study.data`).
     max_depth : int
         Most conditions in a rule (tree depth).
     min_leaf : int
@@ -402,8 +422,8 @@ def discover_segments(study, *, max_depth: int = 3, min_leaf: int = 500, arm: st
     -------
     DataFrame
         One row per leaf, highest uplift first: ``arm``, ``rule`` (e.g. "recency_days ≤ 30 and channel =
-        web", with the study's column names and category labels), ``n`` / ``n_treated`` / ``n_control`` (in
-        the estimation half), ``uplift``, ``se``, ``lower``, ``upper``, ``label`` ("+2.1 pp [1.4, 2.8]"),
+        web", with the data's column names and category labels), ``n`` / ``n_treated`` / ``n_control`` (in
+        the estimation half), ``uplift``, ``se``, ``lower``, ``upper``, ``label`` ("+2.10 [1.40, 2.80] pp"),
         ``predicted_uplift``, ``n_fit`` (customers of the fitting half) and ``note``.
         ``attrs["heterogeneity_p"]`` holds the p-value of the test that all leaves have the same uplift.
 
@@ -414,22 +434,18 @@ def discover_segments(study, *, max_depth: int = 3, min_leaf: int = 500, arm: st
     >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] + ["revenue"]
     >>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
     >>> study = study.fit(learners=["t"], n_folds=3, n_boot=20)
-    >>> leaves = discover_segments(study, max_depth=2, min_leaf=400)
+    >>> leaves = discover_segments(study.result, study.data, max_depth=2, min_leaf=400)
     >>> int(leaves["n"].sum()) == 2000
     True
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.tree import DecisionTreeRegressor
-
-    data, cf = _fitted_parts(study)
+    cf = result.crossfit
+    _check_rows(result, data)
     if max_depth < 1:
         raise UpliftInputError(f"max_depth must be at least 1, got {max_depth}")
     if min_leaf < 1:
         raise UpliftInputError(f"min_leaf must be at least 1, got {min_leaf}")
-    learner = learner or study.best_learner_
-    if learner not in cf.uplift:
-        raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: {', '.join(cf.uplift)}")
-    a = _arm_codes(data.arms, arm, all_if_none=False)[0]
+    learner = _learner(result, learner)
+    a = result.arm_code(arm)
     pair = np.flatnonzero((data.treatment == 0) | (data.treatment == a))
     X, dr = data.X[pair], cf.dr[pair, a - 1]
     t = (data.treatment[pair] == a).astype(float)
@@ -470,10 +486,10 @@ def discover_segments(study, *, max_depth: int = 3, min_leaf: int = 500, arm: st
     uplift, se = np.where(unmeasurable, np.nan, uplift), np.where(unmeasurable, np.nan, se)
     lower, upper = uplift - Z95 * se, uplift + Z95 * se
     out = pd.DataFrame({
-        "arm": data.arms[a], "rule": [rules[node] for node in leaves],
+        "arm": result.arms[a], "rule": [rules[node] for node in leaves],
         "n": n.astype(int), "n_treated": n_t.astype(int), "n_control": n_c.astype(int),
         "uplift": uplift, "se": se, "lower": lower, "upper": upper,
-        "label": [format_uplift(u, lo, hi, cf.kind) for u, lo, hi in zip(uplift, lower, upper, strict=True)],
+        "label": _labels(uplift, lower, upper, result.kind),
         "predicted_uplift": predicted, "n_fit": np.bincount(index[fit], minlength=k).astype(int), "note": "",
     })
     out.loc[unmeasurable, "note"] = ("too_small_to_report: the estimation half has < 2 treated or control "

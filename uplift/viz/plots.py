@@ -1,17 +1,25 @@
-"""Figures of a study: Qini and uplift curves, calibration, average effects, segments, design checks, profit.
+"""Figures of a fitted study: Qini and uplift curves, calibration, average effects, segments, design checks, profit
+and the drivers of uplift (SHAP).
 
-Every function returns a :class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`, so no global
-figure state leaks between calls (safe in notebooks, servers and the report) and no display backend is needed:
-``fig.savefig("x.png")`` renders with Agg. The numbers come from the modules that compute them
-(:mod:`uplift.evaluate`, :mod:`uplift.effects`, :mod:`uplift.design`, :mod:`uplift.targeting`); these functions only
-draw. Effects on conversion outcomes are drawn in percentage points, other outcomes in their own units, always with
+Every function is named ``plot_*`` and returns a :class:`matplotlib.figure.Figure` built without
+:mod:`matplotlib.pyplot`, so no global figure state leaks between calls (safe in notebooks, servers and the report)
+and no display backend is needed: ``fig.savefig("x.png")`` renders with Agg. The figures take the tables and arrays
+that the computing modules return (:mod:`uplift.evaluate`, :mod:`uplift.effects`, :mod:`uplift.design`,
+:mod:`uplift.targeting`), or the fitted result and its data where they draw out-of-fold arrays; the only numbers
+computed here are the curve points drawn (by :mod:`uplift.evaluate.metrics`). Effects on conversion outcomes are
+drawn in percentage points, other outcomes in their own units (or the currency when one is given), always with
 their 95% CI.
 
-Examples -------- >>> from uplift import Study, simulate_campaign >>> from uplift import plot >>> df =
-simulate_campaign(2000, seed=3) >>> truth = [c for c in df if c.startswith(("true_", "propensity"))] >>> study =
-Study(df, "treatment", "conversion", id="customer_id", exclude=truth) >>> study = study.fit(["t"], n_folds=3,
-n_boot=20) >>> fig = plot.qini_curve(study) >>> fig.axes[0].get_xlabel() 'share of customers targeted (highest
-predicted uplift first)'
+Examples
+--------
+>>> from uplift import Study, simulate_campaign
+>>> df = simulate_campaign(2000, seed=3)
+>>> truth = [c for c in df if c.startswith(("true_", "propensity"))] + ["revenue"]
+>>> study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth)
+>>> study = study.fit(["t"], n_folds=3, n_boot=20)
+>>> fig = plot_qini(study.result, study.data)
+>>> fig.axes[0].get_xlabel()
+'share of customers targeted (highest predicted uplift first)'
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from uplift._display import effect_unit, fmt_ci
 from uplift.errors import UpliftInputError
 from uplift.evaluate import metrics
 
@@ -33,11 +42,6 @@ GREY = "0.55"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _scale(kind: str) -> tuple[float, str]:
-    """Display multiplier and axis unit of an effect: percentage points for conversions."""
-    return (100.0, "percentage points") if kind == "binary" else (1.0, "outcome units")
-
-
 def _new_figure(width: float = 7.0, height: float = 4.2) -> tuple[Figure, object]:
     fig = Figure(figsize=(width, height), dpi=100)
     ax = fig.add_subplot()
@@ -53,27 +57,6 @@ def _message_figure(text: str) -> Figure:
     return fig
 
 
-def _fitted_arrays(study) -> tuple[object, object]:
-    """The cross-fit and training data a curve needs, or a one-line error saying what to do."""
-    cf = getattr(study, "crossfit_", None)
-    if cf is None:
-        raise UpliftInputError("the study is not fitted yet: call .fit() first")
-    if getattr(study, "data", None) is None:
-        raise UpliftInputError("this study was loaded without its training data; re-create it from the data "
-                               "to draw out-of-fold curves")
-    return cf, study.data
-
-
-def _arm_code(arms: Sequence[str], arm: str | int | None) -> int:
-    if arm is None:
-        return 1
-    label = str(arm)
-    if label not in arms[1:]:
-        raise UpliftInputError(f"arm {arm!r} is not a treated arm of the study; "
-                               f"treated arms: {', '.join(arms[1:])}")
-    return list(arms).index(label)
-
-
 def _thin_index(n: int) -> np.ndarray:
     """At most MAX_CURVE_POINTS evenly spaced positions of n, always keeping both ends."""
     return np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).round().astype(int))
@@ -84,25 +67,9 @@ def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def _ci_text(est: float, lo: float, hi: float, digits: int = 3) -> str:
-    if not np.isfinite(est):
-        return "n/a"
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{est:.{digits}f}"
-    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def _as_table(obj, method: str) -> pd.DataFrame:
-    """Accept either a result table or a study (whose ``method`` gives the table)."""
-    if isinstance(obj, pd.DataFrame):
-        return obj
-    fn = getattr(obj, method, None)
-    if fn is None:
-        raise UpliftInputError(f"expected a DataFrame or a fitted Study, got {type(obj).__name__}")
-    return fn()
-
-
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise UpliftInputError(f"expected the {what} table (a DataFrame), got {type(table).__name__}")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise UpliftInputError(f"{what} table lacks column(s) {', '.join(missing)}; pass the table returned "
@@ -110,20 +77,19 @@ def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- curves
-def _gain_curves(study, kind: str, learners: Sequence[str] | None, arm: str | int | None,
+def _gain_curves(result, data, kind: str, learners: Sequence[str] | None, arm: str | None,
                  max_learners: int) -> Figure:
-    cf, data = _fitted_arrays(study)
-    a = _arm_code(cf.arms, arm)
+    cf = result.crossfit
+    a = result.arm_code(arm)
     pair = cf.in_arm(data.treatment, a)
-    y = data.outcomes[cf.outcome][pair]
+    y = data.outcomes[result.outcome][pair]
     t = (data.treatment[pair] == a).astype(int)
     # Observational designs score rankings with the doubly-robust scores, exactly as the leaderboard does.
     dr = cf.dr[pair, a - 1] if cf.design == "observational" else None
-    board = getattr(study, "leaderboard_", None)
-    board = board[board["arm"] == cf.arms[a]] if board is not None else None
+    board = result.leaderboard
+    board = board[board["arm"] == result.arms[a]]
     if learners is None:
-        ranked = list(board.sort_values("rank")["learner"]) if board is not None else list(cf.uplift)
-        learners = ranked[:max_learners]
+        learners = list(board.sort_values("rank")["learner"])[:max_learners]
     unknown = [name for name in learners if name not in cf.uplift]
     if unknown:
         raise UpliftInputError(f"learner {unknown[0]!r} was not fitted; fitted: {', '.join(cf.uplift)}")
@@ -137,9 +103,9 @@ def _gain_curves(study, kind: str, learners: Sequence[str] | None, arm: str | in
         x, gain = np.ravel(x), np.ravel(gain)
         share = x / x[-1]
         label = f"{name}-learner" if name != "ensemble" else "ensemble"
-        if board is not None and (board["learner"] == name).any():
+        if (board["learner"] == name).any():
             row = board[board["learner"] == name].iloc[0]
-            ci = _ci_text(row[score], row[f"{score}_lower"], row[f"{score}_upper"])
+            ci = fmt_ci(row[score], row[f"{score}_lower"], row[f"{score}_upper"])
             label += f"  ({score.upper()} {ci})"
         ax.plot(*_thin(share, gain), color=PALETTE[i % len(PALETTE)], lw=1.6, label=label)
         end = gain[-1]
@@ -149,23 +115,26 @@ def _gain_curves(study, kind: str, learners: Sequence[str] | None, arm: str | in
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of customers targeted (highest predicted uplift first)")
     what = "treated customers only (Qini)" if kind == "qini" else "all targeted customers"
-    ax.set_ylabel(f"incremental {cf.outcome}")
+    ax.set_ylabel(f"incremental {result.outcome}")
     title = "Qini curve" if kind == "qini" else "Uplift curve"
-    arm_text = f", arm {cf.arms[a]} vs control {cf.arms[0]}" if len(cf.arms) > 2 else ""
+    arms = result.arms
+    arm_text = f", arm {arms[a]} vs control {arms[0]}" if len(arms) > 2 else ""
     ax.set_title(f"{title}: out-of-fold, {what}{arm_text}", fontsize=10)
     ax.legend(fontsize=8, loc="best", frameon=False)
     fig.tight_layout()
     return fig
 
 
-def qini_curve(study, learners: Sequence[str] | None = None, arm: str | int | None = None, *,
-               max_learners: int = 4) -> Figure:
+def plot_qini(result, data, learners: Sequence[str] | None = None, arm: str | None = None, *,
+              max_learners: int = 4) -> Figure:
     """Out-of-fold Qini curves of the top learners, with the random-targeting line.
 
     Parameters
     ----------
-    study : uplift.Study
-        A fitted study with its training data.
+    result : FitResult
+        The fitted result (:attr:`uplift.Study.result`): out-of-fold uplift and the leaderboard.
+    data : CampaignData
+        The data it was fitted on (:attr:`uplift.Study.data`): treatment and outcome of each row.
     learners : list of str, optional
         Learners to draw (default: the ``max_learners`` best of the leaderboard).
     arm : str, optional
@@ -180,34 +149,36 @@ def qini_curve(study, learners: Sequence[str] | None = None, arm: str | int | No
 
     Examples
     --------
-    >>> # fig = qini_curve(study); fig.savefig("qini.png")
+    >>> # fig = plot_qini(study.result, study.data); fig.savefig("qini.png")
     """
-    return _gain_curves(study, "qini", learners, arm, max_learners)
+    return _gain_curves(result, data, "qini", learners, arm, max_learners)
 
 
-def uplift_curve(study, learners: Sequence[str] | None = None, arm: str | int | None = None, *,
-                 max_learners: int = 4) -> Figure:
+def plot_uplift_curve(result, data, learners: Sequence[str] | None = None, arm: str | None = None, *,
+                      max_learners: int = 4) -> Figure:
     """Out-of-fold uplift (gain) curves of the top learners, with the random-targeting line.
 
-    Parameters and return value as in :func:`qini_curve`; the legend gives AUUC with its 95% CI.
+    Parameters and return value as in :func:`plot_qini`; the legend gives AUUC with its 95% CI.
 
     Examples
     --------
-    >>> # fig = uplift_curve(study, learners=["t", "dr"]); fig.savefig("uplift.png")
+    >>> # fig = plot_uplift_curve(study.result, study.data, learners=["t", "dr"]); fig.savefig("uplift.png")
     """
-    return _gain_curves(study, "uplift", learners, arm, max_learners)
+    return _gain_curves(result, data, "uplift", learners, arm, max_learners)
 
 
 # ---------------------------------------------------------------------------------------------- calibration
-def calibration_plot(study, *, kind: str | None = None) -> Figure:
+def plot_calibration(table: pd.DataFrame, *, kind: str, currency: str | None = None) -> Figure:
     """Predicted vs observed uplift by decile of predicted uplift, with 95% CI bars on the observed uplift.
 
     Parameters
     ----------
-    study : uplift.Study or DataFrame
-        A fitted study, or the table of :meth:`uplift.Study.calibration`.
-    kind : {"binary", "continuous"}, optional
-        Outcome kind, for the units (taken from the study when a study is given; default ``"continuous"``).
+    table : DataFrame
+        The calibration table (:attr:`uplift.fit.result.FitResult.calibration`, :meth:`uplift.Study.calibration`).
+    kind : {"binary", "continuous"}
+        Outcome kind, for the units (:attr:`uplift.fit.result.FitResult.kind`).
+    currency : str, optional
+        Unit of a continuous outcome that is money (e.g. ``"$"``).
 
     Returns
     -------
@@ -220,15 +191,14 @@ def calibration_plot(study, *, kind: str | None = None) -> Figure:
     >>> table = pd.DataFrame({"arm": "1", "bin": [1, 2], "predicted_uplift": [0.05, 0.01],
     ...                       "observed_uplift": [0.04, 0.0], "observed_lower": [0.01, -0.02],
     ...                       "observed_upper": [0.07, 0.02]})
-    >>> len(calibration_plot(table, kind="binary").axes)
-    1
+    >>> fig = plot_calibration(table, kind="binary")
+    >>> fig.axes[0].get_xlabel()
+    'mean predicted uplift (percentage points)'
     """
-    table = _as_table(study, "calibration")
-    if kind is None:
-        kind = getattr(getattr(study, "crossfit_", None), "kind", "continuous")
     _require(table, ("predicted_uplift", "observed_uplift", "observed_lower", "observed_upper"),
              "calibration")
-    scale, unit = _scale(kind)
+    unit = effect_unit(kind, currency)
+    scale = unit.scale
     fig, ax = _new_figure(6.0, 4.8)
     arms = table["arm"].unique() if "arm" in table else [None]
     for i, arm in enumerate(arms):
@@ -248,8 +218,8 @@ def calibration_plot(study, *, kind: str | None = None) -> Figure:
     lo, hi = lo - pad, hi + pad
     ax.plot([lo, hi], [lo, hi], color=GREY, ls="--", lw=1.0, label="perfect calibration")
     ax.axhline(0, color="0.3", lw=0.6)
-    ax.set_xlabel(f"mean predicted uplift ({unit})")
-    ax.set_ylabel(f"observed uplift, 95% CI ({unit})")
+    ax.set_xlabel(f"mean predicted uplift ({unit.long})")
+    ax.set_ylabel(f"observed uplift, 95% CI ({unit.long})")
     ax.set_title("Calibration: out-of-fold predicted vs observed uplift by decile", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
@@ -257,7 +227,7 @@ def calibration_plot(study, *, kind: str | None = None) -> Figure:
 
 
 # ---------------------------------------------------------------------------------------------- effects
-def ate_plot(study) -> Figure:
+def plot_ate(table: pd.DataFrame) -> Figure:
     """Forest plot of the average effects with 95% CIs: one panel per outcome, one row per arm and estimand.
 
     For observational designs the naive (unadjusted) difference is drawn beside the adjusted ATE/ATT, so the
@@ -265,8 +235,9 @@ def ate_plot(study) -> Figure:
 
     Parameters
     ----------
-    study : uplift.Study or DataFrame
-        A fitted study, or the table of :meth:`uplift.Study.ate`.
+    table : DataFrame
+        The average-effects table (:attr:`uplift.fit.result.FitResult.ate`, :meth:`uplift.Study.ate`), drawn in
+        its display units (``estimate_display``, ``lower_display``, ``upper_display`` and ``unit``).
 
     Returns
     -------
@@ -278,10 +249,10 @@ def ate_plot(study) -> Figure:
     >>> table = pd.DataFrame({"arm": "1", "outcome": "conversion", "estimand": ["ATE", "ATT"],
     ...                       "estimate_display": [1.2, 1.3], "lower_display": [0.1, 0.2],
     ...                       "upper_display": [2.3, 2.4], "unit": "pp"})
-    >>> len(ate_plot(table).axes)
-    1
+    >>> fig = plot_ate(table)
+    >>> fig.axes[0].get_xlabel()
+    'effect on conversion (pp), 95% CI'
     """
-    table = _as_table(study, "ate")
     _require(table, ("arm", "outcome", "estimand", "estimate_display", "lower_display", "upper_display",
                      "unit"), "ATE")
     outcomes = list(dict.fromkeys(table["outcome"]))
@@ -313,8 +284,8 @@ def ate_plot(study) -> Figure:
     return fig
 
 
-def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", reference: float | None = None,
-                 max_segments: int = 30) -> Figure:
+def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | None = None,
+                  max_segments: int = 30, currency: str | None = None) -> Figure:
     """Uplift per segment with 95% CI bars (segments too small to act on drawn in grey).
 
     Parameters
@@ -323,11 +294,13 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
         The table of :func:`uplift.effects.segments.segment_uplift`: ``segment``, ``uplift``, ``lower``, ``upper``
         (and optionally ``n``, ``arm``, ``small``).
     kind : {"binary", "continuous"}
-        Outcome kind, for the units.
+        Outcome kind, for the units (:attr:`uplift.fit.result.FitResult.kind`).
     reference : float, optional
         Overall uplift (e.g. the ATE) drawn as a dotted line, in the table's (unscaled) units.
     max_segments : int
         Draw at most this many segments (the largest ones).
+    currency : str, optional
+        Unit of a continuous outcome that is money (e.g. ``"$"``).
 
     Returns
     -------
@@ -338,7 +311,7 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
     >>> import pandas as pd
     >>> seg = pd.DataFrame({"segment": ["channel = web", "channel = app"], "n": [900, 1100],
     ...                     "uplift": [0.03, 0.01], "lower": [0.01, -0.01], "upper": [0.05, 0.03]})
-    >>> fig = segment_plot(seg, kind="binary")
+    >>> fig = plot_segments(seg, kind="binary")
     >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]  # top to bottom, in the table's order
     ['channel = web  (n=900)', 'channel = app  (n=1,100)']
     """
@@ -349,7 +322,8 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
     table = table.reset_index(drop=True)
     if table.empty:
         return _message_figure("no segments to draw")
-    scale, unit = _scale(kind)
+    unit = effect_unit(kind, currency)
+    scale = unit.scale
     multi_arm = "arm" in table and table["arm"].nunique() > 1
     labels = [str(s) + (f" [arm {a}]" if multi_arm else "") + (f"  (n={int(n):,})" if n is not None else "")
               for s, a, n in zip(table["segment"], table["arm"] if "arm" in table else [None] * len(table),
@@ -370,7 +344,7 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
         ax.axvline(reference * scale, color=PALETTE[1], ls=":", lw=1.2, label="overall average")
     ax.set_yticks(pos, labels, fontsize=8)
     ax.set_ylim(-0.7, len(table) - 0.3)
-    ax.set_xlabel(f"uplift ({unit}), 95% CI")
+    ax.set_xlabel(f"uplift ({unit.long}), 95% CI")
     ax.set_title("Uplift by segment (mean doubly-robust score)", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
@@ -378,7 +352,7 @@ def segment_plot(segments_df: pd.DataFrame, *, kind: str = "continuous", referen
 
 
 # ---------------------------------------------------------------------------------------------- design checks
-def propensity_overlap(e, t, *, bounds: tuple[float, float] | None = (0.05, 0.95), bins: int = 40,
+def plot_propensity_overlap(e, t, *, bounds: tuple[float, float] | None = (0.05, 0.95), bins: int = 40,
                        arm_labels: tuple[str, str] = ("control", "treated")) -> Figure:
     """Histograms of the estimated propensity per arm: where the arms overlap, comparisons are supported.
 
@@ -404,7 +378,7 @@ def propensity_overlap(e, t, *, bounds: tuple[float, float] | None = (0.05, 0.95
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> t = rng.integers(0, 2, 500)
-    >>> fig = propensity_overlap(np.clip(0.3 + 0.4 * t + rng.normal(0, 0.1, 500), 0, 1), t)
+    >>> fig = plot_propensity_overlap(np.clip(0.3 + 0.4 * t + rng.normal(0, 0.1, 500), 0, 1), t)
     >>> fig.axes[0].get_xlabel()
     'estimated propensity P(treated | features)'
     """
@@ -434,7 +408,7 @@ def propensity_overlap(e, t, *, bounds: tuple[float, float] | None = (0.05, 0.95
     return fig
 
 
-def love_plot(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None, *, threshold: float = 0.1,
+def plot_love(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None, *, threshold: float = 0.1,
               max_rows: int = 40) -> Figure:
     """Absolute standardized mean difference per feature, before (and after) weighting.
 
@@ -458,7 +432,7 @@ def love_plot(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None,
     --------
     >>> import pandas as pd
     >>> bal = pd.DataFrame({"feature": ["age", "channel"], "level": [None, "web"], "smd": [0.25, -0.05]})
-    >>> fig = love_plot(bal, bal.assign(smd=[0.02, 0.01]))
+    >>> fig = plot_love(bal, bal.assign(smd=[0.02, 0.01]))
     >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
     ['channel = web', 'age']
     """
@@ -504,7 +478,7 @@ def love_plot(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- targeting
-def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
+def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) -> Figure:
     """Expected cumulative profit against the share targeted, with the chosen cut-off.
 
     Parameters
@@ -513,8 +487,8 @@ def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
         :func:`uplift.targeting.allocation.profit_curve` output: ``share_targeted``, ``expected_profit``, optionally
         ``estimated_profit`` with ``estimated_profit_lower``/``_upper`` (drawn as a 95% band) and
         ``attrs["cutoff"]`` (the list length with the highest expected profit).
-    currency : str
-        Unit shown on the profit axis.
+    currency : str, optional
+        Unit shown on the profit axis (default: none, the units of the cost and value given).
 
     Returns
     -------
@@ -524,7 +498,7 @@ def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
     --------
     >>> import numpy as np
     >>> from uplift.targeting.allocation import profit_curve
-    >>> fig = profit_curve_plot(profit_curve(np.array([0.1, 0.3, 0.0]), 1.0, value=10.0))
+    >>> fig = plot_profit_curve(profit_curve(np.array([0.1, 0.3, 0.0]), 1.0, value=10.0))
     >>> len(fig.axes[0].lines) >= 2
     True
     """
@@ -550,5 +524,111 @@ def profit_curve_plot(curve_df: pd.DataFrame, *, currency: str = "") -> Figure:
     ax.set_ylabel(f"cumulative incremental profit{f' ({currency})' if currency else ''}")
     ax.set_title("Profit curve of the targeting list", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- drivers (SHAP)
+def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
+    """Beeswarm-style summary: one row per feature (strongest on top), one dot per customer.
+
+    Dots are coloured by the feature's value (low blue → high red; categories in grey), so the plot shows
+    both how much and in which direction each feature moves uplift.
+
+    Parameters
+    ----------
+    explanation : Explanation
+        The result of :func:`uplift.effects.explanation.explain`.
+    max_display : int
+        Most features drawn (the strongest ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> # fig = plot_shap_summary(explain(study.result, study.data)); fig.savefig("shap_summary.png")
+    """
+    ex = explanation
+    unit = effect_unit(ex.kind)
+    order = [ex.feature_names.index(f) for f in ex.importance["feature"][:max_display]][::-1]
+    fig = Figure(figsize=(7, 0.45 * len(order) + 1.5))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
+    points = None
+    for pos, j in enumerate(order):
+        x = ex.values[:, j] * unit.scale
+        jitter = (rng.random(len(x)) - 0.5) * 0.6
+        col = ex.codes[:, j] if ex.codes is not None else np.zeros(len(x))
+        if ex.feature_names[j] in ex.categorical or not np.isfinite(col).any():
+            ax.scatter(x, pos + jitter, s=6, color=GREY, alpha=0.6, linewidths=0)
+            continue
+        # Rank-normalise so one outlier does not wash out the colour scale.
+        colour = pd.Series(col).rank(pct=True).to_numpy()
+        points = ax.scatter(x, pos + jitter, s=6, c=colour, cmap="coolwarm", vmin=0, vmax=1, alpha=0.7,
+                            linewidths=0)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(range(len(order)), [ex.feature_names[j] for j in order])
+    ax.set_xlabel(f"effect on predicted uplift ({unit.long})")
+    lo, hi = ex.surrogate_r2_ci
+    ax.set_title(f"What drives uplift ({ex.learner}-learner, arm {ex.arm}); "
+                 f"surrogate R² {fmt_ci(ex.surrogate_r2, lo, hi, digits=2)}", fontsize=9)
+    if points is not None:
+        bar = fig.colorbar(points, ax=ax, ticks=[0, 1], pad=0.01)
+        bar.ax.set_yticklabels(["low", "high"])
+        bar.set_label("feature value")
+    fig.tight_layout()
+    return fig
+
+
+def plot_shap_dependence(explanation, feature: str) -> Figure:
+    """How one feature's value moves predicted uplift: its SHAP value against the feature, per customer.
+
+    Categorical features show one column of dots per level with the level's mean marked.
+
+    Parameters
+    ----------
+    explanation : Explanation
+        The result of :func:`uplift.effects.explanation.explain`.
+    feature : str
+        One of the explained features.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> # fig = plot_shap_dependence(explain(study.result, study.data), "recency_days")
+    """
+    ex = explanation
+    if feature not in ex.feature_names:
+        raise UpliftInputError(f"feature {feature!r} was not explained; "
+                               f"features: {', '.join(ex.feature_names)}")
+    j = ex.feature_names.index(feature)
+    unit = effect_unit(ex.kind)
+    y = ex.values[:, j] * unit.scale
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    raw = ex.data[feature]
+    if feature in ex.categorical or not pd.api.types.is_numeric_dtype(raw):
+        labels = raw.astype("string").fillna("missing").to_numpy(dtype=object)
+        levels = sorted(set(labels), key=str)
+        pos = pd.Index(levels).get_indexer(labels)
+        rng = np.random.default_rng(0)
+        jitter = (rng.random(len(pos)) - 0.5) * 0.5
+        ax.scatter(pos + jitter, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
+        means = np.bincount(pos, weights=y, minlength=len(levels)) / np.bincount(pos, minlength=len(levels))
+        ax.scatter(range(len(levels)), means, marker="_", s=600, color="black", label="mean")
+        ax.set_xticks(range(len(levels)), levels, rotation=30 if len(levels) > 5 else 0)
+        ax.legend(loc="best", fontsize=8)
+    else:
+        x = raw.to_numpy(dtype=float, na_value=np.nan)
+        ax.scatter(x, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xlabel(feature)
+    ax.set_ylabel(f"effect on predicted uplift ({unit.long})")
+    ax.set_title(f"{feature}: contribution to uplift ({ex.learner}-learner, arm {ex.arm})", fontsize=9)
     fig.tight_layout()
     return fig
