@@ -38,8 +38,8 @@ def main() -> Path:
 
     out_dir = Path(tempfile.mkdtemp(prefix="uplift-quickstart-"))
     # Cost of one coupon and value of one conversion turn uplift into money for the targeting section.
-    path = write_report(study, out_dir / "report.html", command_line="python examples/quickstart.py",
-                        cost=0.5, value=30.0, budget=300.0)
+    path = write_report(study.result, out_dir / "report.html", data=study.data,
+                        command_line="python examples/quickstart.py", cost=0.5, value=30.0, budget=300.0)
     print(f"\nReport written to {path}")
     return path
 
