@@ -41,8 +41,9 @@ from scipy.stats import norm  # noqa: E402
 sys.path.insert(0, str(HERE.parent))
 
 from uplift import Study, simulate_campaign  # noqa: E402
+from uplift._stats import Z95  # noqa: E402
 from uplift.data.campaign import campaign_data  # noqa: E402
-from uplift.effects.average import Z95, aipw_ate, average_effects  # noqa: E402
+from uplift.effects.average import aipw_ate, average_effects  # noqa: E402
 from uplift.fit.crossfit import cross_fit  # noqa: E402
 
 RESULTS = HERE / "results"

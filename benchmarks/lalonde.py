@@ -68,7 +68,8 @@ import pandas as pd  # noqa: E402
 
 import uplift  # noqa: E402
 from uplift import DesignCheckError, Study  # noqa: E402
-from uplift.design.checks import Z95, crump_bounds, delong_auc, trim_mask  # noqa: E402
+from uplift._stats import Z95  # noqa: E402
+from uplift.design.checks import crump_bounds, delong_auc, trim_mask  # noqa: E402
 
 RESULTS = HERE / "results"
 OUTCOME = "re78"

@@ -8,7 +8,7 @@ not installed).
 from __future__ import annotations
 
 import base64
-import copy
+import dataclasses
 import io
 import re
 import shutil
@@ -20,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
 from PIL import Image
 
 from uplift import Study
 from uplift.datasets import simulate_campaign
-from uplift.evaluate import metrics
-from uplift.viz import plots as plot
-from uplift.viz.report import build_report, write_report
+from uplift.viz.report import ReportInputs, build_report, collect_report, write_report
 
 SECTION_IDS = ("data", "diagnostics", "effects", "leaderboard", "curves", "calibration", "segments",
                "drivers", "targeting", "reproducibility")
@@ -68,8 +65,8 @@ def rct_report(rct_study, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed optional section warns: fail the test
-        return write_report(rct_study, path, command_line="uplift fit campaign.csv --seed 0", cost=0.5,
-                            value=30.0, budget=200.0)
+        return write_report(rct_study.result, path, data=rct_study.data,
+                            command_line="uplift fit campaign.csv --seed 0", cost=0.5, value=30.0, budget=200.0)
 
 
 class _Page(HTMLParser):
@@ -208,11 +205,11 @@ def test_report_is_self_contained(rct_report):
 
 
 def test_user_strings_are_escaped_and_the_write_is_atomic(loaded_study, tmp_path):
-    study = copy.copy(loaded_study)
-    study.notes = [*loaded_study.notes, "<script>alert('note')</script>"]
+    result = dataclasses.replace(loaded_study.result,
+                                 notes=(*loaded_study.notes, "<script>alert('note')</script>"))
     path = tmp_path / "r.html"
     path.write_text("old report")
-    out = write_report(study, path, command_line="uplift fit '<img src=x onerror=alert(1)>'",
+    out = write_report(result, path, command_line="uplift fit '<img src=x onerror=alert(1)>'",
                        title="Q3 <b>coupon</b> & friends")
     text = path.read_text(encoding="utf-8")
     assert out == path and text.startswith("<!DOCTYPE html>")
@@ -222,29 +219,49 @@ def test_user_strings_are_escaped_and_the_write_is_atomic(loaded_study, tmp_path
     assert "Q3 &lt;b&gt;coupon&lt;/b&gt; &amp; friends" in text
 
 
-def test_failing_optional_section_is_shown_not_fatal(loaded_study):
-    study = copy.copy(loaded_study)
+class _Exploding(dict):
+    """Design checks whose reading fails, as a corrupt or unexpected result would."""
 
-    def broken():
+    def items(self):
         raise RuntimeError("balance engine exploded")
 
-    study.diagnostics = broken
+
+def test_failing_section_is_shown_not_fatal(loaded_study):
+    result = dataclasses.replace(loaded_study.result, diagnostics=_Exploding(srm={"passed": True}))
     with pytest.warns(RuntimeWarning, match="balance engine exploded"):
-        text = build_report(study)
+        text = build_report(ReportInputs(result))
     assert 'class="section-error"' in text and "RuntimeError: balance engine exploded" in text
     assert "Average effect of the campaign" in text  # the rest of the report is still there
+    assert "Design diagnostics failed" in text  # and the footer lists the failed section
 
-    def missing():
-        raise ImportError("no module named uplift.balance")
 
-    study.diagnostics = missing
-    text = build_report(study)
-    assert 'class="section-error"' not in text
-    assert "Design diagnostics is not available in this installation" in text
+def test_failing_analysis_is_reported_in_its_section(rct_study, monkeypatch):
+    import uplift.viz.report as report_module
+
+    def broken(result, data, by):
+        raise RuntimeError("segment engine exploded")
+
+    monkeypatch.setattr(report_module, "segment_uplift", broken)
+    with pytest.warns(RuntimeWarning, match="segment engine exploded"):
+        inputs = collect_report(rct_study.result, rct_study.data, explain=False)
+    assert inputs.segments == [] and "segment engine exploded" in inputs.notes["segments"]
+    text = build_report(inputs)
+    assert "Segment uplift failed: RuntimeError: segment engine exploded" in text
+
+
+def test_report_renders_without_computing(rct_study, monkeypatch):
+    import uplift.viz.report as report_module
+
+    inputs = collect_report(rct_study.result, rct_study.data, cost=0.5, value=30.0, budget=200.0, explain=False)
+    for name in ("segment_uplift", "explain_uplift", "targeting_list"):
+        monkeypatch.setattr(report_module, name, lambda *a, **k: pytest.fail("the renderer computed"))
+    text = build_report(inputs)
+    assert "the model&#x27;s list" in text or "the model's list" in text
 
 
 def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
-    text = write_report(obs_study, tmp_path / "obs.html", explain=False).read_text(encoding="utf-8")
+    text = write_report(obs_study.result, tmp_path / "obs.html", data=obs_study.data,
+                        explain=False).read_text(encoding="utf-8")
     ate = obs_study.ate()
     assert set(ate["estimand"]) == {"naive", "ATE", "ATT"}
     assert "Observational design." in text and "naive difference" in text
@@ -255,81 +272,13 @@ def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
 
 
 def test_report_of_a_loaded_study(loaded_study, tmp_path):
-    text = write_report(loaded_study, tmp_path / "loaded.html").read_text(encoding="utf-8")
+    text = write_report(loaded_study.result, tmp_path / "loaded.html").read_text(encoding="utf-8")
     assert loaded_study.manifest_["training_data_sha256"] in text
     assert "needs the training data" in text
     assert 'class="section-error"' not in text
     assert 'alt="Forest plot of average effects"' in text
     page = _parse(text)
     assert set(SECTION_IDS) <= set(page.ids)
-
-
-# ---------------------------------------------------------------------------------------------- plots
-def test_plots_return_figures_without_pyplot_state(rct_study):
-    import matplotlib.pyplot as plt
-
-    before = plt.get_fignums()
-    figs = [plot.qini_curve(rct_study), plot.uplift_curve(rct_study, learners=["t"]),
-            plot.calibration_plot(rct_study), plot.ate_plot(rct_study),
-            plot.segment_plot(rct_study.segments(by=["region"]), kind="binary"),
-            plot.love_plot(rct_study.diagnostics()["balance"]),
-            plot.propensity_overlap(rct_study.crossfit_.e[:, 1], rct_study.data.treatment)]
-    assert all(isinstance(f, Figure) for f in figs)
-    assert plt.get_fignums() == before
-
-
-def test_qini_plot_ends_at_the_overall_incremental_outcome(rct_study):
-    fig = plot.qini_curve(rct_study, learners=["t"])
-    d = rct_study.data
-    y, t = d.outcomes["conversion"], d.treatment
-    # Radcliffe's Qini with everyone targeted: treated conversions minus control conversions times N_T/N_C.
-    expected = y[t == 1].sum() - y[t == 0].sum() * (t == 1).sum() / (t == 0).sum()
-    model, random_line = fig.axes[0].lines[0], fig.axes[0].lines[1]
-    assert model.get_ydata()[-1] == pytest.approx(expected)
-    assert random_line.get_ydata().tolist() == pytest.approx([0.0, expected])
-    x, gain = metrics.qini_curve(y, rct_study.crossfit_.uplift["t"][:, 0], t)
-    assert model.get_xdata()[-1] == pytest.approx(1.0) and len(model.get_xdata()) <= len(x)
-
-
-def test_calibration_plot_draws_the_table_in_percentage_points():
-    table = pd.DataFrame({"arm": "1", "bin": [1, 2, 3], "predicted_uplift": [0.05, 0.02, -0.01],
-                          "observed_uplift": [0.04, 0.01, 0.0], "observed_lower": [0.01, -0.02, -0.03],
-                          "observed_upper": [0.07, 0.04, 0.02]})
-    ax = plot.calibration_plot(table, kind="binary").axes[0]
-    points = ax.containers[0].lines[0].get_xydata()
-    np.testing.assert_allclose(points, [[5, 4], [2, 1], [-1, 0]])
-    assert "percentage points" in ax.get_xlabel()
-
-
-def test_love_plot_matches_after_weighting_by_feature_and_level():
-    before = pd.DataFrame({"feature": ["age", "channel", "channel"], "level": [None, "web", "app"],
-                           "smd": [0.30, -0.20, 0.05]})
-    after = before.iloc[[2, 0, 1]].assign(smd=[0.01, 0.02, -0.03])  # shuffled: must be matched, not zipped
-    ax = plot.love_plot(before, after).axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["channel = app", "channel = web", "age"]  # largest |SMD| on top
-    unweighted, weighted = (c.get_offsets() for c in ax.collections[:2])
-    np.testing.assert_allclose(unweighted[:, 0], [0.05, 0.20, 0.30])
-    np.testing.assert_allclose(weighted[:, 0], [0.01, 0.03, 0.02])
-
-
-def test_profit_curve_plot_marks_the_cutoff():
-    from uplift.targeting.allocation import profit_curve
-
-    curve = profit_curve(np.array([0.1, 0.3, 0.0, 0.05]), 1.0, value=10.0, dr=np.array([0.2, 0.1, 0.0, 0.1]))
-    ax = plot.profit_curve_plot(curve).axes[0]
-    cut = [ln for ln in ax.lines if ln.get_label().startswith("cut-off")][0]
-    assert cut.get_xdata()[0] == pytest.approx(curve["share_targeted"].iloc[curve.attrs["cutoff"]])
-    assert any(c.get_label() == "95% CI" for c in ax.collections)
-
-
-def test_plots_reject_bad_input():
-    from uplift.errors import UpliftInputError
-
-    with pytest.raises(UpliftInputError, match="segment table lacks column"):
-        plot.segment_plot(pd.DataFrame({"segment": ["a"], "uplift": [0.1]}))
-    with pytest.raises(UpliftInputError, match="differ in length"):
-        plot.propensity_overlap(np.array([0.2, 0.5]), np.array([0, 1, 1]))
 
 
 # ---------------------------------------------------------------------------------------------- browser
