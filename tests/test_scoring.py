@@ -25,7 +25,7 @@ def test_batches_equal_whole_frame(study_and_frame, tmp_path, src, dst):
     study, df = study_and_frame
     path = tmp_path / src
     (df.to_parquet if src.endswith("parquet") else df.to_csv)(path, index=False)
-    n = score_file(study, path, tmp_path / dst, batch_rows=700)
+    n = score_file(study.result, path, tmp_path / dst, batch_rows=700)
     assert n == len(df)
     got = pd.read_parquet(tmp_path / dst) if dst.endswith("parquet") else pd.read_csv(tmp_path / dst)
     want = study.predict_uplift(df)
@@ -41,6 +41,6 @@ def test_failure_mid_file_leaves_existing_output_untouched(study_and_frame, tmp_
     out = tmp_path / "scores.csv"
     out.write_text("previous list\n")
     with pytest.raises(UpliftInputError, match="recency_days"):
-        score_file(study, tmp_path / "bad.csv", out, batch_rows=1000)
+        score_file(study.result, tmp_path / "bad.csv", out, batch_rows=1000)
     assert out.read_text() == "previous list\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
