@@ -10,6 +10,7 @@ import pytest
 
 from uplift.design.refute import dowhy_refute
 from uplift.errors import UpliftInputError
+from uplift.fit.nuisance import cross_fit_aipw
 
 CONFOUNDERS = ["x1", "x2", "region"]
 
@@ -68,11 +69,37 @@ def test_unobserved_confounder_erases_a_small_effect_but_not_a_large_one(linear_
 
 def test_aipw_estimator_runs_through_dowhy_refuters():
     res = dowhy_refute(campaign(2000, seed=3), "coupon", "spend", CONFOUNDERS, estimate_method="aipw",
-                       refuters=("placebo", "data_subset"), num_simulations=4, random_state=1)
+                       refuters=("placebo", "data_subset"), num_simulations=4, random_state=1,
+                       aipw_scores=cross_fit_aipw)
     res = res.set_index("refuter")
     assert res.loc["placebo", "estimate_lower"] < 1.0 < res.loc["placebo", "estimate_upper"]
     assert res.loc["placebo", "new_lower"] <= 0.0 <= res.loc["placebo", "new_upper"]
     assert res["passed"].all()
+
+
+def test_aipw_estimate_is_the_mean_of_the_injected_scores_refitted_on_every_refuted_data_set():
+    df = campaign(600, seed=5)
+    calls = []
+
+    def scores(confounders, t, y, n_folds, seed):
+        calls.append((list(confounders.columns), t.copy(), n_folds, seed))
+        return y - y.mean() + 2.0 * t  # "scores" whose mean is 2 * the treated share
+
+    res = dowhy_refute(df, "coupon", "spend", CONFOUNDERS, estimate_method="aipw", refuters=("placebo",),
+                       num_simulations=3, random_state=2, aipw_scores=scores).iloc[0]
+    first = calls[0][1]
+    assert res["estimate"] == pytest.approx(2.0 * first.mean())
+    v = df["spend"].to_numpy() - df["spend"].mean() + 2.0 * first
+    assert res["estimate_upper"] - res["estimate"] == pytest.approx(1.959964 * v.std(ddof=1) / np.sqrt(600))
+    assert len(calls) == 1 + 3  # the estimate, then once per placebo simulation
+    assert all(sorted(c) == ["x0", "x1", "x2"] and (n, s) == (2, 2) for c, _, n, s in calls)
+    np.testing.assert_array_equal(first, df["coupon"].to_numpy())
+    assert not any(np.array_equal(t, first) for _, t, _, _ in calls[1:])  # placebo hands over shuffled flags
+
+
+def test_aipw_without_a_score_function_is_refused():
+    with pytest.raises(UpliftInputError, match="aipw_scores"):
+        dowhy_refute(campaign(200, seed=1), "coupon", "spend", CONFOUNDERS, estimate_method="aipw")
 
 
 def test_refutation_is_deterministic_and_leaves_global_rng_alone():

@@ -5,11 +5,15 @@ if they do, a study declared ``auto`` is analysed as observational), and feature
 disguise. After the propensity is cross-fitted (observational designs): overlap, leakage (a feature that gives
 the treatment away) and balance after weighting. A hard failure raises :class:`~uplift.errors.DesignCheckError`
 naming the flag that overrides it; everything else becomes a check result and a note in words.
+
+The checks compute on propensities; they never fit them. The balance check's propensity is a function handed
+to the review (the fit layer's :func:`uplift.fit.nuisance.cross_fit_propensity`), and the observational checks
+take the study's own cross-fitted propensities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +27,12 @@ from uplift.errors import DesignCheckError
 CHECK_ROWS = 1_000_000
 #: The outcome-proxy check uses at most this many rows.
 PROXY_ROWS = 200_000
+#: Folds of the balance check's cross-fitted propensity.
+BALANCE_FOLDS = 3
+
+#: ``propensity(features, t, n_folds, seed)``: out-of-fold P(t = 1 | x) of every row of ``features`` (a table of
+#: the sampled rows), with 0/1 arm indicator ``t`` and ``n_folds`` folds seeded by ``seed``.
+Propensity = Callable[[pd.DataFrame, np.ndarray, int, int], np.ndarray]
 
 
 def sample_rows(rows: np.ndarray, max_rows: int, random_state: int) -> np.ndarray:
@@ -80,13 +90,33 @@ class DesignReview:
         Features declared as measured before the campaign: never flagged as leakage or outcome proxies.
     random_state : int
         Seed of the samples and folds the checks use.
+    propensity : callable
+        ``propensity(features, t, n_folds, seed)`` → out-of-fold P(treated) of each row (see :data:`Propensity`);
+        the balance check's AUC is computed on it. The study passes
+        :func:`uplift.fit.nuisance.cross_fit_propensity`.
+
+    Examples
+    --------
+    >>> from uplift import campaign_data, simulate_campaign
+    >>> from uplift.fit.nuisance import cross_fit_propensity
+    >>> df = simulate_campaign(2000, seed=0)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id", design="rct",
+    ...                   exclude=["revenue", "true_uplift", "true_revenue_uplift", "propensity"])
+    >>> review = DesignReview(d, declared="rct", pre_treatment=[], random_state=0,
+    ...                       propensity=cross_fit_propensity)
+    >>> review.randomisation(None, allow_srm=False)
+    >>> check = review.report["balance_auc"][d.arms[1]]
+    >>> check["passed"], check["rows_checked"]
+    (True, 2000)
     """
 
-    def __init__(self, data: CampaignData, *, declared: str, pre_treatment: list[str], random_state: int) -> None:
+    def __init__(self, data: CampaignData, *, declared: str, pre_treatment: list[str], random_state: int,
+                 propensity: Propensity) -> None:
         self.data = data
         self.declared = declared
         self.pre_treatment = set(pre_treatment or [])
         self.random_state = random_state
+        self.propensity = propensity
         self.report = DesignReport()
         self.notes: list[str] = []
 
@@ -116,7 +146,7 @@ class DesignReview:
                                self.random_state)
             frame = frame_rows(data.frame, pair, data.schema.names)
             t = (data.treatment[pair] == a).astype(int)
-            check = checks.balance_auc(frame, t, n_folds=3, random_state=self.random_state)
+            check = checks.balance_auc(t, self.propensity(frame, t, BALANCE_FOLDS, self.random_state))
             check["rows_checked"] = len(pair)
             balance[arms[a]] = check
             tables.append(checks.balance_table(frame, t).assign(arm=arms[a]))

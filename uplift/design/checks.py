@@ -8,12 +8,15 @@ Each check is a plain function over arrays / DataFrames with a binary treatment 
 :func:`balance_table`       standardized mean difference per feature (per level for categories), optionally
                             after weighting
 :func:`balance_auc`         can a cross-fitted classifier tell the arms apart? AUC with a DeLong 95% CI
-:func:`cross_fit_propensity`  out-of-fold, calibrated LightGBM propensity ``e(x) = P(t=1 | x)``
 :func:`overlap_summary`     how many rows have propensities near 0 or 1 (where comparisons rest on few rows)
 :func:`trim_mask`           rows to keep: fixed bounds or the Crump et al. (2009) optimal rule
 :func:`leakage_check`       features that give the treatment away (post-treatment variables, arm-only codes)
 :func:`e_value`             how strong an unmeasured confounder would have to be to explain the effect away
 ==========================  =================================================================================
+
+The checks that need a propensity (balance AUC, overlap, trimming, leakage, weighted balance) take it as an
+array of out-of-fold predictions: fitting it is the fit layer's job (:mod:`uplift.fit.nuisance`), which this
+layer never imports.
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.model_selection import StratifiedKFold
 
-from uplift.data.campaign import FeatureSchema
+from uplift._stats import Z95
 from uplift.errors import UpliftInputError
-from uplift.fit.models import LGBMModel
 
 #: |SMD| above this is the usual sign of imbalance (Austin 2009).
 SMD_THRESHOLD = 0.1
@@ -35,7 +36,6 @@ SMD_THRESHOLD = 0.1
 SRM_ALPHA = 0.001
 #: Propensities are clipped to this range before they become weights (same guard as the learners use).
 WEIGHT_CLIP = (0.01, 0.99)
-Z95 = float(stats.norm.ppf(0.975))
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -300,91 +300,23 @@ def delong_auc(y_true, score) -> tuple[float, float]:
     return float(auc), float(np.sqrt(var))
 
 
-def _platt(score: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """Fit ``P(y=1) = sigmoid(a + b * logit(score))`` by Newton's method (tiny ridge keeps it stable)."""
-    z = np.log(score / (1 - score))
-    a, b = 0.0, 1.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(a + b * z)))
-        r = y - p
-        h = p * (1 - p)
-        grad = np.array([r.sum(), (r * z).sum()]) - 1e-6 * np.array([a, b - 1.0])
-        hess = np.array([[h.sum(), (h * z).sum()], [(h * z).sum(), (h * z * z).sum()]]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        a, b = a + step[0], b + step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
-
-
-def cross_fit_propensity(X: pd.DataFrame, t, n_folds: int = 5,
-                         random_state: int = 0) -> tuple[np.ndarray, float]:
-    """Out-of-fold, calibrated LightGBM propensity ``e(x) = P(t=1 | x)`` for every row, and its AUC.
-
-    Each row's propensity comes from a LightGBM model (early-stopped, categoricals split natively) that
-    never saw that row. The raw scores are then Platt-calibrated on the logit scale, also out-of-fold:
-    fold k's scores are mapped by a calibrator fitted on the other folds' out-of-fold scores, so no row
-    is used to calibrate its own propensity. Calibration matters because these numbers become weights.
-
-    Parameters
-    ----------
-    X : DataFrame
-        Pre-treatment features (categoricals as object / category columns).
-    t : array of 0/1
-    n_folds : int
-        Number of cross-fitting folds (stratified by arm).
-    random_state : int
-
-    Returns
-    -------
-    e_hat : ndarray of shape (n,)
-    auc : float
-        ROC AUC of ``e_hat`` for the treatment (0.5 = arms indistinguishable; see :func:`balance_auc`).
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd
-    >>> rng = np.random.default_rng(0)
-    >>> X = pd.DataFrame({"x": rng.normal(size=3000)})
-    >>> t = (rng.random(3000) < 1 / (1 + np.exp(-X["x"].to_numpy()))).astype(int)
-    >>> e_hat, auc = cross_fit_propensity(X, t)
-    >>> 0.65 < auc < 0.8, float(np.corrcoef(e_hat, X["x"])[0, 1]) > 0.9
-    (True, True)
-    """
-    X = _frame(X)
-    t = _treatment(t, len(X))
-    if n_folds < 2:
-        raise UpliftInputError(f"n_folds must be at least 2, got {n_folds}")
-    if np.bincount(t).min() < n_folds:
-        raise UpliftInputError(f"each arm needs at least n_folds={n_folds} rows to cross-fit a propensity")
-    schema = FeatureSchema.infer(X)
-    M = schema.encode(X)
-    folds = np.empty(len(t), dtype=np.int64)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    raw = np.empty(len(t))
-    for k, (train, test) in enumerate(skf.split(M, t)):
-        folds[test] = k
-        model = LGBMModel("binary", categorical=schema.categorical_indices, random_state=random_state)
-        raw[test] = model.fit(M[train], t[train]).predict(M[test])
-    raw = np.clip(raw, 1e-6, 1 - 1e-6)
-    e_hat = np.empty(len(t))
-    logit = np.log(raw / (1 - raw))
-    for k in range(n_folds):
-        held = folds == k
-        a, b = _platt(raw[~held], t[~held])
-        e_hat[held] = 1.0 / (1.0 + np.exp(-(a + b * logit[held])))
-    return e_hat, delong_auc(t, e_hat)[0]
-
-
-def balance_auc(X: pd.DataFrame, t, n_folds: int = 5, random_state: int = 0, *,
-                max_auc: float = 0.55) -> dict:
-    """Can a classifier tell treated from control rows? Cross-fitted LightGBM AUC with a DeLong 95% CI.
+def balance_auc(t, e_hat, *, max_auc: float = 0.55) -> dict:
+    """Can a classifier tell treated from control rows? The AUC of cross-fitted propensities, with a DeLong
+    95% CI.
 
     In a randomised campaign the features carry no information about the arm, so the out-of-fold AUC of
     a propensity model is 0.5 up to noise. **Rule:** the check passes when the 95% CI includes 0.5 (no
     detectable imbalance) *or* the AUC is below ``max_auc`` = 0.55 (at large n a tiny, real imbalance is
     detectable but too weak to bias effect estimates materially; beyond 0.55 treat the design as
     observational and adjust for the features).
+
+    Parameters
+    ----------
+    t : array of 0/1
+    e_hat : array
+        Out-of-fold propensities ``P(t=1 | x)`` of the same rows, e.g. from
+        :func:`uplift.fit.nuisance.cross_fit_propensity`. In-sample predictions would find "imbalance" in any
+        data: only a model that never saw a row may score it.
 
     Returns
     -------
@@ -393,14 +325,16 @@ def balance_auc(X: pd.DataFrame, t, n_folds: int = 5, random_state: int = 0, *,
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
+    >>> import numpy as np
     >>> rng = np.random.default_rng(1)
-    >>> X = pd.DataFrame({"x": rng.normal(size=2000)})
-    >>> balance_auc(X, rng.integers(0, 2, 2000))["passed"]
+    >>> balance_auc(rng.integers(0, 2, 2000), rng.uniform(0.4, 0.6, 2000))["passed"]
     True
+    >>> t = rng.integers(0, 2, 2000)
+    >>> balance_auc(t, np.where(t == 1, 0.6, 0.4))["passed"]
+    False
     """
-    t = _treatment(t, len(_frame(X)))
-    e_hat, _ = cross_fit_propensity(X, t, n_folds=n_folds, random_state=random_state)
+    t = _treatment(t)
+    e_hat = _propensity(e_hat, len(t))
     auc, se = delong_auc(t, e_hat)
     lower, upper = max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)
     passed = bool(lower <= 0.5 <= upper or auc < max_auc)
@@ -502,7 +436,7 @@ def trim_mask(e_hat, bounds: tuple[float, float] | str = (0.05, 0.95)) -> tuple[
     Parameters
     ----------
     e_hat : array
-        Propensities (e.g. from :func:`cross_fit_propensity`).
+        Propensities (e.g. from :func:`uplift.fit.nuisance.cross_fit_propensity`).
     bounds : (low, high) or "crump"
         Keep ``low <= e <= high``; ``"crump"`` uses :func:`crump_bounds`.
 
@@ -616,8 +550,9 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
     * ``weighted_smd`` — after inverse-propensity weighting with ``e_hat`` the feature is still far from
       balanced (|SMD| > ``max_weighted_smd``). Weighting by a propensity of the pre-treatment features
       balances every pre-treatment feature; a variable the campaign itself moved stays imbalanced.
-      Pass ``e_hat`` fitted on the features you trust (see :func:`cross_fit_propensity`): a propensity
-      that itself uses the suspect feature re-balances it, and then only the first two checks can see it.
+      Pass ``e_hat`` fitted on the features you trust (see :func:`uplift.fit.nuisance.cross_fit_propensity`):
+      a propensity that itself uses the suspect feature re-balances it, and then only the first two checks
+      can see it.
       Weighting can only balance where the arms overlap, so this check uses the rows with ``e_hat`` inside
       ``support`` (and is skipped when either arm has fewer than ``min_support_rows`` there): with poor
       overlap, every strong confounder would otherwise look like a post-treatment variable.

@@ -13,8 +13,11 @@ estimate reacts as it should:
 
 DoWhy builds the causal model (back-door graph: every confounder causes treatment and outcome), identifies
 the effect and generates the refuted data sets; the estimators are ours (subclasses of DoWhy's
-``CausalEstimator``), so the same estimate is refuted whatever DoWhy version is installed. Version notes
-(checked here): DoWhy 0.12 calls ``networkx.algorithms.d_separated``, removed in networkx 3.5 (an alias to
+``CausalEstimator``), so the same estimate is refuted whatever DoWhy version is installed. The AIPW estimate's
+cross-fitted nuisances are the fit layer's (:func:`uplift.fit.nuisance.cross_fit_aipw`), handed in as a
+function: this layer never imports it.
+
+Version notes (checked here): DoWhy 0.12 calls ``networkx.algorithms.d_separated``, removed in networkx 3.5 (an alias to
 its successor is restored here); its own linear-regression estimator fails under pandas 3 (``params[0]`` on a
 labelled Series) and its unobserved-confounder refuter cannot flip a bool treatment under pandas 3 — both
 are avoided here.
@@ -25,14 +28,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.model_selection import StratifiedKFold
+from sklearn.linear_model import LogisticRegression
 
-from uplift.data.campaign import FeatureSchema
+from uplift._stats import Z95
 from uplift.errors import UpliftInputError
 
 REFUTERS = ("placebo", "random_common_cause", "data_subset", "unobserved")
@@ -41,7 +44,10 @@ ESTIMATE_METHODS = ("backdoor.linear_regression", "aipw")
 DEFAULT_SIMULATIONS = {"backdoor.linear_regression": 20, "aipw": 6}
 #: A shift smaller than this share of the estimate's 95% CI half-width is immaterial.
 MATERIAL_SHIFT = 0.1
-Z95 = float(stats.norm.ppf(0.975))
+
+#: ``aipw_scores(confounders, t, y, n_folds, seed)``: the out-of-fold AIPW score of every row (its mean is the
+#: effect, its standard deviation / sqrt(n) the standard error), e.g. :func:`uplift.fit.nuisance.cross_fit_aipw`.
+AipwScores = Callable[[pd.DataFrame, np.ndarray, np.ndarray, int, int], np.ndarray]
 
 
 class _Log(list):
@@ -89,16 +95,18 @@ def _estimator_classes():
             return estimate
 
     class AIPW(CausalEstimator):
-        """Cross-fitted AIPW (doubly robust) ATE with LightGBM nuisances (:func:`uplift.effects.average.aipw_ate`).
+        """Cross-fitted AIPW (doubly robust) ATE: the mean of the rows' out-of-fold AIPW scores, with the
+        influence-function standard error.
 
         Nuisances are refitted on whatever data DoWhy hands over (shuffled treatment, extra random
         confounder, subset), so every refutation re-runs the whole method, not just the last step.
         """
 
-        def __init__(self, identified_estimand, *, n_folds: int = 2, random_state: int = 0,
-                     log: _Log | None = None, **kwargs):
+        def __init__(self, identified_estimand, *, aipw_scores: AipwScores, n_folds: int = 2,
+                     random_state: int = 0, log: _Log | None = None, **kwargs):
             super().__init__(identified_estimand, **kwargs)
             self.n_folds, self.random_state, self._log = n_folds, random_state, log
+            self._aipw_scores = aipw_scores
 
         def fit(self, data: pd.DataFrame, effect_modifier_names=None, **_):
             self._set_effect_modifiers(data, effect_modifier_names)
@@ -106,9 +114,6 @@ def _estimator_classes():
 
         def estimate_effect(self, data: pd.DataFrame, treatment_value=1, control_value=0,
                             target_units=None, **_):
-            from uplift.effects.average import aipw_ate
-            from uplift.fit.models import NUISANCE_PARAMS, LGBMModel
-
             self._target_units, self._treatment_value, self._control_value = (
                 target_units, treatment_value, control_value)
             backdoor = set(self._target_estimand.get_backdoor_variables())
@@ -116,20 +121,8 @@ def _estimator_classes():
             X = data[[c for c in data.columns if c in backdoor]]
             t = (np.asarray(data[self._target_estimand.treatment_variable[0]]) == treatment_value).astype(int)
             y = np.asarray(data[self._target_estimand.outcome_variable[0]], dtype=np.float64)
-            schema = FeatureSchema.infer(X)
-            M, cat = schema.encode(X), schema.categorical_indices
-            kind = "binary" if np.isin(y, (0.0, 1.0)).all() else "regression"
-            mu0, mu1, e = np.empty(len(y)), np.empty(len(y)), np.empty(len(y))
-            skf = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
-            # Refutation refits this many times: a faster learning rate and at most 100 trees per nuisance.
-            fit = dict(params={**NUISANCE_PARAMS, "learning_rate": 0.1}, categorical=cat, max_rounds=100,
-                       early_stopping=20, random_state=self.random_state)
-            for train, test in skf.split(M, t):
-                e[test] = LGBMModel("binary", **fit).fit(M[train], t[train]).predict(M[test])
-                for arm, mu in ((0, mu0), (1, mu1)):
-                    rows = train[t[train] == arm]
-                    mu[test] = LGBMModel(kind, **fit).fit(M[rows], y[rows]).predict(M[test])
-            value, se = aipw_ate(y, t, mu0, mu1, e)
+            scores = np.asarray(self._aipw_scores(X, t, y, self.n_folds, self.random_state), dtype=np.float64)
+            value, se = float(scores.mean()), float(scores.std(ddof=1) / np.sqrt(len(scores)))
             estimate = CausalEstimate(
                 data=data, treatment_name=self._target_estimand.treatment_variable,
                 outcome_name=self._target_estimand.outcome_variable, estimate=value,
@@ -230,8 +223,6 @@ def _observed_strength(data: pd.DataFrame, treatment: str, outcome: str, confoun
     is set to its average — the share of treatment flips it accounts for. On the outcome: |corr| times the
     outcome's SD — the outcome shift of a one-SD move (DoWhy's own default for a linear effect).
     """
-    from sklearn.linear_model import LogisticRegression
-
     Z = pd.get_dummies(data[confounders], dtype=np.float64).astype(np.float64)
     Z = Z.fillna(Z.mean())
     sd = Z.std(ddof=0).replace(0.0, 1.0)
@@ -278,6 +269,7 @@ def dowhy_refute(
     random_state: int = 0,
     num_simulations: int | None = None,
     subset_fraction: float = 0.8,
+    aipw_scores: AipwScores | None = None,
 ) -> pd.DataFrame:
     """Estimate the average campaign effect with DoWhy's back-door model and try to refute it.
 
@@ -292,8 +284,8 @@ def dowhy_refute(
     confounders : list of str
         Pre-treatment features that drive both targeting and outcome (the back-door set).
     estimate_method : {"backdoor.linear_regression", "aipw"}
-        OLS of the outcome on treatment and confounders, or our cross-fitted AIPW with LightGBM nuisances
-        (flexible, slower: each simulation refits the nuisance models).
+        OLS of the outcome on treatment and confounders, or cross-fitted AIPW (flexible, slower: each
+        simulation refits the nuisance models), which needs ``aipw_scores``.
     refuters : sequence of str
         Any of ``"placebo"``, ``"random_common_cause"``, ``"data_subset"``, ``"unobserved"``.
     random_state : int
@@ -302,6 +294,9 @@ def dowhy_refute(
         refuter uses ``min(num_simulations, 5)`` draws of the hidden confounder.
     subset_fraction : float
         Share of rows kept by ``data_subset``.
+    aipw_scores : callable, optional
+        For ``estimate_method="aipw"``: ``aipw_scores(confounders, t, y, n_folds, seed)`` → out-of-fold AIPW
+        score per row (:data:`AipwScores`), e.g. :func:`uplift.fit.nuisance.cross_fit_aipw` (LightGBM nuisances).
 
     Returns
     -------
@@ -333,6 +328,9 @@ def dowhy_refute(
     """
     refuters = tuple(refuters)
     data = _validate(df, treatment, outcome, confounders, estimate_method, refuters)
+    if estimate_method == "aipw" and aipw_scores is None:
+        raise UpliftInputError("estimate_method='aipw' needs aipw_scores=..., the function that cross-fits the "
+                               "AIPW scores (uplift.fit.nuisance.cross_fit_aipw)")
     treatment, outcome = "t", "y"
     confounders = [c for c in data.columns if c not in (treatment, outcome)]
     if not 0.0 < subset_fraction < 1.0:
@@ -349,7 +347,7 @@ def dowhy_refute(
         model = CausalModel(data=data, treatment=treatment, outcome=outcome, common_causes=confounders)
         estimand = model.identify_effect(proceed_when_unidentifiable=True)
         log = _Log()
-        kwargs = {"random_state": random_state} if estimate_method == "aipw" else {}
+        kwargs = {"random_state": random_state, "aipw_scores": aipw_scores} if estimate_method == "aipw" else {}
         estimator = _estimator_classes()[estimate_method](estimand, log=log, **kwargs)
         estimate = estimate_effect(data, treatment, outcome, "backdoor", estimator, target_units="ate",
                                    method_params={})

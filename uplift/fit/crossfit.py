@@ -1,7 +1,8 @@
 """K-fold cross-fitting: out-of-fold nuisances, out-of-fold uplift for every learner, and the fold models.
 
 One pass does everything a study needs. Per fold it fits each nuisance once (an outcome model per arm,
-and a propensity model per treated arm for observational designs), then every learner's final stage on
+and a propensity model per treated arm for observational designs; :func:`uplift.fit.nuisance.fit_nuisances`,
+the loop the design checks' propensity and the refutation's AIPW also run), then every learner's final stage on
 the training folds using out-of-fold nuisances, and predicts the held-out fold. The result holds
 out-of-fold uplift for every row and learner (for honest evaluation), out-of-fold doubly-robust scores
 (for observed uplift curves, segment CIs and policy values), and the fold models, whose average is the
@@ -10,48 +11,22 @@ fitted model used on new customers.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from scipy.optimize import nnls
-from sklearn.model_selection import StratifiedKFold
 
+from uplift._stats import z_for_alpha
 from uplift.data.campaign import CampaignData
 from uplift.errors import UpliftInputError
-from uplift.fit.learners import E_CLIP, Learner, Nuisance, aipw_scores, make_learner
+from uplift.fit.learners import E_CLIP, Nuisance, aipw_scores, make_learner
 from uplift.fit.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
-
-
-class ProgressHook(Protocol):
-    def start(self, total: int, description: str) -> None: ...
-    def advance(self, description: str) -> None: ...
-
-
-class _NoProgress:
-    def start(self, total: int, description: str) -> None:
-        pass
-
-    def advance(self, description: str) -> None:
-        pass
-
-
-@dataclass
-class FoldModels:
-    """Models fitted on the training part of one fold."""
-
-    mu: dict[int, object]
-    e: dict[int, object | float]
-    learners: dict[tuple[str, int], Learner] = field(default_factory=dict)
-
-    def nuisance(self, X: np.ndarray, arm: int, mu0: np.ndarray | None = None) -> Nuisance:
-        mu0 = self.mu[0].predict(X) if mu0 is None else mu0
-        e = self.e[arm]
-        e = np.full(len(X), e) if isinstance(e, float) else e.predict(X)
-        return Nuisance(mu0, self.mu[arm].predict(X), e)
+from uplift.fit.nuisance import PREDICT_BATCH, FoldModels, fit_nuisances, make_folds, predict_rows
+from uplift.fit.progress import NoProgress, ProgressHook
 
 
 @dataclass
@@ -89,27 +64,12 @@ def release_free_memory() -> None:
 def _malloc_trim():
     """glibc's ``malloc_trim``, looked up once. No ``ctypes.util.find_library``: it runs ``ldconfig`` in a
     child process, which at the start shares (and so appears to double) the whole process's memory."""
-    import ctypes
-
     for name in ("libc.so.6", None):
         try:
             return ctypes.CDLL(name).malloc_trim
         except (OSError, AttributeError):
             continue
     return None
-
-
-def make_folds(treatment: np.ndarray, y: np.ndarray, kind: str, n_folds: int, random_state: int) -> np.ndarray:
-    """Fold id per row, stratified by arm (and by outcome when it is binary)."""
-    strata = treatment.astype(np.int64) * 2 + (y.astype(np.int64) if kind == "binary" else 0)
-    counts = np.bincount(strata)
-    if counts[counts > 0].min() < n_folds:
-        strata = treatment.astype(np.int64)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    folds = np.empty(len(y), dtype=np.int8)
-    for k, (_, test) in enumerate(skf.split(np.zeros(len(y)), strata)):
-        folds[test] = k
-    return folds
 
 
 def cross_fit(
@@ -166,43 +126,25 @@ def cross_fit(
         if make_learner(name).needs_binary_outcome and kind != "binary":
             raise UpliftInputError(f"learner {name!r} needs a binary (0/1) outcome; {outcome!r} is continuous")
     factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state)
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     X, T = data.X, data.treatment
     n, n_arms = len(y), len(data.arms)
     treated = range(1, n_arms)
-    folds = make_folds(T, y, kind, n_folds, random_state)
-    observational = data.design == "observational"
+    folds = make_folds(T, n_folds, random_state, outcome=y if kind == "binary" else None)
     # Every LightGBM model trains on a subset of one binned copy of X (no per-model copies of rows).
     # Beyond the training-row cap each model bins its own sample instead (nothing bins rows no model reads).
     matrix = BinnedMatrix(X, data.schema.categorical_indices, max_rows=factory.max_rows)
 
-    # Out-of-fold arrays are float32: they are model outputs (a few significant digits), and at 14M rows each
-    # float64 column would cost 112 MB. Sums over them (metrics, effects) are taken in float64.
-    mu = np.empty((n, n_arms), np.float32)
-    e = np.full((n, n_arms), np.nan, np.float32)
-    uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
-    fold_models: list[FoldModels] = []
     progress.start(n_folds * (1 + len(names) * (n_arms - 1)), "cross-fitting")
 
-    # Pass 1: nuisances, out of fold.
-    for k in range(n_folds):
-        train, test = folds != k, row_numbers(folds == k)
-        fm = FoldModels(mu={}, e={})
-        for a in range(n_arms):
-            rows = row_numbers(train & (T == a))
-            fm.mu[a] = factory.outcome(kind, seed=100 * k + a).fit(matrix.rows(rows), y[rows])
-            mu[test, a] = _predict(fm.mu[a].predict, X, test)
-        for a in treated:
-            pair = row_numbers(train & ((T == 0) | (T == a)))
-            if observational:
-                fm.e[a] = factory.propensity(seed=100 * k + 50 + a).fit(matrix.rows(pair),
-                                                                        (T[pair] == a).astype(np.float32))
-                e[test, a] = _predict(fm.e[a].predict, X, test)
-            else:
-                fm.e[a] = float(np.mean(T[pair] == a))
-                e[test, a] = fm.e[a]
-        fold_models.append(fm)
-        progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
+    # Pass 1: nuisances, out of fold. Out-of-fold arrays are float32: they are model outputs (a few significant
+    # digits), and at 14M rows each float64 column would cost 112 MB. Sums over them (metrics, effects) are
+    # taken in float64. A randomised design's propensity is the arm's share, not a model of the features.
+    nuisances = fit_nuisances(X, T, folds, factory, y=y, kind=kind, matrix=matrix, progress=progress,
+                              propensity="model" if data.design == "observational" else "share")
+    mu, e, fold_models = nuisances.mu, nuisances.e, nuisances.fold_models
+    del nuisances
+    uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
     if data.propensity is not None:
         e[:, 1] = data.propensity  # a known design propensity beats an estimated one
     release_free_memory()
@@ -239,8 +181,8 @@ def cross_fit(
                     # is evaluated on the other arm's rows only (NaN elsewhere), the only ones such a learner reads.
                     fm, treated_rows = fold_models[k], t_pair[rows] == 1
                     mu0_rows, mu1_rows = np.full(len(rows), np.nan, np.float32), np.full(len(rows), np.nan, np.float32)
-                    mu0_rows[treated_rows] = _predict(fm.mu[0].predict, X, rows[treated_rows])
-                    mu1_rows[~treated_rows] = _predict(fm.mu[a].predict, X, rows[~treated_rows])
+                    mu0_rows[treated_rows] = predict_rows(fm.mu[0].predict, X, rows[treated_rows])
+                    mu1_rows[~treated_rows] = predict_rows(fm.mu[a].predict, X, rows[~treated_rows])
                     nuis_rows = Nuisance(mu0_rows, mu1_rows, nuis_all.e[rows])
                     del treated_rows
                 else:
@@ -249,7 +191,7 @@ def cross_fit(
                 learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
                                       factory, kind, seed=1000 * k + 10 * a)
                 fold_models[k].learners[(name, a)] = learner
-                uplift[name][test, a - 1] = _predict(
+                uplift[name][test, a - 1] = predict_rows(
                     lambda Xb, idx, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(idx)), X, test,
                     with_index=True)
                 del nuis_rows
@@ -272,8 +214,6 @@ def cross_fit(
     return cf
 
 
-#: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
-PREDICT_BATCH = 1_000_000
 #: Rows per batch of the float64 arithmetic over out-of-fold arrays (policy scores, ensemble stacking).
 STACK_BATCH = 1 << 18
 #: Studies with more rows than this park each finished learner's out-of-fold uplift in a temporary file
@@ -310,16 +250,6 @@ class _Parking:
         self._parked.clear()
         if self._dir is not None:
             self._dir.cleanup()
-
-
-def _predict(predict, X: np.ndarray, index: np.ndarray, *, with_index: bool = False) -> np.ndarray:
-    """``predict(X[index])`` as float32, in batches of :data:`PREDICT_BATCH` rows (``predict(X[i], i)`` with
-    ``with_index``): out-of-fold arrays are float32, and no float64 copy of all ``index`` rows is ever held."""
-    out = np.empty(len(index), np.float32)
-    for start in range(0, len(index), PREDICT_BATCH):
-        idx = index[start:start + PREDICT_BATCH]
-        out[start:start + len(idx)] = predict(X[idx], idx) if with_index else predict(X[idx])
-    return out
 
 
 def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -419,11 +349,7 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     base = [learner] if learner != "ensemble" else list(cf.learners)
     n_f = len(cf.fold_models)
     parts = {name: np.zeros_like(out) for name in base}
-    z = None
-    if alpha is not None:
-        from scipy.stats import norm
-
-        z = norm.ppf(1 - alpha / 2)
+    z = None if alpha is None else z_for_alpha(alpha)
     for fm in cf.fold_models:
         mu0 = fm.mu[0].predict(X)
         for a in range(1, n_arms):

@@ -26,9 +26,14 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from uplift.errors import UpliftInputError
-from uplift.fit.models import ModelFactory, Rows
+from uplift.fit.models import ModelFactory, Rows, SklearnModel
 
 #: Propensities are clipped to this range inside pseudo-outcomes (overlap guard).
 E_CLIP = (0.01, 0.99)
@@ -241,12 +246,6 @@ LINEAR_MAX_ROWS = 500_000
 def linear_final_stage(n_features: int, categorical: list[int]):
     """Ridge regression (penalty chosen by efficient leave-one-out CV) on median-imputed, standardised numeric
     columns and one-hot categorical codes (unseen codes at prediction time get no coefficient)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
     cat = sorted(set(categorical))
     num = [j for j in range(n_features) if j not in cat]
     parts = []
@@ -270,8 +269,6 @@ class DRLinearLearner(Learner):
     name = "dr_linear"
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
-        from uplift.fit.models import SklearnModel
-
         n = len(t)
         keep = np.arange(n)
         if n > LINEAR_MAX_ROWS:

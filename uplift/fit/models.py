@@ -352,6 +352,8 @@ class ModelFactory:
     """Makes fresh base models: LightGBM by default, or clones of user-supplied sklearn estimators.
 
     ``max_rows`` caps the rows each model trains on (None: no cap); see :data:`MAX_TRAIN_ROWS`.
+    ``nuisance_params``, ``nuisance_rounds`` and ``nuisance_early_stopping`` set the LightGBM outcome and
+    propensity models (default :data:`NUISANCE_PARAMS`, up to 1000 rounds, stopping after 40 without gain).
     """
 
     regressor: object | None = None
@@ -359,20 +361,25 @@ class ModelFactory:
     categorical: list[int] = field(default_factory=list)
     random_state: int = 0
     max_rows: int | None = MAX_TRAIN_ROWS
+    nuisance_params: dict | None = None
+    nuisance_rounds: int = 1000
+    nuisance_early_stopping: int = 40
 
     def outcome(self, kind: str, seed: int = 0):
         user = self.classifier if kind == "binary" else self.regressor
         if user is not None:
             return SklearnModel(user, kind, self.max_rows, self.random_state + seed)
-        objective = "binary" if kind == "binary" else "regression"
-        return LGBMModel(objective, dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed,
-                         max_rows=self.max_rows)
+        return self._nuisance("binary" if kind == "binary" else "regression", seed)
 
     def propensity(self, seed: int = 0):
         if self.classifier is not None:
             return SklearnModel(self.classifier, "binary", self.max_rows, self.random_state + seed)
-        return LGBMModel("binary", dict(NUISANCE_PARAMS), self.categorical, random_state=self.random_state + seed,
-                         max_rows=self.max_rows)
+        return self._nuisance("binary", seed)
+
+    def _nuisance(self, objective: str, seed: int) -> LGBMModel:
+        return LGBMModel(objective, dict(self.nuisance_params or NUISANCE_PARAMS), self.categorical,
+                         max_rounds=self.nuisance_rounds, early_stopping=self.nuisance_early_stopping,
+                         random_state=self.random_state + seed, max_rows=self.max_rows)
 
     def effect(self, seed: int = 0):
         if self.regressor is not None:
