@@ -1,7 +1,9 @@
 """uplift: what did (or will) this personalised campaign cause?
 
-The public API is small: a :class:`Study` for notebooks, the dataset loaders and simulator, the metric
-functions, and the learner registry. Everything else is reachable from its module.
+The public API is small: a :class:`Study` for notebooks and the :class:`FitResult` it fits, the dataset loaders
+and simulator, the metric functions, and the learner registry. Everything else is reachable from its stage's
+package (``uplift.data``, ``uplift.design``, ``uplift.fit``, ``uplift.evaluate``, ``uplift.effects``,
+``uplift.targeting``, ``uplift.persist``, ``uplift.viz``); docs/architecture.md maps them.
 
 Examples
 --------
@@ -23,10 +25,11 @@ from uplift.errors import DesignCheckError, UpliftInputError
 from uplift.evaluate.metrics import qini_auc_score, uplift_at_k, uplift_auc_score, uplift_by_decile
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.learners import REGISTRY as LEARNERS
+from uplift.fit.result import FitResult
 from uplift.study import Study
 
 __all__ = [
-    "DEFAULT_LEARNERS", "LEARNERS", "CampaignData", "__version__", "DesignCheckError", "FeatureSchema", "Study",
+    "DEFAULT_LEARNERS", "LEARNERS", "CampaignData", "DesignCheckError", "FeatureSchema", "FitResult", "Study",
     "UpliftInputError", "campaign_data", "load_hillstrom", "load_starbucks", "qini_auc_score",
-    "simulate_campaign", "uplift_at_k", "uplift_auc_score", "uplift_by_decile",
+    "simulate_campaign", "uplift_at_k", "uplift_auc_score", "uplift_by_decile", "__version__",
 ]

@@ -25,7 +25,7 @@ from uplift.fit.crossfit import CrossFit, cross_fit, predict_uplift, release_fre
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
-from uplift.fit.nuisance import cross_fit_propensity
+from uplift.fit.nuisance import cross_fit_aipw, cross_fit_propensity
 from uplift.fit.progress import NoProgress, ProgressHook
 from uplift.fit.result import FitResult, TrainingSummary
 
@@ -184,7 +184,7 @@ def refute_effect(result: FitResult, data: CampaignData, *, arm: str | None = No
     frame["treated"] = (data.treatment[rows] == a).astype(int)
     frame["outcome"] = data.outcomes[result.outcome][rows]
     table = dowhy_refute(frame, "treated", "outcome", names, estimate_method=estimate_method, refuters=refuters,
-                         random_state=random_state)
+                         random_state=random_state, aipw_scores=cross_fit_aipw)
     table.attrs["features"] = dict(zip(names, result.schema.names, strict=True))
     return table
 
