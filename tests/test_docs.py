@@ -31,9 +31,12 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     site = tmp_path / "site"
-    for page in ("index.html", "cli/index.html", "api/index.html", "benchmarks/index.html",
-                 "examples/01_email_ab_test/index.html"):
+    for page in ("index.html", "cli/index.html", "api/index.html", "architecture/index.html",
+                 "benchmarks/index.html", "examples/01_email_ab_test/index.html"):
         assert (site / page).is_file(), page
+    # The layering diagram reaches the page as a mermaid block (superfences' custom fence), not as code.
+    architecture = (site / "architecture" / "index.html").read_text(encoding="utf-8")
+    assert '<pre class="mermaid"><code>flowchart' in architecture
 
 
 def test_cli_reference_matches_the_cli_help():

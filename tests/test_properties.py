@@ -217,7 +217,12 @@ def test_allocation_respects_budget_and_never_sends_a_loss(problem, max_customer
     np.testing.assert_allclose(alloc.profit[chosen], expected_profit, atol=1e-9)
     assert (alloc.profit[chosen] > 0).all()
     assert (alloc.arm[~chosen] == -1).all() and (alloc.cost[~chosen] == 0).all()
-    assert alloc.total_profit >= -1e-12
+    # The list's totals are the sums over the customers on it (the cumulative columns end there too).
+    assert alloc.total_profit == pytest.approx(expected_profit.sum(), rel=1e-9, abs=1e-9)
+    assert alloc.total_cost == pytest.approx(cost[alloc.arm[chosen]].sum(), rel=1e-12, abs=1e-12)
+    if alloc.n_selected:
+        assert alloc.cumulative_profit[-1] == pytest.approx(alloc.total_profit, rel=1e-9, abs=1e-9)
+        assert alloc.cumulative_cost[-1] == pytest.approx(alloc.total_cost, rel=1e-9, abs=1e-12)
 
 
 @PROPERTY
@@ -227,7 +232,7 @@ def test_single_coupon_list_at_smaller_budget_is_a_prefix(seed, n, cost, b_small
     rng = np.random.default_rng(seed)
     uplift = rng.normal(0.02, 0.05, n).round(round_to)
     value = 50.0
-    b_small = max(b_small, cost)  # a budget below one coupon is refused (tests/test_bad_inputs.py)
+    b_small = max(b_small, cost)  # a budget below one coupon is refused (tests/cli/test_bad_inputs.py)
     small = targeting.allocate(uplift, cost, value, budget=b_small)
     large = targeting.allocate(uplift, cost, value, budget=b_small + extra)
     np.testing.assert_array_equal(large.order[: small.n_selected], small.order)

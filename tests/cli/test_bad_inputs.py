@@ -49,7 +49,7 @@ missing-feature-at-scoring                    API    error: "'frequency'", "miss
 text-in-numeric-feature-at-scoring            API    error: "'frequency'", "row 3", "'many'"
 inf-feature-at-scoring                        API    error: "'monetary'", "infinite", "row 2"
 not-a-dataframe                               API    error: "expected a pandas DataFrame"
-**targeting** (``study.target``; the CLI ``target`` rows run only once that command exists)
+**targeting** (``study.target`` and ``uplift target``)
 negative-cost / nan-cost                      API    error: "cost", ">= 0"
 negative-budget / nan-budget                  API    error: "budget must be >= 0"
 budget-below-one-coupon                       API    error: "smaller than the cheapest coupon"
@@ -59,7 +59,7 @@ cost-for-unknown-coupon                       API    error: "'gold'"
 budget-of-exactly-one-coupon                  API    graceful: one customer, spend <= budget
 non-numeric-cost-string                       API    error: "'abc'" is not a number
 duplicate-ids-in-customers                    API    error: duplicate customer id named
-target-negative-cost / -budget / -below-one   CLI    exit 2, one line (skipped while `target` is absent)
+target-negative-cost / -budget / -below-one   CLI    exit 2, one line
 target-out-equal-to-input                     CLI    "refusing to overwrite the input file"
 target-non-numeric-cost                       CLI    exit 2: "'abc'" is not a number
 **files and the command line** (``uplift fit`` / ``uplift predict``)
@@ -373,7 +373,7 @@ def test_bad_targeting_options_are_refused(study, name, kwargs, needles):
     except UpliftInputError as exc:
         for needle in needles:
             assert needle in str(exc), (needle, str(exc))
-    except Exception as exc:  # noqa: BLE001 - any other exception type is the failure being tested
+    except Exception as exc:  # any other exception type is the failure being tested
         raise AssertionError(f"{name}: {type(exc).__name__} instead of UpliftInputError: {exc}") from exc
     else:
         raise AssertionError(f"{name}: accepted")
@@ -381,8 +381,11 @@ def test_bad_targeting_options_are_refused(study, name, kwargs, needles):
 
 def test_budget_of_exactly_one_coupon_targets_one_customer(study):
     res = study.target(cost=1.0, value=40.0, budget=1.0)
-    assert len(res.list) == 1 and res.summary["spend"] <= 1.0
-    assert res.list["expected_profit"].iloc[0] > 0
+    assert len(res.list) == 1 and res.summary["spend"] == 1.0
+    # ... the most profitable one: the top of the list without a budget
+    unlimited = study.target(cost=1.0, value=40.0)
+    assert res.list["customer_id"].iloc[0] == unlimited.list["customer_id"].iloc[0]
+    assert res.list["expected_profit"].iloc[0] == unlimited.list["expected_profit"].max()
 
 
 def test_duplicate_customer_ids_in_targeting_data(campaign, study):
@@ -395,11 +398,6 @@ def test_duplicate_customer_ids_in_targeting_data(campaign, study):
     assert not res.list["customer_id"].duplicated().any(), "a customer appears twice on the targeting list"
 
 
-HAS_TARGET_CLI = any((c.name or getattr(c.callback, "__name__", "")) == "target"
-                     for c in app.registered_commands)
-
-
-@pytest.mark.skipif(not HAS_TARGET_CLI, reason="`uplift target` is not in the CLI yet; the API is covered")
 @pytest.mark.parametrize(("options", "needles"), [
     case("target-negative-cost", ["--cost", "-1", "--value", "40"], ["cost", ">= 0"]),
     case("target-negative-budget", ["--cost", "1", "--value", "40", "--budget", "-5"],
@@ -415,7 +413,6 @@ def test_target_cli_refuses_bad_money(files, tmp_path, options, needles):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not HAS_TARGET_CLI, reason="`uplift target` is not in the CLI yet")
 def test_target_cli_out_equal_to_input_is_refused(files):
     before = files["data"].read_bytes()
     res = runner.invoke(app, ["target", str(files["model"]), str(files["data"]), "--cost", "1",
@@ -551,7 +548,7 @@ def read_only_dir(tmp_path, monkeypatch):
                 return False
             return real_access(path, mode, *args, **kwargs)
 
-        def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 - tempfile's own keyword
+        def mkstemp(*args, dir=None, **kwargs):  # `dir`: tempfile's own keyword
             if dir is not None and Path(dir) == locked:
                 raise denied(locked)
             return real_mkstemp(*args, dir=dir, **kwargs)
@@ -575,8 +572,6 @@ def read_only_dir(tmp_path, monkeypatch):
 def test_out_in_read_only_directory(files, read_only_dir, command):
     out = read_only_dir / "scores.csv"
     money = ["--cost", "1", "--value", "40"] if command == "target" else []
-    if command == "target" and not HAS_TARGET_CLI:
-        pytest.skip("`uplift target` is not in the CLI yet")
     res = runner.invoke(app, [command, str(files["model"]), str(files["data"]), *money, "--out", str(out)])
     assert_cli_error(res, "locked")
     assert list(read_only_dir.iterdir()) == []

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import uplift
 import uplift._files as ufiles
 import uplift.data.tables as uio
 import uplift.persist.container as ucontainer
@@ -521,7 +522,7 @@ def test_model_dir_round_trip_and_manifest(tmp_path):
     assert manifest["format_version"] == MODEL_FORMAT_VERSION == 1
     assert manifest["schema"] == {"names": ["age"]} and manifest["training_data_sha256"] == "ab"
     assert manifest["sha256"] == {k: hashlib.sha256(v).hexdigest() for k, v in FILES.items()}
-    assert isinstance(manifest["uplift_version"], str)
+    assert manifest["uplift_version"] == uplift.__version__
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp left behind
 
 

@@ -335,7 +335,7 @@ def campaign_data(
     control: str | None = None,
     features: list[str] | None = None,
     exclude: list[str] | None = None,
-    id: str | None = None,  # noqa: A002 - the analyst's word for it
+    id: str | None = None,  # shadows the builtin: `id` is the analyst's word for it
     propensity: str | None = None,
     design: Literal["rct", "observational", "auto"] = "auto",
     min_rows_per_arm: int = MIN_ROWS_PER_ARM,
