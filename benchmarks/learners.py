@@ -286,11 +286,11 @@ def worker(key: str, directory: Path, out: Path) -> None:
         sys.path.insert(0, str(REPO))
         import uplift  # noqa: F401
     elif key.startswith("causalml"):
-        import causalml.inference.meta  # noqa: F401
+        import causalml.inference.meta
         import causalml.inference.tree  # noqa: F401
     else:
-        import econml.dml  # noqa: F401
-        import econml.dr  # noqa: F401
+        import econml.dml
+        import econml.dr
         import econml.metalearners  # noqa: F401
     result = run_ours(directory) if key == "ours" else run_peer(key, directory)
     peers._shutdown_pools()

@@ -300,16 +300,16 @@ def worker(key: str, directory: Path, out: Path) -> None:
     a = dict(np.load(directory / "arrays.npz"))
     # Import the heavy libraries before the clock starts: import time is paid once per session, not per fit.
     if key.startswith("causalml") or key.startswith("hand_assembled"):
-        import causalml.inference.meta  # noqa: F401
+        import causalml.inference.meta
         import causalml.inference.tree  # noqa: F401
     if key.startswith("econml"):
-        import econml.dml  # noqa: F401
-        import econml.dr  # noqa: F401
-        import econml.metalearners  # noqa: F401
+        import econml.dml
+        import econml.dr
+        import econml.metalearners
     if key.startswith("ours"):
         sys.path.insert(0, str(REPO))
         import uplift  # noqa: F401
-    import sklift.metrics  # noqa: F401
+    import sklift.metrics
     import sklift.models  # noqa: F401
 
     t0 = time.perf_counter()
@@ -347,7 +347,7 @@ def _shutdown_pools() -> None:
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor().shutdown(wait=True)
-    except Exception:  # noqa: BLE001 - best effort; the /proc sampler covers them anyway
+    except Exception:  # best effort; the /proc sampler covers them anyway
         pass
 
 

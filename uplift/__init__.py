@@ -9,7 +9,7 @@ Examples
 --------
 >>> import uplift
 >>> sorted(uplift.LEARNERS)[:3]
-['causal_forest', 'dr', 'r']
+['causal_forest', 'dr', 'dr_linear']
 """
 
 import os as _os

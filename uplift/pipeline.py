@@ -41,7 +41,8 @@ def check_pre_treatment(data: CampaignData, pre_treatment: Sequence[str] | str |
     Examples
     --------
     >>> from uplift import campaign_data, simulate_campaign
-    >>> d = campaign_data(simulate_campaign(500, seed=0), "treatment", "conversion", exclude=["revenue"])
+    >>> d = campaign_data(simulate_campaign(500, seed=0), "treatment", "conversion",
+    ...                   exclude=["revenue", "propensity"])
     >>> check_pre_treatment(d, ["age"])
     ['age']
     """

@@ -10,7 +10,7 @@ customers it did not learn from and travels with the model, so a user sees what 
 
 The trees are evaluated by :class:`CompiledTrees`, a numba-compiled, multi-threaded walk of LightGBM's
 decision rules (numerical thresholds with LightGBM's missing-value handling, categorical bitsets), checked
-against ``lightgbm.Booster.predict`` in ``tests/test_distill.py``.
+against ``lightgbm.Booster.predict`` in ``tests/fit/test_distill.py``.
 
 Examples
 --------

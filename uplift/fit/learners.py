@@ -2,7 +2,7 @@
 
 Every learner answers one binary question, "arm vs control", and is given the cross-fitted nuisance
 predictions it needs (outcome per arm ``mu0``/``mu1``, propensity ``e``) instead of refitting them: the
-study fits each nuisance once per fold and hands it to every learner (see ``PERFORMANCE.md``). The
+study fits each nuisance once per fold and hands it to every learner (see docs/concepts.md). The
 final stages are the textbook estimators:
 
 ========  ===================================================================================
@@ -17,7 +17,7 @@ final stages are the textbook estimators:
 ========  ===================================================================================
 
 The forests are econml's and causalml's own implementations; the meta-learner final stages are a few
-lines each and are checked against econml/causalml in ``tests/test_learners.py``.
+lines each and are checked against econml/causalml in ``tests/fit/test_learners.py``.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class FitResult:
     leaderboard, ate, calibration : DataFrame
         Cross-fitted scores per learner; average effects per arm and outcome; calibration by decile.
     diagnostics : Mapping
-        The design checks (SRM, balance, overlap, leakage, outcome proxies); see :mod:`uplift.design.report`.
+        The design checks (SRM, balance, overlap, leakage, outcome proxies); see :mod:`uplift.design.checklist`.
     profile : dict
         Training-data profile for drift checks (:func:`uplift.design.drift.training_profile`).
     scorer : DistilledScorer or None
