@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import truth_columns
 from uplift import Study
 from uplift.errors import UpliftInputError
+from uplift.evaluate import dr_loss
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,13 @@ def test_leaderboard_is_ranked_and_has_cis(fitted):
     board = fitted.leaderboard()
     assert set(board["learner"]) == {"t", "x", "dr", "causal_forest", "ensemble"}
     assert (board["qini_lower"] <= board["qini"]).all() and (board["qini"] <= board["qini_upper"]).all()
-    assert board["rank"].is_monotonic_increasing
-    assert fitted.best_learner_ == board.iloc[0]["learner"]
+    # Selection (select="dr_loss"): the chosen learner is the one whose out-of-fold uplift is closest to the
+    # doubly-robust scores, recomputed here from the arrays, and the ranks follow that loss.
+    cf = fitted.crossfit_
+    losses = {name: dr_loss(cf.dr[:, 0], cf.uplift[name][:, 0])[0] for name in cf.uplift}
+    assert fitted.best_learner_ == min(losses, key=losses.get)
+    assert list(board.sort_values("rank")["learner"]) == sorted(losses, key=losses.get)
+    assert board.set_index("learner")["dr_loss"].to_dict() == pytest.approx(losses, rel=1e-9)
 
 
 def test_selected_model_is_accurate(fitted, rct_df):
