@@ -44,8 +44,18 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import UpliftInputError
-from uplift.targeting import allocation as targeting
-from uplift.targeting.lists import list_summary, money
+from uplift.targeting.allocation import (
+    CORE,
+    TargetingRule,
+    check_rule,
+    eligible,
+    hull_increments,
+    hull_top,
+    least_bad_coupon,
+    local_search,
+)
+from uplift.targeting.economics import costs_and_value, exclusion_keys, exclusion_mask
+from uplift.targeting.lists import list_summary, uplift_columns
 
 __all__ = ["SparkTargetingResult", "read_customers", "score_spark", "spark_session", "target_spark"]
 
@@ -337,15 +347,6 @@ class SparkTargetingResult:
     out: str
 
 
-def _uplift_columns(arms: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
-    """Uplift and CI column names of ``predict_uplift`` per treated arm (as in targeting_list)."""
-    treated = arms[1:]
-    if len(treated) == 1:
-        return ["uplift"], ["uplift_lower"], ["uplift_upper"]
-    return ([f"uplift_{a}" for a in treated], [f"uplift_{a}_lower" for a in treated],
-            [f"uplift_{a}_upper" for a in treated])
-
-
 def _economics_schema(input_schema, id_col: str, n_arms: int, bounds: bool):
     _, T, _ = _pyspark()
     fields = [input_schema[id_col], T.StructField("__row", T.LongType())]
@@ -358,15 +359,16 @@ def _economics_schema(input_schema, id_col: str, n_arms: int, bounds: bool):
     return T.StructType(fields)
 
 
-def _economics(model: _Model, learner: str, arms, costs: np.ndarray, value: float, min_roi, allow_negative: bool,
+def _economics(model: _Model, learner: str, columns: tuple[list[str], list[str], list[str]], rule: TargetingRule,
                excluded, id_col: str, bounds: bool):
     """The mapInPandas function: per customer, uplift and profit of every coupon, eligibility, and the coupon
     each step of :func:`uplift.targeting.allocation.allocate` would offer her."""
-    up_cols, lo_cols, hi_cols = _uplift_columns(tuple(arms))
+    up_cols, lo_cols, hi_cols = columns
+    costs = rule.cost
 
     def rows(batches):
         study = _worker_study(model)
-        ids = None if excluded is None else excluded.value
+        keys = None if excluded is None else excluded.value
         for batch in batches:
             n = len(batch)
             if n == 0:
@@ -378,17 +380,12 @@ def _economics(model: _Model, learner: str, arms, costs: np.ndarray, value: floa
                 who = batch[id_col].iloc[int(np.flatnonzero(bad)[0])]
                 raise UpliftInputError(f"the model predicted a missing/infinite uplift for customer {who!r}; "
                                        "check that customer's feature values")
-            ex = (np.zeros(n, dtype=bool) if ids is None
-                  else batch[id_col].astype(str).isin(ids).to_numpy(dtype=bool))
-            profit = up * value - costs
-            ok = targeting._eligible(profit, costs, ex, min_roi, allow_negative)
-            _, reached = targeting._hull_increments(profit, costs, ok & (profit > 0))
-            # as in targeting._greedy: a customer's hull ends at her most profitable coupon ("top")
-            top = reached[np.arange(n), np.maximum((reached >= 0).sum(axis=1) - 1, 0)]
-            # as in targeting._append_losers: the least-bad coupon (highest profit, then cheapest, then first)
-            masked = np.where(ok, profit, -np.inf)
-            tie = ok & (masked == masked.max(axis=1)[:, None])
-            least_bad = np.where(ok.any(axis=1), np.argmin(np.where(tie, costs[None, :], np.inf), axis=1), -1)
+            ex = None if keys is None else exclusion_mask(batch[id_col], keys)
+            profit = up * rule.value - costs
+            ok = eligible(profit, rule, ex)
+            _, reached = hull_increments(profit, costs, ok & (profit > 0))
+            top = hull_top(reached)  # the greedy's coupon for her when everything fits
+            least_bad, _ = least_bad_coupon(profit, costs, ok)  # where allow_negative appends her
             out = {id_col: batch[id_col].to_numpy(), "__row": batch["__row"].to_numpy()}
             for a in range(len(costs)):
                 out[f"__u{a}"], out[f"__p{a}"], out[f"__ok{a}"] = up[:, a], profit[:, a], ok[:, a]
@@ -468,16 +465,17 @@ def _count(frame) -> int:
         return frame.count()
 
 
-def _greedy_with_budget(scored, costs, budget: float, slack: float, k: int, allow_negative: bool, keep):
+def _greedy_with_budget(scored, rule: TargetingRule, k: int, keep):
     """Several coupons under a budget: ``scored`` with ``__chosen``, as :func:`uplift.targeting.allocate` does it.
 
     1. LP-greedy: every customer's hull increments, ranked by efficiency (ties: input order, then hull step),
        taken while the running spend fits: a sort and a running sum.
-    2. Local search near the break point (``targeting._improve``) on the driver, over the same "core" of
-       customers pandas uses; everyone else keeps the greedy's coupon.
+    2. Local search near the break point (:func:`uplift.targeting.allocation.local_search`) on the driver, over
+       the same "core" of customers pandas uses; everyone else keeps the greedy's coupon.
     3. With ``allow_negative``, the others at their least-bad coupon, best first, while budget and cap allow.
     """
     F, T, _ = _pyspark()
+    costs, budget, slack = rule.cost, rule.budget, rule.budget_slack
     n_arms = len(costs)
     p_cols, ok_cols = [f"__p{a}" for a in range(n_arms)], [f"__ok{a}" for a in range(n_arms)]
     has = scored.filter(F.col("__top") >= 0)
@@ -492,7 +490,7 @@ def _greedy_with_budget(scored, costs, budget: float, slack: float, k: int, allo
         for b in batches:
             profit = b[p_cols].to_numpy(dtype=float)
             allowed = b[ok_cols].to_numpy(dtype=bool) & (profit > 0)
-            (row, step, to, d_cost, eff), _ = targeting._hull_increments(profit, costs, allowed)
+            (row, step, to, d_cost, eff), _ = hull_increments(profit, costs, allowed)
             yield pd.DataFrame({"__row": b["__row"].to_numpy()[row], "__step": step.astype(np.int32),
                                 "__to": to.astype(np.int32), "__dcost": d_cost, "__eff": eff})
 
@@ -507,8 +505,8 @@ def _greedy_with_budget(scored, costs, budget: float, slack: float, k: int, allo
                .agg(F.max_by("__to", "__step").alias("__chosen")))
     armed = keep(scored.join(reached, "__row", "left").fillna({"__chosen": -1}))
 
-    if brk < n_inc:  # the budget binds: repair near the break point, exactly as targeting._greedy step 3
-        half = targeting._CORE // 2
+    if brk < n_inc:  # the budget binds: repair near the break point, exactly as allocate's greedy (step 3)
+        half = CORE // 2
         chosen = F.col("__chosen")
         near = ranked.filter((F.col("__pos") >= max(0, brk - half)) & (F.col("__pos") < brk + half))
         weakest = (armed.filter(chosen >= 0).orderBy(_pick("__p", n_arms, chosen).asc(), F.col("__row").asc())
@@ -526,20 +524,20 @@ def _greedy_with_budget(scored, costs, budget: float, slack: float, k: int, allo
         spent_fixed = float(fixed[1] or 0.0)
         profit = core[p_cols].to_numpy(dtype=float)
         allowed = core[ok_cols].to_numpy(dtype=bool) & (profit > 0)
-        improved = targeting._improve(core["__chosen"].to_numpy(dtype=int), profit, costs, allowed,
-                                      budget - spent_fixed, slack, k - int(fixed[0]))
+        improved = local_search(core["__chosen"].to_numpy(dtype=int), profit, costs, allowed, budget - spent_fixed,
+                                slack, k - int(fixed[0]))
         changes = scored.sparkSession.createDataFrame(
             pd.DataFrame({"__row": core["__row"].to_numpy(dtype=np.int64), "__new": improved.astype(np.int32)}))
         armed = keep(armed.join(F.broadcast(changes), "__row", "left")
                      .withColumn("__chosen", F.coalesce("__new", "__chosen")).drop("__new"))
-    if allow_negative:
+    if rule.allow_negative:
         armed = _append_losers(armed, costs, budget + slack, k, keep)
     return armed
 
 
 def _append_losers(armed, costs, cap: float, k: int, keep):
     """allow_negative after a budgeted greedy: the rest at their least-bad coupon, best first, while the
-    budget and ``k`` allow (a prefix, as in ``targeting._append_losers``)."""
+    budget and ``k`` allow (a prefix, as :func:`uplift.targeting.allocate` appends them)."""
     F, _, _ = _pyspark()
     n_arms = len(costs)
     chosen = F.col("__chosen")
@@ -674,8 +672,9 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
         As in :func:`uplift.targeting.lists.targeting_list`. With several coupons, ``budget`` and a binding
         ``max_customers`` cannot be combined (an error says so).
     exclude : iterable of ids, optional
-        Customers never to contact; matched as text, like the pandas path. The set is broadcast to every
-        executor: for tens of millions of ids, anti-join them out of ``sdf`` instead.
+        Customers never to contact, matched as the pandas path matches them
+        (:func:`uplift.targeting.economics.exclusion_mask`). The set is broadcast to every executor: for tens of
+        millions of ids, anti-join them out of ``sdf`` instead.
     drift : dict, optional
         Receives the drift report of a random sample of up to :data:`DRIFT_ROWS` customers against the
         training profile.
@@ -695,35 +694,35 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
     F, _, _ = _pyspark()
     spark = sdf.sparkSession
     study, model = _ship(study, spark)
-    id_col = _id_column(study)
-    learner = learner or study.best_learner_
-    costs, value = money(study, cost, value)
-    arms = study.arms
+    result = study.result
+    id_col = _id_column(result)
+    learner = learner or result.best_learner
+    costs, value = costs_and_value(result, cost, value)
+    arms = result.arms
     n_arms = len(arms) - 1
     # the allocation's own checks, on the driver, before any job
-    costs = targeting._as_cost(costs, n_arms)
-    value = targeting._as_value(value)
-    b = targeting._as_budget(budget, costs)
-    targeting._as_max_customers(max_customers, 0)
-    targeting._eligible(np.zeros((1, n_arms)), costs, np.zeros(1, dtype=bool), min_roi, allow_negative)
-    slack = targeting._BUDGET_RTOL * max(1.0, b) if np.isfinite(b) else 0.0
+    rule = check_rule(costs, value, n_arms, budget=budget, max_customers=max_customers, min_roi=min_roi,
+                      allow_negative=allow_negative)
+    costs, b, slack = rule.cost, rule.budget, rule.budget_slack
     out = str(out) if "://" in str(out) else os.path.abspath(out)
     with _spark_errors():
         input_files = sdf.inputFiles()
     _check_output(spark, out, input_files)
 
-    inputs = _inputs(study, sdf, id_col, row=True)
+    inputs = _inputs(result, sdf, id_col, row=True)
     with _spark_errors():
         dup = sdf.groupBy(_col(id_col)).count().filter(F.col("count") > 1).limit(1).collect()
     if dup:
         raise UpliftInputError(f"id column {id_col!r} has a duplicate customer {dup[0][0]!r} in the customer file; "
                                "a customer can be on a targeting list only once")
-    template = _template(study, inputs, learner)
-    _, lo_cols, _ = _uplift_columns(arms)
-    bounds = all(c in template for c in lo_cols)
+    template = _template(result, inputs, learner)
+    columns = uplift_columns(result)
+    bounds = all(c in template for c in columns[1])
     shared_ids = None
-    if exclude is not None:
-        shared_ids = _share(spark, pd.Index(pd.Series(list(exclude)).astype(str)))
+    if exclude is not None:  # matched as the pandas path matches them; integer ids as integers
+        _, T, _ = _pyspark()
+        integer_ids = isinstance(sdf.schema[id_col].dataType, T.IntegralType)
+        shared_ids = _share(spark, exclusion_keys(exclude, integer_ids=integer_ids))
 
     cached = []
 
@@ -733,20 +732,20 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
         return frame
 
     try:
-        rows = _economics(model, learner, arms, costs, value, min_roi, allow_negative, shared_ids, id_col, bounds)
+        rows = _economics(model, learner, columns, rule, shared_ids, id_col, bounds)
         scored = keep(inputs.mapInPandas(rows, _economics_schema(sdf.schema, id_col, n_arms, bounds)))
         n = _count(scored)
         if n == 0:
             raise UpliftInputError("no customers to target: the DataFrame is empty")
-        k = targeting._as_max_customers(max_customers, n)
+        k = rule.customer_cap(n)
         if drift is not None:
             with _spark_errors():
                 sample = (inputs.drop("__row").sample(fraction=min(1.0, 2.0 * DRIFT_ROWS / n), seed=random_state)
                           .limit(DRIFT_ROWS).toPandas())
-            drift.update(study.drift(sample, uplift=None) if len(sample) else {})
+            drift.update(result.drift(sample, uplift=None) if len(sample) else {})
 
         if n_arms > 1 and np.isfinite(b):
-            armed = _greedy_with_budget(scored, costs, b, slack, k, allow_negative, keep)
+            armed = _greedy_with_budget(scored, rule, k, keep)
             selected = armed.filter(F.col("__chosen") >= 0).withColumn("__cp", _pick("__p", n_arms, "__chosen"))
             selected = selected.withColumn("__cc", _lookup(costs.tolist(), "__chosen"))
             listed = keep(_ranked(selected, "__cp", ["__row"], "__cc", _count(selected)))
@@ -766,7 +765,7 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
             listed = ranked.filter(F.col("__pos") < brk)
         rest = scored.join(listed.select("__row"), "__row", "left_anti") if include_all else None
         frame = _list_frame(listed, rest, id_col=id_col, arms=arms, costs=costs, value=value,
-                            kind=study.crossfit_.kind, bounds=bounds)
+                            kind=result.kind, bounds=bounds)
         _write_parquet(frame, out)
     finally:
         for frame in cached:
@@ -779,7 +778,7 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
     with _spark_errors():
         totals = chosen.agg(F.count("*"), F.sum("cost"), F.sum("uplift"), F.sum("expected_profit")).first()
         per_coupon = dict(chosen.groupBy("coupon").count().collect())
-    summary = list_summary(study, learner, costs, value, n_list=n, n_selected=totals[0], spend=totals[1] or 0.0,
+    summary = list_summary(result, learner, costs, value, n_list=n, n_selected=totals[0], spend=totals[1] or 0.0,
                            incremental_outcome=totals[2] or 0.0, profit=totals[3] or 0.0,
                            by_coupon=[per_coupon.get(str(a), 0) for a in arms[1:]], budget=budget,
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,

@@ -319,32 +319,22 @@ def target(
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
                            include_all=all_rows, random_state=seed, learner="fast" if fast else None)
         return
+    from uplift.targeting import read_exclusions, targeting_list
+
     study = Study.load(model_dir)
     frame = read_table(customers)
-    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
-    if not 0 <= holdout < 1 or not 0 <= explore < 1:
-        raise UpliftInputError("--holdout and --explore are shares between 0 and 1")
-    res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers, min_roi=min_roi,
-                       exclude=excluded, allow_negative=allow_negative,
-                       include_all=all_rows or explore > 0, random_state=seed, learner="fast" if fast else None)
-    lst, holdout_summary = res.list, None
-    if holdout > 0 or explore > 0:
-        from uplift.targeting.holdout import assign_holdout
-
-        base = study.ate_.query("estimand == 'ATE'")["control_mean"].iloc[0]
-        lst, holdout_summary = assign_holdout(lst, holdout=holdout, explore=explore, random_state=seed,
-                                              id_col=study.roles.get("id"),
-                                              base_rate=base if study.crossfit_.kind == "binary" else None)
-        if not all_rows:
-            lst = lst[lst["selected"] | lst["send"]].reset_index(drop=True)
+    excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
+    res = targeting_list(study.result, frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
+                         min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
+                         random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore)
     drift = study.drift(frame)
-    _write(lst, out, protect=customers)
+    _write(res.list, out, protect=customers)
     if as_json:
-        print_json({"summary": res.summary, "holdout": holdout_summary, "drift": drift, "out": str(out)})
+        print_json({"summary": res.summary, "holdout": res.holdout, "drift": drift, "out": str(out)})
     else:
         show_targeting(res.summary, out)
-        if holdout_summary:
-            h = holdout_summary
+        if res.holdout:
+            h = res.holdout
             mde = h.get("mde")
             console.print(f"holdout: {h.get('n_holdout', 0):,} selected customers get no coupon (randomised, "
                           f"stratified by coupon and uplift decile); exploration: {h.get('n_explore', 0):,} "
@@ -362,13 +352,14 @@ def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_mas
     """`uplift target --engine spark`: read the customers with Spark, write the list as Parquet."""
     from uplift.spark import read_customers, spark_session, target_spark
     from uplift.study import Study
+    from uplift.targeting import read_exclusions
 
     if not out.name.lower().endswith((".parquet", ".pq")):
         raise UpliftInputError(f"--engine spark writes the list as Parquet: give --out a .parquet name (got {out})")
     if out.resolve() == customers.resolve():
         raise UpliftInputError(f"output {out} is the customer file; choose another path")
     study = Study.load(model_dir)
-    excluded = _read_ids(exclude, study.roles.get("id")) if exclude is not None else None
+    excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     drift: dict = {}
     with spark_session(spark_master, "uplift target") as spark:
         res = target_spark(model_dir, read_customers(spark, customers), out=out, exclude=excluded, drift=drift,
@@ -385,19 +376,6 @@ def check_drift(drift: dict, strict: bool) -> None:
     if strict and drift and drift.get("drifted"):
         raise UpliftInputError(f"drift: {drift['warnings'][0]} (and {len(drift['warnings']) - 1} more); "
                                "the output was written, but --strict-drift turns drift into an error")
-
-
-def _read_ids(path: Path, id_col: str | None) -> list[str]:
-    from uplift.data.tables import read_table
-
-    if path.suffix in (".txt", ""):
-        try:
-            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UpliftInputError(f"cannot read exclusion list {path}: {exc}") from None
-    ids = read_table(path)
-    col = id_col if id_col in ids.columns else ids.columns[0]
-    return ids[col].astype(str).tolist()
 
 
 @app.command()

@@ -10,21 +10,35 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from uplift.cli.render import RichProgress, console, show_study, table
+from uplift.cli.render import RichProgress, console, show_study, show_targeting
+from uplift.fit.result import FitResult
 from uplift.study import Study
+from uplift.targeting import TargetingResult, targeting_list
 
 #: Money assumptions of the preview, stated on screen: the analyst replaces them with the real ones.
 EMAIL_COST = 0.10
+#: The preview's budget e-mails this share of the customers.
+BUDGET_SHARE = 0.2
+
+
+def visit_value(frame: pd.DataFrame) -> float:
+    """The preview's value of one incremental visit: the observed spend per visit (a stated assumption)."""
+    return float(frame.loc[frame["visit"].to_numpy() == 1, "spend"].mean())
+
+
+def targeting_preview(result: FitResult, frame: pd.DataFrame, *, value: float | None = None) -> TargetingResult:
+    """The demo's targeting list: :data:`BUDGET_SHARE` of the customers' worth of e-mails at :data:`EMAIL_COST`
+    each, a visit valued at ``value`` (default :func:`visit_value`). It is the list ``uplift target`` and
+    ``Study.target`` give for the same customers and numbers: all three call :func:`targeting_list`."""
+    value = visit_value(frame) if value is None else value
+    return targeting_list(result, frame, cost=EMAIL_COST, value=value, budget=BUDGET_SHARE * len(frame) * EMAIL_COST)
 
 
 def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | None = None,
              as_json: bool = False) -> dict:
     """Run the demo study on Hillstrom and print (or return as JSON) its results."""
-    from uplift.targeting import allocation as targeting
-
     started = time.perf_counter()
     study = Study(frame, treatment="segment", outcome=["visit", "conversion", "spend"], control="No E-Mail",
                   design="rct")
@@ -34,24 +48,15 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
     finally:
         progress.stop()
 
-    # Targeting preview: value of one incremental visit = observed spend per visit (a stated assumption).
-    visits = frame["visit"].to_numpy() == 1
-    value = float(frame.loc[visits, "spend"].mean() / 1.0)
-    uplift = study.oof_uplift()
-    arms = list(study.arms[1:])
-    alloc = targeting.allocate(uplift, np.full(len(arms), EMAIL_COST), value, budget=0.2 * len(frame) * EMAIL_COST)
-    chosen = alloc.arm >= 0
-    preview = pd.DataFrame({
-        "arm": [arms[a] for a in range(len(arms))],
-        "customers": [int((alloc.arm == a).sum()) for a in range(len(arms))],
-    })
-    value_ci = targeting.policy_value(study.crossfit_.policy_dr, alloc.arm, np.full(len(arms), EMAIL_COST), value)
+    summary = targeting_preview(study.result, frame).summary
+    value, budget = summary["value_per_unit"], summary["budget"]
+    preview = pd.DataFrame({"arm": list(summary["by_coupon"]), "customers": list(summary["by_coupon"].values())})
     elapsed = time.perf_counter() - started
     extra = {
         "targeting_preview": {
-            "budget": 0.2 * len(frame) * EMAIL_COST, "cost_per_email": EMAIL_COST,
-            "value_per_visit": value, "customers_selected": int(chosen.sum()),
-            "by_arm": preview, "policy_value": value_ci,
+            "budget": budget, "cost_per_email": EMAIL_COST, "value_per_visit": value,
+            "customers_selected": summary["customers_selected"], "by_arm": preview,
+            "policy_value": summary["estimated"],
         },
         "seconds": elapsed,
     }
@@ -60,14 +65,9 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
         extra["model_dir"] = str(out)
     show_study(study, as_json, extra)
     if not as_json:
-        console.print(table(
-            f"Targeting preview: 20% budget at ${EMAIL_COST:.2f}/e-mail, a visit valued at ${value:.2f} "
-            "(observed spend per visit; replace with your own)", preview, {"arm": "e-mail", "customers": "customers"}))
-        pv = value_ci
-        console.print(
-            f"expected incremental visits {pv['incremental_outcome']:.0f} "
-            f"[{pv['incremental_outcome_lower']:.0f}, {pv['incremental_outcome_upper']:.0f}], "
-            f"profit ${pv['profit']:,.0f} [{pv['profit_lower']:,.0f}, {pv['profit_upper']:,.0f}] "
-            "(doubly-robust policy value on out-of-fold scores, 95% CI)")
+        console.print(f"[bold]Targeting preview[/]: a budget of {budget:,.0f} e-mails {BUDGET_SHARE:.0%} of the "
+                      f"customers at {EMAIL_COST:.2f} each; a visit is valued at {value:.2f} (observed spend per "
+                      "visit; replace both with your own). The same list as `uplift target`:", highlight=False)
+        show_targeting(summary, None)
         console.print(f"demo finished in {elapsed:.1f} s")
     return extra

@@ -3,19 +3,29 @@ holdout that lets the campaign measure itself, and the readout afterwards."""
 
 from uplift.targeting.allocation import (
     Allocation,
+    TargetingRule,
     allocate,
     allocation_arms,
     baseline_policies,
+    check_rule,
     exact_allocation,
     policy_value,
     profit_curve,
 )
+from uplift.targeting.economics import (
+    costs_and_value,
+    exclusion_keys,
+    exclusion_mask,
+    parse_costs,
+    read_exclusions,
+)
 from uplift.targeting.holdout import assign_holdout, minimum_detectable_uplift, uplift_deciles
-from uplift.targeting.lists import TargetingResult, parse_costs, targeting_list
+from uplift.targeting.lists import TargetingResult, list_summary, targeting_list
 from uplift.targeting.readouts import readout
 
 __all__ = [
-    "Allocation", "TargetingResult", "allocate", "allocation_arms", "assign_holdout", "baseline_policies",
-    "exact_allocation", "minimum_detectable_uplift", "parse_costs", "policy_value", "profit_curve", "readout",
-    "targeting_list", "uplift_deciles",
+    "Allocation", "TargetingResult", "TargetingRule", "allocate", "allocation_arms", "assign_holdout",
+    "baseline_policies", "check_rule", "costs_and_value", "exact_allocation", "exclusion_keys", "exclusion_mask",
+    "list_summary", "minimum_detectable_uplift", "parse_costs", "policy_value", "profit_curve", "read_exclusions",
+    "readout", "targeting_list", "uplift_deciles",
 ]

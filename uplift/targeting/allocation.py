@@ -22,6 +22,10 @@ a customer's efficiencies decrease along the hull, her upgrades are always taken
 A short local search near the greedy's break point then spends what the greedy leaves unspent and trades
 an upgrade for several cheaper coupons when rounding favoured the wrong one. With a binding
 ``max_customers`` the search also starts from the best k customers at a Lagrangian price on money.
+
+Its building blocks — :func:`check_rule` (the checks of the rule, once), :func:`eligible`, :func:`hull_increments`,
+:func:`hull_top`, :func:`least_bad_coupon`, :func:`local_search` and the constants :data:`BUDGET_RTOL` and
+:data:`CORE` — are public: :mod:`uplift.spark` computes the same list from them on a cluster.
 """
 
 from __future__ import annotations
@@ -30,23 +34,34 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
 
 __all__ = [
     "Allocation",
     "allocate",
+    "allocation_arms",
     "exact_allocation",
     "policy_value",
     "baseline_policies",
     "profit_curve",
+    # building blocks of allocate, shared with the Spark engine (uplift.spark)
+    "BUDGET_RTOL",
+    "CORE",
+    "TargetingRule",
+    "check_rule",
+    "eligible",
+    "hull_increments",
+    "hull_top",
+    "least_bad_coupon",
+    "local_search",
 ]
 
 #: Relative slack when comparing a float cumulative spend with the budget (0.1 + 0.2 must fit in 0.3).
-_BUDGET_RTOL = 1e-9
+BUDGET_RTOL = 1e-9
 #: Increments around the greedy's break point that the local search may revisit (bounds its cost at any n).
-_CORE = 2000
+CORE = 2000
 
 
 @dataclass
@@ -200,12 +215,88 @@ def _as_budget(budget, cost: np.ndarray) -> float:
     return b
 
 
-def _as_max_customers(max_customers, n: int) -> int:
+def _as_max_customers(max_customers) -> int | None:
     if max_customers is None:
-        return n
+        return None
     if isinstance(max_customers, bool) or not float(max_customers).is_integer() or max_customers < 0:
         raise UpliftInputError(f"max_customers must be a whole number >= 0; got {max_customers}")
-    return int(min(max_customers, n))
+    return int(max_customers)
+
+
+def _as_min_roi(min_roi) -> float | None:
+    if min_roi is None:
+        return None
+    if not np.isfinite(float(min_roi)):
+        raise UpliftInputError(f"min_roi must be a finite number; got {min_roi}")
+    return float(min_roi)
+
+
+@dataclass(frozen=True)
+class TargetingRule:
+    """The business rule of a targeting list, checked once (by :func:`check_rule`).
+
+    Attributes
+    ----------
+    cost : ndarray, shape (A,)
+        Money per coupon sent.
+    value : float
+        Money per unit of outcome.
+    budget : float
+        Maximum total spend; ``inf`` when there is no budget.
+    max_customers : int or None
+        Maximum number of customers on the list.
+    min_roi : float or None
+        Lowest ROI a coupon may have to be sent.
+    allow_negative : bool
+        Whether customers at a loss are appended after the profitable ones (see :func:`allocate`).
+    """
+
+    cost: np.ndarray
+    value: float
+    budget: float
+    max_customers: int | None
+    min_roi: float | None
+    allow_negative: bool
+
+    @property
+    def budget_slack(self) -> float:
+        """How far a float running spend may exceed the budget and still fit (0 without a budget)."""
+        return BUDGET_RTOL * max(1.0, self.budget) if np.isfinite(self.budget) else 0.0
+
+    def customer_cap(self, n: int) -> int:
+        """The most customers a list of ``n`` candidates may hold."""
+        return n if self.max_customers is None else min(self.max_customers, n)
+
+
+def check_rule(cost, value, n_coupons: int, *, budget: float | None = None, max_customers: int | None = None,
+               min_roi: float | None = None, allow_negative: bool = False) -> TargetingRule:
+    """Check the arguments of :func:`allocate` other than the customers' arrays, with one-line errors.
+
+    Parameters
+    ----------
+    cost, value, budget, max_customers, min_roi, allow_negative
+        As in :func:`allocate`.
+    n_coupons : int
+        Number of coupons (columns of ``uplift``); a single ``cost`` is used for every coupon.
+
+    Returns
+    -------
+    TargetingRule
+
+    Examples
+    --------
+    >>> rule = check_rule(0.5, 30.0, 2, budget=100.0)
+    >>> rule.cost.tolist(), rule.customer_cap(10)
+    ([0.5, 0.5], 10)
+    >>> check_rule(0.5, 30.0, 2, budget=0.1)
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: budget 0.1 is smaller than the cheapest coupon (cost 0.5); raise the ...
+    """
+    c = _as_cost(cost, n_coupons)
+    return TargetingRule(cost=c, value=_as_value(value), budget=_as_budget(budget, c),
+                         max_customers=_as_max_customers(max_customers), min_roi=_as_min_roi(min_roi),
+                         allow_negative=bool(allow_negative))
 
 
 def _as_mask(mask, n: int, name: str) -> np.ndarray:
@@ -235,17 +326,33 @@ def _as_bounds(lower, upper, shape: tuple[int, int]) -> tuple[np.ndarray, np.nda
     return out[0], out[1]
 
 
-def _eligible(profit: np.ndarray, cost: np.ndarray, exclude: np.ndarray, min_roi, allow_negative: bool):
-    """(n, A) mask of coupons a customer may receive under the business rules."""
-    ok = ~exclude[:, None] & np.ones(profit.shape, dtype=bool)
-    if not allow_negative:
+def eligible(profit: np.ndarray, rule: TargetingRule, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Which coupons each customer may receive under the business rules.
+
+    Parameters
+    ----------
+    profit : ndarray, shape (n, A)
+        Expected profit of each coupon per customer, ``uplift * value - cost``.
+    rule : TargetingRule
+        The checked rule (its costs, ``min_roi`` and ``allow_negative``).
+    exclude : bool ndarray, shape (n,), optional
+        Customers who must not be contacted.
+
+    Returns
+    -------
+    bool ndarray, shape (n, A)
+        Not excluded, expected profit > 0 (unless ``allow_negative``) and ROI >= ``min_roi`` (when set).
+    """
+    ok = np.ones(profit.shape, dtype=bool)
+    if exclude is not None:
+        ok &= ~exclude[:, None]
+    if not rule.allow_negative:
         ok &= profit > 0
-    if min_roi is not None:
-        if not np.isfinite(float(min_roi)):
-            raise UpliftInputError(f"min_roi must be a finite number; got {min_roi}")
+    if rule.min_roi is not None:
+        cost = rule.cost
         with np.errstate(divide="ignore", invalid="ignore"):
             roi = np.where(cost > 0, profit / cost, np.sign(profit) * np.inf)  # free coupon: ROI is ±inf
-        ok &= roi >= float(min_roi)
+        ok &= roi >= rule.min_roi
     return ok
 
 
@@ -253,18 +360,16 @@ def _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude, allow
              bounds: bool = True):
     u = _as_uplift(uplift)
     n, n_arms = u.shape
-    c = _as_cost(cost, n_arms)
-    v = _as_value(value)
-    b = _as_budget(budget, c)
-    k = _as_max_customers(max_customers, n)
+    rule = check_rule(cost, value, n_arms, budget=budget, max_customers=max_customers, min_roi=min_roi,
+                      allow_negative=allow_negative)
     ex = _as_mask(exclude, n, "exclude")
     lo, hi = _as_bounds(lower, upper, u.shape) if bounds else (None, None)
-    profit = u * v - c
-    ok = _eligible(profit, c, ex, min_roi, allow_negative)
-    return u, c, v, b, k, profit, ok, lo, hi
+    profit = u * rule.value - rule.cost
+    return u, rule, profit, eligible(profit, rule, ex), lo, hi
 
 
-def _build(arm: np.ndarray, u, c, v, lo, hi, budget: float, method: str) -> Allocation:
+def _build(arm: np.ndarray, u, rule: TargetingRule, lo, hi, method: str) -> Allocation:
+    c, v, budget = rule.cost, rule.value, rule.budget
     n = len(arm)
     sel = arm >= 0
     rows = np.arange(n)
@@ -288,11 +393,29 @@ def _build(arm: np.ndarray, u, c, v, lo, hi, budget: float, method: str) -> Allo
 # ------------------------------------------------------------------------------------------------------------
 # greedy allocation
 
-def _hull_increments(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray):
+def hull_increments(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray):
     """Segments of each customer's upper convex hull of (cost, profit), starting at "no coupon" (0, 0).
 
-    Loops over hull steps (at most A), vectorised over customers. Returns flat arrays (row, step, to_arm,
-    d_cost, efficiency) and the (n, A) table of the arm reached at each step.
+    Each segment is an *increment* of the LP-greedy (see the module docstring): a customer's first coupon, or
+    an upgrade to a costlier one. Loops over hull steps (at most A), vectorised over customers.
+
+    Parameters
+    ----------
+    profit : ndarray, shape (n, A)
+        Expected profit of each coupon per customer.
+    cost : ndarray, shape (A,)
+        Money per coupon.
+    ok : bool ndarray, shape (n, A)
+        Coupons the customer may receive (:func:`eligible`, restricted to profit > 0 by the greedy).
+
+    Returns
+    -------
+    increments : tuple of ndarray
+        Flat arrays, one entry per increment: ``(row, step, to_arm, d_cost, efficiency)`` — the customer, the
+        hull step (0 = first coupon), the coupon reached, the extra cost and Δprofit/Δcost (``inf`` when the
+        step costs nothing more).
+    reached : ndarray, shape (n, A)
+        The coupon reached at each hull step per customer (-1 after her last step).
     """
     n, n_arms = profit.shape
     cur_cost, cur_profit = np.zeros(n), np.zeros(n)
@@ -340,15 +463,55 @@ def _hull_increments(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray):
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True)), reached
 
 
-def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float, k: int) -> np.ndarray:
-    n = profit.shape[0]
-    positive = ok & (profit > 0)
-    (row, step, _, d_cost, eff), reached = _hull_increments(profit, cost, positive)
-    # a hull ends at the customer's most profitable coupon (hull steps fill columns left to right)
+def hull_top(reached: np.ndarray) -> np.ndarray:
+    """Each customer's most profitable eligible coupon: where her hull ends (-1: none).
+
+    Parameters
+    ----------
+    reached : ndarray, shape (n, A)
+        The second result of :func:`hull_increments` (hull steps fill its columns left to right).
+
+    Returns
+    -------
+    int64 ndarray, shape (n,)
+    """
     top = reached[:, 0].astype(np.int64)
     for j in range(1, reached.shape[1]):
         further = reached[:, j] >= 0
         top[further] = reached[further, j]
+    return top
+
+
+def least_bad_coupon(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's least-bad eligible coupon (highest profit, then cheapest, then first column), the coupon
+    ``allow_negative`` appends her at.
+
+    Parameters
+    ----------
+    profit : ndarray, shape (n, A)
+    cost : ndarray, shape (A,)
+    ok : bool ndarray, shape (n, A)
+        Coupons the customer may receive (:func:`eligible`).
+
+    Returns
+    -------
+    coupon : int ndarray, shape (n,)
+        -1 for a customer with no eligible coupon.
+    profit : ndarray, shape (n,)
+        Its expected profit (``-inf`` for a customer with no eligible coupon).
+    """
+    masked = np.where(ok, profit, -np.inf)
+    best_p = masked.max(axis=1)
+    tie = ok & (masked == best_p[:, None])
+    best_a = np.argmin(np.where(tie, cost[None, :], np.inf), axis=1)
+    return np.where(ok.any(axis=1), best_a, -1), best_p
+
+
+def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float, slack: float, k: int) -> np.ndarray:
+    n = profit.shape[0]
+    positive = ok & (profit > 0)
+    (row, step, _, d_cost, eff), reached = hull_increments(profit, cost, positive)
+    top = hull_top(reached)
     if np.isinf(budget):
         # No budget: everyone at her most profitable coupon; a customer cap keeps the most profitable ones.
         rows = np.arange(n)
@@ -357,7 +520,6 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
         arm = np.full(n, -1)
         arm[ranked[:k]] = top[ranked[:k]]
         return arm
-    slack = _BUDGET_RTOL * max(1.0, budget)
 
     # 1. LP-greedy: all increments by efficiency (ties: customer index, then hull step), prefix in budget.
     srt = np.lexsort((step, row, -eff))
@@ -394,20 +556,20 @@ def _greedy(profit: np.ndarray, cost: np.ndarray, ok: np.ndarray, budget: float,
     # break of the greedy, and the weakest chosen and strongest left-out ones; the rest are clearly in or out.
     if brk == row.size and k >= n_pos:
         return arm  # everything profitable fits: this is the unconstrained optimum
-    near_break = row[max(0, brk - _CORE // 2): brk + _CORE // 2]
+    near_break = row[max(0, brk - CORE // 2): brk + CORE // 2]
     del row, step
     sel = np.flatnonzero(arm >= 0)
-    weakest = sel[_smallest(profit[sel, arm[sel]], _CORE // 2)]
+    weakest = sel[_smallest(profit[sel, arm[sel]], CORE // 2)]
     del sel
     out = np.flatnonzero((arm < 0) & (top >= 0))
-    strongest = out[_smallest(-profit[out, top[out]], _CORE // 2)]
+    strongest = out[_smallest(-profit[out, top[out]], CORE // 2)]
     del out
     core = np.unique(np.concatenate([near_break, weakest, strongest]))
     fixed = np.ones(n, dtype=bool)
     fixed[core] = False
     spent_fixed = cost[arm[fixed & (arm >= 0)]].sum()
     k_core = k - int((fixed & (arm >= 0)).sum())
-    arm[core] = _improve(arm[core], profit[core], cost, positive[core], budget - spent_fixed, slack, k_core)
+    arm[core] = local_search(arm[core], profit[core], cost, positive[core], budget - spent_fixed, slack, k_core)
     return arm
 
 
@@ -541,7 +703,8 @@ def _covers(need: float, kinds: list, skip: int) -> list:
     return out
 
 
-def _improve(arm, profit, cost, allowed, budget, slack, k, max_rounds: int = 100) -> np.ndarray:
+def local_search(arm: np.ndarray, profit: np.ndarray, cost: np.ndarray, allowed: np.ndarray, budget: float,
+                 slack: float, k: int, max_rounds: int = 100) -> np.ndarray:
     """Local search after the LP-greedy, for the money the prefix leaves unspent and for rounding losses.
 
     Each round evaluates a fixed number of trial lists and keeps the most profitable feasible one:
@@ -553,6 +716,29 @@ def _improve(arm, profit, cost, allowed, budget, slack, k, max_rounds: int = 100
 
     A move's cost change depends only on its (from, to) coupons, so only the best few moves per (from, to)
     pair are tried: each round is a number of O(n·A) vectorised passes fixed by A.
+
+    Parameters
+    ----------
+    arm : int ndarray, shape (m,)
+        The greedy's coupon per customer of the core (-1: none).
+    profit : ndarray, shape (m, A)
+        Their expected profit per coupon.
+    cost : ndarray, shape (A,)
+    allowed : bool ndarray, shape (m, A)
+        Coupons they may receive (eligible and profitable).
+    budget : float
+        What the core may spend (the budget less the spend of the customers outside it).
+    slack : float
+        :attr:`TargetingRule.budget_slack`.
+    k : int
+        How many of them may be on the list.
+    max_rounds : int
+        Rounds at most (each must gain profit).
+
+    Returns
+    -------
+    int ndarray, shape (m,)
+        The improved coupons (-1: none), never less profitable than ``arm``.
     """
     n, n_arms = profit.shape
     none = n_arms
@@ -615,11 +801,7 @@ def _append_losers(arm, profit, cost, ok, budget, slack, k) -> np.ndarray:
     cand = (arm < 0) & ok.any(axis=1)
     if not cand.any():
         return arm
-    masked = np.where(ok, profit, -np.inf)
-    best_p = masked.max(axis=1)
-    # least-bad coupon: highest profit, then cheapest, then lowest column
-    tie = ok & (masked == best_p[:, None])
-    best_a = np.argmin(np.where(tie, cost[None, :], np.inf), axis=1)
+    best_a, best_p = least_bad_coupon(profit, cost, ok)
     idx = np.flatnonzero(cand)
     idx = idx[np.lexsort((idx, -best_p[idx]))]
     spent = cost[arm[arm >= 0]].sum()
@@ -671,7 +853,7 @@ def allocate(uplift, cost, value: float = 1.0, *, budget: float | None = None,
     longest prefix whose cost fits, so the list at budget B is a prefix of the list at any larger budget.
     With several coupons it is the LP-greedy of the multiple-choice knapsack (see the module docstring),
     followed by a local search; on 200-customer, 3-coupon instances its profit was within 0.5% of
-    :func:`exact_allocation` (``tests/test_targeting.py`` measures the gap). Lists of only a dozen or so
+    :func:`exact_allocation` (``tests/targeting/test_allocation.py`` measures the gap). Lists of only a dozen or so
     customers, or a binding ``max_customers``, can fall short by a few percent: use
     :func:`exact_allocation` for those.
 
@@ -683,16 +865,16 @@ def allocate(uplift, cost, value: float = 1.0, *, budget: float | None = None,
     >>> alloc.arm.tolist(), round(alloc.total_profit, 2), alloc.total_cost
     ([0, 1, -1, 0], 4.8, 3.0)
     """
-    u, c, v, b, k, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
-                                                 allow_negative, lower, upper)
-    return _build(_choose(profit, c, ok, b, k, allow_negative), u, c, v, lo, hi, b, "greedy")
+    u, rule, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
+                                           allow_negative, lower, upper)
+    return _build(_choose(profit, ok, rule), u, rule, lo, hi, "greedy")
 
 
-def _choose(profit: np.ndarray, c: np.ndarray, ok: np.ndarray, b: float, k: int, allow_negative: bool) -> np.ndarray:
-    arm = _greedy(profit, c, ok, b, k)
-    if allow_negative:
-        slack = _BUDGET_RTOL * max(1.0, b) if np.isfinite(b) else 0.0
-        arm = _append_losers(arm, profit, c, ok, b, slack, k)
+def _choose(profit: np.ndarray, ok: np.ndarray, rule: TargetingRule) -> np.ndarray:
+    k = rule.customer_cap(len(profit))
+    arm = _greedy(profit, rule.cost, ok, rule.budget, rule.budget_slack, k)
+    if rule.allow_negative:
+        arm = _append_losers(arm, profit, rule.cost, ok, rule.budget, rule.budget_slack, k)
     return arm
 
 
@@ -711,9 +893,9 @@ def allocation_arms(uplift, cost, value: float = 1.0, *, budget: float | None = 
     >>> allocation_arms(up, cost=[0.5, 2.0], value=30.0, budget=3.0).tolist()
     [0, 1, -1, 0]
     """
-    _, c, _, b, k, profit, ok, _, _ = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
-                                               allow_negative, None, None, bounds=False)
-    return _choose(profit, c, ok, b, k, allow_negative).astype(int, copy=False)
+    _, rule, profit, ok, _, _ = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
+                                         allow_negative, None, None, bounds=False)
+    return _choose(profit, ok, rule).astype(int, copy=False)
 
 
 def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None = None,
@@ -737,9 +919,10 @@ def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None =
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_array, vstack
 
-    u, c, v, b, k, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
-                                                 False, lower, upper)
+    u, rule, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
+                                           False, lower, upper)
     n = u.shape[0]
+    c, b, k = rule.cost, rule.budget, rule.customer_cap(n)
     i_idx, a_idx = np.nonzero(ok & (profit > 0))
     m = i_idx.size
     if m > 200_000:
@@ -751,7 +934,7 @@ def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None =
         rows, ub = [one_each], [np.ones(n)]
         if np.isfinite(b):
             rows.append(csr_array(c[a_idx][None, :]))
-            ub.append([b * (1 + _BUDGET_RTOL)])
+            ub.append([b * (1 + BUDGET_RTOL)])
         if k < n:
             rows.append(csr_array(np.ones((1, m))))
             ub.append([k])
@@ -766,7 +949,7 @@ def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None =
         method = "exact" if res.status == 0 else "exact (time limit hit)"
     else:
         method = "exact"
-    return _build(arm, u, c, v, lo, hi, b, method)
+    return _build(arm, u, rule, lo, hi, method)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -787,7 +970,7 @@ def _as_dr(dr) -> np.ndarray:
 def _z(alpha: float) -> float:
     if not 0 < alpha < 1:
         raise UpliftInputError(f"alpha must be between 0 and 1; got {alpha}")
-    return float(norm.ppf(1 - alpha / 2))
+    return z_for_alpha(alpha)
 
 
 def _figures(est: float, se: float, z: float, name: str) -> dict:
@@ -919,7 +1102,7 @@ def baseline_policies(dr, cost, value: float = 1.0, budget: float | None = None,
     for j in range(n_arms):  # a handful of coupons, each vectorised over rows
         tag = "" if n_arms == 1 else f": {names[j]}"
         everyone = policy_value(d, np.full(n, j), c, v, alpha=alpha)
-        k = n if c[j] == 0 or np.isinf(b) else int(min(n, np.floor(b / c[j] * (1 + _BUDGET_RTOL))))
+        k = n if c[j] == 0 or np.isinf(b) else int(min(n, np.floor(b / c[j] * (1 + BUDGET_RTOL))))
         share = k / n
         # A random list of k rows earns, in expectation, k/n of what everyone earns; the CI scales likewise.
         random = _value_dict(n, k, share * everyone["incremental_outcome"],

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
 
 #: Columns written by :func:`assign_holdout`; an input already holding them would be silently overwritten.
@@ -63,6 +64,12 @@ def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.minimum(np.ceil(pct * N_DECILES) - 1, N_DECILES - 1).astype(int)
 
 
+def _z_sum(alpha: float, power: float) -> float:
+    """``z_{1-α/2} + z_{power}`` of the sample-size formulas: the two-sided test's ``z`` (from :mod:`uplift._stats`,
+    as every interval's) plus the one-sided normal quantile of the power (any power in (0, 1), 50% included)."""
+    return z_for_alpha(alpha) + float(norm.ppf(power))
+
+
 def minimum_detectable_uplift(n_sent: int, n_holdout: int, *, base_rate: float | None = None,
                               outcome_sd: float | None = None, alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest average uplift per customer that a sent-vs-holdout comparison detects with the given power.
@@ -77,7 +84,7 @@ def minimum_detectable_uplift(n_sent: int, n_holdout: int, *, base_rate: float |
     """
     if n_sent < 1 or n_holdout < 1:
         return float("inf")
-    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    z = _z_sum(alpha, power)
     if outcome_sd is not None:
         return float(z * outcome_sd * np.sqrt(1 / n_sent + 1 / n_holdout))
     p0 = float(base_rate)
@@ -93,7 +100,7 @@ def required_holdout_share(n_selected: int, uplift: float, sd: float, *, alpha: 
     """Holdout share at which ``uplift`` becomes detectable, or None when even a 50/50 split is too small."""
     if uplift <= 0 or n_selected < 2:
         return None
-    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    z = _z_sum(alpha, power)
     # z * sd * sqrt(1/(h N) + 1/((1-h) N)) = uplift  <=>  h (1 - h) = z^2 sd^2 / (N uplift^2)
     c = (z * sd / uplift) ** 2 / n_selected
     if c > 0.25:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
 from uplift.targeting.holdout import uplift_deciles
 
@@ -250,7 +250,7 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     if value is not None and not value > 0:
         raise UpliftInputError(f"value must be positive, got {value!r}")
     sent_list, results = _validate(sent_list, results, id_col, outcome, revenue)
-    z = float(norm.ppf(1 - alpha / 2))
+    z = z_for_alpha(alpha)
     notes: list[str] = []
 
     rows, unknown = _match(_keys(sent_list[id_col]), _keys(results[id_col]))

@@ -1,0 +1,197 @@
+"""targeting_list: the list is the allocation of the fitted model's scores of the customers given; exclusions,
+holdout and exploration; and one list from every entry point (demo, Study.target, `uplift target`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import truth_columns
+from uplift import Study, simulate_campaign
+from uplift.errors import UpliftInputError
+from uplift.targeting import allocate, exclusion_mask, parse_costs, read_exclusions, targeting_list
+
+COSTS = ["coupon_a=0.5", "coupon_b=1.2"]
+
+
+@pytest.fixture(scope="module")
+def result():
+    df = simulate_campaign(3000, n_arms=2, seed=41)
+    study = Study(df, "treatment", "conversion", id="customer_id", exclude=[*truth_columns(df), "revenue"])
+    return study.fit(learners=["t"], n_folds=2, n_boot=20).result
+
+
+@pytest.fixture(scope="module")
+def customers():
+    """New customers as read from a file: text ids with leading zeros, categories as plain text."""
+    df = simulate_campaign(3000, n_arms=2, seed=42)
+    out = df.drop(columns=[*truth_columns(df), "treatment", "conversion", "revenue"])
+    out = out.astype({c: str for c in out.columns if isinstance(out[c].dtype, pd.CategoricalDtype)})
+    return out.assign(customer_id=[f"{i:06d}" for i in range(len(out))])
+
+
+def model_allocation(result, customers, **kwargs):
+    """What the list must be: allocate() on the fitted model's predicted uplift of these customers."""
+    up = result.predict_uplift(customers)[result.uplift_columns()].to_numpy()
+    return allocate(up, parse_costs(COSTS, result.arms), 40.0, **kwargs)
+
+
+def test_list_is_the_allocation_of_the_models_scores(result, customers):
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0)
+    alloc = model_allocation(result, customers, budget=400.0)
+    assert 100 < alloc.n_selected < len(customers) // 2  # a real cut through the customers
+    ids = customers["customer_id"].to_numpy()
+    assert res.list["customer_id"].tolist() == ids[alloc.order].tolist()  # same customers, in list order
+    assert res.list["rank"].tolist() == list(range(alloc.n_selected))
+    coupons = np.asarray(result.treated_arms, dtype=object)[alloc.arm[alloc.order]]
+    assert res.list["coupon"].tolist() == coupons.tolist()
+    assert res.summary["by_coupon"] == {a: int((alloc.arm == j).sum()) for j, a in enumerate(result.treated_arms)}
+    np.testing.assert_allclose(res.list["expected_profit"].sum(), alloc.total_profit)
+    assert res.holdout is None and "holdout" not in res.list
+
+
+def test_training_customers_are_scored_with_the_fitted_model_not_out_of_fold(result):
+    df = simulate_campaign(3000, n_arms=2, seed=41)  # the training rows of `result`
+    res = targeting_list(result, df, cost=COSTS, value=40.0, budget=400.0)
+    fitted = model_allocation(result, df, budget=400.0)
+    assert res.list["customer_id"].tolist() == df["customer_id"].to_numpy()[fitted.order].tolist()
+    oof = allocate(result.oof_uplift(), parse_costs(COSTS, result.arms), 40.0, budget=400.0)
+    assert not np.array_equal(oof.arm, fitted.arm)  # the two rules really differ on these rows
+    # ... while the honest value is the out-of-fold rule's, scaled to this list (factor 1 here).
+    assert res.summary["estimated"]["n_selected"] == oof.n_selected
+
+
+def test_exclusions_match_text_ids_with_leading_zeros_exactly(result, customers, tmp_path):
+    top = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0).list["customer_id"].head(5)
+    # Twins of the five best customers under ids without the zeros: same features, other customers.
+    twins = customers[customers["customer_id"].isin(top)].assign(customer_id=lambda d: d["customer_id"].str.lstrip("0"))
+    both = pd.concat([customers, twins], ignore_index=True)
+    optout = tmp_path / "optout.csv"
+    optout.write_text("customer_id,reason\n" + "".join(f"{i},asked\n" for i in top))
+    excluded = read_exclusions(optout, "customer_id")
+    assert excluded == top.tolist()  # "000123" stays "000123" (a CSV reader would make it 123)
+
+    res = targeting_list(result, both, cost=COSTS, value=40.0, budget=400.0, exclude=excluded)
+    listed = set(res.list["customer_id"])
+    assert not listed & set(top)
+    assert set(twins["customer_id"]) <= listed  # "123" is not "000123": the twins stay on the list
+    alloc = model_allocation(result, both, budget=400.0, exclude=both["customer_id"].isin(top).to_numpy())
+    assert res.list["customer_id"].tolist() == both["customer_id"].to_numpy()[alloc.order].tolist()
+
+
+def test_exclusion_ids_match_integer_customer_ids_by_value():
+    # A customer file read from CSV has integer ids; the opt-out list still says "007".
+    assert exclusion_mask(np.array([7, 70, 8]), ["007", "x"]).tolist() == [True, False, False]
+    assert exclusion_mask(pd.Series(["007", "7", "07"]), ["007", 7]).tolist() == [True, True, False]
+
+
+def test_holdout_is_a_stratified_random_share_of_the_selected(result, customers):
+    kwargs = dict(cost=COSTS, value=40.0, budget=900.0, holdout=0.2)
+    res = targeting_list(result, customers, **kwargs)
+    plain = targeting_list(result, customers, cost=COSTS, value=40.0, budget=900.0).list
+    assert res.list["customer_id"].tolist() == plain["customer_id"].tolist()  # the same list, marked
+    lst = res.list
+    assert lst["selected"].all() and (lst["send"] == ~lst["holdout"]).all()
+    np.testing.assert_allclose(lst["propensity"], 0.8)
+    per_coupon = lst.groupby("coupon")["holdout"].agg(["sum", "size"])
+    assert len(per_coupon) == 2 and (np.abs(per_coupon["sum"] - 0.2 * per_coupon["size"]) < 1).all()
+    assert res.holdout["n_holdout"] == lst["holdout"].sum()
+    assert res.holdout["holdout_by_coupon"] == per_coupon["sum"].to_dict()
+    assert res.holdout["base_rate"] == pytest.approx(
+        result.ate.query("estimand == 'ATE'")["control_mean"].iloc[0])  # the control conversion rate
+
+    # Each customer is held out with probability 0.2, whatever her rank: over many seeds, the top and the
+    # bottom of the list are held out equally often.
+    draws = np.array([targeting_list(result, customers, random_state=s, **kwargs).list["holdout"].to_numpy()
+                      for s in range(40)])
+    rate = draws.mean(axis=0)
+    assert rate.mean() == pytest.approx(0.2, abs=0.005)
+    half = len(rate) // 2
+    assert abs(rate[:half].mean() - 0.2) < 0.02 and abs(rate[half:].mean() - 0.2) < 0.02
+    assert rate.std() < 0.1  # binomial spread (0.063 for 40 draws), not a fixed set of customers
+
+
+def test_explore_only_sends_to_customers_not_selected(result, customers):
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0, holdout=0.1, explore=0.2,
+                         include_all=True)
+    lst = res.list
+    assert len(lst) == len(customers)
+    assert not (lst["explore"] & lst["selected"]).any() and not (lst["holdout"] & ~lst["selected"]).any()
+    assert (lst["send"] == ((lst["selected"] & ~lst["holdout"]) | lst["explore"])).all()
+    rest = lst[~lst["selected"]]
+    np.testing.assert_allclose(rest["propensity"], 0.2)
+    per_coupon = rest.groupby("coupon")["explore"].agg(["sum", "size"])
+    assert (np.abs(per_coupon["sum"] - 0.2 * per_coupon["size"]) < 1).all()
+    # Without include_all the list holds the selected and the explored customers only.
+    sent = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0, holdout=0.1, explore=0.2).list
+    assert sent["customer_id"].tolist() == lst.loc[lst["selected"] | lst["explore"], "customer_id"].tolist()
+
+
+def test_include_all_returns_every_customer_once(result, customers):
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0, include_all=True)
+    lst = res.list
+    assert sorted(lst["customer_id"]) == sorted(customers["customer_id"])
+    assert lst["selected"].sum() == res.summary["customers_selected"]
+    assert (lst.loc[~lst["selected"], "rank"] == -1).all()
+    assert lst["selected"].iloc[: res.summary["customers_selected"]].all()  # the list first, in rank order
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"holdout": 1.5}, "holdout must be a share in [0, 1)"),
+    ({"holdout": -0.1}, "holdout must be a share in [0, 1)"),
+    ({"explore": 1.0, "holdout": 0.1}, "explore must be a share in [0, 1)"),
+    ({"explore": 0.1}, "explore needs a holdout"),
+])
+def test_bad_holdout_or_explore_is_one_line(result, customers, kwargs, needle):
+    with pytest.raises(UpliftInputError) as err:
+        targeting_list(result, customers, cost=COSTS, value=40.0, **kwargs)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# one list from every entry point, on the demo data
+
+@pytest.fixture(scope="module")
+def hillstrom():
+    from uplift import load_hillstrom
+
+    frame = load_hillstrom()
+    study = Study(frame, treatment="segment", outcome=["visit", "conversion", "spend"], control="No E-Mail",
+                  design="rct").fit(learners=["t"], n_folds=2, n_boot=20)
+    return frame, study
+
+
+def by_coupon(lst: pd.DataFrame) -> dict[str, list[int]]:
+    return {c: sorted(g["row"].tolist()) for c, g in lst.groupby("coupon")}
+
+
+def test_demo_study_target_and_cli_select_the_same_customers(hillstrom, tmp_path):
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+    from uplift.cli.demo import targeting_preview
+
+    frame, study = hillstrom
+    money = {"cost": 0.10, "value": 7.0, "budget": 1280.0}
+    preview = targeting_preview(study.result, frame, value=7.0)
+    assert preview.summary["budget"] == pytest.approx(money["budget"])  # the demo's 20% budget at 0.10 an e-mail
+    api = targeting_list(study.result, frame, **money)
+    facade = study.target(frame, **money)
+    study.save(tmp_path / "model")
+    frame.to_csv(tmp_path / "hillstrom.csv", index=False)
+    out = tmp_path / "list.csv"
+    res = CliRunner().invoke(app, ["target", str(tmp_path / "model"), str(tmp_path / "hillstrom.csv"), "--cost",
+                                   "0.10", "--value", "7", "--budget", "1280", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    cli = pd.read_csv(out)
+
+    expected = by_coupon(api.list)
+    assert sum(map(len, expected.values())) > 10_000  # most of the 1280 / 0.10 e-mails are sent
+    for lst in (preview.list, facade.list, cli):
+        assert by_coupon(lst) == expected
+    summary = json.loads(res.stdout)["summary"]
+    assert summary["by_coupon"] == api.summary["by_coupon"] == preview.summary["by_coupon"]
+    assert summary["estimated"]["profit"] == pytest.approx(api.summary["estimated"]["profit"], rel=1e-12)
