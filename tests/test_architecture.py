@@ -68,10 +68,12 @@ def _imports(module: str, path: Path):
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(up + ([base] if base else []))
             names = [a.name for a in node.names]
-            # `from uplift.x import y` may import the module uplift.x.y
+            # `from uplift.x import y` may import the module uplift.x.y; it runs the package face uplift.x too
             targets = [f"{base}.{n}" if f"{base}.{n}" in MODULES else base for n in names]
             for target, name in zip(targets, names, strict=True):
                 yield target, name, node.lineno, id(node) in in_function
+            if base in MODULES and base != "uplift" and any(t != base for t in targets):
+                yield base, None, node.lineno, id(node) in in_function
         elif isinstance(node, ast.Import):
             for a in node.names:
                 yield a.name, None, node.lineno, id(node) in in_function

@@ -10,13 +10,13 @@ applies it to every customer:
   study's out-of-fold rows, and the baselines; shared code in :func:`uplift.targeting.lists.list_summary`).
 
 How. The saved model directory travels to the executors once, as a tar archive in a broadcast variable; each Python
-worker unpacks it and loads it with ``Study.load`` (which verifies every file's sha256) once, into a cache keyed by
-the archive's sha256, then scores row batches with ``mapInPandas``. Per-customer economics (profit of every coupon,
-eligibility, each customer's best coupon) call :mod:`uplift.targeting.allocation`'s own functions on each batch. The
-global ranking and the budget cut are a sort and a running sum in Spark SQL windows, one per range of the ranking
-key, so no step moves every customer to one machine. For several coupons under a budget, the local search of
-:func:`uplift.targeting.allocate` touches only the few thousand customers near the greedy's break point: they are
-collected and improved on the driver with the same function.
+worker unpacks it and loads it with :func:`uplift.persist.load_result` (which verifies every file's sha256) once,
+into a cache keyed by the archive's sha256, then scores row batches with ``mapInPandas``. Per-customer economics
+(profit of every coupon, eligibility, each customer's best coupon) call :mod:`uplift.targeting.allocation`'s own
+functions on each batch. The global ranking and the budget cut are a sort and a running sum in Spark SQL windows,
+one per range of the ranking key, so no step moves every customer to one machine. For several coupons under a
+budget, the local search of :func:`uplift.targeting.allocate` touches only the few thousand customers near the
+greedy's break point: they are collected and improved on the driver with the same function.
 
 Ties in expected profit are broken by input order, as in pandas: the order Spark reads the rows in (partition by
 partition). That is the file order for one file or a DataFrame made from pandas; several files are read in Spark's
@@ -44,6 +44,9 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import UpliftInputError
+from uplift.fit.result import FitResult
+from uplift.persist.container import MANIFEST
+from uplift.persist.store import load_result, save_result
 from uplift.targeting.allocation import (
     CORE,
     TargetingRule,
@@ -162,18 +165,18 @@ def read_customers(spark, path: str | os.PathLike):
                            "or .tsv.gz")
 
 
-def _id_column(study) -> str:
-    id_col = study.roles.get("id")
+def _id_column(result: FitResult) -> str:
+    id_col = result.id_column
     if not id_col:
         raise UpliftInputError("the Spark engine needs the study's customer id column (fit with id=..., CLI --id): "
                                "rows of a Spark DataFrame have no fixed order to identify customers by")
     return id_col
 
 
-def _inputs(study, sdf, id_col: str, *, row: bool):
+def _inputs(result: FitResult, sdf, id_col: str, *, row: bool):
     """The id and feature columns of ``sdf`` (and, with ``row``, the input position ``__row``)."""
     F, _, _ = _pyspark()
-    needed = list(dict.fromkeys([id_col, *study.schema.names]))
+    needed = list(dict.fromkeys([id_col, *result.schema.names]))
     missing = [c for c in needed if c not in sdf.columns]
     if missing:
         raise UpliftInputError(f"column(s) {', '.join(map(repr, missing))} missing from the customers; the model "
@@ -183,13 +186,13 @@ def _inputs(study, sdf, id_col: str, *, row: bool):
     return frame.withColumn("__row", F.monotonically_increasing_id()) if row else frame
 
 
-def _template(study, inputs, learner: str | None) -> pd.DataFrame:
+def _template(result: FitResult, inputs, learner: str | None) -> pd.DataFrame:
     """``predict_uplift`` of the first customer on the driver: its columns, and clean errors before any job."""
     with _spark_errors():
         head = inputs.drop("__row").limit(1).toPandas()
     if head.empty:
         raise UpliftInputError("no customers to score: the DataFrame is empty")
-    return study.predict_uplift(head, learner=learner)
+    return result.predict_uplift(head, learner=learner)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -223,8 +226,6 @@ def _share(spark, value):
 
 def _archive(directory: Path) -> bytes:
     """Deterministic tar of a model directory (the files its manifest lists, and the manifest)."""
-    from uplift.persist.container import MANIFEST
-
     manifest = json.loads((directory / MANIFEST).read_bytes())
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -236,46 +237,45 @@ def _archive(directory: Path) -> bytes:
     return buf.getvalue()
 
 
-def _ship(study_or_model_dir, spark):
-    """The study on the driver, and the model shipped to the executors (once per application and model)."""
-    from uplift.study import Study
+def _ship(study_or_model_dir, spark) -> tuple[FitResult, _Model]:
+    """The fitted result on the driver, and the model shipped to the executors (once per application and model).
 
-    if isinstance(study_or_model_dir, Study):
-        study = study_or_model_dir
-        study._fitted()
-        if study.data is None:
-            raise UpliftInputError("this study was loaded from disk without its data and cannot be saved again; "
-                                   "pass its model directory to the Spark functions instead")
+    ``study_or_model_dir``: a fitted :class:`~uplift.study.Study` or :class:`~uplift.fit.result.FitResult` (saved
+    to a temporary directory first), or a model directory (verified before anything is shipped).
+    """
+    fitted = getattr(study_or_model_dir, "result", study_or_model_dir)
+    if fitted is None:
+        raise UpliftInputError("the study is not fitted yet: call .fit() first")
+    if isinstance(fitted, FitResult):
+        result = fitted
         with tempfile.TemporaryDirectory(prefix="uplift-spark-") as tmp:
-            archive = _archive(study.save(Path(tmp) / "model"))
+            archive = _archive(save_result(result, Path(tmp) / "model"))
     else:
-        directory = Path(study_or_model_dir)
-        study = Study.load(directory)  # verifies format and hashes before anything is shipped
+        directory = Path(fitted)
+        result = load_result(directory)  # verifies format and hashes before anything is shipped
         archive = _archive(directory)
     digest = hashlib.sha256(archive).hexdigest()
     try:
         key = (spark.sparkContext.applicationId, digest)
     except Exception:  # Spark Connect
-        return study, _Model(digest, _Inline(archive))
+        return result, _Model(digest, _Inline(archive))
     if key not in _BROADCASTS:
         _BROADCASTS[key] = _share(spark, archive)
-    return study, _Model(digest, _BROADCASTS[key])
+    return result, _Model(digest, _BROADCASTS[key])
 
 
-def _worker_study(model: _Model):
-    """The study of ``model`` in this Python worker: unpacked and loaded (hashes verified) on first use only."""
-    study = _MODELS.get(model.digest)
-    if study is None:
-        from uplift.study import Study
-
+def _worker_result(model: _Model) -> FitResult:
+    """The fitted result of ``model`` in this Python worker: unpacked and loaded (hashes verified) on first use."""
+    result = _MODELS.get(model.digest)
+    if result is None:
         with tempfile.TemporaryDirectory(prefix="uplift-model-") as tmp:
             with tarfile.open(fileobj=io.BytesIO(model.archive.value)) as tar:
                 tar.extractall(tmp, filter="data")
-            study = Study.load(Path(tmp) / "model")  # reads every file into memory; the folder can go
+            result = load_result(Path(tmp) / "model")  # reads every file into memory; the folder can go
         while len(_MODELS) >= _CACHE_SIZE:
             _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[model.digest] = study
-    return study
+        _MODELS[model.digest] = result
+    return result
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -320,14 +320,14 @@ def score_spark(study_or_model_dir, sdf, *, learner: str | None = None):
     >>> scores.write.parquet("scores.parquet")  # doctest: +SKIP
     """
     _pyspark()
-    study, model = _ship(study_or_model_dir, sdf.sparkSession)
-    id_col = _id_column(study)
-    inputs = _inputs(study, sdf, id_col, row=False)
-    template = _template(study, inputs, learner)
-    learner = learner or study.best_learner_
+    result, model = _ship(study_or_model_dir, sdf.sparkSession)
+    id_col = _id_column(result)
+    inputs = _inputs(result, sdf, id_col, row=False)
+    template = _template(result, inputs, learner)
+    learner = learner or result.best_learner
 
     def score(batches):
-        worker = _worker_study(model)
+        worker = _worker_result(model)
         for batch in batches:
             yield worker.predict_uplift(batch, learner=learner)
 
@@ -367,7 +367,7 @@ def _economics(model: _Model, learner: str, columns: tuple[list[str], list[str],
     costs = rule.cost
 
     def rows(batches):
-        study = _worker_study(model)
+        study = _worker_result(model)
         keys = None if excluded is None else excluded.value
         for batch in batches:
             n = len(batch)
@@ -693,8 +693,7 @@ def target_spark(study, sdf, *, out: str | os.PathLike, cost: float | dict | lis
     """
     F, _, _ = _pyspark()
     spark = sdf.sparkSession
-    study, model = _ship(study, spark)
-    result = study.result
+    result, model = _ship(study, spark)
     id_col = _id_column(result)
     learner = learner or result.best_learner
     costs, value = costs_and_value(result, cost, value)

@@ -37,7 +37,9 @@ from uplift.errors import UpliftInputError
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
 from uplift.scoring import score_file
+from uplift.spark import read_customers, spark_session, target_spark
 from uplift.study import Study
+from uplift.targeting.economics import read_exclusions
 from uplift.targeting.readouts import readout as run_readout
 from uplift.viz.plots import plot_shap_summary
 
@@ -305,9 +307,6 @@ def target(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
-    from uplift.data.tables import read_table
-    from uplift.study import Study
-
     if engine not in ("pandas", "spark"):
         raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
     if engine == "spark":
@@ -319,14 +318,13 @@ def target(
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
                            include_all=all_rows, random_state=seed, learner="fast" if fast else None)
         return
-    from uplift.targeting import read_exclusions, targeting_list
-
+    check_output_path(out, protect=[p for p in (customers, exclude) if p is not None])
     study = Study.load(model_dir)
     frame = read_table(customers)
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
-    res = targeting_list(study.result, frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
-                         min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
-                         random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore)
+    res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
+                       min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
+                       random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore)
     drift = study.drift(frame)
     _write(res.list, out, protect=customers)
     if as_json:
@@ -350,10 +348,6 @@ def target(
 def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_master: str, exclude: Path | None,
                        strict_drift: bool, as_json: bool, **kwargs) -> None:
     """`uplift target --engine spark`: read the customers with Spark, write the list as Parquet."""
-    from uplift.spark import read_customers, spark_session, target_spark
-    from uplift.study import Study
-    from uplift.targeting import read_exclusions
-
     if not out.name.lower().endswith((".parquet", ".pq")):
         raise UpliftInputError(f"--engine spark writes the list as Parquet: give --out a .parquet name (got {out})")
     if out.resolve() == customers.resolve():

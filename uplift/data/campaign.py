@@ -9,6 +9,7 @@ data is encoded exactly as the training data was (unseen categories become missi
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -202,8 +203,6 @@ def _is_constant(col: pd.Series) -> bool:
 
 
 def _require_columns(frame: pd.DataFrame, cols: list[str], role: str) -> None:
-    import difflib
-
     for c in cols:
         if c not in frame.columns:
             close = difflib.get_close_matches(str(c), [str(x) for x in frame.columns], n=3)

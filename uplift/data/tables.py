@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from uplift._files import PathLike, atomic_file
 from uplift.errors import UpliftInputError
@@ -181,9 +183,6 @@ def _read_csv(path: Path, ext: str, columns: Sequence[str] | None) -> pd.DataFra
 
 
 def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     with open(path, "rb") as fh:
         head = fh.read(4)
         fh.seek(max(path.stat().st_size - 4, 0))
@@ -289,9 +288,6 @@ def _write_csv(frame: pd.DataFrame, fh: BinaryIO, sep: str, gz: bool, index: boo
 
 
 def _write_parquet(frame: pd.DataFrame, fh: BinaryIO, index: bool, path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
         table = pa.Table.from_pandas(frame, preserve_index=bool(index))
     except (pa.ArrowException, TypeError, ValueError) as err:

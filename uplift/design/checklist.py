@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+import uplift.design.checks as checks
 from uplift.data.campaign import CampaignData
-from uplift.design import checks
 from uplift.errors import DesignCheckError
 
 #: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample).

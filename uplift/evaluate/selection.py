@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from uplift.evaluate import metrics
+import uplift.evaluate.metrics as metrics
 from uplift.fit.crossfit import CrossFit, release_free_memory
 
 

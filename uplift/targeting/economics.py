@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uplift.data.tables import read_table
 from uplift.errors import UpliftInputError
 
 __all__ = ["costs_and_value", "exclusion_keys", "exclusion_mask", "parse_costs", "read_exclusions"]
@@ -125,8 +126,6 @@ def read_exclusions(path: str | Path, id_col: str | None) -> list[str]:
     >>> read_exclusions(p, "customer_id")
     ['007', '42']
     """
-    from uplift.data.tables import read_table
-
     path = Path(path)
     if path.suffix in (".txt", ""):
         try:

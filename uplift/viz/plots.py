@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+import uplift.evaluate.metrics as metrics
 from uplift._display import effect_unit, fmt_ci
 from uplift.errors import UpliftInputError
-from uplift.evaluate import metrics
 
 #: Colour-blind-safe palette (Okabe & Ito 2008), in the order learners / arms / estimands are drawn.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import uplift.viz.plots as plot
 from uplift._display import effect_unit, fmt_ci, fmt_money, fmt_number, fmt_pct
 from uplift._files import atomic_write_text
 from uplift._stats import Z95
@@ -56,7 +57,6 @@ from uplift.effects.segments import default_segment_columns, segment_uplift
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
 from uplift.targeting.lists import TargetingResult, targeting_list
-from uplift.viz import plots as plot
 
 #: Nothing but inline styles and embedded images may load, whatever ends up in the page.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
