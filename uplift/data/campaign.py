@@ -326,6 +326,22 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
     return frame[keep]
 
 
+def feature_frame(X) -> pd.DataFrame:
+    """Features of an array-level check or model as a DataFrame (an array's columns are named ``x0``, ``x1``...).
+
+    Examples
+    --------
+    >>> list(feature_frame(np.zeros((2, 3))).columns)
+    ['x0', 'x1', 'x2']
+    """
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise UpliftInputError(f"features must be a DataFrame or a 2-D array, got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+
+
 def campaign_data(
     frame: pd.DataFrame,
     treatment: str,

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from uplift._stats import Z95
+from uplift.data.campaign import feature_frame
 from uplift.errors import UpliftInputError
 
 #: |SMD| above this is the usual sign of imbalance (Austin 2009).
@@ -56,15 +57,6 @@ def _treatment(t, n: int | None = None, name: str = "t") -> np.ndarray:
     if arr.min() == arr.max():
         raise UpliftInputError(f"{name} has only arm {arr[0]}; a design check needs treated and control rows")
     return arr
-
-
-def _frame(X) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X)
-    if arr.ndim != 2:
-        raise UpliftInputError(f"features must be a DataFrame or a 2-D array, got shape {arr.shape}")
-    return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
 
 
 def _propensity(e_hat, n: int) -> np.ndarray:
@@ -232,7 +224,7 @@ def balance_table(X: pd.DataFrame, t, weights=None, *, threshold: float = SMD_TH
     >>> tab[["feature", "level", "smd"]].round(3).values.tolist()
     [['age', None, -2.828], ['channel', 'app', -1.414], ['channel', 'web', 1.414]]
     """
-    X = _frame(X)
+    X = feature_frame(X)
     t = _treatment(t, len(X))
     if weights is None:
         w = np.ones(len(X))
@@ -505,7 +497,7 @@ def outcome_proxy_check(X: pd.DataFrame, y, *, threshold: float = 0.995, max_row
     >>> outcome_proxy_check(X, y)["feature"].tolist()
     ['revenue']
     """
-    X = _frame(X)
+    X = feature_frame(X)
     y = np.asarray(y, dtype=np.float64)
     if len(y) > max_rows:
         keep = np.sort(np.random.default_rng(random_state).choice(len(y), max_rows, replace=False))
@@ -573,7 +565,7 @@ def leakage_check(X: pd.DataFrame, t, e_hat, *, auc_threshold: float = 0.99, min
     >>> leakage_check(X, t, np.full(4000, 0.5))["feature"].unique().tolist()
     ['opened_coupon']
     """
-    X = _frame(X)
+    X = feature_frame(X)
     t = _treatment(t, len(X))
     e = _propensity(e_hat, len(X))
     share_t = t.mean()

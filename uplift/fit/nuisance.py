@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from uplift.data.campaign import FeatureSchema
+from uplift.data.campaign import FeatureSchema, feature_frame
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
 from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, ModelFactory, row_numbers
@@ -277,7 +277,7 @@ def cross_fit_propensity(X: pd.DataFrame, t, n_folds: int = 5, random_state: int
     >>> float(np.corrcoef(e_hat, X["x"])[0, 1]) > 0.9
     True
     """
-    X = _frame(X)
+    X = feature_frame(X)
     t = _binary_treatment(t, len(X), n_folds)
     schema = FeatureSchema.infer(X)
     folds = make_folds(t, n_folds, random_state)
@@ -318,7 +318,7 @@ def cross_fit_aipw(X: pd.DataFrame, t, y, n_folds: int = 2, random_state: int = 
     >>> bool(abs(scores.mean() - 2.0) < 3 * scores.std() / np.sqrt(4000))
     True
     """
-    X = _frame(X)
+    X = feature_frame(X)
     t = _binary_treatment(t, len(X), n_folds)
     y = np.asarray(y, dtype=np.float64)
     schema = FeatureSchema.infer(X)
@@ -328,15 +328,6 @@ def cross_fit_aipw(X: pd.DataFrame, t, y, n_folds: int = 2, random_state: int = 
                            **QUICK_NUISANCE)
     oof = fit_nuisances(schema.encode(X), t, folds, factory, y=y, kind=kind, seeds=one_seed, dtype=np.float64)
     return aipw_scores(y, t, Nuisance(oof.mu[:, 0], oof.mu[:, 1], oof.e[:, 1]))
-
-
-def _frame(X) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X)
-    if arr.ndim != 2:
-        raise UpliftInputError(f"features must be a DataFrame or a 2-D array, got shape {arr.shape}")
-    return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
 
 
 def _binary_treatment(t, n: int, n_folds: int) -> np.ndarray:
