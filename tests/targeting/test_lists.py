@@ -13,6 +13,7 @@ from tests.conftest import truth_columns
 from uplift import Study, simulate_campaign
 from uplift.errors import UpliftInputError
 from uplift.targeting import allocate, exclusion_mask, parse_costs, read_exclusions, targeting_list
+from uplift.viz.report import collect_report
 
 COSTS = ["coupon_a=0.5", "coupon_b=1.2"]
 
@@ -195,3 +196,14 @@ def test_demo_study_target_and_cli_select_the_same_customers(hillstrom, tmp_path
     summary = json.loads(res.stdout)["summary"]
     assert summary["by_coupon"] == api.summary["by_coupon"] == preview.summary["by_coupon"]
     assert summary["estimated"]["profit"] == pytest.approx(api.summary["estimated"]["profit"], rel=1e-12)
+
+    # The report's targeting section: the same list, from `uplift report` on the saved model and the data file.
+    report = collect_report(study.result, study.data, cost=0.10, value=7.0, budget=1280.0, segment_by=[],
+                            explain=False)
+    assert by_coupon(report.targeting.list) == expected
+    html = tmp_path / "report.html"
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "model"), "--data", str(tmp_path / "hillstrom.csv"),
+                                   "--cost", "0.10", "--value", "7", "--budget", "1280", "--out", str(html)])
+    assert res.exit_code == 0, res.output
+    for coupon, n in api.summary["by_coupon"].items():
+        assert f"{coupon}: {n}" in html.read_text(encoding="utf-8")
