@@ -8,10 +8,12 @@ import os
 # spinning threads oversubscribe the CPU and everything slows down several-fold.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from uplift.datasets import simulate_campaign
+from uplift.fit.nuisance import cross_fit_propensity
 
 
 def truth_columns(df: pd.DataFrame) -> list[str]:
@@ -32,3 +34,21 @@ def obs_df() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def multi_df() -> pd.DataFrame:
     return simulate_campaign(9000, design="rct", n_arms=2, seed=13)
+
+
+def confounded(n: int, seed: int, effect: float = 1.0):
+    """Customers whose treatment depends on x1, x2 and region; returns features, t, true propensity, y."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    region = rng.choice(["north", "south", "east"], n)
+    e = 1.0 / (1.0 + np.exp(-(-0.3 + 1.0 * x1 - 0.7 * x2 + 0.4 * (region == "north"))))
+    t = (rng.random(n) < e).astype(int)
+    y = effect * t + x1 + 0.5 * x2 + rng.normal(size=n)
+    return pd.DataFrame({"x1": x1, "x2": x2, "region": region}), t, e, y
+
+
+@pytest.fixture(scope="module")
+def obs():
+    """A confounded table with its true propensity, outcome and the cross-fitted propensity."""
+    X, t, e, y = confounded(4000, seed=1)
+    return X, t, e, y, cross_fit_propensity(X, t, random_state=0)

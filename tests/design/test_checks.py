@@ -25,23 +25,6 @@ from uplift.errors import UpliftInputError
 from uplift.fit.nuisance import cross_fit_propensity
 
 
-def confounded(n: int, seed: int, effect: float = 1.0):
-    """Customers whose treatment depends on x1, x2 and region; returns features, t, true propensity, y."""
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    region = rng.choice(["north", "south", "east"], n)
-    e = 1.0 / (1.0 + np.exp(-(-0.3 + 1.0 * x1 - 0.7 * x2 + 0.4 * (region == "north"))))
-    t = (rng.random(n) < e).astype(int)
-    y = effect * t + x1 + 0.5 * x2 + rng.normal(size=n)
-    return pd.DataFrame({"x1": x1, "x2": x2, "region": region}), t, e, y
-
-
-@pytest.fixture(scope="module")
-def obs():
-    X, t, e, y = confounded(4000, seed=1)
-    return X, t, e, y, cross_fit_propensity(X, t, random_state=0)
-
-
 # ------------------------------------------------------------------------------------------------ SRM
 def test_srm_detects_51_49_split_on_100k_rows():
     r = srm_test({"control": 51_000, "coupon": 49_000})
