@@ -161,6 +161,12 @@ class FitResult:
         treated = self.arms[1:]
         return ["uplift"] if len(treated) == 1 else [f"uplift_{a}" for a in treated]
 
+    def interval_columns(self) -> tuple[list[str], list[str]]:
+        """Names of the lower and upper bound columns of :meth:`predict_uplift`, per arm (present when the
+        learner gives per-customer intervals)."""
+        up = self.uplift_columns()
+        return [f"{c}_lower" for c in up], [f"{c}_upper" for c in up]
+
     def uplift_frame(self, data: pd.DataFrame, up: np.ndarray, lo: np.ndarray | None,
                      hi: np.ndarray | None) -> pd.DataFrame:
         """The table :meth:`predict_uplift` returns, from per-arm uplift (and interval) arrays."""
@@ -168,16 +174,13 @@ class FitResult:
         id_col = self.id_column
         if id_col and id_col in data.columns:
             out[id_col] = data[id_col].to_numpy()
-        treated = self.arms[1:]
-        if len(treated) == 1:
-            out["uplift"] = up[:, 0]
+        lower, upper = self.interval_columns()
+        for j, name in enumerate(self.uplift_columns()):
+            out[name] = up[:, j]
             if lo is not None:
-                out["uplift_lower"], out["uplift_upper"] = lo[:, 0], hi[:, 0]
-        else:
-            for j, arm in enumerate(treated):
-                out[f"uplift_{arm}"] = up[:, j]
-                if lo is not None:
-                    out[f"uplift_{arm}_lower"], out[f"uplift_{arm}_upper"] = lo[:, j], hi[:, j]
+                out[lower[j]], out[upper[j]] = lo[:, j], hi[:, j]
+        treated = self.arms[1:]
+        if len(treated) > 1:
             best = up.argmax(axis=1)
             out["best_arm"] = np.asarray(treated, dtype=object)[best]
             out["uplift"] = up[np.arange(len(up)), best]

@@ -139,8 +139,7 @@ def _control_rate(result: FitResult) -> float | None:
 def uplift_columns(result: FitResult) -> tuple[list[str], list[str], list[str]]:
     """Names of the per-coupon uplift columns of ``result.predict_uplift`` and of their lower and upper bounds
     (present when the learner gives per-customer intervals)."""
-    up = result.uplift_columns()
-    return up, [f"{c}_lower" for c in up], [f"{c}_upper" for c in up]
+    return (result.uplift_columns(), *result.interval_columns())
 
 
 def _customer_column(frame: pd.DataFrame, id_col: str | None, rows: np.ndarray) -> tuple[str, np.ndarray]:

@@ -271,8 +271,9 @@ class _Report:
         note = self.inputs.notes.get(section)
         if note is None:
             return None
-        cls = "section-error" if note in self.inputs.errors else "note"
-        return _Html(f'<div class="section-error">{_e(note)}</div>') if cls == "section-error" else _p(note, cls)
+        if note in self.inputs.errors:  # a failure, shown like a section that failed to render
+            return _Html(f'<div class="section-error">{_e(note)}</div>')
+        return _p(note, "note")
 
     def _primary_ate(self, arm: str) -> pd.Series | None:
         t = self.ate_table
