@@ -72,7 +72,7 @@ def _check_fit_options(learners: tuple[str, ...], select: str, max_train_rows: i
 def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool | None = None,
               learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int = 5, random_state: int = 0,
               select: str = "dr_loss", base_regressor: object | None = None, base_classifier: object | None = None,
-              n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | None = None,
+              n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | list[str] | None = None,
               allow_srm: bool = False, allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
               progress: ProgressHook | None = None) -> FitResult:
     """Run the whole study on validated data and return its :class:`~uplift.fit.result.FitResult`.

@@ -90,7 +90,7 @@ class Study:
     def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
-            expected_split: dict[str, float] | None = None, allow_srm: bool = False,
+            expected_split: dict[str, float] | list[str] | None = None, allow_srm: bool = False,
             allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
             progress: ProgressHook | None = None) -> Study:
         """Cross-fit every learner, evaluate out of fold, pick the best, and estimate average effects.
@@ -112,9 +112,11 @@ class Study:
             Bootstrap resamples for metric CIs.
         k : float
             Share targeted for uplift@k.
-        expected_split : dict, optional
-            Declared share of each arm in a randomised study, for the sample-ratio check. Default: the declared
-            propensity when it is constant (e.g. 0.85 treated), else equal shares.
+        expected_split : dict or list of str, optional
+            Declared split of a randomised study, for the sample-ratio check: ``{arm: share}`` or
+            ``["ARM=SHARE", ...]``, shares, percentages or counts (normalised), one per arm. Default: the declared
+            propensity when it is constant (e.g. 0.85 treated); else an equal split passes, and an unequal one
+            (75/25, 40/20/20/20) is reported but not checked — declare it to have it checked.
         allow_srm, allow_leakage : bool
             Continue although the sample-ratio check or the leakage check failed hard (not recommended).
         max_train_rows : int or None

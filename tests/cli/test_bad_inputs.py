@@ -94,6 +94,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import json
 import os
 import tempfile
 import warnings
@@ -613,7 +614,7 @@ def test_cli_srm_failure_is_one_line_and_overridable(campaign, tmp_path):
 
     from uplift.cli import app
 
-    # 51/49 on 20,000 rows is a sample-ratio mismatch at p < 0.001 against a declared 50/50 split.
+    # 51.5/48.5 on 20,000 rows is a sample-ratio mismatch at p < 0.001 against a declared 50/50 split.
     rng = np.random.default_rng(1)
     n = 20_000
     df = pd.DataFrame({"x": rng.normal(size=n), "treatment": (rng.random(n) < 0.515).astype(int)})
@@ -621,12 +622,66 @@ def test_cli_srm_failure_is_one_line_and_overridable(campaign, tmp_path):
     path = tmp_path / "srm.csv"
     df.to_csv(path, index=False)
     args = ["fit", str(path), "--treatment", "treatment", "--outcome", "y", "--design", "rct",
-            "--learners", "t", "--folds", "2", "--out", str(tmp_path / "m")]
+            "--learners", "t", "--folds", "2", "--out", str(tmp_path / "m"), "--expected-split", "0=50",
+            "--expected-split", "1=50"]
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 2 and "sample-ratio mismatch" in res.output and "--allow-srm" in res.output
+    assert res.exit_code == 2 and "--allow-srm" in res.output and "--expected-split" in res.output
+    assert res.output.lower().count("sample-ratio mismatch") == 1
+    assert "allow_srm=True" not in res.output and "expected_split=" not in res.output
     assert "Traceback" not in res.output and not (tmp_path / "m").exists()
     res = CliRunner().invoke(app, [*args, "--allow-srm", "--json"])
     assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["diagnostics"]["srm"]["passed"] is False
+    # Said once: in the check's own row, not again as a note.
+    assert not any("sample-ratio" in note.lower() for note in doc["notes"])
+
+
+@pytest.mark.parametrize("shares", [(75, 25), (90, 10), (55, 15, 15, 15)])
+def test_cli_fits_unequal_designs_with_the_check_on(tmp_path, shares):
+    """75/25 and 90/10 campaigns and a majority-control multi-arm design fit with the check on; declared, the
+    check runs and passes; the API gets the same declaration as a dict."""
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+
+    rng = np.random.default_rng(7)
+    n = 6000
+    arms = np.array(["control", "a", "b", "c"][:len(shares)])
+    df = pd.DataFrame({"x": rng.normal(size=n), "arm": rng.choice(arms, n, p=np.asarray(shares) / sum(shares))})
+    df["y"] = (rng.random(n) < 0.1).astype(int)
+    path = tmp_path / "campaign.csv"
+    df.to_csv(path, index=False)
+    base = ["fit", str(path), "--treatment", "arm", "--control", "control", "--outcome", "y", "--design", "rct",
+            "--learners", "t", "--folds", "2", "--json"]
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "undeclared")])
+    assert res.exit_code == 0, res.output
+    srm = json.loads(res.stdout)["diagnostics"]["srm"]
+    assert srm["passed"] is None and "needs the declared split" in srm["message"]
+    declared = [f"--expected-split={a}={s}" for a, s in zip(arms, shares, strict=True)]
+    res = CliRunner().invoke(app, [*base, *declared, "--out", str(tmp_path / "declared")])
+    assert res.exit_code == 0, res.output
+    srm = json.loads(res.stdout)["diagnostics"]["srm"]
+    assert srm["passed"] is True and srm["declared"]["control"] == pytest.approx(shares[0] / sum(shares))
+
+
+def test_leakage_refusal_names_cli_flags_on_the_cli_and_python_arguments_in_python(campaign, tmp_path):
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+
+    disguised = campaign.assign(order_value=campaign["conversion"] * 25.0)
+    with pytest.raises(DesignCheckError, match="allow_leakage=True") as info:
+        Study(disguised, "treatment", "conversion", exclude=["customer_id"]).fit(["t"], n_folds=3, n_boot=20)
+    assert "--allow-leakage" not in str(info.value)
+    path = tmp_path / "leaky.csv"
+    disguised.to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["fit", str(path), "--treatment", "treatment", "--outcome", "conversion",
+                                   "--exclude", "customer_id", "--learners", "t", "--folds", "2",
+                                   "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert "--exclude order_value" in res.output and "--allow-leakage" in res.output
+    assert "allow_leakage=True" not in res.output and "exclude=[" not in res.output
 
 
 def test_feature_that_is_the_outcome_in_disguise_is_refused(campaign):

@@ -13,13 +13,16 @@ from uplift.design.checks import (
     balance_auc,
     balance_table,
     crump_bounds,
+    declared_split,
     delong_auc,
     e_value,
     ipw_weights,
     leakage_check,
     overlap_summary,
+    sample_ratio_check,
     srm_test,
     trim_mask,
+    vanished_arm,
 )
 from uplift.errors import UpliftInputError
 from uplift.fit.nuisance import cross_fit_propensity
@@ -47,6 +50,62 @@ def test_srm_passes_a_true_50_50_split_and_a_declared_unequal_split():
 def test_srm_rejects_bad_counts(bad):
     with pytest.raises(UpliftInputError):
         srm_test(bad)
+
+
+def _random_arms(shares, n, seed=0):
+    """Arm codes drawn in random order with these shares (a real randomisation, not exact counts)."""
+    return np.random.default_rng(seed).choice(len(shares), size=n, p=np.asarray(shares) / np.sum(shares))
+
+
+@pytest.mark.parametrize("shares", [(40, 20, 20, 20), (75, 25), (90, 10), (25, 75)])
+def test_an_undeclared_unequal_design_is_reported_not_refused(shares):
+    arms = [f"arm{i}" for i in range(len(shares))]
+    r = sample_ratio_check(_random_arms(shares, 50_000), arms)
+    assert r["passed"] is None and r["declared"] is None and r["vanished"] is None
+    assert "needs the declared split" in r["message"] and "observed arm0" in r["message"]
+    assert r["message"].lower().count("sample-ratio") == 0
+
+
+@pytest.mark.parametrize("shares", [(40, 20, 20, 20), (75, 25), (90, 10)])
+def test_a_declared_unequal_design_passes_given_as_shares_or_counts(shares):
+    arms = [f"arm{i}" for i in range(len(shares))]
+    codes = _random_arms(shares, 50_000, seed=1)
+    as_shares = [f"{a}={s / sum(shares)}" for a, s in zip(arms, shares, strict=True)]
+    as_counts = dict(zip(arms, np.asarray(shares) * 1000, strict=True))
+    for declared in (as_shares, as_counts):
+        r = sample_ratio_check(codes, arms, declared)
+        assert r["passed"] is True and sum(r["declared"].values()) == pytest.approx(1.0)
+
+
+def test_51_49_on_a_declared_50_50_design_of_100k_rows_fails_once_worded():
+    codes = np.r_[np.zeros(51_000, int), np.ones(49_000, int)]
+    np.random.default_rng(0).shuffle(codes)
+    r = sample_ratio_check(codes, ["control", "coupon"], ["control=50", "coupon=50"])
+    assert r["passed"] is False and r["p_value"] < 1e-8
+    assert r["message"].lower().count("sample-ratio mismatch") == 1
+
+
+def test_a_wrong_declaration_fails_and_an_equal_split_passes_undeclared():
+    codes = _random_arms((75, 25), 20_000, seed=2)
+    assert sample_ratio_check(codes, ["a", "b"], {"a": 50, "b": 50})["passed"] is False
+    assert sample_ratio_check(_random_arms((1, 1), 20_000), ["a", "b"])["passed"] is True
+
+
+@pytest.mark.parametrize("declared, match", [
+    (["a=1"], "no share for arm 'b'"), (["a=1", "b=1", "zz=1"], "arm 'zz', which is not in the data"),
+    (["a=x", "b=1"], "'x' is not a number"), (["a=0", "b=1"], "positive"), (["a", "b=1"], "ARM=SHARE")])
+def test_a_bad_declared_split_is_one_line_naming_the_arm(declared, match):
+    with pytest.raises(UpliftInputError, match=match):
+        declared_split(declared, ["a", "b"])
+
+
+def test_an_arm_that_vanished_over_part_of_the_data_fails_without_a_declaration():
+    codes = _random_arms((75, 25), 20_000, seed=3)
+    codes[12_000:14_000] = 0                     # the coupon arm was not logged for a while
+    r = sample_ratio_check(codes, ["control", "coupon"])
+    assert r["passed"] is False and "'coupon' has no rows in rows 12,001-14,000" in r["message"]
+    # The same arms sorted by arm (a per-arm export) are not a vanished arm.
+    assert vanished_arm(np.sort(codes), ["control", "coupon"]) is None
 
 
 # -------------------------------------------------------------------------------------------- balance

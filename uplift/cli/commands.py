@@ -17,6 +17,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.text import Text
 
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path
 from uplift.cli.demo import run_demo
@@ -60,7 +61,8 @@ def cli_command(func):
                 warnings.simplefilter("ignore")
                 return func(*args, **kwargs)
         except UpliftInputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = getattr(exc, "cli_message", None) or str(exc)
+            err_console.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; no output was written")
@@ -106,6 +108,10 @@ def fit(
     select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
     pre_treatment: Annotated[list[str], typer.Option(help="Feature measured before the campaign (repeat): never "
                                                           "flagged as post-treatment leakage.")] = [],  # noqa: B006
+    expected_split: Annotated[list[str], typer.Option(
+        metavar="ARM=SHARE", help="Declared split of a randomised study, once per arm (shares or counts, e.g. "
+        "--expected-split control=75 --expected-split coupon=25); the sample-ratio check tests the arms against "
+        "it. Without it an unequal split is reported, not checked.")] = [],  # noqa: B006
     allow_srm: Annotated[bool, typer.Option(help="Continue despite a failed sample-ratio check (not advised).")
                          ] = False,
     allow_leakage: Annotated[bool, typer.Option(help="Continue despite a feature that gives the treatment away "
@@ -123,7 +129,8 @@ def fit(
     frame = read_table(data)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
-                       select, as_json, allow_srm=allow_srm, allow_leakage=allow_leakage,
+                       select, as_json, expected_split=list(expected_split) or None, allow_srm=allow_srm,
+                       allow_leakage=allow_leakage,
                        max_train_rows=max_train_rows or None)
     study.save(out)
     show_study(study, as_json, {"model_dir": str(out)})

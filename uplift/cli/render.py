@@ -159,12 +159,14 @@ def show_diagnostics(diag: Mapping) -> None:
     for col in ("check", "result", "status"):
         t.add_column(col, overflow="fold")
 
-    def status(ok: bool) -> str:
+    def status(ok: bool | None) -> str:
+        if ok is None:
+            return "[yellow]not checked[/]"
         return "[green]pass[/]" if ok else "[bold red]FAIL[/]"
 
     srm = diag.get("srm")
     if srm:
-        t.add_row("sample-ratio mismatch (chi-square vs declared split)", srm.get("message", ""),
+        t.add_row("sample ratio (chi-square vs declared split)", srm.get("message", ""),
                   status(srm.get("passed", True)))
     for arm, chk in (diag.get("balance_auc") or {}).items():
         t.add_row(f"balance: can features predict {arm!r}? (cross-fitted AUC, 0.5 = no)",

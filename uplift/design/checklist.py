@@ -120,26 +120,33 @@ class DesignReview:
         self.report = DesignReport()
         self.notes: list[str] = []
 
-    def randomisation(self, expected_split: dict | None, allow_srm: bool) -> None:
-        """Sample-ratio and balance checks for randomised (or ``auto``) designs; may switch to observational."""
+    def randomisation(self, expected_split, allow_srm: bool) -> None:
+        """Sample-ratio and balance checks for randomised (or ``auto``) designs; may switch to observational.
+
+        ``expected_split``: the declared split (``{arm: share}`` or ``"ARM=SHARE"`` strings; shares or counts),
+        or None (see :func:`uplift.design.checks.sample_ratio_check`: an unequal split is then reported, not
+        refused).
+        """
         data, arms, declared = self.data, self.data.arms, self.declared
         if declared == "observational" or data.propensity is not None and declared == "auto" \
                 and data.design == "observational":
             return
-        counts = data.arm_counts()
         if expected_split is None and data.propensity is not None and len(arms) == 2:
             # A constant declared propensity is the design's split (e.g. 85% treated): check against it.
             share = float(np.mean(data.propensity, dtype=np.float64))
             expected_split = {arms[0]: 1.0 - share, arms[1]: share}
-        shares = None if expected_split is None else [expected_split.get(a, 0.0) for a in counts]
-        srm = checks.srm_test(counts, shares)
+        srm = checks.sample_ratio_check(data.treatment, arms, expected_split)
         self.report.checks["srm"] = srm
-        if not srm["passed"]:
+        if srm["passed"] is False:
             if not allow_srm:
-                raise DesignCheckError(f"sample-ratio mismatch: {srm['message']}; fix the assignment/logging, "
-                                       "declare the real split (expected_split=...), or pass allow_srm=True "
-                                       "(CLI: --allow-srm)")
-            self.notes.append(f"sample-ratio mismatch ignored on request: {srm['message']}")
+                fix = ("fix the assignment/logging" if srm["vanished"] else
+                       "fix the assignment/logging, declare the real split")
+                raise DesignCheckError(
+                    f"{srm['message']}; {fix} (expected_split={{arm: share}}), or pass allow_srm=True",
+                    cli=f"{srm['message']}; {fix} (--expected-split ARM=SHARE, once per arm), or pass "
+                        "--allow-srm")
+            # One place says it: the check's own row, marked as overridden.
+            srm["message"] += " (ignored on request)"
         balance, tables = {}, []
         for a in range(1, len(arms)):
             pair = sample_rows(np.flatnonzero((data.treatment == 0) | (data.treatment == a)), CHECK_ROWS,
@@ -178,10 +185,11 @@ class DesignReview:
             columns=["outcome", "feature", "statistic"])
         if found:
             outcome, r = found[0]
-            msg = (f"feature {r.feature!r} looks like the outcome {outcome!r} itself: {r.message} "
-                   "(or pass allow_leakage=True, CLI: --allow-leakage)")
+            msg = f"feature {r.feature!r} looks like the outcome {outcome!r} itself: {r.message}"
             if not allow_leakage:
-                raise DesignCheckError(msg)
+                raise DesignCheckError(f"{msg} (exclude=[...], outcome=[...], or pass allow_leakage=True)",
+                                       cli=f"{msg} (--exclude {r.feature}, --outcome {r.feature}, or pass "
+                                           "--allow-leakage)")
             self.notes.append(f"outcome proxy ignored on request: {msg}")
 
     def observational(self, e: np.ndarray, allow_leakage: bool) -> None:
@@ -214,14 +222,17 @@ class DesignReview:
                                   balance_weighted=pd.concat(weighted, ignore_index=True))
         hard = leak[leak["reason"] == "single_feature_auc"] if len(leak) else leak
         if len(hard):
-            msg = (f"feature {hard.iloc[0]['feature']!r} almost perfectly predicts treatment (likely recorded after "
-                   "treatment); exclude it (exclude=[...]), declare it pre_treatment=[...], or pass "
-                   "allow_leakage=True (CLI: --allow-leakage)")
+            name = hard.iloc[0]["feature"]
+            msg = (f"feature {name!r} almost perfectly predicts treatment (likely recorded after treatment)")
             if not allow_leakage:
-                raise DesignCheckError(msg)
+                raise DesignCheckError(
+                    f"{msg}; exclude it (exclude=[...]), declare it pre_treatment=[...], or pass allow_leakage=True",
+                    cli=f"{msg}; exclude it (--exclude {name}), declare it --pre-treatment {name}, or pass "
+                        "--allow-leakage")
             self.notes.append(f"leakage ignored on request: {msg}")
         elif len(leak):
             self.notes.append("WARNING: features still imbalanced after propensity weighting (post-treatment "
                               "variables, or confounding the propensity model did not capture; declare the ones "
-                              "measured before the campaign with pre_treatment=[...]): "
+                              "measured before the campaign as pre-treatment: pre_treatment=[...], CLI "
+                              "--pre-treatment): "
                               + ", ".join(sorted(set(leak["feature"].astype(str)))))

@@ -5,6 +5,7 @@ Each check is a plain function over arrays / DataFrames with a binary treatment 
 
 ==========================  =================================================================================
 :func:`srm_test`            sample-ratio mismatch: chi-square of arm counts vs the declared split
+:func:`sample_ratio_check`  the study's SRM check: vs the declared split, or the split described when none is
 :func:`balance_table`       standardized mean difference per feature (per level for categories), optionally
                             after weighting
 :func:`balance_auc`         can a cross-fitted classifier tell the arms apart? AUC with a DeLong 95% CI
@@ -132,15 +133,163 @@ def srm_test(counts: Mapping[str, int] | Sequence[int] | np.ndarray, expected_sh
     expected = total * shares
     chi2, p_value = stats.chisquare(observed, expected)
     passed = bool(p_value >= alpha)
-    obs_txt = " / ".join(f"{a} {int(o):,}" for a, o in zip(arms, observed, strict=True))
-    exp_txt = " / ".join(f"{e:,.0f}" for e in expected)
     verdict = "no sample-ratio mismatch" if passed else "SAMPLE-RATIO MISMATCH (check assignment and logging)"
-    message = f"{verdict}: observed {obs_txt} vs expected {exp_txt} (chi2={chi2:.1f}, p={p_value:.2g})"
+    message = f"{verdict}: {_split_text(arms, observed, expected)} (chi2={chi2:.1f}, p={p_value:.2g})"
     return {
         "observed": dict(zip(arms, observed.astype(int).tolist(), strict=True)),
         "expected": dict(zip(arms, expected.tolist(), strict=True)),
         "chi2": float(chi2), "p_value": float(p_value), "passed": passed, "message": message,
     }
+
+
+def _split_text(arms, observed, expected=None) -> str:
+    """``observed control 7,512 (75.1%) / coupon 2,488 (24.9%) vs expected 7,500 / 2,500``."""
+    share = observed / observed.sum()
+    text = "observed " + " / ".join(f"{a} {int(o):,} ({s:.1%})" for a, o, s in zip(arms, observed, share, strict=True))
+    if expected is not None:
+        text += " vs expected " + " / ".join(f"{e:,.0f}" for e in expected)
+    return text
+
+
+def declared_split(expected_split, arms: Sequence[str]) -> dict[str, float] | None:
+    """The declared split as one share per arm (summing to 1), from shares, percentages or counts.
+
+    Parameters
+    ----------
+    expected_split : dict of arm -> share, iterable of ``"ARM=SHARE"`` strings, or None
+        One entry per arm; any positive numbers (``0.4``, ``40`` or ``40000``), normalised to sum to 1.
+    arms : sequence of str
+        The study's arm labels.
+
+    Returns
+    -------
+    dict or None
+        Share of each arm, in the order of ``arms``; None when no split is declared.
+
+    Examples
+    --------
+    >>> declared_split(["control=75", "coupon=25"], ["control", "coupon"])
+    {'control': 0.75, 'coupon': 0.25}
+    >>> declared_split({"a": 40_000, "b": 20_000, "c": 20_000}, ["a", "b", "c"])["a"]
+    0.5
+    """
+    if expected_split is None:
+        return None
+    if isinstance(expected_split, Mapping):
+        given = {str(k): v for k, v in expected_split.items()}
+    else:
+        items = [expected_split] if isinstance(expected_split, str) else list(expected_split)
+        if not items:
+            return None
+        given = {}
+        for item in items:
+            name, sep, share = str(item).partition("=")
+            if not sep:
+                raise UpliftInputError(f"expected split {item!r}: give ARM=SHARE for every arm "
+                                       f"(arms: {', '.join(map(str, arms))})")
+            given[name.strip()] = share.strip()
+    shares = {}
+    for name, share in given.items():
+        try:
+            shares[name] = float(share)
+        except (TypeError, ValueError):
+            raise UpliftInputError(f"expected split of arm {name!r}: {share!r} is not a number") from None
+        if not np.isfinite(shares[name]) or shares[name] <= 0:
+            raise UpliftInputError(f"expected split of arm {name!r} must be a positive share or count, "
+                                   f"got {share!r}")
+    arms = [str(a) for a in arms]
+    unknown = [a for a in shares if a not in arms]
+    if unknown:
+        raise UpliftInputError(f"expected split names arm {unknown[0]!r}, which is not in the data; "
+                               f"arms: {', '.join(arms)}")
+    missing = [a for a in arms if a not in shares]
+    if missing:
+        raise UpliftInputError(f"expected split has no share for arm {missing[0]!r}; declare every arm "
+                               f"({', '.join(arms)})")
+    total = sum(shares.values())
+    return {a: shares[a] / total for a in arms}
+
+
+def vanished_arm(codes, arms: Sequence[str], *, chunks: int = 10, min_expected: float = 20.0) -> str | None:
+    """An arm that disappears over part of the data: implausible for any design, so no split needs declaring.
+
+    The rows are cut, in file order, into ``chunks`` equal slices. When the arms are interleaved (the table is
+    not sorted by arm), an arm with no row in a slice where at least ``min_expected`` of its rows were
+    expected points to lost or filtered logging, whatever the declared split.
+
+    Returns
+    -------
+    str or None
+        One sentence naming the arm and the slice, or None when every arm is present throughout.
+
+    Examples
+    --------
+    >>> codes = np.tile([0, 1], 500)
+    >>> vanished_arm(codes, ["control", "coupon"]) is None
+    True
+    >>> codes[600:800] = 0          # the coupon stopped being logged for 200 rows
+    >>> vanished_arm(codes, ["control", "coupon"])
+    "arm 'coupon' has no rows in rows 601-700 of 1,000 although 40 were expected"
+    """
+    codes = np.asarray(codes)
+    n = len(codes)
+    # A table sorted (or grouped) by arm has few arm changes; its slices say nothing about the logging.
+    if n < chunks or np.count_nonzero(np.diff(codes)) < 10 * len(arms) * chunks:
+        return None
+    edges = np.linspace(0, n, chunks + 1).astype(int)
+    slice_of = np.repeat(np.arange(chunks), np.diff(edges))
+    table = np.zeros((chunks, len(arms)))
+    np.add.at(table, (slice_of, codes), 1)
+    expected = np.outer(np.diff(edges), table.sum(axis=0) / n)
+    empty = (table == 0) & (expected >= min_expected)
+    if not empty.any():
+        return None
+    c, a = np.argwhere(empty)[0]
+    return (f"arm {str(arms[a])!r} has no rows in rows {edges[c] + 1:,}-{edges[c + 1]:,} of {n:,} although "
+            f"{expected[c, a]:,.0f} were expected")
+
+
+def sample_ratio_check(codes, arms: Sequence[str], expected_split=None, *, alpha: float = SRM_ALPHA) -> dict:
+    """The study's sample-ratio check: against the declared split, or a description of the split when none is.
+
+    * With a declared split (see :func:`declared_split`): chi-square of the arm counts against it
+      (:func:`srm_test`); ``passed`` is False at ``p < alpha``.
+    * Without one: an equal split passes as before; an unequal split may be a valid design (75/25, a 90/10
+      holdout, 40/20/20/20), so it is reported and ``passed`` is None (not checked: the check needs the
+      declared split).
+    * Either way an arm that vanishes over part of the data (:func:`vanished_arm`) fails the check.
+
+    Returns
+    -------
+    dict
+        The :func:`srm_test` fields (``observed``, ``expected``, ``chi2``, ``p_value``, ``passed``, ``message``)
+        plus ``declared`` (the declared shares or None) and ``vanished`` (sentence or None).
+
+    Examples
+    --------
+    >>> codes = np.tile([0, 0, 0, 1], 2_500)            # a 75/25 campaign
+    >>> sample_ratio_check(codes, ["control", "coupon"])["passed"] is None
+    True
+    >>> sample_ratio_check(codes, ["control", "coupon"], ["control=3", "coupon=1"])["passed"]
+    True
+    >>> sample_ratio_check(codes, ["control", "coupon"], {"control": 1, "coupon": 1})["passed"]
+    False
+    """
+    codes = np.asarray(codes)
+    counts = {str(a): int(c) for a, c in zip(arms, np.bincount(codes, minlength=len(arms)), strict=True)}
+    shares = declared_split(expected_split, list(counts))
+    result = srm_test(counts, None if shares is None else list(shares.values()), alpha=alpha)
+    result["declared"] = shares
+    if shares is None and not result["passed"]:
+        observed = np.asarray(list(counts.values()), dtype=np.float64)
+        result["passed"] = None
+        result["message"] = (f"not checked, the arms are not equal: {_split_text(list(counts), observed)}; "
+                             "the check needs the declared split")
+    result["vanished"] = vanished_arm(codes, list(counts))
+    if result["vanished"]:
+        result["passed"] = False
+        result["message"] = f"SAMPLE-RATIO MISMATCH (an arm vanished): {result['vanished']}"
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- balance
