@@ -25,7 +25,7 @@ from uplift.design.drift import drift_from_profile, drift_report, psi, training_
 from uplift.design.refute import dowhy_refute
 
 __all__ = [
-    "balance_auc", "balance_table", "crump_bounds", "declared_split", "delong_auc", "dowhy_refute", "drift_from_profile",
-    "drift_report", "e_value", "ipw_weights", "leakage_check", "outcome_proxy_check", "overlap_summary", "psi",
-    "sample_ratio_check", "srm_test", "training_profile", "trim_mask",
+    "balance_auc", "balance_table", "crump_bounds", "declared_split", "delong_auc", "dowhy_refute",
+    "drift_from_profile", "drift_report", "e_value", "ipw_weights", "leakage_check", "outcome_proxy_check",
+    "overlap_summary", "psi", "sample_ratio_check", "srm_test", "training_profile", "trim_mask",
 ]
