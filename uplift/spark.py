@@ -563,7 +563,7 @@ def _list_frame(listed, rest, *, id_col: str, arms, costs: np.ndarray, value: fl
     n_arms = len(costs)
     names, prices = [str(a) for a in arms[1:]], costs.tolist()
     uplift = _pick("__u", n_arms, "__chosen")
-    cols = [_col(id_col), F.col("__pos").alias("rank"), _lookup(names, "__chosen").alias("coupon"),
+    cols = [_col(id_col), (F.col("__pos") + 1).alias("rank"), _lookup(names, "__chosen").alias("coupon"),
             uplift.alias("uplift")]
     if bounds:
         cols += [_pick("__lo", n_arms, "__chosen").alias("uplift_lower"),

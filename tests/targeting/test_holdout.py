@@ -39,7 +39,7 @@ def test_holdout_share_is_exact_within_every_coupon_and_decile():
     # Deciles are within coupon and follow the predicted uplift.
     for _, g in out.groupby("coupon"):
         means = g.groupby("uplift_decile")["uplift"].mean()
-        assert list(means.index) == list(range(10)) and means.is_monotonic_increasing
+        assert list(means.index) == list(range(1, 11)) and means.is_monotonic_decreasing  # 1 = highest
     assert summary["holdout_by_coupon"] == out.groupby("coupon")["holdout"].sum().astype(int).to_dict()
 
 
@@ -70,9 +70,9 @@ def test_uplift_deciles_match_pandas_ranks_per_group():
     up, groups = rng.normal(size=1000), rng.integers(0, 3, 1000)
     dec = uplift_deciles(up, groups)
     pct = pd.Series(up).groupby(groups).rank(method="first", pct=True).to_numpy()
-    np.testing.assert_array_equal(dec, np.ceil(pct * 10) - 1)
+    np.testing.assert_array_equal(dec, 11 - np.ceil(pct * 10))  # decile 1 = the highest tenth
     for g in range(3):
-        sizes = np.bincount(dec[groups == g], minlength=10)
+        sizes = np.bincount(dec[groups == g], minlength=11)[1:]
         assert sizes.max() - sizes.min() <= 1
 
 

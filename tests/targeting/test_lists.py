@@ -12,7 +12,16 @@ import pytest
 from tests.conftest import truth_columns
 from uplift import Study, simulate_campaign
 from uplift.errors import UpliftInputError
-from uplift.targeting import allocate, exclusion_mask, parse_costs, read_exclusions, targeting_list
+from uplift.targeting import (
+    allocate,
+    allocation_arms,
+    exclusion_mask,
+    parse_costs,
+    policy_value,
+    profit_warning,
+    read_exclusions,
+    targeting_list,
+)
 from uplift.viz.report import collect_report
 
 COSTS = ["coupon_a=0.5", "coupon_b=1.2"]
@@ -46,7 +55,7 @@ def test_list_is_the_allocation_of_the_models_scores(result, customers):
     assert 100 < alloc.n_selected < len(customers) // 2  # a real cut through the customers
     ids = customers["customer_id"].to_numpy()
     assert res.list["customer_id"].tolist() == ids[alloc.order].tolist()  # same customers, in list order
-    assert res.list["rank"].tolist() == list(range(alloc.n_selected))
+    assert res.list["rank"].tolist() == list(range(1, alloc.n_selected + 1))  # rank from 1
     coupons = np.asarray(result.treated_arms, dtype=object)[alloc.arm[alloc.order]]
     assert res.list["coupon"].tolist() == coupons.tolist()
     assert res.summary["by_coupon"] == {a: int((alloc.arm == j).sum()) for j, a in enumerate(result.treated_arms)}
@@ -61,8 +70,61 @@ def test_training_customers_are_scored_with_the_fitted_model_not_out_of_fold(res
     assert res.list["customer_id"].tolist() == df["customer_id"].to_numpy()[fitted.order].tolist()
     oof = allocate(result.oof_uplift(), parse_costs(COSTS, result.arms), 40.0, budget=400.0)
     assert not np.array_equal(oof.arm, fitted.arm)  # the two rules really differ on these rows
-    # ... while the honest value is the out-of-fold rule's, scaled to this list (factor 1 here).
-    assert res.summary["estimated"]["n_selected"] == oof.n_selected
+    # ... while the honest value is the out-of-fold ranking's, at the list's own size and spend (factor 1 here).
+    est = res.summary["estimated"]
+    assert est["n_selected"] == fitted.n_selected and est["spend"] == pytest.approx(fitted.total_cost)
+    costs = parse_costs(COSTS, result.arms)
+    rule = allocation_arms(result.oof_uplift(), costs, 40.0, budget=fitted.total_cost,
+                           max_customers=fitted.n_selected, allow_negative=True)
+    pv = policy_value(result.crossfit.policy_dr, rule, costs, 40.0)
+    assert est["incremental_outcome"] == pytest.approx(pv["incremental_outcome"])
+    assert est["profit"] == pytest.approx(pv["incremental_revenue"] - fitted.total_cost)
+
+
+def test_summary_row_footer_and_written_list_are_the_same_customers_when_the_budget_does_not_bind(result, customers):
+    """A budget far above what positive-profit customers cost: the list stops early; every figure describes it."""
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=1e6)
+    summary, est = res.summary, res.summary["estimated"]
+    lst = res.list
+    assert summary["spend"] < 1e6 / 10  # the budget does not bind
+    assert est["n_selected"] == summary["customers_selected"] == len(lst)
+    assert est["spend"] == pytest.approx(summary["spend"]) == pytest.approx(lst["cost"].sum())
+    assert sum(summary["by_coupon"].values()) == len(lst)
+    # The random baselines spend what the list spends, not the budget.
+    for name, base in summary["baselines"].items():
+        if name.startswith("random") and "one draw" not in name:
+            assert base["spend"] == pytest.approx(summary["spend"], rel=0.01)
+
+
+def test_a_list_whose_honest_profit_may_be_a_loss_says_so(result, customers):
+    # Coupons priced so the list is marginal: the model still sees profitable customers, honestly it is unclear.
+    res = targeting_list(result, customers, cost=["coupon_a=3.9", "coupon_b=4.4"], value=40.0)
+    est = res.summary["estimated"]
+    if est["profit_lower"] <= 0:
+        assert "may lose money" in res.summary["warning"] or "expected to lose" in res.summary["warning"]
+    else:
+        assert res.summary["warning"] is None
+    assert profit_warning({"profit": -5.0, "profit_lower": -9.0, "profit_upper": -1.0}).find("below zero") > 0
+    assert profit_warning({"profit": 5.0, "profit_lower": -1.0, "profit_upper": 11.0}).find("includes zero") > 0
+    assert profit_warning({"profit": 5.0, "profit_lower": 1.0, "profit_upper": 9.0}) is None
+
+
+def test_the_honest_profit_curve_marks_the_list_and_keeps_the_model_curve_beside_it(result, customers):
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0)
+    curve = res.curve
+    assert {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper", "expected_profit"} <= set(curve)
+    band = curve.dropna(subset=["estimated_profit_lower"])  # one row has no variance of its own
+    assert len(band) >= len(curve) - 1
+    assert (band["estimated_profit_lower"] <= band["estimated_profit"]).all()
+    assert (band["estimated_profit"] <= band["estimated_profit_upper"]).all()
+    cut = curve.attrs["cutoff"]
+    assert curve["n_targeted"].iloc[cut] == pytest.approx(res.summary["customers_selected"], abs=2)
+    # The honest curve is the out-of-fold DR value: at the whole base it is "everyone gets their best coupon".
+    up, dr = result.oof_uplift(), result.crossfit.policy_dr
+    costs = parse_costs(COSTS, result.arms)
+    best = np.argmax(up * 40.0 - costs, axis=1)
+    everyone = policy_value(dr, best, costs, 40.0)
+    assert curve["estimated_profit"].iloc[-1] == pytest.approx(everyone["profit"])
 
 
 def test_exclusions_match_text_ids_with_leading_zeros_exactly(result, customers, tmp_path):

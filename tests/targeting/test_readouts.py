@@ -113,7 +113,7 @@ def test_calibration_puts_predicted_next_to_realised_per_decile():
     sent = small_list(60_000, seed=7, holdout=0.3)
     out = readout(sent, draw_results(sent, seed=8), id_col="customer_id", outcome="bought")
     cal = out["calibration"]
-    assert list(cal["uplift_decile"]) == list(range(10))
+    assert list(cal["uplift_decile"]) == list(range(1, 11))
     covered = (cal["realised_uplift_lower"] <= cal["predicted_uplift"]) & (
         cal["predicted_uplift"] <= cal["realised_uplift_upper"])
     assert covered.sum() >= 8

@@ -45,13 +45,14 @@ def _systematic(strata: list[np.ndarray], share: float, rng: np.random.Generator
 
 
 def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Decile (0 = lowest predicted uplift, 9 = highest) of each row within its group (coupon).
+    """Decile (1 = highest predicted uplift, 10 = lowest, as in the calibration tables) of each row within its
+    group (coupon).
 
     Examples
     --------
     >>> import numpy as np
     >>> uplift_deciles(np.arange(20.0), np.zeros(20)).tolist()[:4]
-    [0, 0, 1, 1]
+    [10, 10, 9, 9]
     """
     uplift = np.asarray(uplift, dtype=float)
     groups = pd.factorize(np.asarray(groups))[0]
@@ -61,7 +62,7 @@ def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
     g = groups[order]
     pct = np.empty(len(uplift))
     pct[order] = (np.arange(len(uplift)) - start[g] + 1) / size[g]
-    return np.minimum(np.ceil(pct * N_DECILES) - 1, N_DECILES - 1).astype(int)
+    return (N_DECILES - np.minimum(np.ceil(pct * N_DECILES) - 1, N_DECILES - 1)).astype(int)
 
 
 def _z_sum(alpha: float, power: float) -> float:
@@ -164,7 +165,8 @@ def assign_holdout(targeting_list: pd.DataFrame, *, holdout: float = 0.1, explor
     list : DataFrame
         Every input row (selected first) with ``selected``, ``holdout`` (selected but kept back),
         ``explore`` (not selected but sent), ``send`` (gets the coupon), ``propensity`` (probability of
-        being sent, by design) and ``uplift_decile`` (0-9 within its coupon among the selected; -1 otherwise).
+        being sent, by design) and ``uplift_decile`` (1-10 within its coupon among the selected, 1 = highest
+        predicted uplift; -1 otherwise).
     summary : dict
         Group sizes, the predicted average uplift of the selected customers, the minimum detectable uplift
         (``mde``, per customer, and ``mde_total`` over the customers sent) and ``warning`` (a sentence when

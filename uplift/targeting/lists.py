@@ -37,7 +37,8 @@ class TargetingResult:
     summary : dict
         The model's expectation for the list and the honest estimate with 95% CIs, next to the baselines.
     curve : DataFrame
-        :func:`uplift.targeting.allocation.profit_curve` of the scored customers.
+        :func:`honest_profit_curve`: the doubly-robust profit of the model's ranking on held-out rows with its
+        95% band, the model's expectation beside it, and the list's own size marked.
     holdout : dict or None
         The summary of :func:`uplift.targeting.holdout.assign_holdout` (None without holdout or exploration).
     """
@@ -98,18 +99,25 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
     train_up = result.oof_uplift(learner)
     n_train = len(train_up)
     factor = n_list / n_train
-    train_budget = None if budget is None else budget / factor
-    train_cap = None if max_customers is None else max(1, int(round(max_customers / factor)))
-    rule = allocation_arms(train_up, costs, value, budget=train_budget, max_customers=train_cap, min_roi=min_roi,
-                           allow_negative=allow_negative)
+    spend = float(spend)
+    n_selected = int(n_selected)
+    # The rule is valued at the size and spend the list actually has (not at a budget it did not use): out-of-fold
+    # predictions spread wider than the fitted model's, so "everyone with positive profit" would otherwise pick
+    # another, larger list on the training rows than on the customers.
+    if n_selected > 0:
+        rule = allocation_arms(train_up, costs, value, budget=spend / factor if spend > 0 else None,
+                               max_customers=max(1, int(round(n_selected / factor))), min_roi=min_roi,
+                               allow_negative=True)
+    else:
+        rule = np.full(n_train, -1)
     honest = _scale(policy_value(cf.policy_dr, rule, costs, value), factor)
     del rule
-    spend = float(spend)
-    baselines = baseline_policies(cf.policy_dr, costs, value, budget=train_budget if budget else None,
+    honest = _at_list_spend(honest, n_selected, spend, value)
+    baselines = baseline_policies(cf.policy_dr, costs, value, budget=spend / factor if spend > 0 else None,
                                   random_state=random_state, arm_names=arms[1:])
     baselines = {k: _scale(v, factor) for k, v in baselines.items()}
     return {
-        "customers_scored": n_list, "customers_selected": int(n_selected), "spend": spend,
+        "customers_scored": n_list, "customers_selected": n_selected, "spend": spend,
         "budget": budget, "value_per_unit": value, "cost_per_coupon": dict(zip(arms[1:], costs.tolist(), strict=True)),
         "learner": learner,
         "model_expected": {"incremental_outcome": float(incremental_outcome),
@@ -117,8 +125,81 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
                            "profit": float(profit), "roi": float(profit / spend) if spend > 0 else float("nan")},
         "estimated": honest, "baselines": baselines,
         "by_coupon": {arms[a + 1]: int(c) for a, c in enumerate(by_coupon)},
-        "method": "doubly-robust policy value of the same rule on out-of-fold training rows, scaled to this list",
+        "warning": profit_warning(honest, float(profit)),
+        "method": "doubly-robust policy value of the same rule on out-of-fold training rows, at the list's size "
+                  "and spend, scaled to this list",
     }
+
+
+def _at_list_spend(honest: dict, n_selected: int, spend: float, value: float) -> dict:
+    """The honest estimate with the list's own customers and spend (known exactly), profit and ROI re-derived."""
+    out = dict(honest, n_selected=n_selected, spend=spend)
+    se = out["incremental_outcome_se"] * value
+    revenue = out["incremental_outcome"] * value
+    z = (out["profit_upper"] - out["profit"]) / se if se > 0 else 0.0
+    out.update(profit=revenue - spend, profit_lower=revenue - spend - z * se, profit_upper=revenue - spend + z * se)
+    if spend > 0:
+        roi, roi_se = revenue / spend - 1, se / spend
+        out.update(roi=roi, roi_se=roi_se, roi_lower=roi - z * roi_se, roi_upper=roi + z * roi_se)
+    return out
+
+
+def profit_warning(estimated: dict, model_profit: float | None = None) -> str | None:
+    """The sentence an analyst must read when the honest profit of a list may be zero or a loss (else None).
+
+    Examples
+    --------
+    >>> print(profit_warning({"profit": -943.0, "profit_lower": -2593.0, "profit_upper": 708.0}, 68.0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    honest 95% interval of the profit includes zero (-943 [-2,593, 708]): the list may lose money,
+    although the model expects +68
+    >>> profit_warning({"profit": 500.0, "profit_lower": 100.0, "profit_upper": 900.0}) is None
+    True
+    """
+    est, lo, hi = (float(estimated.get(k, np.nan)) for k in ("profit", "profit_lower", "profit_upper"))
+    if not np.isfinite(hi) or lo > 0:
+        return None
+    what = "is below zero" if hi < 0 else "includes zero"
+    consequence = "the list is expected to lose money" if hi < 0 else "the list may lose money"
+    text = f"honest 95% interval of the profit {what} ({est:,.0f} [{lo:,.0f}, {hi:,.0f}]): {consequence}"
+    if model_profit is not None and np.isfinite(model_profit) and model_profit > 0:
+        text += f", although the model expects {model_profit:+,.0f}"
+    return text
+
+
+def honest_profit_curve(result: FitResult, learner: str, costs: np.ndarray, value: float, *, n_list: int,
+                        n_selected: int) -> pd.DataFrame:
+    """Cumulative doubly-robust profit as the list grows, on the study's out-of-fold rows, with a 95% band.
+
+    Each training row gets the coupon with the highest out-of-fold predicted profit; rows are taken most
+    profitable first, and every point is valued with the held-out doubly-robust scores of those rows (what the
+    model's ranking honestly earns), next to the model's own expectation (``expected_profit``). Money and counts
+    are scaled to ``n_list`` customers, like the list's summary.
+
+    Returns
+    -------
+    DataFrame
+        :func:`uplift.targeting.allocation.profit_curve` columns with ``estimated_profit`` and its
+        ``_lower``/``_upper`` band. ``attrs["cutoff"]``: the row of the list's own size (the budget cut);
+        ``attrs["model_peak"]``: where the model's expected profit peaks; ``attrs["honest_peak"]``: where the
+        honest estimate peaks.
+    """
+    up = result.oof_uplift(learner)
+    dr = result.crossfit.policy_dr
+    best = np.argmax(up * value - costs, axis=1)
+    rows = np.arange(len(up))
+    curve = profit_curve(up[rows, best], costs[best], value, dr=dr[rows, best])
+    factor = n_list / len(up)
+    money = ["cumulative_cost", "expected_profit", "estimated_profit", "estimated_profit_lower",
+             "estimated_profit_upper"]
+    curve[money] = curve[money] * factor
+    curve["n_targeted"] = np.round(curve["n_targeted"] * factor).astype(np.int64)
+    model_peak = int(curve.attrs["cutoff"])
+    cut = int(np.clip(round(n_selected / factor), 0, len(up)))
+    curve["within_cutoff"] = np.arange(len(curve)) <= cut
+    curve.attrs.update(cutoff=cut, model_peak=model_peak, honest_peak=int(np.argmax(curve["estimated_profit"])),
+                       scaled_to=n_list)
+    return curve
 
 
 def _share(name: str, share) -> float:
@@ -241,7 +322,7 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
 
     frame_list = alloc.to_frame(list(arms[1:]))
     rows = frame_list["customer"].to_numpy()
-    out = pd.DataFrame({"rank": frame_list["rank"].to_numpy()})
+    out = pd.DataFrame({"rank": frame_list["rank"].to_numpy() + 1})  # rank 1 = the first customer of the list
     out.insert(0, *_customer_column(frame, id_col, rows))
     out["coupon"] = frame_list["coupon"].to_numpy()
     out["uplift"] = frame_list["incremental_outcome"].to_numpy()
@@ -273,6 +354,5 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
         if not include_all:
             out = out[out["selected"] | out["send"]].reset_index(drop=True)
 
-    best_arm = np.where(alloc.arm >= 0, alloc.arm, up.argmax(axis=1))
-    curve = profit_curve(up[np.arange(n_list), best_arm], costs[best_arm], value)
+    curve = honest_profit_curve(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected)
     return TargetingResult(out, summary, curve, design)
