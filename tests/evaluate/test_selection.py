@@ -177,3 +177,24 @@ def test_calibration_observational_bins_average_the_dr_scores():
     means = frame.groupby("bin")[["uplift", "dr"]].mean()
     np.testing.assert_allclose(table["predicted_uplift"], means["uplift"], rtol=1e-12)
     np.testing.assert_allclose(table["observed_uplift"], means["dr"], rtol=1e-12)
+
+
+def test_paired_dr_loss_difference_has_its_own_interval_and_ranks_what_the_shared_se_cannot():
+    """Two learners whose losses differ by much less than each loss's SE: the paired interval still separates them."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    tau = rng.normal(0, 1, n)
+    dr = tau + rng.normal(0, 5, n)  # noisy AIPW scores: each loss has a large SE
+    good, worse = tau + rng.normal(0, 0.1, n), tau + rng.normal(0, 0.4, n)
+    cf = _record("rct", ("c", "a"), {"good": good[:, None], "worse": worse[:, None]}, dr[:, None])
+    treatment = rng.integers(0, 2, n)
+    board = selection.leaderboard(cf, dr, treatment, n_boot=10)
+    row = board.set_index("learner")
+    assert row.loc["good", "rank"] == 1 and row.loc["good", "dr_loss_vs_chosen"] == 0.0
+    diff, se = row.loc["worse", ["dr_loss_vs_chosen", "dr_loss_vs_chosen_se"]]
+    # By hand: the mean of the per-row differences and their standard error.
+    d = (dr - worse) ** 2 - (dr - good) ** 2
+    assert diff == pytest.approx(d.mean()) and se == pytest.approx(d.std(ddof=1) / np.sqrt(n))
+    assert row.loc["worse", "dr_loss_vs_chosen_lower"] > 0  # really worse, paired
+    assert diff < 1.96 * row.loc["worse", "dr_loss_se"]  # which the unpaired SE could not show
+    assert se < row.loc["worse", "dr_loss_se"] / 3

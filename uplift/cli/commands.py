@@ -42,7 +42,7 @@ from uplift.spark import read_customers, spark_session, target_spark
 from uplift.study import Study
 from uplift.targeting.economics import read_exclusions
 from uplift.targeting.readouts import readout as run_readout
-from uplift.viz.plots import plot_shap_summary
+from uplift.viz.plots import plot_profit_curve, plot_shap_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
@@ -206,6 +206,12 @@ def demo(
     _write(frame, data_out)
 
 
+def _save_png(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _load_with_data(model_dir: Path, data: Path) -> Study:
     return Study.load(model_dir).attach_data(read_table(data))
 
@@ -269,9 +275,7 @@ def explain(
     drivers = expl.top_drivers(3)
     _write(drivers, out, protect=data)
     if plot is not None:
-        buf = io.BytesIO()
-        plot_shap_summary(expl).savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        atomic_write_bytes(plot, buf.getvalue())
+        _save_png(plot_shap_summary(expl), plot)
     doc = {"importance": expl.importance, "surrogate_r2": getattr(expl, "surrogate_r2", None),
            "top_drivers_preview": drivers.head(10)}
     if as_json:
@@ -311,9 +315,16 @@ def target(
     fast: Annotated[bool, typer.Option("--fast", help="Score the customers with the chosen model's distilled "
                                        "scorer (see `uplift predict --fast`); the list's honest value is still "
                                        "that of the full model's rule.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the honest profit curve here (.png): held-out "
+                                                   "doubly-robust profit with its 95% band, the list's cut "
+                                                   "marked, the model's expectation beside it.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. EUR or '$' (default: none, "
+                                                      "the units of --cost and --value).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UpliftInputError(f"--plot {plot}: the profit curve is written as a .png file")
     if engine not in ("pandas", "spark"):
         raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
     if engine == "spark":
@@ -334,10 +345,12 @@ def target(
                        random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore)
     drift = study.drift(frame)
     _write(res.list, out, protect=customers)
+    if plot is not None:
+        _save_png(plot_profit_curve(res.curve, currency=currency), plot)
     if as_json:
         print_json({"summary": res.summary, "holdout": res.holdout, "drift": drift, "out": str(out)})
     else:
-        show_targeting(res.summary, out)
+        show_targeting(res.summary, out, currency=currency, kind=study.crossfit_.kind)
         if res.holdout:
             h = res.holdout
             mde = h.get("mde")
@@ -368,7 +381,7 @@ def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_mas
     if as_json:
         print_json({"summary": res.summary, "holdout": None, "drift": drift, "out": str(out)})
     else:
-        show_targeting(res.summary, out)
+        show_targeting(res.summary, out, kind=study.crossfit_.kind)
         show_drift(drift)
     check_drift(drift, strict_drift)
 
@@ -387,18 +400,24 @@ def report(
     data: Annotated[Path | None, typer.Option(help="Training data (enables segments, SHAP and diagnostics plots).")]
     = None,
     segment_by: Annotated[list[str], typer.Option(help="Segment column for the report (repeat).")] = [],  # noqa: B006
-    cost: Annotated[float | None, typer.Option(help="Cost per coupon, for the targeting section.")] = None,
+    cost: Annotated[list[str], typer.Option(metavar="COST|ARM=COST", help="Cost per coupon for the targeting "
+                                                 "section: one number, or ARM=COST (repeat), as for `uplift target`.")
+                    ] = [],  # noqa: B006
     value: Annotated[float | None, typer.Option(help="Money per conversion, for the targeting section.")] = None,
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
     currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. '$' or EUR (default: none, "
                                                       "the units of --cost and --value).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
     study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
     check_output_path(out, protect=[p for p in (data,) if p is not None])
     study.report(out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
-                 cost=cost, value=value, budget=budget, currency=currency)
-    console.print(f"wrote report to [bold]{out}[/]")
+                 cost=list(cost) or None, value=value, budget=budget, currency=currency)
+    if as_json:
+        print_json({"report": str(out), "with_data": data is not None})
+    else:
+        console.print(f"wrote report to [bold]{out}[/]")
 
 
 @app.command()

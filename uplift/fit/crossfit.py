@@ -46,6 +46,10 @@ class CrossFit:
     fold_models: list[FoldModels]
     ensemble_weights: dict[int, dict[str, float]] = field(default_factory=dict)
     policy_dr: np.ndarray | None = None  # (n, n_treated) AIPW score of arm vs control for EVERY row
+    # What the curves of the report need without the training data (no features, no ids): arm code and modelled
+    # outcome of every training row. None for model directories saved before they were kept.
+    treatment: np.ndarray | None = None  # (n,) arm code, 0 = control
+    y: np.ndarray | None = None  # (n,) the modelled outcome
 
     def in_arm(self, treatment: np.ndarray, arm: int) -> np.ndarray:
         """Rows that belong to the comparison "arm vs control"."""
@@ -209,6 +213,7 @@ def cross_fit(
 
     cf = CrossFit(outcome, kind, data.arms, data.design, names, folds, mu, e, dr, uplift, fold_models)
     cf.policy_dr = policy_dr
+    cf.treatment, cf.y = np.asarray(T), np.asarray(y)
     if len(names) > 1:
         _add_ensemble(cf, T)
     return cf

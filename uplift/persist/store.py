@@ -137,6 +137,9 @@ def save_result(result: FitResult, directory: Path) -> Path:
         files[f"oof/uplift_{name}.npy"] = _npy(np.asarray(arr, dtype=np.float32))
     for name, arr in (("mu", cf.mu), ("e", cf.e), ("dr", cf.dr), ("policy_dr", cf.policy_dr), ("folds", cf.folds)):
         files[f"oof/{name}.npy"] = _npy(arr)
+    for name, arr in (("treatment", cf.treatment), ("y", cf.y)):  # for the report's curves without the data
+        if arr is not None:
+            files[f"oof/{name}.npy"] = _npy(arr)
 
     scorer = result.scorer
     if scorer is not None:
@@ -218,7 +221,8 @@ def load_result(directory: Path) -> FitResult:
               for name in [*state["learners"], *(["ensemble"] if state["ensemble_weights"] else [])]}
     cf = CrossFit(state["outcome"], state["kind"], tuple(state["arms"]), state["design"], tuple(state["learners"]),
                   npy("folds"), npy("mu"), npy("e"), npy("dr"), uplift, fold_models,
-                  {int(a): w for a, w in state["ensemble_weights"].items()}, npy("policy_dr"))
+                  {int(a): w for a, w in state["ensemble_weights"].items()}, npy("policy_dr"),
+                  *(npy(name) if f"oof/{name}.npy" in files else None for name in ("treatment", "y")))
     scorer = None
     if state.get("scorer_fidelity") is not None:
         scorer = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],

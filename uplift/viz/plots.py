@@ -24,7 +24,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,22 @@ def _new_figure(width: float = 7.0, height: float = 4.2) -> tuple[Figure, object
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     return fig, ax
+
+
+def _plain(text: object) -> str:
+    """Text drawn as written: matplotlib reads ``$...$`` as maths (``$100 - $200`` would lose its dollars).
+
+    Examples
+    --------
+    >>> print(_plain("$100 - $200"))
+    \\$100 - \\$200
+    """
+    return str(text).replace("$", r"\$")
+
+
+def _title(ax, text: str, fontsize: float = 10, width: int = 78) -> None:
+    """A title wrapped onto two lines rather than cut at the figure's edge (long arm names)."""
+    ax.set_title("\n".join(textwrap.wrap(_plain(text), width)) or "", fontsize=fontsize)
 
 
 def _message_figure(text: str) -> Figure:
@@ -77,13 +94,25 @@ def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- curves
+def _training_rows(result, data) -> tuple[np.ndarray, np.ndarray]:
+    """Arm code and modelled outcome of every training row: from the data, or kept in the fitted result."""
+    if data is not None:
+        return data.treatment, data.outcomes[result.outcome]
+    cf = result.crossfit
+    if cf.treatment is None or cf.y is None:
+        raise UpliftInputError("this model directory predates the kept treatment and outcome vectors; pass the "
+                               "training data (CLI: --data) to draw the curves")
+    return cf.treatment, cf.y
+
+
 def _gain_curves(result, data, kind: str, learners: Sequence[str] | None, arm: str | None,
                  max_learners: int) -> Figure:
     cf = result.crossfit
     a = result.arm_code(arm)
-    pair = cf.in_arm(data.treatment, a)
-    y = data.outcomes[result.outcome][pair]
-    t = (data.treatment[pair] == a).astype(int)
+    treatment, outcome = _training_rows(result, data)
+    pair = cf.in_arm(treatment, a)
+    y = outcome[pair]
+    t = (treatment[pair] == a).astype(int)
     # Observational designs score rankings with the doubly-robust scores, exactly as the leaderboard does.
     dr = cf.dr[pair, a - 1] if cf.design == "observational" else None
     board = result.leaderboard
@@ -107,7 +136,7 @@ def _gain_curves(result, data, kind: str, learners: Sequence[str] | None, arm: s
             row = board[board["learner"] == name].iloc[0]
             ci = fmt_ci(row[score], row[f"{score}_lower"], row[f"{score}_upper"])
             label += f"  ({score.upper()} {ci})"
-        ax.plot(*_thin(share, gain), color=PALETTE[i % len(PALETTE)], lw=1.6, label=label)
+        ax.plot(*_thin(share, gain), color=PALETTE[i % len(PALETTE)], lw=1.6, label=_plain(label))
         end = gain[-1]
     # Random targeting gains in proportion to the share targeted: a straight line to the overall gain.
     ax.plot([0, 1], [0, end], color=GREY, lw=1.2, ls="--", label="random targeting")
@@ -115,11 +144,11 @@ def _gain_curves(result, data, kind: str, learners: Sequence[str] | None, arm: s
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of customers targeted (highest predicted uplift first)")
     what = "treated customers only (Qini)" if kind == "qini" else "all targeted customers"
-    ax.set_ylabel(f"incremental {result.outcome}")
+    ax.set_ylabel(_plain(f"incremental {result.outcome}"))
     title = "Qini curve" if kind == "qini" else "Uplift curve"
     arms = result.arms
     arm_text = f", arm {arms[a]} vs control {arms[0]}" if len(arms) > 2 else ""
-    ax.set_title(f"{title}: out-of-fold, {what}{arm_text}", fontsize=10)
+    _title(ax, f"{title}: out-of-fold, {what}{arm_text}")
     ax.legend(fontsize=8, loc="best", frameon=False)
     fig.tight_layout()
     return fig
@@ -133,8 +162,9 @@ def plot_qini(result, data, learners: Sequence[str] | None = None, arm: str | No
     ----------
     result : FitResult
         The fitted result (:attr:`uplift.Study.result`): out-of-fold uplift and the leaderboard.
-    data : CampaignData
-        The data it was fitted on (:attr:`uplift.Study.data`): treatment and outcome of each row.
+    data : CampaignData or None
+        The data it was fitted on (:attr:`uplift.Study.data`): treatment and outcome of each row. None: the
+        treatment and outcome vectors the fitted result keeps (no features, no ids).
     learners : list of str, optional
         Learners to draw (default: the ``max_learners`` best of the leaderboard).
     arm : str, optional
@@ -218,8 +248,8 @@ def plot_calibration(table: pd.DataFrame, *, kind: str, currency: str | None = N
     lo, hi = lo - pad, hi + pad
     ax.plot([lo, hi], [lo, hi], color=GREY, ls="--", lw=1.0, label="perfect calibration")
     ax.axhline(0, color="0.3", lw=0.6)
-    ax.set_xlabel(f"mean predicted uplift ({unit.long})")
-    ax.set_ylabel(f"observed uplift, 95% CI ({unit.long})")
+    ax.set_xlabel(_plain(f"mean predicted uplift ({unit.long})"))
+    ax.set_ylabel(_plain(f"observed uplift, 95% CI ({unit.long})"))
     ax.set_title("Calibration: out-of-fold predicted vs observed uplift by decile", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
@@ -273,18 +303,18 @@ def plot_ate(table: pd.DataFrame) -> Figure:
                 ax.errorbar(est[m], pos[m], xerr=err[:, m], fmt="s" if e == "naive" else "o", ms=6, capsize=4,
                             color=colour[e], lw=1.4, label=e)
         multi_arm = part["arm"].nunique() > 1
-        ax.set_yticks(pos, [r.estimand + (f" (arm {r.arm})" if multi_arm else "") for r in part.itertuples()])
+        ax.set_yticks(pos, [_plain(r.estimand + (f" (arm {r.arm})" if multi_arm else "")) for r in part.itertuples()])
         ax.axvline(0, color="0.3", lw=0.8)
         ax.grid(True, axis="x", color="0.9", lw=0.6)
         ax.set_ylim(-0.7, len(part) - 0.3)
-        ax.set_xlabel(f"effect on {outcome} ({part['unit'].iloc[0]}), 95% CI")
+        ax.set_xlabel(_plain(f"effect on {outcome} ({part['unit'].iloc[0]}), 95% CI"))
         ax.legend(fontsize=8, frameon=False, loc="best")
     axes[0].set_title("Average effect of the campaign vs control", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | None = None,
+def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | Mapping[str, float] | None = None,
                   max_segments: int = 30, currency: str | None = None) -> Figure:
     """Uplift per segment with 95% CI bars (segments too small to act on drawn in grey).
 
@@ -295,8 +325,9 @@ def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | No
         (and optionally ``n``, ``arm``, ``small``).
     kind : {"binary", "continuous"}
         Outcome kind, for the units (:attr:`uplift.fit.result.FitResult.kind`).
-    reference : float, optional
-        Overall uplift (e.g. the ATE) drawn as a dotted line, in the table's (unscaled) units.
+    reference : float or dict of arm -> float, optional
+        Overall uplift (e.g. the ATE) drawn as a dotted line, in the table's (unscaled) units; with several arms,
+        one dotted line per arm.
     max_segments : int
         Draw at most this many segments (the largest ones).
     currency : str, optional
@@ -340,11 +371,14 @@ def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | No
             ax.errorbar(est[mask], pos[mask], xerr=err[:, mask], fmt="o", ms=5, capsize=3, color=colour,
                         lw=1.3, label=label)
     ax.axvline(0, color="0.3", lw=0.8)
-    if reference is not None and np.isfinite(reference):
-        ax.axvline(reference * scale, color=PALETTE[1], ls=":", lw=1.2, label="overall average")
-    ax.set_yticks(pos, labels, fontsize=8)
+    references = reference if isinstance(reference, Mapping) else {None: reference}
+    for i, (arm, ref) in enumerate(references.items()):
+        if ref is not None and np.isfinite(ref):
+            ax.axvline(ref * scale, color=PALETTE[(1 + i) % len(PALETTE)], ls=":", lw=1.4,
+                       label=_plain("overall average" + (f", arm {arm}" if arm is not None else "")))
+    ax.set_yticks(pos, [_plain(label) for label in labels], fontsize=8)
     ax.set_ylim(-0.7, len(table) - 0.3)
-    ax.set_xlabel(f"uplift ({unit.long}), 95% CI")
+    ax.set_xlabel(_plain(f"uplift ({unit.long}), 95% CI"))
     ax.set_title("Uplift by segment (mean doubly-robust score)", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
@@ -467,7 +501,7 @@ def plot_love(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None,
     if "after" in table:
         ax.scatter(table["after"], pos, color=PALETTE[0], s=22, marker="D", label="after IPW", zorder=3)
     ax.axvline(threshold, color=GREY, ls="--", lw=1.0, label=f"|SMD| = {threshold:g}")
-    ax.set_yticks(pos, table["label"], fontsize=8)
+    ax.set_yticks(pos, [_plain(label) for label in table["label"]], fontsize=8)
     ax.set_ylim(-0.7, len(table) - 0.3)
     ax.set_xlim(left=0)
     ax.set_xlabel("absolute standardized mean difference (treated vs control)")
@@ -479,14 +513,17 @@ def plot_love(balance_df: pd.DataFrame, weighted_df: pd.DataFrame | None = None,
 
 # ---------------------------------------------------------------------------------------------- targeting
 def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) -> Figure:
-    """Expected cumulative profit against the share targeted, with the chosen cut-off.
+    """Cumulative profit against the share targeted: the honest estimate with its 95% band, the model's own
+    expectation beside it, and the list's cut.
 
     Parameters
     ----------
     curve_df : DataFrame
-        :func:`uplift.targeting.allocation.profit_curve` output: ``share_targeted``, ``expected_profit``, optionally
-        ``estimated_profit`` with ``estimated_profit_lower``/``_upper`` (drawn as a 95% band) and
-        ``attrs["cutoff"]`` (the list length with the highest expected profit).
+        :func:`uplift.targeting.honest_profit_curve` (or :func:`uplift.targeting.allocation.profit_curve`)
+        output: ``share_targeted``, ``expected_profit``, optionally ``estimated_profit`` with
+        ``estimated_profit_lower``/``_upper`` (the honest, held-out doubly-robust value, drawn as the main line
+        with a 95% band; the model's expectation is then the secondary, dashed line) and ``attrs["cutoff"]``
+        (the row where the list stops: the budget cut).
     currency : str, optional
         Unit shown on the profit axis (default: none, the units of the cost and value given).
 
@@ -498,31 +535,38 @@ def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) ->
     --------
     >>> import numpy as np
     >>> from uplift.targeting.allocation import profit_curve
-    >>> fig = plot_profit_curve(profit_curve(np.array([0.1, 0.3, 0.0]), 1.0, value=10.0))
-    >>> len(fig.axes[0].lines) >= 2
-    True
+    >>> curve = profit_curve(np.array([0.1, 0.3, 0.0]), 1.0, value=10.0, dr=np.array([0.2, 0.1, -0.1]))
+    >>> [line.get_label() for line in plot_profit_curve(curve).axes[0].lines][:2]
+    ['honest estimate (held-out, doubly robust)', 'model-expected (secondary)']
     """
     _require(curve_df, ("share_targeted", "expected_profit"), "profit curve")
     share = curve_df["share_targeted"].to_numpy(float)
+    keep = _thin_index(len(share))
     fig, ax = _new_figure(7.0, 4.0)
-    ax.plot(*_thin(share, curve_df["expected_profit"].to_numpy(float)), color=PALETTE[0], lw=1.6,
-            label="expected profit (model)")
-    if {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper"} <= set(curve_df.columns):
-        keep = _thin_index(len(share))
+    honest = {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper"} <= set(curve_df.columns)
+    if honest:
         est, lo, hi = (curve_df[c].to_numpy(float)[keep] for c in
                        ("estimated_profit", "estimated_profit_lower", "estimated_profit_upper"))
-        ax.plot(share[keep], est, color=PALETTE[1], lw=1.3,
-                label="estimated profit (held-out, doubly robust)")
-        ax.fill_between(share[keep], lo, hi, color=PALETTE[1], alpha=0.18, lw=0, label="95% CI")
+        ax.plot(share[keep], est, color=PALETTE[0], lw=1.8, label="honest estimate (held-out, doubly robust)")
+        ax.plot(share[keep], curve_df["expected_profit"].to_numpy(float)[keep], color=GREY, lw=1.1, ls="--",
+                label="model-expected (secondary)")
+        ax.fill_between(share[keep], lo, hi, color=PALETTE[0], alpha=0.18, lw=0, label="95% CI of the estimate")
+    else:
+        ax.plot(share[keep], curve_df["expected_profit"].to_numpy(float)[keep], color=PALETTE[0], lw=1.6,
+                label="expected profit (model)")
     cutoff = curve_df.attrs.get("cutoff")
     if cutoff is not None and 0 <= int(cutoff) < len(curve_df):
         x = share[int(cutoff)]
-        ax.axvline(x, color="0.3", ls="--", lw=1.0, label=f"cut-off: target {x:.0%}")
+        n = int(curve_df["n_targeted"].iloc[int(cutoff)]) if "n_targeted" in curve_df else int(cutoff)
+        ax.axvline(x, color="0.2", ls=":", lw=1.4, label=f"this list: {n:,} customers ({x:.0%})")
+        if honest:
+            y = float(curve_df["estimated_profit"].iloc[int(cutoff)])
+            ax.plot([x], [y], "o", color=PALETTE[0], ms=5)
     ax.axhline(0, color="0.3", lw=0.6)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of customers targeted (most profitable first)")
-    ax.set_ylabel(f"cumulative incremental profit{f' ({currency})' if currency else ''}")
-    ax.set_title("Profit curve of the targeting list", fontsize=10)
+    ax.set_xlabel("share of customers targeted (most profitable first, by the model)")
+    ax.set_ylabel(f"cumulative incremental profit{f' ({_plain(currency)})' if currency else ''}")
+    ax.set_title("Profit as the list grows: honest estimate vs the model's expectation", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
     return fig
@@ -569,11 +613,11 @@ def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
         points = ax.scatter(x, pos + jitter, s=6, c=colour, cmap="coolwarm", vmin=0, vmax=1, alpha=0.7,
                             linewidths=0)
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(range(len(order)), [ex.feature_names[j] for j in order])
-    ax.set_xlabel(f"effect on predicted uplift ({unit.long})")
+    ax.set_yticks(range(len(order)), [_plain(ex.feature_names[j]) for j in order])
+    ax.set_xlabel(_plain(f"effect on predicted uplift ({unit.long})"))
     lo, hi = ex.surrogate_r2_ci
-    ax.set_title(f"What drives uplift ({ex.learner}-learner, arm {ex.arm}); "
-                 f"surrogate R² {fmt_ci(ex.surrogate_r2, lo, hi, digits=2)}", fontsize=9)
+    _title(ax, f"What drives uplift ({ex.learner}-learner, arm {ex.arm}); "
+               f"surrogate R² {fmt_ci(ex.surrogate_r2, lo, hi, digits=2)}", fontsize=9)
     if points is not None:
         bar = fig.colorbar(points, ax=ax, ticks=[0, 1], pad=0.01)
         bar.ax.set_yticklabels(["low", "high"])
@@ -621,14 +665,14 @@ def plot_shap_dependence(explanation, feature: str) -> Figure:
         ax.scatter(pos + jitter, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
         means = np.bincount(pos, weights=y, minlength=len(levels)) / np.bincount(pos, minlength=len(levels))
         ax.scatter(range(len(levels)), means, marker="_", s=600, color="black", label="mean")
-        ax.set_xticks(range(len(levels)), levels, rotation=30 if len(levels) > 5 else 0)
+        ax.set_xticks(range(len(levels)), [_plain(v) for v in levels], rotation=30 if len(levels) > 5 else 0)
         ax.legend(loc="best", fontsize=8)
     else:
         x = raw.to_numpy(dtype=float, na_value=np.nan)
         ax.scatter(x, y, s=6, alpha=0.5, color="tab:blue", linewidths=0)
     ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xlabel(feature)
-    ax.set_ylabel(f"effect on predicted uplift ({unit.long})")
-    ax.set_title(f"{feature}: contribution to uplift ({ex.learner}-learner, arm {ex.arm})", fontsize=9)
+    ax.set_xlabel(_plain(feature))
+    ax.set_ylabel(_plain(f"effect on predicted uplift ({unit.long})"))
+    _title(ax, f"{feature}: contribution to uplift ({ex.learner}-learner, arm {ex.arm})", fontsize=9)
     fig.tight_layout()
     return fig

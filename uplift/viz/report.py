@@ -264,8 +264,9 @@ class _Report:
             return _Html(f'<div class="section-error">{_e(message)}</div>')
 
     def _no_data_note(self, what: str) -> str:
-        return _p(f"{what} needs the training data, which a model directory does not keep; pass the training "
-                  "file (CLI: --data) to include it.", "note")
+        return _p(f"{what} needs the training data (its features), which a model directory does not keep; "
+                  "pass the training file to include it: uplift report MODEL_DIR --data FILE (Python: "
+                  "write_report(..., data=study.data)).", "note")
 
     def _section_note(self, section: str) -> str | None:
         note = self.inputs.notes.get(section)
@@ -477,7 +478,7 @@ class _Report:
 
     # -- 5. curves
     def curves(self) -> str:
-        if self.data is None:
+        if self.data is None and self.cf.treatment is None:
             return self._no_data_note("Qini and uplift curves")
         out = []
         for arm in self.cf.arms[1:]:
@@ -511,14 +512,19 @@ class _Report:
         if not self.inputs.segments and note is None:
             return _p("No segment columns were given or found.", "note")
         out = []
+        reference = {}
+        for arm in self.cf.arms[1:]:
+            ref = self._primary_ate(arm)
+            if ref is not None:
+                reference[arm] = float(ref["estimate"])
+        lines = ("the dotted line is the overall average effect" if len(reference) == 1 else
+                 "the dotted lines are the overall average effects, one per arm")
         for by, table in self.inputs.segments:
-            ref = self._primary_ate(self.cf.arms[1])
-            reference = ref["estimate"] if ref is not None and len(self.cf.arms) == 2 else None
             out.append(_Html(f"<h3>By {_e(' × '.join(by))}</h3>"))
-            out.append(_figure(plot.plot_segments(table, kind=self.kind, reference=reference),
+            out.append(_figure(plot.plot_segments(table, kind=self.kind, reference=reference or None),
                                f"Segment uplift by {', '.join(by)}",
-                               "Mean doubly-robust score per segment with 95% CI; the dotted line is the "
-                               "overall average effect."))
+                               "Mean doubly-robust score per segment with 95% CI"
+                               + (f"; {lines}." if reference else ".")))
             scale, unit = _effect_unit(self.kind)
             rows = []
             for r in table.to_dict("records"):
@@ -566,9 +572,10 @@ class _Report:
     def targeting(self) -> str:
         request = self.inputs.targeting_request
         if request is None or (request["value"] is None and self.kind == "binary"):
-            return _p("Not requested: pass the cost of one coupon and the value of one conversion, e.g. "
-                      "write_report(result, path, data=data, cost=0.5, value=30.0, budget=1000.0), to add the "
-                      "targeting summary and profit curve.", "note")
+            return _p("Not requested: pass the cost of each coupon and the value of one conversion to add the "
+                      "targeting summary and the honest profit curve: uplift report MODEL_DIR --data FILE --cost "
+                      "ARM=COST (repeat per coupon, or one number) --value 30 --budget 1000 (Python: "
+                      "write_report(..., cost={arm: cost}, value=30.0, budget=1000.0)).", "note")
         if self.data is None:
             return self._no_data_note("The targeting summary")
         listing = self.inputs.targeting
@@ -577,28 +584,26 @@ class _Report:
         out = [self._targeting_summary(listing.summary)]
         curve = listing.curve
         if isinstance(curve, pd.DataFrame) and not curve.empty:
-            cutoff = curve.attrs.get("cutoff")
-            caption = "Model-expected cumulative profit as the list grows, most profitable customers first"
-            if cutoff is not None and 0 <= int(cutoff) < len(curve):
-                caption += (f"; profit peaks at {int(cutoff):,} customers "
-                            f"({curve['share_targeted'].iloc[int(cutoff)]:.0%} of the list)")
-            out.append(_figure(plot.plot_profit_curve(curve), "Profit curve", caption + "."))
+            out.append(_figure(plot.plot_profit_curve(curve, currency=self.currency), "Honest profit curve",
+                               profit_curve_caption(curve, self.currency)))
         return "".join(out)
 
     def _targeting_summary(self, summary: dict) -> str:
         # The list's facts (scalars and small maps) and its policies (estimate with CI), by their known keys.
+        warning = summary.get("warning")
+        lead = [_Html(f'<div class="warnbox"><b>Warning:</b> {_e(warning)}.</div>')] if warning else []
         policies = [("estimated", summary["estimated"])]
         policies += [(f"baselines: {k}", v) for k, v in summary.get("baselines", {}).items()]
         facts = []
         for key, val in summary.items():
-            if key in ("estimated", "baselines"):
+            if key in ("estimated", "baselines", "warning"):
                 continue
             if isinstance(val, dict):
                 text = ", ".join(f"{k.replace('_', ' ')}: {_fact(v)}" for k, v in val.items())
                 facts.append([FACT_LABELS.get(key, key.replace("_", " ")), text])
             else:
                 facts.append([FACT_LABELS.get(key, key.replace("_", " ")), _fact(val)])
-        out = [_table(None, facts)] if facts else []
+        out = lead + ([_table(None, facts)] if facts else [])
         if policies:
             scale, unit = _effect_unit(self.kind)
             outcome_unit = "conversions" if self.kind == "binary" else "outcome units"
@@ -640,6 +645,37 @@ class _Report:
     def _data_hash(self) -> str:
         # Same hash as a saved model's manifest, so a report can be matched to its model directory.
         return self.result.training.data_sha256 or "n/a"
+
+
+def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None) -> str:
+    """What the honest profit curve shows, in words, with the list's cut and both peaks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from uplift.targeting.allocation import profit_curve
+    >>> c = profit_curve(np.array([0.3, 0.1, 0.0]), 1.0, value=10.0, dr=np.array([0.2, 0.05, 0.1]))
+    >>> c.attrs.update(cutoff=1, model_peak=2, honest_peak=1)
+    >>> profit_curve_caption(c).split("; ")[1]
+    'the dotted line is this list (1 customers, 33% of the base): honest profit +1 [n/a]'
+    """
+    cut = int(curve.attrs.get("cutoff", 0))
+    row = curve.iloc[min(cut, len(curve) - 1)]
+    text = ("Cumulative profit as the list grows, customers ranked by the model's expected profit: the solid line "
+            "and band are the honest estimate (doubly-robust scores of held-out rows, 95% CI), the dashed line "
+            "is the model's own expectation")
+    band = ""
+    if "estimated_profit" in curve:
+        lo, hi = row.get("estimated_profit_lower"), row.get("estimated_profit_upper")
+        ci = fmt_money(row["estimated_profit"], lo, hi, currency=currency, signed=True)
+        band = f": honest profit {ci if np.isfinite(lo) else ci + ' [n/a]'}"
+    text += (f"; the dotted line is this list ({int(row['n_targeted']):,} customers, {row['share_targeted']:.0%} "
+             f"of the base){band}")
+    for key, what in (("model_peak", "the model's expectation peaks"), ("honest_peak", "the honest estimate peaks")):
+        peak = curve.attrs.get(key)
+        if peak is not None and 0 <= int(peak) < len(curve):
+            text += f"; {what} at {curve['share_targeted'].iloc[int(peak)]:.0%}"
+    return text + "."
 
 
 def build_report(inputs: ReportInputs, *, command_line: str | None = None, title: str | None = None,
