@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
-from uplift.effects.explanation import Explanation, explain
+from uplift.effects.explanation import Explanation, explain, explain_arms
 from uplift.effects.segments import discover_segments, segment_uplift
 from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit
@@ -63,8 +63,8 @@ class Study:
     >>> study = study.fit(learners=["t", "dr"], n_folds=3, n_boot=50)
     >>> study.best_learner_ in {"t", "dr", "ensemble"}
     True
-    >>> list(study.ate()["estimand"])
-    ['ATE', 'ATT', 'ATE', 'ATT']
+    >>> list(study.ate()["estimand"])    # randomised: the ATT is the ATE, shown once
+    ['ATE', 'ATE']
     """
 
     def __init__(self, data: pd.DataFrame, treatment: str, outcome: str | list[str], *, control: str | None = None,
@@ -234,12 +234,17 @@ class Study:
         return segment_uplift(self._fitted(), self._training_data(), by, **kwargs)
 
     def discover_segments(self, **kwargs) -> pd.DataFrame:
-        """Honest tree-discovered segments (see :func:`uplift.effects.discover_segments`)."""
+        """Honest tree-discovered segments of every treated arm, or of ``arm=`` (see
+        :func:`uplift.effects.discover_segments`)."""
         return discover_segments(self._fitted(), self._training_data(), **kwargs)
 
     def explain(self, **kwargs) -> Explanation:
-        """SHAP explanation of the chosen model's uplift (see :func:`uplift.effects.explain`)."""
+        """SHAP explanation of the chosen model's uplift for one arm (see :func:`uplift.effects.explain`)."""
         return explain(self._fitted(), self._training_data(), **kwargs)
+
+    def explain_arms(self, **kwargs) -> dict[str, Explanation]:
+        """SHAP explanations of every treated arm, by arm (see :func:`uplift.effects.explain_arms`)."""
+        return explain_arms(self._fitted(), self._training_data(), **kwargs)
 
     def report(self, path: str | Path, **kwargs) -> Path:
         """Write the self-contained HTML report; see :func:`uplift.viz.report.write_report` for the options."""

@@ -27,7 +27,10 @@ from uplift.cli.render import (
     err_console,
     jsonable,
     print_json,
+    readout_table,
     show_drift,
+    show_importance,
+    show_segments,
     show_study,
     show_targeting,
     table,
@@ -221,6 +224,10 @@ def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -
         write_table(frame, out, protect=protect)
 
 
+ArmOpt = Annotated[str | None, typer.Option(help="Treated arm to analyse (default: every treated arm, one block "
+                                                 "per arm).")]
+
+
 @app.command()
 @cli_command
 def segments(
@@ -232,6 +239,7 @@ def segments(
     discover: Annotated[bool, typer.Option(help="Also discover segments with an honest shallow tree.")] = True,
     max_depth: Annotated[int, typer.Option(help="Depth of the discovery tree (≤ 3 reads best).")] = 3,
     min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
+    arm: ArmOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write the segment table here (.csv or .parquet).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -240,10 +248,13 @@ def segments(
     doc: dict = {}
     if by:
         seg = study.segments(list(by), bins=bins, min_size=min_size)
+        if arm is not None:
+            study.result.arm_code(arm)  # a named arm must exist
+            seg = seg[seg["arm"] == arm].reset_index(drop=True)
         doc["segments"] = seg
         _write(seg, out, protect=data)
     if discover:
-        doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf)
+        doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf, arm=arm)
         if not by:
             _write(doc["discovered"], out, protect=data)
     if not doc:
@@ -252,11 +263,9 @@ def segments(
         print_json(doc)
         return
     for name, frame in doc.items():
-        cols = [c for c in ("arm", "segment", "rule", "n", "n_treated", "n_control", "label", "predicted_uplift",
-                            "note") if c in frame.columns]
         title = ("Segments" if name == "segments" else
                  "Discovered segments (honest: fit on one half, estimated on the other)")
-        console.print(table(f"{title} — uplift with 95% CI", frame.fillna(""), {c: c for c in cols}))
+        show_segments(title, frame)
 
 
 @app.command()
@@ -265,26 +274,35 @@ def explain(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
     data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
     max_rows: Annotated[int, typer.Option(help="Customers to explain (a random sample).")] = 2000,
-    plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here.")] = None,
+    arm: ArmOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png; with several arms "
+                                                   "one file per arm, named PLOT-ARM.png).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here (every arm).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What drives uplift: SHAP importance of the chosen model (via a surrogate tree, fidelity R² shown)."""
+    """What drives uplift, for every treated arm: SHAP importance of the chosen model (via a surrogate tree,
+    fidelity R² shown)."""
     study = _load_with_data(model_dir, data)
-    expl = study.explain(max_rows=max_rows)
-    drivers = expl.top_drivers(3)
+    explanations = study.explain_arms(arm=arm, max_rows=max_rows)
+    drivers = pd.concat([e.top_drivers(3) for e in explanations.values()], ignore_index=True)
     _write(drivers, out, protect=data)
     if plot is not None:
-        _save_png(plot_shap_summary(expl), plot)
-    doc = {"importance": expl.importance, "surrogate_r2": getattr(expl, "surrogate_r2", None),
-           "top_drivers_preview": drivers.head(10)}
+        for name, expl in explanations.items():
+            path = plot if len(explanations) == 1 else plot.with_name(f"{plot.stem}-{_slug(name)}{plot.suffix}")
+            _save_png(plot_shap_summary(expl), path)
+    doc = {"importance": pd.concat([e.importance for e in explanations.values()], ignore_index=True),
+           "surrogate_r2": {name: e.surrogate_r2 for name, e in explanations.items()},
+           "top_drivers_preview": drivers.groupby("arm", sort=False).head(9)}
     if as_json:
         print_json(doc)
         return
-    console.print(table("What drives uplift (mean |SHAP|, outcome units)", expl.importance,
-                        {c: c for c in expl.importance.columns}))
-    if doc["surrogate_r2"] is not None:
-        console.print(f"surrogate fidelity R² (held-out): {doc['surrogate_r2']}")
+    for expl in explanations.values():
+        show_importance(expl)
+
+
+def _slug(name: str) -> str:
+    """An arm label as part of a file name ("Mens E-Mail" → "Mens_E-Mail")."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
 @app.command()
@@ -469,10 +487,12 @@ def readout(
     console.print(table("Realised result of the targeted group (sent vs randomised holdout, 95% CI)",
                         pd.DataFrame([{"measure": k, "value": v} for k, v in summary.items()
                                       if not isinstance(v, dict | list)]), {"measure": "measure", "value": "value"}))
-    for name in ("by_coupon", "by_decile", "calibration"):
+    kind = "binary" if "incremental_conversions" in summary else "continuous"
+    for name, key in (("by_coupon", "coupon"), ("by_decile", "uplift_decile")):
         frame = res.get(name)
         if isinstance(frame, pd.DataFrame) and len(frame):
-            console.print(table(name.replace("_", " "), frame, {c: c for c in frame.columns}))
+            title = "By coupon" if key == "coupon" else "By predicted-uplift decile (1 = highest; calibration)"
+            console.print(readout_table(title, frame, key, kind))
     for note in res.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 

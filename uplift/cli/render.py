@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
-from uplift._stats import Estimate
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -28,7 +28,8 @@ class RichProgress:
     """Adapter from the study's progress hook to a rich progress bar on stderr."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+        # A bar only where it can redraw itself: in a pipe or a log it would leave blank lines behind.
+        self.enabled = enabled and err_console.is_terminal
         self.progress: Progress | None = None
         self.task = None
 
@@ -69,33 +70,75 @@ def print_json(doc: dict) -> None:
     sys.stdout.write(json.dumps(jsonable(doc), indent=1, sort_keys=False) + "\n")
 
 
-def table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> Table:
-    t = Table(title=title, title_justify="left")
-    for label in columns.values():
-        t.add_column(label, overflow="fold")
-    for _, row in frame.iterrows():
-        t.add_row(*[str(row[c]) for c in columns])
+def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = ()) -> Table:
+    """A table that reads at 80 columns: light rules, numbers right-aligned, every value rounded for people
+    (:func:`cell`; ``--json`` keeps full precision). Cells wrap between words, never inside one."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for key, label in columns.items():
+        is_number = key in numeric or (key in frame and pd.api.types.is_numeric_dtype(frame[key])
+                                       and not pd.api.types.is_bool_dtype(frame[key]))
+        t.add_column(label, justify="right" if is_number else "left", overflow="fold")
+    for row in frame[list(columns)].itertuples(index=False):
+        t.add_row(*[cell(v) for v in row])
     return t
 
 
-def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table:
-    """The leaderboard: ranking scores with their bootstrap CIs, uplift@k in the outcome's unit, DR loss."""
-    def loss(r) -> tuple[str, str]:
-        est = Estimate.from_se(r.dr_loss, r.dr_loss_se)
-        d = decimals(est.lower, est.upper)
-        return fmt_ci(est.estimate, est.lower, est.upper, digits=d), fmt_ci(r.dr_loss_vs_best, signed=True, digits=d)
+def cell(value: object) -> str:
+    """A value as a table shows it: integers with separators, other numbers to 4 significant digits.
 
-    losses = [loss(r) for r in board.itertuples()]
+    Examples
+    --------
+    >>> cell(0.30000000000000004), cell(11187), cell(1234.5678), cell(float("nan")), cell("web")
+    ('0.3', '11,187', '1,235', '', 'web')
+    """
+    if isinstance(value, bool | np.bool_) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if not math.isfinite(v):
+            return ""
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    return str(value)
+
+
+def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table:
+    """The leaderboard at 80 columns: Qini and uplift@k with their bootstrap CIs, and each learner's DR loss
+    paired with the chosen one's (the difference and its own 95% CI). AUUC and the absolute DR loss are in
+    ``--json`` and the report."""
+    paired = "dr_loss_vs_chosen" in board  # absent in model directories saved before the paired difference
+    key = "dr_loss_vs_chosen" if paired else "dr_loss_vs_best"
+    # DR-loss differences are small numbers (the loss carries the outcome's noise variance): shown in a power of
+    # ten named in the header, so every row reads as "+1.54 [-0.38, 3.45]" rather than "+0.000154 [...]".
+    spread = board[[c for c in (f"{key}_lower", f"{key}_upper", key) if c in board]].abs().to_numpy().max()
+    power = int(math.floor(math.log10(spread))) if spread > 0 and math.isfinite(spread) else 0
+    power = power if power < -1 else 0
+    scale = 10.0 ** -power
+
+    def vs_chosen(r) -> str:
+        if r.learner == best:
+            return "← chosen"
+        if not paired:
+            return fmt_ci(r.dr_loss_vs_best, scale=scale, signed=True, digits=2)
+        lo, hi = r.dr_loss_vs_chosen_lower, r.dr_loss_vs_chosen_upper
+        return fmt_ci(r.dr_loss_vs_chosen, lo, hi, scale=scale, signed=True, digits=decimals(lo, hi, scale))
+
     shown = board.assign(
         qini_ci=[fmt_ci(r.qini, r.qini_lower, r.qini_upper) for r in board.itertuples()],
-        auuc_ci=[fmt_ci(r.auuc, r.auuc_lower, r.auuc_upper) for r in board.itertuples()],
         at_k=[fmt_effect(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, kind) for r in board.itertuples()],
-        loss=[ci for ci, _ in losses], vs_best=[diff for _, diff in losses],
-        mark=["← chosen" if r.learner == best else "" for r in board.itertuples()],
+        vs=[vs_chosen(r) for r in board.itertuples()],
     )
-    return table("Leaderboard (cross-fitted, out-of-fold; 95% CIs)", shown, {
-        "rank": "rank", "learner": "learner", "arm": "arm", "qini_ci": "Qini coefficient", "auuc_ci": "AUUC",
-        "at_k": f"uplift in top {k:.0%}", "loss": "DR loss", "vs_best": "DR loss − best", "mark": ""})
+    columns = {"rank": "#", "learner": "learner", "arm": "arm", "qini_ci": "Qini [95% CI]",
+               "at_k": f"uplift@{k:.0%} [95% CI]",
+               "vs": "DR loss − chosen" + (f" (×1e{power})" if power else "") + (" [95% CI]" if paired else "")}
+    if board["arm"].nunique() == 1:
+        del columns["arm"]
+    return table("Leaderboard (cross-fitted, out-of-fold; lower DR loss is better)", shown, columns)
 
 
 def ate_table(ate: pd.DataFrame) -> Table:
@@ -104,11 +147,16 @@ def ate_table(ate: pd.DataFrame) -> Table:
         effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
                 for r in ate.itertuples()],
         relative=[fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper) for r in ate.itertuples()],
-        base=[fmt_level(r.control_mean) for r in ate.itertuples()],
+        base=[f"{r.control_mean:.2%}" if r.unit == "pp" else fmt_level(r.control_mean) for r in ate.itertuples()],
     )
-    return table("Average effect per arm vs control (95% CI)", shown, {
-        "arm": "arm", "outcome": "outcome", "estimand": "estimand", "method": "method", "effect": "effect",
-        "relative": "relative lift", "base": "control mean", "n_treated": "n treated", "n_control": "n control"})
+    columns = {"arm": "arm", "outcome": "outcome", "estimand": "estimand", "effect": "effect [95% CI]",
+               "relative": "relative lift", "base": "control"}
+    if set(ate["estimand"]) == {"ATE"}:  # randomised: one estimand, named in the title
+        del columns["estimand"]
+        title = "Average effect (ATE) per arm vs control, 95% CI"
+    else:
+        title = "Average effect per arm vs control, 95% CI (naive: unadjusted difference in means)"
+    return table(title, shown, columns)
 
 
 def calibration_table(cal: pd.DataFrame, learner: str, kind: str) -> Table:
@@ -124,7 +172,52 @@ def calibration_table(cal: pd.DataFrame, learner: str, kind: str) -> Table:
                             for r in cal.itertuples()])
     return table(f"Calibration of {learner!r}: predicted vs observed uplift by decile", shown,
                  {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted",
-                  "obs": "observed (95% CI)"})
+                  "obs": "observed (95% CI)"}, numeric=("bin", "n"))
+
+
+def show_segments(title: str, frame: pd.DataFrame) -> None:
+    """Segment tables, one block per arm (named), each segment's uplift as "+2.10 [1.40, 2.80] pp"."""
+    for arm, block in frame.groupby("arm", sort=False) if "arm" in frame else [(None, frame)]:
+        cols = {c: c.replace("_", " ") for c in ("segment", "rule", "n", "label", "note") if c in block.columns}
+        if "label" in cols:
+            cols["label"] = "uplift [95% CI]"
+        if "n" in cols:
+            cols["n"] = "customers"
+        block = block.assign(note=block["note"].fillna("").astype(str).str.split(":").str[0]) \
+            if "note" in block else block
+        console.print(table(f"{title}, arm {arm}" if arm is not None else title, block, cols))
+
+
+def show_importance(expl) -> None:
+    """What drives one arm's uplift: mean |SHAP| with its CI, in the outcome's unit, and the surrogate's fidelity."""
+    unit = effect_unit(expl.kind)
+    imp = expl.importance
+    shown = imp.assign(shap=[fmt_ci(r.mean_abs_shap, r.lower, r.upper, scale=unit.scale, unit=unit.short)
+                             for r in imp.itertuples()],
+                       pct=[f"{v:.0%}" for v in imp["share"]])
+    r2 = fmt_ci(expl.surrogate_r2, *expl.surrogate_r2_ci, digits=2)
+    console.print(table(f"What drives uplift, arm {expl.arm} ({expl.learner}-learner; mean |SHAP| in {unit.label}; "
+                        f"surrogate R² {r2} held out)", shown,
+                        {"rank": "#", "feature": "feature", "shap": "mean |SHAP| [95% CI]", "pct": "share"},
+                        numeric=("rank",)))
+
+
+def readout_table(title: str, frame: pd.DataFrame, key: str, kind: str) -> Table:
+    """A readout table (by coupon or by decile) at 80 columns: sent, held out, predicted and realised uplift, and
+    the realised profit when costs are known (every column in ``--json``)."""
+    unit = effect_unit(kind)
+    shown = frame.assign(
+        predicted=[fmt_ci(v, scale=unit.scale, unit=unit.short, signed=True, digits=2)
+                   for v in frame["predicted_uplift"]],
+        realised=[fmt_effect(r.realised_uplift, r.realised_uplift_lower, r.realised_uplift_upper, kind)
+                  for r in frame.itertuples()])
+    columns = {key: key.replace("uplift_", "").replace("_", " "), "n_sent": "sent", "n_holdout": "held out",
+               "predicted": "predicted", "realised": "realised [95% CI]"}
+    if "profit" in frame:
+        shown["profit_ci"] = [fmt_money(r.profit, r.profit_lower, r.profit_upper, signed=True)
+                              for r in frame.itertuples()]
+        columns["profit_ci"] = "profit [95% CI]"
+    return table(title, shown, columns, numeric=("n_sent", "n_holdout"))
 
 
 def show_study(study, as_json: bool, extra: dict | None = None) -> None:
@@ -155,7 +248,7 @@ def show_diagnostics(diag: Mapping) -> None:
     """Design checks as a small table: what was checked, the number, pass/fail."""
     if not diag:
         return
-    t = Table(title="Design checks", title_justify="left")
+    t = Table(title="Design checks", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
     for col in ("check", "result", "status"):
         t.add_column(col, overflow="fold")
 
@@ -201,22 +294,28 @@ def show_drift(drift: dict) -> None:
     err_console.print(t)
 
 
-def show_targeting(summary: dict, out: Path | None, *, currency: str | None = None) -> None:
-    """The honest value of a targeting list next to the baselines: every estimate with its 95% CI."""
+def show_targeting(summary: dict, out: Path | None, *, currency: str | None = None, kind: str = "binary") -> None:
+    """The honest value of a targeting list next to the baselines, at 80 columns: customers, spend, profit and
+    ROI with 95% CIs (incremental outcome and revenue are in ``--json``). The first row is the written list."""
     rows = [("this list", summary["estimated"]), *summary["baselines"].items()]
 
     def ci(d: dict, key: str) -> tuple[object, object, object]:
         return d.get(key), d.get(f"{key}_lower"), d.get(f"{key}_upper")
 
-    t = Table(title="Expected result (doubly-robust estimate on held-out rows, 95% CI)", title_justify="left")
-    for col in ("policy", "customers", "spend", "incremental outcome", "incremental revenue", "profit", "ROI"):
-        t.add_column(col)
+    money = f" ({currency})" if currency else ""
+    t = Table(title=f"Expected result{money} (doubly-robust, held-out rows, 95% CI)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    t.add_column("policy", overflow="fold")
+    for col in ("customers", "spend", "profit [95% CI]", "ROI [95% CI]"):
+        t.add_column(col, justify="right", overflow="fold")
     for name, d in rows:
-        t.add_row(name, fmt_number(d.get("n_selected"), 0), fmt_money(d.get("spend"), currency=currency),
-                  fmt_ci(*ci(d, "incremental_outcome"), signed=True),
-                  fmt_money(*ci(d, "incremental_revenue"), currency=currency, signed=True),
-                  fmt_money(*ci(d, "profit"), currency=currency, signed=True), fmt_pct(*ci(d, "roi")))
+        t.add_row(name, fmt_number(d.get("n_selected"), 0), fmt_money(d.get("spend")),
+                  fmt_money(*ci(d, "profit"), signed=True), fmt_pct(*ci(d, "roi")))
     console.print(t)
+    by_coupon = ", ".join(f"{arm} {n:,}" for arm, n in summary["by_coupon"].items())
     console.print(f"selected {summary['customers_selected']:,} of {summary['customers_scored']:,} customers; "
-                  f"spend {fmt_money(summary['spend'], currency=currency)}; by coupon: {summary['by_coupon']}"
+                  f"spend {fmt_money(summary['spend'], currency=currency)}; by coupon: {by_coupon}"
                   + (f"; wrote [bold]{out}[/]" if out else ""), highlight=False)
+    if summary.get("warning"):
+        console.print(f"[bold yellow]warning:[/] {summary['warning']}", highlight=False)
+

@@ -78,7 +78,17 @@ def average_effects(y: np.ndarray, treatment: np.ndarray, arms: tuple[str, ...],
     """ATE and ATT of every arm vs control, as a tidy table with 95% CIs.
 
     For ``design="observational"`` pass the cross-fitted ``mu`` (n, n_arms) and ``e`` (n, n_arms) of
-    :class:`uplift.fit.crossfit.CrossFit`; rows for the naive difference are included for comparison.
+    :class:`uplift.fit.crossfit.CrossFit`; rows for the naive difference are included for comparison, and the
+    ATT (which differs from the ATE when the treated differ from the controls). A randomised design has one
+    row per arm, the ATE: its treated are a random draw of everyone, so its ATT is the same difference in means.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.integers(0, 2, 1000)
+    >>> y = (rng.random(1000) < 0.1 + 0.05 * t).astype(float)
+    >>> average_effects(y, t, ("control", "coupon"), outcome="y", kind="binary", design="rct")["estimand"].tolist()
+    ['ATE']
     """
     rows = []
     for a in range(1, len(arms)):
@@ -89,7 +99,6 @@ def average_effects(y: np.ndarray, treatment: np.ndarray, arms: tuple[str, ...],
         est, se = diff_in_means(yy, tt)
         if design == "rct":
             rows.append(_row(arms[a], outcome, kind, "ATE", "difference in means", est, se, base, n_t, n_c))
-            rows.append(_row(arms[a], outcome, kind, "ATT", "difference in means", est, se, base, n_t, n_c))
             continue
         rows.append(_row(arms[a], outcome, kind, "naive", "difference in means (unadjusted)", est, se, base,
                          n_t, n_c))

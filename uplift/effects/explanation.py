@@ -86,7 +86,7 @@ class Explanation:
         Returns
         -------
         DataFrame
-            ``k`` rows per explained customer: ``row`` (and the id column when the study has one), ``rank``,
+            ``k`` rows per explained customer: ``row`` (and the id column when the study has one), ``arm``, ``rank``,
             ``feature``, ``value``, ``contribution`` (outcome units) and ``text``, e.g. "channel = web raises
             uplift by 1.2 pp".
 
@@ -112,7 +112,7 @@ class Explanation:
         out = pd.DataFrame({"row": np.repeat(self.data.index.to_numpy(), k)})
         if self.ids is not None:
             out[self.ids.name] = np.repeat(self.ids.to_numpy(), k)
-        return out.assign(rank=np.tile(np.arange(1, k + 1), m), feature=names, value=values,
+        return out.assign(arm=self.arm, rank=np.tile(np.arange(1, k + 1), m), feature=names, value=values,
                           contribution=contrib, text=text.to_numpy())
 
 
@@ -146,6 +146,16 @@ def _bootstrap_r2(y: np.ndarray, pred: np.ndarray, rng: np.random.Generator, n_b
     if len(r2) == 0:
         return float("nan"), float("nan")
     return float(np.quantile(r2, 0.025)), float(np.quantile(r2, 0.975))
+
+
+def explain_arms(result, data, *, arm: str | None = None, **kwargs) -> dict[str, Explanation]:
+    """:func:`explain` for every treated arm (or the one ``arm`` named), by arm: what drives the uplift of each
+    coupon, since the feature that drives one coupon may not move another.
+
+    ``kwargs`` are those of :func:`explain`.
+    """
+    arms = [result.arms[result.arm_code(arm)]] if arm is not None else list(result.arms[1:])
+    return {name: explain(result, data, arm=name, **kwargs) for name in arms}
 
 
 def explain(result, data, *, learner: str | None = None, arm: str | None = None, max_rows: int = 2000,
@@ -244,6 +254,7 @@ def explain(result, data, *, learner: str | None = None, arm: str | None = None,
         "share": mean_abs / mean_abs.sum() if mean_abs.sum() > 0 else np.nan,
     }).sort_values("mean_abs_shap", ascending=False, kind="stable", ignore_index=True)
     importance["rank"] = np.arange(1, len(importance) + 1)
+    importance.insert(0, "arm", result.arms[a])  # every record names its arm (one table per arm)
 
     frame = data.frame.iloc[rows]
     id_col = result.id_column

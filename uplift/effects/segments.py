@@ -412,7 +412,8 @@ def discover_segments(result, data, *, max_depth: int = 3, min_leaf: int = 500, 
     min_leaf : int
         Fewest customers of the fitting half in a leaf; larger gives fewer, steadier segments.
     arm : str, optional
-        Treated arm compared with control (default: the first treated arm).
+        Treated arm compared with control (default: every treated arm, one block of rows per arm, each row
+        naming its ``arm``).
     random_state : int
         Seed of the half split.
     learner : str, optional
@@ -425,7 +426,8 @@ def discover_segments(result, data, *, max_depth: int = 3, min_leaf: int = 500, 
         web", with the data's column names and category labels), ``n`` / ``n_treated`` / ``n_control`` (in
         the estimation half), ``uplift``, ``se``, ``lower``, ``upper``, ``label`` ("+2.10 [1.40, 2.80] pp"),
         ``predicted_uplift``, ``n_fit`` (customers of the fitting half) and ``note``.
-        ``attrs["heterogeneity_p"]`` holds the p-value of the test that all leaves have the same uplift.
+        ``attrs["heterogeneity_p"]`` holds the p-value of the test that all leaves have the same uplift (with
+        several arms: of the first arm), ``attrs["heterogeneity_p_by_arm"]`` that of every arm.
 
     Examples
     --------
@@ -438,12 +440,24 @@ def discover_segments(result, data, *, max_depth: int = 3, min_leaf: int = 500, 
     >>> int(leaves["n"].sum()) == 2000
     True
     """
-    cf = result.crossfit
-    _check_rows(result, data)
     if max_depth < 1:
         raise UpliftInputError(f"max_depth must be at least 1, got {max_depth}")
     if min_leaf < 1:
         raise UpliftInputError(f"min_leaf must be at least 1, got {min_leaf}")
+    arms = [arm] if arm is not None else list(result.arms[1:])
+    blocks = [_discover_arm(result, data, max_depth=max_depth, min_leaf=min_leaf, arm=name,
+                            random_state=random_state, learner=learner) for name in arms]
+    out = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
+    by_arm = {name: block.attrs["heterogeneity_p"] for name, block in zip(arms, blocks, strict=True)}
+    out.attrs.update(heterogeneity_p=by_arm[arms[0]], heterogeneity_p_by_arm=by_arm)
+    return out
+
+
+def _discover_arm(result, data, *, max_depth: int, min_leaf: int, arm: str, random_state: int,
+                  learner: str | None) -> pd.DataFrame:
+    """:func:`discover_segments` for one treated arm vs control."""
+    cf = result.crossfit
+    _check_rows(result, data)
     learner = _learner(result, learner)
     a = result.arm_code(arm)
     pair = np.flatnonzero((data.treatment == 0) | (data.treatment == a))

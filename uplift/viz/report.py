@@ -423,8 +423,10 @@ class _Report:
                          f"{int(r.n_treated):,} / {int(r.n_control):,}"])
         out = [_table(["outcome", "arm", "estimand", "method", "effect [95% CI]", "relative lift [95% CI]",
                        "control mean", "treated / control"], rows, numeric=(4, 5, 6, 7))]
-        out.append(_p("ATE: average effect over all customers; ATT: over the customers who were treated. "
-                      "pp = percentage points of conversion.", "note"))
+        att = ("ATE: average effect over all customers; ATT: over the customers who were treated. "
+               if self.result.design == "observational" else
+               "ATE: average effect over all customers (randomised, so the same as the effect on the treated). ")
+        out.append(_p(att + ("pp = percentage points of conversion." if self.kind == "binary" else ""), "note"))
         if self.result.design == "observational":
             notes = []
             for (outcome, arm), g in t.groupby(["outcome", "arm"], sort=False):
