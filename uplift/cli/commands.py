@@ -20,6 +20,7 @@ import typer
 from rich.text import Text
 
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path
+from uplift._versions import __version__
 from uplift.cli.demo import run_demo
 from uplift.cli.render import (
     RichProgress,
@@ -47,11 +48,63 @@ from uplift.targeting.economics import read_exclusions
 from uplift.targeting.readouts import readout as run_readout
 from uplift.viz.plots import plot_profit_curve, plot_shap_summary
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
+
+class _StandardMetavars:
+    """Help that shows the standard metavars (TEXT, INTEGER, FLOAT, PATH; none for a flag), not typer's
+    ``<str>`` / ``<list[str]>`` / ``<bool>``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is not None:
+                continue
+            if isinstance(param, typer.core.TyperArgument):
+                param.metavar = param.name.upper()
+                continue
+            shown = param.display_type(None).strip("<>").removeprefix("list[").removesuffix("]")
+            param.metavar = "" if getattr(param, "is_flag", False) else _METAVARS.get(shown, "TEXT")
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_StandardMetavars, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_StandardMetavars, typer.core.TyperGroup):
+    pass
+
+
+_METAVARS = {"int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "PATH", "dir": "PATH"}
+
+
+class _App(typer.Typer):
+    def command(self, *args, **kwargs):
+        return super().command(*args, cls=kwargs.pop("cls", _Command), **kwargs)
+
+
+app = _App(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+           help="What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists.")
 StrictDriftOpt = Annotated[bool, typer.Option(
-    help="Fail (exit 2) when the customers drifted from the training data; the output is still written.")]
+    "--strict-drift", help="Fail (exit 2) when the customers drifted from the training data; the output is still "
+    "written.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
+
+
+def _version(show: bool) -> None:
+    if show:
+        console.print(f"uplift {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """What did (or will) this campaign cause? Uplift models, honest evaluation, targeting lists."""
 
 
 def cli_command(func):
@@ -115,10 +168,10 @@ def fit(
         metavar="ARM=SHARE", help="Declared split of a randomised study, once per arm (shares or counts, e.g. "
         "--expected-split control=75 --expected-split coupon=25); the sample-ratio check tests the arms against "
         "it. Without it an unequal split is reported, not checked.")] = [],  # noqa: B006
-    allow_srm: Annotated[bool, typer.Option(help="Continue despite a failed sample-ratio check (not advised).")
-                         ] = False,
-    allow_leakage: Annotated[bool, typer.Option(help="Continue despite a feature that gives the treatment away "
-                                                     "(not advised).")] = False,
+    allow_srm: Annotated[bool, typer.Option("--allow-srm", help="Continue despite a failed sample-ratio check "
+                                                                "(not advised).")] = False,
+    allow_leakage: Annotated[bool, typer.Option("--allow-leakage", help="Continue despite a feature that gives the "
+                                                                        "treatment away (not advised).")] = False,
     max_train_rows: Annotated[int, typer.Option(help="Cap on the rows one model trains on (a random sample beyond "
                                                      "it; every row is still evaluated); 0 = no cap.")
                               ] = MAX_TRAIN_ROWS,
@@ -319,7 +372,8 @@ def target(
     exclude: Annotated[Path | None, typer.Option(help="File of ids never to contact (one per line or a table "
                                                       "with the id column).")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Write every customer with a `selected` flag.")] = False,
-    allow_negative: Annotated[bool, typer.Option(help="Also target negative-profit customers (not advised).")] = False,
+    allow_negative: Annotated[bool, typer.Option("--allow-negative", help="Also target negative-profit customers "
+                                                                          "(not advised).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for the random baseline, holdout and exploration.")] = 0,
     holdout: Annotated[float, typer.Option(help="Share of selected customers kept as a randomised holdout "
                                                 "(no coupon) to measure the result afterwards.")] = 0.0,

@@ -17,6 +17,10 @@ from uplift.fit.result import FitResult
 from uplift.study import Study
 from uplift.targeting import TargetingResult, targeting_list
 
+#: Where the demo's data comes from, said before anything else is printed.
+DATA_SOURCE = ("Kevin Hillstrom's MineThatData E-Mail Analytics challenge (2008): a randomised e-mail experiment, "
+               "men's e-mail / women's e-mail / no e-mail, embedded in the package (uplift.load_hillstrom)")
+
 #: Money assumptions of the preview, stated on screen: the analyst replaces them with the real ones.
 EMAIL_COST = 0.10
 #: The preview's budget e-mails this share of the customers.
@@ -40,6 +44,11 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
              as_json: bool = False) -> dict:
     """Run the demo study on Hillstrom and print (or return as JSON) its results."""
     started = time.perf_counter()
+    if not as_json:
+        counts = frame["segment"].value_counts()
+        console.print(f"[bold]Demo data: the Hillstrom e-mail experiment[/], {len(frame):,} customers ("
+                      + ", ".join(f"{arm} {n:,}" for arm, n in counts.items()) + f"); source: {DATA_SOURCE}",
+                      highlight=False)
     study = Study(frame, treatment="segment", outcome=["visit", "conversion", "spend"], control="No E-Mail",
                   design="rct")
     progress = RichProgress(enabled=not as_json)
@@ -59,6 +68,7 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
             "policy_value": summary["estimated"],
         },
         "seconds": elapsed,
+        "data": {"name": "Hillstrom e-mail experiment", "rows": len(frame), "source": DATA_SOURCE},
     }
     if out is not None:
         study.save(out)
@@ -68,6 +78,6 @@ def run_demo(frame: pd.DataFrame, *, folds: int = 5, seed: int = 0, out: Path | 
         console.print(f"[bold]Targeting preview[/]: a budget of {budget:,.0f} e-mails {BUDGET_SHARE:.0%} of the "
                       f"customers at {EMAIL_COST:.2f} each; a visit is valued at {value:.2f} (observed spend per "
                       "visit; replace both with your own). The same list as `uplift target`:", highlight=False)
-        show_targeting(summary, None)
+        show_targeting(summary, None, kind=study.crossfit_.kind)
         console.print(f"demo finished in {elapsed:.1f} s")
     return extra

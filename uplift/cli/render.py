@@ -185,18 +185,22 @@ def show_segments(title: str, frame: pd.DataFrame) -> None:
             cols["n"] = "customers"
         block = block.assign(note=block["note"].fillna("").astype(str).str.split(":").str[0]) \
             if "note" in block else block
-        console.print(table(f"{title}, arm {arm}" if arm is not None else title, block, cols))
+        console.print(table(f"Arm {arm} — {title}" if arm is not None else title, block, cols))
 
 
 def show_importance(expl) -> None:
     """What drives one arm's uplift: mean |SHAP| with its CI, in the outcome's unit, and the surrogate's fidelity."""
     unit = effect_unit(expl.kind)
     imp = expl.importance
-    shown = imp.assign(shap=[fmt_ci(r.mean_abs_shap, r.lower, r.upper, scale=unit.scale, unit=unit.short)
-                             for r in imp.itertuples()],
+    def three_digits(v: float) -> int:  # three significant digits of the importance itself
+        v = abs(float(v)) * unit.scale
+        return int(min(6, max(0, 2 - math.floor(math.log10(v))))) if v > 0 and math.isfinite(v) else 3
+
+    shown = imp.assign(shap=[fmt_ci(r.mean_abs_shap, r.lower, r.upper, scale=unit.scale, unit=unit.short,
+                                    digits=three_digits(r.mean_abs_shap)) for r in imp.itertuples()],
                        pct=[f"{v:.0%}" for v in imp["share"]])
     r2 = fmt_ci(expl.surrogate_r2, *expl.surrogate_r2_ci, digits=2)
-    console.print(table(f"What drives uplift, arm {expl.arm} ({expl.learner}-learner; mean |SHAP| in {unit.label}; "
+    console.print(table(f"Arm {expl.arm} — what drives uplift ({expl.learner}-learner; mean |SHAP| in {unit.label}; "
                         f"surrogate R² {r2} held out)", shown,
                         {"rank": "#", "feature": "feature", "shap": "mean |SHAP| [95% CI]", "pct": "share"},
                         numeric=("rank",)))

@@ -1,0 +1,171 @@
+"""What an analyst reads at 80 columns (a pipe, a notebook cell, a small terminal): tables that fit without breaking
+a word, one set of units, rounded numbers (full precision in --json), every arm in its own named block."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import uplift.cli.commands as commands
+import uplift.cli.demo as demo
+import uplift.cli.render as render
+from tests.conftest import truth_columns
+from uplift import simulate_campaign
+from uplift.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def narrow(monkeypatch):
+    """Every table printed to an 80-column console; returns the buffer."""
+    buf = io.StringIO()
+    console = Console(width=80, file=buf, color_system=None, force_terminal=False)
+    for module in (render, commands, demo):
+        monkeypatch.setattr(module, "console", console)
+    return buf
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """A two-coupon campaign and its fitted model directory (two learners, a dr_linear among them)."""
+    folder = tmp_path_factory.mktemp("layout")
+    df = simulate_campaign(5000, n_arms=2, seed=5)
+    path = folder / "shop.csv"
+    df.drop(columns=truth_columns(df)).to_csv(path, index=False)
+    res = runner.invoke(app, ["fit", str(path), "--treatment", "treatment", "--outcome", "conversion", "--id",
+                              "customer_id", "--exclude", "revenue", "--learners", "t,dr_linear", "--folds", "2",
+                              "--out", str(folder / "model"), "--json"])
+    assert res.exit_code == 0, res.output
+    return path, folder / "model"
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _fits_80(text: str) -> None:
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_evaluate_tables_fit_80_columns_without_breaking_a_word(shop, narrow):
+    res = runner.invoke(app, ["evaluate", str(shop[1])])
+    assert res.exit_code == 0, res.output
+    text = narrow.getvalue()
+    _fits_80(text)
+    # Words that used to be cut mid-cell ("Qini coeffic|ient", "dr_line|ar") are whole on one line.
+    for word in ("Qini [95% CI]", "dr_linear", "coupon_a", "coupon_b", "conversion", "← chosen", "uplift@30%"):
+        assert word in text, word
+    # One effect row is one line: arm, outcome, effect [CI] pp, relative lift and the control rate.
+    effect_rows = [line for line in _lines(text) if line.lstrip().startswith("coupon_") and " pp " in line
+                   and "%" in line and "conversion" in line]
+    assert len(effect_rows) == 2
+    assert re.search(r"[+-]\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\] pp", effect_rows[0])
+    # Randomised: the ATE once, no ATT row repeating it.
+    assert "ATT" not in text and "(ATE)" in text
+    # The paired DR-loss difference to the chosen learner, with its own interval.
+    assert "DR loss − chosen" in text
+
+
+def test_json_keeps_full_precision_while_tables_round(shop, narrow):
+    doc = json.loads(runner.invoke(app, ["evaluate", str(shop[1]), "--json"]).stdout)
+    row = doc["leaderboard"][0]
+    assert {"dr_loss_vs_chosen", "dr_loss_vs_chosen_lower", "dr_loss_vs_chosen_upper"} <= set(row)
+    qini = next(r["qini"] for r in doc["leaderboard"])
+    assert len(repr(qini)) > 8  # not rounded in JSON
+    assert render.cell(0.30000000000000004) == "0.3" and render.cell(11187) == "11,187"
+
+
+def test_segments_and_explain_cover_every_arm_in_named_blocks(shop, narrow):
+    data, model = shop
+    res = runner.invoke(app, ["segments", str(model), str(data), "--min-leaf", "300", "--max-depth", "2"])
+    assert res.exit_code == 0, res.output
+    text = narrow.getvalue()
+    _fits_80(text)
+    assert "Arm coupon_a — Discovered" in text and "Arm coupon_b — Discovered" in text
+    doc = json.loads(runner.invoke(app, ["segments", str(model), str(data), "--min-leaf", "300", "--json"]).stdout)
+    assert {r["arm"] for r in doc["discovered"]} == {"coupon_a", "coupon_b"}
+    one = json.loads(runner.invoke(app, ["segments", str(model), str(data), "--min-leaf", "300", "--arm",
+                                         "coupon_b", "--json"]).stdout)
+    assert {r["arm"] for r in one["discovered"]} == {"coupon_b"}
+    doc = json.loads(runner.invoke(app, ["explain", str(model), str(data), "--max-rows", "300", "--json"]).stdout)
+    assert {r["arm"] for r in doc["importance"]} == {"coupon_a", "coupon_b"}
+    assert set(doc["surrogate_r2"]) == {"coupon_a", "coupon_b"}
+    assert all("arm" in r for r in doc["top_drivers_preview"])
+    narrow.seek(0)
+    narrow.truncate(0)
+    res = runner.invoke(app, ["explain", str(model), str(data), "--max-rows", "300"])
+    assert res.exit_code == 0, res.output
+    text = narrow.getvalue()
+    assert "Arm coupon_a — what drives" in text and "Arm coupon_b — what drives" in text
+    assert not re.search(r"\d\.0*[1-9]\d{4,}", text)  # at most 4 significant digits, no 16-digit floats
+
+
+def test_target_footer_units_plot_and_honest_warning(shop, narrow, tmp_path):
+    data, model = shop
+    out, plot = tmp_path / "list.csv", tmp_path / "curve.png"
+    # Costly coupons: the model still sees a few profitable customers; honestly the list may well lose money.
+    res = runner.invoke(app, ["target", str(model), str(data), "--out", str(out), "--cost", "coupon_a=4",
+                              "--cost", "coupon_b=4.9", "--value", "45", "--budget", "15000", "--currency", "EUR",
+                              "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    text = narrow.getvalue()
+    _fits_80(text)
+    assert "{" not in text and "by coupon: coupon_a" in text  # no Python dict in the footer
+    assert "(EUR)" in text and "%" in text  # money labelled, ROI as a percentage
+    lst = pd.read_csv(out)
+    assert lst["rank"].min() == 1 if len(lst) else True
+    if len(lst):
+        assert lst["cumulative_cost"].round(6).equals(lst["cumulative_cost"].round(6))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(runner.invoke(app, ["target", str(model), str(data), "--out", str(out), "--cost",
+                                         "coupon_a=4", "--cost", "coupon_b=4.9", "--value", "45", "--budget",
+                                         "15000", "--json"]).stdout)
+    summary = doc["summary"]
+    est = summary["estimated"]
+    # The "this list" row, the footer and the written list are the same customers and the same spend.
+    assert est["n_selected"] == summary["customers_selected"] == len(lst)
+    assert est["spend"] == pytest.approx(summary["spend"]) == pytest.approx(lst["cost"].sum())
+    if est["profit_lower"] <= 0:
+        assert summary["warning"] and "warning:" in text and "honest 95% interval" in text
+    else:
+        assert summary["warning"] is None
+
+
+def test_version_and_help_metavars(narrow):
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and re.search(r"uplift \d", narrow.getvalue() + res.output)
+    help_text = runner.invoke(app, ["fit", "--help"], terminal_width=80).output
+    assert "<bool>" not in help_text and "<list[str]>" not in help_text and "<str>" not in help_text
+    assert "INTEGER" in help_text and "ARM=SHARE" in help_text
+
+
+def test_demo_names_its_data_first(narrow, monkeypatch):
+    """The first line says which data the demo runs on (Hillstrom: rows, arms, source), before any result."""
+    from uplift.datasets import load_hillstrom
+
+    frame = load_hillstrom().sample(3000, random_state=0).reset_index(drop=True)
+    original = demo.Study.fit
+    monkeypatch.setattr(demo.Study, "fit", lambda self, **kw: original(self, **{**kw, "learners": ["t"],
+                                                                              "n_boot": 10}))
+    demo.run_demo(frame, folds=2)
+    first = _lines(narrow.getvalue())[0]
+    assert "Hillstrom" in first and "3,000 customers" in first
+    assert "MineThatData" in " ".join(_lines(narrow.getvalue())[:3])
+
+
+def test_leaderboard_label_follows_the_fit_parameter_k():
+    board = pd.DataFrame({
+        "rank": [1], "learner": ["t"], "arm": ["a"], "qini": [0.1], "qini_lower": [0.0], "qini_upper": [0.2],
+        "uplift_at_k": [0.02], "uplift_at_k_lower": [0.01], "uplift_at_k_upper": [0.03], "dr_loss_vs_best": [0.0],
+        "dr_loss_vs_chosen": [0.0], "dr_loss_vs_chosen_lower": [0.0], "dr_loss_vs_chosen_upper": [0.0]})
+    buf = io.StringIO()
+    Console(width=80, file=buf).print(render.leaderboard_table(board, "t", "binary", k=0.2))
+    assert "uplift@20%" in buf.getvalue() and "uplift@30%" not in buf.getvalue()
+    assert "+2.0 [1.0, 3.0] pp" in buf.getvalue()  # uplift@k in pp, like the effects and the report
