@@ -168,4 +168,4 @@ def test_leaderboard_label_follows_the_fit_parameter_k():
     buf = io.StringIO()
     Console(width=80, file=buf).print(render.leaderboard_table(board, "t", "binary", k=0.2))
     assert "uplift@20%" in buf.getvalue() and "uplift@30%" not in buf.getvalue()
-    assert "+2.0 [1.0, 3.0] pp" in buf.getvalue()  # uplift@k in pp, like the effects and the report
+    assert "+2.00 [1.00, 3.00]" in buf.getvalue() and "pp" in buf.getvalue()  # in pp, like effects and report
