@@ -75,3 +75,17 @@ def test_a_result_is_frozen(fitted):
     _, result = fitted
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.best_learner = "t"
+
+
+def test_treatment_and_outcome_vectors_travel_with_the_model_and_older_dirs_still_load(fitted, saved, tmp_path):
+    df, result = fitted
+    loaded = load_result(saved)
+    np.testing.assert_array_equal(loaded.crossfit.treatment, result.crossfit.treatment)
+    np.testing.assert_array_equal(loaded.crossfit.y, df["conversion"].to_numpy())
+    _, files = read_model_dir(saved)
+    assert {"oof/treatment.npy", "oof/y.npy"} <= set(files)
+    assert not any(name.startswith("oof/") and "customer_id" in name for name in files)  # no ids, no features
+    # A model directory written before the vectors were kept: no such files, and it loads with None.
+    old = dataclasses.replace(result, crossfit=dataclasses.replace(result.crossfit, treatment=None, y=None))
+    before = load_result(save_result(old, tmp_path / "old"))
+    assert before.crossfit.treatment is None and before.crossfit.y is None

@@ -114,7 +114,7 @@ def test_calibration_plot_draws_the_table_in_percentage_points():
     revenue = plots.plot_calibration(table, kind="continuous", currency="$").axes[0]
     np.testing.assert_allclose(revenue.containers[0].lines[0].get_xydata(), [[0.05, 0.04], [0.02, 0.01],
                                                                             [-0.01, 0.0]])
-    assert revenue.get_xlabel() == "mean predicted uplift ($)"
+    assert revenue.get_xlabel() == r"mean predicted uplift (\$)"  # escaped: drawn as "$", not as maths
 
 
 def test_segment_plot_draws_uplift_and_ci_in_the_outcome_unit():
@@ -162,11 +162,31 @@ def test_profit_curve_plot_marks_the_cutoff_and_the_currency():
 
     curve = profit_curve(np.array([0.1, 0.3, 0.0, 0.05]), 1.0, value=10.0, dr=np.array([0.2, 0.1, 0.0, 0.1]))
     ax = plots.plot_profit_curve(curve, currency="$").axes[0]
-    cut = [ln for ln in ax.lines if ln.get_label().startswith("cut-off")][0]
+    cut = [ln for ln in ax.lines if ln.get_label().startswith("this list")][0]
     assert cut.get_xdata()[0] == pytest.approx(curve["share_targeted"].iloc[curve.attrs["cutoff"]])
-    assert any(c.get_label() == "95% CI" for c in ax.collections)
-    assert ax.get_ylabel() == "cumulative incremental profit ($)"
+    assert any(c.get_label() == "95% CI of the estimate" for c in ax.collections)
+    # The honest estimate is the main line, the model's expectation the secondary (dashed) one.
+    honest, model = ax.lines[0], ax.lines[1]
+    assert honest.get_label().startswith("honest estimate") and model.get_linestyle() == "--"
+    np.testing.assert_allclose(model.get_ydata(), curve["expected_profit"])
+    assert ax.get_ylabel() == r"cumulative incremental profit (\$)"
     assert plots.plot_profit_curve(curve).axes[0].get_ylabel() == "cumulative incremental profit"
+
+
+def test_dollar_labels_are_drawn_as_written_and_the_average_line_is_drawn_per_arm():
+    seg = pd.DataFrame({"segment": ["spend = $100 - $200", "spend = $200 - $300"] * 2, "arm": ["a", "a", "b", "b"],
+                        "n": [500, 600, 500, 600], "uplift": [0.03, 0.01, 0.02, 0.0],
+                        "lower": [0.01, -0.01, 0.0, -0.02], "upper": [0.05, 0.03, 0.04, 0.02]})
+    fig = plots.plot_segments(seg, kind="binary", reference={"a": 0.02, "b": 0.01})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert all(r"\$100 - \$200" in t or r"\$200 - \$300" in t for t in labels)
+    dotted = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert len(dotted) == 2 and {ln.get_xdata()[0] for ln in dotted} == {2.0, 1.0}  # in pp
+    long = "x" * 150
+    title = plots._title(fig.axes[0], f"Qini curve: out-of-fold, arm {long} vs control No E-Mail") or ax.get_title()
+    assert title.count("\n") >= 1 and "No E-Mail" in title
 
 
 def test_shap_summary_puts_the_strongest_driver_on_top_in_percentage_points(explanation):

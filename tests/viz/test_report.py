@@ -181,10 +181,10 @@ def test_optional_sections_are_filled(rct_study, rct_report):
     assert [r[1] for r in seg_rows] == list(seg["segment"])
     assert "surrogate fidelity" in text.lower()
     assert any(r[0] == "the model's list" for r in page.tables["targeting"][-1])
-    assert "Profit curve" in text
+    assert "Honest profit curve" in text
     alts = [img.get("alt", "") for img in page.images]
     for expected in ("Qini curve", "Uplift curve", "Calibration plot", "Forest plot", "Love plot",
-                     "Segment uplift", "SHAP summary", "Profit curve"):
+                     "Segment uplift", "SHAP summary", "Honest profit curve"):
         assert any(a.startswith(expected) for a in alts), expected
 
 
@@ -274,6 +274,13 @@ def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
 def test_report_of_a_loaded_study(loaded_study, tmp_path):
     text = write_report(loaded_study.result, tmp_path / "loaded.html").read_text(encoding="utf-8")
     assert loaded_study.manifest_["training_data_sha256"] in text
+    # The model directory keeps the treatment and outcome vectors: curves, calibration and leaderboard are there.
+    assert loaded_study.result.crossfit.treatment is not None and loaded_study.result.crossfit.y is not None
+    alts = [img.get("alt", "") for img in _parse(text).images]
+    assert any(a.startswith("Qini curve") for a in alts) and any(a.startswith("Uplift curve") for a in alts)
+    assert any(a.startswith("Calibration plot") for a in alts)
+    # What still needs the data says which CLI flag to pass, not Python syntax alone.
+    assert "--data FILE" in text and "write_report(result, path, cost=0.5" not in text
     assert "needs the training data" in text
     assert 'class="section-error"' not in text
     assert 'alt="Forest plot of average effects"' in text
@@ -314,6 +321,16 @@ def test_report_renders_in_headless_chromium(rct_report, tmp_path):
     assert pixels.var() > 0
     orange = (np.abs(pixels - ORANGE).sum(axis=2) < 60).sum()
     assert orange > 200, "no figure pixels in the screenshot: images did not render"
+
+    # 3. No horizontal scroll at 1280 px: in a wider window every pixel of content stays inside the page's
+    # 1180 px column (a table running past it would draw beyond the column, and scroll at 1280).
+    wide = tmp_path / "wide.png"
+    res = _chromium([f"--screenshot={wide}", "--window-size=1600,12000", "--hide-scrollbars", url],
+                    tmp_path / "profile3")
+    assert res.returncode == 0 and wide.exists(), res.stderr[-2000:]
+    ink = np.abs(np.asarray(Image.open(wide).convert("RGB"), dtype=float) - 255).sum(axis=2) > 30
+    columns = np.flatnonzero(ink.any(axis=0))
+    assert columns.max() <= (1600 + 1180) // 2 and columns.min() >= (1600 - 1180) // 2 - 1
 
 
 def test_study_report_method_writes_the_same_report(obs_study, tmp_path):

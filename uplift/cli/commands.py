@@ -268,6 +268,28 @@ def _save_png(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _save_png_stack(figures: list, path: Path) -> None:
+    """Several figures (one per arm) as one PNG, one below the other."""
+    if len(figures) == 1:
+        _save_png(figures[0], path)
+        return
+    from PIL import Image  # matplotlib's own image dependency
+
+    images = []
+    for fig in figures:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        images.append(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    sheet = Image.new("RGB", (max(im.width for im in images), sum(im.height for im in images)), "white")
+    top = 0
+    for im in images:
+        sheet.paste(im, (0, top))
+        top += im.height
+    out = io.BytesIO()
+    sheet.save(out, format="PNG")
+    atomic_write_bytes(path, out.getvalue())
+
+
 def _load_with_data(model_dir: Path, data: Path) -> Study:
     return Study.load(model_dir).attach_data(read_table(data))
 
@@ -329,7 +351,7 @@ def explain(
     max_rows: Annotated[int, typer.Option(help="Customers to explain (a random sample).")] = 2000,
     arm: ArmOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png; with several arms "
-                                                   "one file per arm, named PLOT-ARM.png).")] = None,
+                                                   "one panel per arm, one below the other).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here (every arm).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -340,9 +362,7 @@ def explain(
     drivers = pd.concat([e.top_drivers(3) for e in explanations.values()], ignore_index=True)
     _write(drivers, out, protect=data)
     if plot is not None:
-        for name, expl in explanations.items():
-            path = plot if len(explanations) == 1 else plot.with_name(f"{plot.stem}-{_slug(name)}{plot.suffix}")
-            _save_png(plot_shap_summary(expl), path)
+        _save_png_stack([plot_shap_summary(expl) for expl in explanations.values()], plot)
     doc = {"importance": pd.concat([e.importance for e in explanations.values()], ignore_index=True),
            "surrogate_r2": {name: e.surrogate_r2 for name, e in explanations.items()},
            "top_drivers_preview": drivers.groupby("arm", sort=False).head(9)}
@@ -351,11 +371,6 @@ def explain(
         return
     for expl in explanations.values():
         show_importance(expl)
-
-
-def _slug(name: str) -> str:
-    """An arm label as part of a file name ("Mens E-Mail" → "Mens_E-Mail")."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
 @app.command()

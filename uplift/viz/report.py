@@ -75,9 +75,9 @@ h1{font-size:1.7em;margin:0 0 4px}h2{font-size:1.3em;margin:36px 0 10px;padding-
 .sub{color:#555;margin:0 0 16px}.headline{background:#eef5fb;border-left:4px solid #0072B2;padding:10px 14px;
  margin:14px 0;font-size:1.05em}
 nav ol{columns:2;font-size:.92em;margin:6px 0 0;padding-left:22px}nav a{color:#0b5a8a}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:.88em}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:.88em;max-width:100%}
 th,td{border:1px solid #d5d9de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f1f3f5}tr:nth-child(even) td{background:#fafbfc}td.num{text-align:right;white-space:nowrap}
+th{background:#f1f3f5}tr:nth-child(even) td{background:#fafbfc}td.num{text-align:right}
 tr.best td{background:#e7f4ec;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:9px;font-size:.8em;font-weight:700;color:#fff}
 .pass{background:#2e7d32}.fail{background:#c62828}.info{background:#6c757d}
@@ -459,20 +459,28 @@ class _Report:
                    fmt_ci(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, scale=scale, unit=unit,
                        signed=True),
                    fmt_ci(r.dr_loss, r.dr_loss - loss_half, r.dr_loss + loss_half, digits=5)]
-            if "dr_loss_vs_best" in board:
+            if "dr_loss_vs_chosen" in board:  # paired on the same rows: its own interval ranks the learners
+                lo, hi = r.dr_loss_vs_chosen_lower, r.dr_loss_vs_chosen_upper
+                row.append("chosen" if r.learner == self.result.best_learner else
+                           fmt_ci(r.dr_loss_vs_chosen, lo, hi, scale=1e4, signed=True))
+            elif "dr_loss_vs_best" in board:
                 row.append(f"{r.dr_loss_vs_best:.2e}")
             rows.append(row)
             classes.append("best" if r.learner == self.result.best_learner else "")
         header = ["rank", "learner", "arm", "rows", "Qini coefficient [95% CI]", "AUUC [95% CI]",
-                  f"uplift in top {k:.0%} [95% CI]", "DR loss [95% CI]"]
-        if "dr_loss_vs_best" in board:
+                  f"uplift@{k:.0%} [95% CI]", "DR loss [95% CI]"]
+        if "dr_loss_vs_chosen" in board:
+            header.append("DR loss − chosen (×10⁻⁴) [95% CI]")
+        elif "dr_loss_vs_best" in board:
             header.append("DR loss − best")
         fp = self.result.fit_params
         out = [_table(header, rows, numeric=(3, 4, 5, 6, 7, 8), row_classes=classes)]
         out.append(_p(
             f"All scores are out of fold ({fp.get('n_folds', '?')}-fold cross-fitting): no customer is "
             f"scored by a model that saw them. Ranked by {fp.get('select', 'dr_loss')}; the DR loss "
-            "estimates each model's squared uplift error up to a shared constant (lower is better). CIs of "
+            "estimates each model's squared uplift error up to a shared constant (lower is better); its "
+            "difference to the chosen model is paired on the same customers, so its interval says whether the "
+            "ranking is real. CIs of "
             f"Qini, AUUC and uplift@k from {fp.get('n_boot', '?')} bootstrap resamples. Highlighted: the "
             "chosen model.",
             "note"))
@@ -601,7 +609,8 @@ class _Report:
             if key in ("estimated", "baselines", "warning"):
                 continue
             if isinstance(val, dict):
-                text = ", ".join(f"{k.replace('_', ' ')}: {_fact(v)}" for k, v in val.items())
+                text = ", ".join(f"{k.replace('_', ' ')}: {fmt_pct(v) if k == 'roi' else _fact(v)}"
+                                 for k, v in val.items())
                 facts.append([FACT_LABELS.get(key, key.replace("_", " ")), text])
             else:
                 facts.append([FACT_LABELS.get(key, key.replace("_", " ")), _fact(val)])
