@@ -17,6 +17,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from PIL import Image
 from rich.text import Text
 
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path
@@ -273,8 +274,6 @@ def _save_png_stack(figures: list, path: Path) -> None:
     if len(figures) == 1:
         _save_png(figures[0], path)
         return
-    from PIL import Image  # matplotlib's own image dependency
-
     images = []
     for fig in figures:
         buf = io.BytesIO()
