@@ -22,7 +22,8 @@ LAYERS = [
     ("evaluate", {"uplift.evaluate"}),
     ("effects", {"uplift.effects"}),
     ("targeting", {"uplift.targeting"}),
-    ("services", {"uplift.pipeline", "uplift.persist", "uplift.scoring", "uplift.spark"}),
+    ("services", {"uplift.pipeline", "uplift.persist", "uplift.scoring", "uplift.spark", "uplift.serving",
+                  "uplift.mlflow"}),
     ("viz", {"uplift.viz"}),
     ("study", {"uplift.study"}),
     ("cli", {"uplift.cli"}),
@@ -30,7 +31,7 @@ LAYERS = [
 #: Third-party packages that may be imported inside a function: optional, or slow to import and needed by few
 #: code paths (the CLI and ``import uplift`` must not pay for them).
 LAZY_ALLOWED = {"pyspark", "dowhy", "shap", "mlflow", "numba", "econml", "causalml", "networkx", "statsmodels",
-                "threadpoolctl", "IPython"}
+                "threadpoolctl", "IPython", "fastapi", "uvicorn", "prometheus_client", "orjson"}
 
 
 def _modules() -> dict[str, Path]:

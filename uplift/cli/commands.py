@@ -43,6 +43,7 @@ from uplift.errors import UpliftInputError
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
 from uplift.scoring import score_file
+from uplift.serving import serve as run_server
 from uplift.spark import read_customers, spark_session, target_spark
 from uplift.study import Study
 from uplift.targeting.economics import read_exclusions
@@ -563,6 +564,32 @@ def readout(
             console.print(readout_table(title, frame, key, kind))
     for note in res.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+@app.command()
+@cli_command
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit` (verified on start).")],
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each holds the model in memory).")] = 1,
+    expect_digest: Annotated[str | None, typer.Option(help="Refuse to start unless the model has this digest "
+                                                            "(GET /v1/model shows it).")] = None,
+    learner: Annotated[str | None, typer.Option(help="Learner that scores (default: the fast scorer when the "
+                                                     "study has one, else the chosen model).")] = None,
+    cost: Annotated[list[str], typer.Option(help="Default cost per coupon for /v1/decide: one number, or "
+                                                 "ARM=COST (repeat); a request may give its own.")] = [],  # noqa: B006
+    value: Annotated[float | None, typer.Option(help="Default money per conversion for /v1/decide.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Most customers per request (more: HTTP 413).")] = 10_000,
+    drift_window: Annotated[int, typer.Option(help="Customers in the rolling window of the drift metrics.")] = 5000,
+    log_ids: Annotated[bool, typer.Option(help="Log every decision with the customer id sent (off: ids are "
+                                               "never logged).")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status).")] = True,
+) -> None:
+    """Serve uplift and coupon decisions over HTTP (POST /v1/uplift, /v1/decide; GET /v1/model, /metrics)."""
+    run_server(model_dir, host=host, port=port, workers=workers, access_log=access_log, learner=learner,
+               expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
+               drift_window=drift_window, log_ids=log_ids)
 
 
 def main() -> None:

@@ -1,0 +1,264 @@
+"""The scoring service without HTTP: one verified model, loaded once, answering uplift and coupon decisions.
+
+:class:`ModelService` is what the FastAPI app (:mod:`uplift.serving.app`) and the MLflow model
+(:mod:`uplift.mlflow`) both wrap. It calls the functions ``uplift predict`` and ``uplift target`` call —
+:meth:`FitResult.predict_uplift <uplift.fit.result.FitResult.predict_uplift>` for the uplift,
+:func:`~uplift.targeting.economics.costs_and_value` and :func:`~uplift.targeting.allocation.allocate` for the
+decision — so a customer gets the same uplift and the same coupon from the service as from the command line.
+
+The decision is the budget-free rule of ``uplift target`` (a budget is a property of a whole list, not of one
+customer): every customer whose best coupon has positive expected profit (and ROI at least ``min_roi``) gets
+that coupon. The optional holdout and exploration are drawn from a hash of the customer id and a seed, so the
+same customer always gets the same draw, whichever request or worker process answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uplift.errors import UpliftInputError
+from uplift.fit.distill import FAST
+from uplift.fit.result import FitResult
+from uplift.persist import load_result
+from uplift.serving.requests import Customers, DecisionOptions, RequestError
+from uplift.targeting.allocation import allocate
+from uplift.targeting.economics import costs_and_value
+from uplift.targeting.lists import uplift_columns
+
+
+def model_digest(directory: str | Path) -> str:
+    """The digest that pins a model directory: sha256 over the names and sha256 of every file its manifest lists.
+
+    Any change to any model file changes it; the directory is verified (every file against its sha256) when the
+    service loads it, so a matching digest means exactly these bytes are served.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from uplift.persist import write_model_dir
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> write_model_dir(d, {"a.json": b"{}"}, {})
+    >>> len(model_digest(d))
+    64
+    """
+    manifest = json.loads((Path(directory) / "manifest.json").read_bytes())
+    listing = "".join(f"{name}\0{sha}\n" for name, sha in sorted(manifest.get("sha256", {}).items()))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def unit_draws(ids: list, seed: int) -> np.ndarray:
+    """One uniform draw in [0, 1) per customer id, the same for the same id and seed in every process.
+
+    The id is hashed as text (``7`` and ``"7"`` draw alike) with SipHash keyed by the seed.
+
+    Examples
+    --------
+    >>> a = unit_draws([7, "x", 9], seed=1)
+    >>> bool((a == unit_draws(["7", "x", 9], seed=1)).all()), bool((a != unit_draws([7, "x", 9], seed=2)).all())
+    (True, True)
+    """
+    keys = np.array([str(i) for i in ids], dtype=object)
+    hashed = pd.util.hash_array(keys, hash_key=f"{seed:016d}", categorize=False)
+    return (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+@dataclass
+class Scores:
+    """Uplift of a batch of customers, per treated arm: ``uplift`` (n, A) and, when the learner has per-customer
+    intervals, ``lower`` and ``upper``."""
+
+    uplift: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+
+
+class ModelService:
+    """One saved study, verified and loaded once, that scores customers and decides their coupons.
+
+    Parameters
+    ----------
+    model_dir : str or path
+        Model directory written by ``uplift fit`` (every file is verified against its sha256 on load).
+    learner : str, optional
+        ``"fast"`` for the distilled scorer, or a fitted learner's name. Default: the fast scorer when the study
+        has one, else the chosen model.
+    expect_digest : str, optional
+        Refuse to load unless the directory's :func:`model_digest` equals this.
+    cost, value : optional
+        Default economics of ``decide`` (per request values override them), as ``uplift target --cost/--value``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from uplift import Study, simulate_campaign
+    >>> df = simulate_campaign(2000, seed=4)
+    >>> truth = [c for c in df if c.startswith("true_") or c.startswith("propensity")]
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> _ = Study(df, "treatment", "conversion", id="customer_id", exclude=truth + ["revenue"]).fit(
+    ...     learners=["t"], n_folds=2, n_boot=10).save(d)
+    >>> service = ModelService(d)
+    >>> service.learner, service.scores(df.head(3)).uplift.shape
+    ('fast', (3, 1))
+    >>> ModelService(d, expect_digest="0" * 64)
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: model ... has digest ...; expected 0000000000000000...; refusing to serve it ...
+    """
+
+    def __init__(self, model_dir: str | Path, *, learner: str | None = None, expect_digest: str | None = None,
+                 cost: float | dict | list | None = None, value: float | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.digest = model_digest(self.model_dir) if (self.model_dir / "manifest.json").is_file() else None
+        if expect_digest is not None and self.digest != expect_digest.strip().lower():
+            raise UpliftInputError(f"model {self.model_dir} has digest {self.digest}; expected {expect_digest}; "
+                                   "refusing to serve it (pin the digest printed by `uplift serve` or GET /v1/model)")
+        self.result: FitResult = load_result(self.model_dir)
+        if self.digest != model_digest(self.model_dir):  # replaced between the check and the load
+            raise UpliftInputError(f"model {self.model_dir} changed while it was loaded; start again")
+        if learner is None:
+            learner = FAST if self.result.scorer is not None else self.result.best_learner
+        if learner == FAST and self.result.scorer is None:
+            raise UpliftInputError("this model has no fast scorer; serve the full model (no --learner fast)")
+        if learner != FAST and learner not in self.result.crossfit.uplift:
+            raise UpliftInputError(f"learner {learner!r} was not fitted; fitted: "
+                                   f"{', '.join(self.result.crossfit.uplift)} (or fast)")
+        self.learner = learner
+        self.default_cost, self.default_value = None, value
+        if cost is not None:  # a bad default fails at start-up, not per request
+            costs, _ = costs_and_value(self.result, cost, value)
+            self.default_cost = dict(zip(self.result.treated_arms, costs.tolist(), strict=True))
+        self.columns = uplift_columns(self.result)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def scorer_name(self) -> str:
+        """Which model answers, in words: the fast scorer (distilled from the chosen learner) or a learner."""
+        if self.learner == FAST:
+            return f"fast scorer distilled from {self.result.best_learner}"
+        return f"{self.learner} learner (fold models)"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The treated arms (coupons), in the order of the uplift columns."""
+        return self.result.treated_arms
+
+    def info(self) -> dict:
+        """What ``GET /v1/model`` answers: digest, schema, arms, learner, when saved, training sizes."""
+        r = self.result
+        schema = r.schema
+        saved = datetime.fromtimestamp(os.stat(self.model_dir / "manifest.json").st_mtime, UTC)
+        return {
+            "digest": self.digest, "model_dir": str(self.model_dir),
+            "uplift_version": r.manifest.get("uplift_version"), "saved_at": saved.isoformat(timespec="seconds"),
+            "schema": {"features": [{"name": n, "kind": "categorical" if n in schema.categories else "numeric",
+                                     **({"levels": list(schema.categories[n])} if n in schema.categories else {})}
+                                    for n in schema.names],
+                       "id": r.id_column},
+            "outcome": r.outcome, "outcome_kind": r.kind, "control": r.arms[0], "arms": list(self.arms),
+            "chosen_learner": r.best_learner, "learner": self.learner, "scorer": self.scorer_name,
+            "intervals": self.learner == "causal_forest",
+            "fast_scorer_fidelity": r.fast_fidelity.to_dict(orient="records"),
+            "training": {"n": r.training.n, "arm_counts": dict(r.training.arm_counts),
+                         "data_sha256": r.training.data_sha256},
+            "design": r.design, "fit_params": dict(r.fit_params),
+            "default_cost": self.default_cost, "default_value": self.default_value,
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def scores(self, frame: pd.DataFrame) -> Scores:
+        """Uplift per arm of the customers in ``frame``, from the same call as ``uplift predict``."""
+        pred = self.result.predict_uplift(frame, learner=self.learner)
+        up_cols, lo_cols, hi_cols = self.columns
+        up = pred[up_cols].to_numpy()
+        if all(c in pred for c in lo_cols + hi_cols):
+            return Scores(up, pred[lo_cols].to_numpy(), pred[hi_cols].to_numpy())
+        return Scores(up, None, None)
+
+    def uplift_records(self, customers: Customers, scores: Scores) -> list[dict]:
+        """One answer per customer of ``POST /v1/uplift``: uplift per arm (and interval), best arm."""
+        arms = self.arms
+        up = scores.uplift
+        best = up.argmax(axis=1)
+        ids = customers.ids
+        out = []
+        rows = up.tolist()
+        lower = scores.lower.tolist() if scores.lower is not None else None
+        upper = scores.upper.tolist() if scores.upper is not None else None
+        for i, row in enumerate(rows):
+            rec = {"id": ids[i]} if ids is not None else {}
+            rec["uplift"] = dict(zip(arms, row, strict=True))
+            if lower is not None:
+                rec["uplift_lower"] = dict(zip(arms, lower[i], strict=True))
+                rec["uplift_upper"] = dict(zip(arms, upper[i], strict=True))
+            rec["best_arm"] = arms[best[i]]
+            out.append(rec)
+        return out
+
+    # ------------------------------------------------------------------ decisions
+    def economics(self, options: DecisionOptions) -> tuple[np.ndarray, float]:
+        """Cost per coupon and value per unit of outcome of a request (its own, else the service defaults)."""
+        cost = options.cost if options.cost is not None else self.default_cost
+        if cost is None:
+            raise RequestError("cost: give the cost per coupon (a number or {arm: cost}); this service has no "
+                               "default (uplift serve --cost)")
+        value = options.value if options.value is not None else self.default_value
+        try:
+            return costs_and_value(self.result, cost, value)
+        except RequestError:
+            raise
+        except UpliftInputError as exc:
+            field = "value" if "value" in str(exc) and "cost" not in str(exc) else "cost"
+            raise RequestError(f"{field}: {exc}") from None
+
+    def decide(self, customers: Customers, scores: Scores, options: DecisionOptions) -> tuple[list[dict], dict]:
+        """The coupon of each customer under ``uplift target``'s budget-free rule, with the holdout/exploration.
+
+        Returns the per-customer decisions and the rule that was applied (costs per arm, value).
+        """
+        costs, value = self.economics(options)
+        try:
+            alloc = allocate(scores.uplift, costs, value, min_roi=options.min_roi)
+        except UpliftInputError as exc:
+            raise RequestError(f"min_roi: {exc}" if "min_roi" in str(exc) else f"cost: {exc}") from None
+        n = len(customers)
+        rule_arm = alloc.arm
+        shown = rule_arm.copy()
+        group = np.where(rule_arm >= 0, "targeted", "not_targeted").astype(object)
+        if options.holdout > 0:
+            if customers.ids is None:
+                raise RequestError(f"holdout: the draw is seeded by the customer id; send "
+                                   f"{self.result.id_column or 'an id'!r} with every customer")
+            u = unit_draws(customers.ids, options.seed)
+            held = (rule_arm >= 0) & (u < options.holdout)
+            explored = (rule_arm < 0) & (u < options.explore)
+            shown[held] = -1
+            group[held] = "holdout"
+            best = scores.uplift.argmax(axis=1)
+            shown[explored] = best[explored]
+            group[explored] = "explore"
+        rows = np.arange(n)
+        a = np.where(shown >= 0, shown, 0)
+        outcome = np.where(shown >= 0, scores.uplift[rows, a], 0.0)
+        cost = np.where(shown >= 0, costs[a], 0.0)
+        names = np.append(np.asarray(self.arms, dtype=object), None)  # index -1: no coupon
+        columns = {"arm": names[shown].tolist(), "group": group.tolist(), "rule_arm": names[rule_arm].tolist(),
+                   "expected_incremental_outcome": outcome.tolist(),
+                   "expected_incremental_value": (outcome * value).tolist(), "cost": cost.tolist(),
+                   "expected_profit": (outcome * value - cost).tolist()}
+        if customers.ids is not None:
+            columns = {"id": customers.ids, **columns}
+        keys = list(columns)
+        out = [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        rule = {"cost": dict(zip(self.arms, costs.tolist(), strict=True)), "value": value, "min_roi": options.min_roi,
+                "holdout": options.holdout, "explore": options.explore, "seed": options.seed,
+                "rule": "every customer whose best coupon has positive expected profit gets it (uplift target "
+                        "without a budget)"}
+        return out, rule
