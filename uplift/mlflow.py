@@ -8,7 +8,7 @@ rule of ``POST /v1/decide`` (:meth:`uplift.serving.service.ModelService.decide`:
 budget). The model's digest is recorded at logging and checked when MLflow loads it, so a model whose files
 changed in the artifact store refuses to load.
 
-The pyfunc is logged as *models from code* (a two-line script importing :class:`UpliftModel`), so nothing is
+The pyfunc is logged as *models from code* (a short script whose PythonModel wraps :class:`UpliftPredictor`), so nothing is
 pickled. mlflow is the ``mlflow`` extra (``pip install 'uplift[mlflow]'``, the small ``mlflow-skinny`` is enough);
 it is imported only by this module, never by ``import uplift``.
 """
@@ -20,11 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import mlflow
-import mlflow.pyfunc
 import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types.schema import ParamSchema, ParamSpec
 
 from uplift._versions import __version__
 from uplift.errors import UpliftInputError
@@ -32,30 +28,47 @@ from uplift.persist import save_result
 from uplift.serving.requests import Customers, decision_options
 from uplift.serving.service import ModelService, model_digest
 
-#: The decision parameters ``predict`` takes (MLflow needs their types up front). ``cost``: one number or
-#: "ARM=COST,ARM=COST" (as ``uplift target --cost``); empty: no decision, the uplift table.
-PARAMS = ParamSchema([
-    ParamSpec("cost", "string", ""),
-    ParamSpec("value", "double", 0.0),
-    ParamSpec("min_roi", "double", float("nan")),
-    ParamSpec("holdout", "double", 0.0),
-    ParamSpec("explore", "double", 0.0),
-    ParamSpec("seed", "long", 0),
-])
+#: The decision parameters ``predict`` takes, as (name, MLflow type, default): MLflow needs their types up front.
+#: ``cost``: one number or "ARM=COST,ARM=COST" (as ``uplift target --cost``); empty: no decision, the uplift table.
+PARAMS = (("cost", "string", ""), ("value", "double", 0.0), ("min_roi", "double", float("nan")),
+          ("holdout", "double", 0.0), ("explore", "double", 0.0), ("seed", "long", 0))
 
-_CODE = "import mlflow\nfrom uplift.mlflow import UpliftModel\n\nmlflow.models.set_model(UpliftModel())\n"
+# The logged model's code (MLflow's "models from code": nothing is pickled). The PythonModel subclass lives
+# here, so that importing uplift.mlflow does not import mlflow.
+_CODE = """import mlflow
+from uplift.mlflow import UpliftPredictor
 
 
 class UpliftModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc model: a verified :class:`~uplift.serving.service.ModelService` over the logged directory."""
+    def load_context(self, context):
+        self.predictor = UpliftPredictor(context.artifacts)
 
-    def load_context(self, context) -> None:
-        settings = json.loads(Path(context.artifacts["settings"]).read_text(encoding="utf-8"))
-        self.service = ModelService(context.artifacts["model_dir"], learner=settings["learner"],
+    def predict(self, context, model_input, params=None):
+        return self.predictor.predict(model_input, params)
+
+
+mlflow.models.set_model(UpliftModel())
+"""
+
+
+class UpliftPredictor:
+    """What the logged pyfunc model does: a verified :class:`~uplift.serving.service.ModelService` over the
+    logged model directory, pinned to the digest recorded when it was logged.
+
+    Parameters
+    ----------
+    artifacts : dict
+        MLflow's artifact paths: ``model_dir`` (the model directory) and ``settings`` (digest and learner).
+    """
+
+    def __init__(self, artifacts: dict) -> None:
+        settings = json.loads(Path(artifacts["settings"]).read_text(encoding="utf-8"))
+        self.service = ModelService(artifacts["model_dir"], learner=settings["learner"],
                                     expect_digest=settings["digest"])
         self.learner = settings["learner"]
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """The ``uplift predict`` table of the customers, or with ``params["cost"]`` their decisions."""
         if not isinstance(model_input, pd.DataFrame):
             raise UpliftInputError(f"expected a pandas DataFrame of customers, got {type(model_input).__name__}")
         params = dict(params or {})
@@ -91,7 +104,8 @@ class UpliftModel(mlflow.pyfunc.PythonModel):
 
 
 def log_model(study_or_model_dir, name: str = "uplift_model", *, learner: str | None = None,
-              registered_model_name: str | None = None, pip_requirements: list[str] | None = None):
+              registered_model_name: str | None = None, pip_requirements: list[str] | None = None,
+              input_example: pd.DataFrame | None = None):
     """Log a study (or a saved model directory) as an MLflow pyfunc model in the active run (one is started
     if none is active).
 
@@ -108,12 +122,20 @@ def log_model(study_or_model_dir, name: str = "uplift_model", *, learner: str | 
         Also register the model under this name.
     pip_requirements : list of str, optional
         The environment of the model; default ``uplift==<this version>`` and ``mlflow-skinny``.
+    input_example : DataFrame, optional
+        A few customers, stored with the model as MLflow's input example.
 
     Returns
     -------
     mlflow.models.model.ModelInfo
         Its ``model_uri`` loads the model with :func:`mlflow.pyfunc.load_model`.
     """
+    try:
+        import mlflow
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ParamSchema, ParamSpec
+    except ImportError:
+        raise UpliftInputError("logging to MLflow needs mlflow: pip install 'uplift[mlflow]'") from None
     with tempfile.TemporaryDirectory(prefix="uplift-mlflow-") as tmp:
         tmp = Path(tmp)
         if isinstance(study_or_model_dir, str | Path):
@@ -133,8 +155,8 @@ def log_model(study_or_model_dir, name: str = "uplift_model", *, learner: str | 
         shutil.copytree(model_dir, staged)
         if model_digest(staged) != service.digest:
             raise UpliftInputError(f"model {model_dir} changed while it was copied; log it again")
-        signature = ModelSignature(inputs=None, params=PARAMS)
+        signature = ModelSignature(inputs=None, params=ParamSchema([ParamSpec(*p) for p in PARAMS]))
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(code), artifacts={"model_dir": str(staged), "settings": str(settings)},
-            signature=signature, registered_model_name=registered_model_name,
+            signature=signature, registered_model_name=registered_model_name, input_example=input_example,
             pip_requirements=pip_requirements or [f"uplift=={__version__}", "mlflow-skinny"])

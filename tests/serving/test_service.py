@@ -172,3 +172,14 @@ def test_the_drift_window_reports_what_uplift_predict_would(fitted):
     expected = result.drift(customers.iloc[-300:], uplift=scores.uplift[-300:])
     pd.testing.assert_frame_equal(report["features"], expected["features"])
     assert DriftWindow(result.schema, 2, size=300).report(result) is None  # empty: nothing to report
+
+
+def test_import_uplift_and_the_cli_do_not_import_the_web_packages():
+    import subprocess
+    import sys
+
+    code = ("import sys, uplift, uplift.cli, uplift.serving, uplift.mlflow; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'prometheus_client', 'mlflow', 'orjson') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

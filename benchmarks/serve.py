@@ -1,0 +1,361 @@
+"""Benchmark of ``uplift serve``: a real server on a loopback port, driven by an async HTTP load generator.
+
+What is measured, in one run:
+
+1. **The floor** (in this process, no HTTP): LightGBM's own ``Booster.predict`` on one row (one fold's
+   outcome model), the fast scorer's compiled tree walk on one row, ``FitResult.predict_uplift`` (the scoring
+   call ``uplift predict`` makes, with the schema encoding) on one row and on 1,000 rows, and the service's
+   whole in-process path (request checks, scoring, decision) for one customer and for 1,000.
+2. **Through HTTP**: ``uplift serve MODEL --no-access-log`` in a subprocess; an ``httpx.AsyncClient`` keeps
+   ``concurrency`` requests in flight (1, 8, 64) for a fixed time per scenario: single-customer ``/v1/decide``
+   and ``/v1/uplift``, and 1,000-customer batches of both. Per scenario: latency p50/p95/p99 (client side,
+   request sent to response parsed), requests/s, rows/s, errors, the server's CPU (its CPU seconds over
+   wall seconds; 1.0 = one core) and peak RSS (psutil, sampled every 0.2 s).
+3. **Sustained load**: single-customer ``/v1/decide`` at concurrency 8 for ``--sustain`` seconds; errors, p99
+   per minute, RSS after warm-up (the first 30 s) and at the end.
+
+The load generator runs on the same machine as the server (and, on the shared development machine, next to
+other people's work): the latencies include its CPU time and are pessimistic. The 1-minute load average is
+recorded at the start and end.
+
+Run::
+
+    python benchmarks/serve.py                         # fits a 20,000-customer, two-coupon model first
+    python benchmarks/serve.py --model DIR --seconds 10 --sustain 600
+
+Results go to ``benchmarks/results/serve.md`` and ``serve.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+# Run as a script, this folder is sys.path[0], and its coverage.py would shadow the coverage package that numba
+# (the fast scorer's compiler) imports.
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)
+RESULTS = HERE / "results"
+COST = {"coupon_a": 0.5, "coupon_b": 1.5}
+VALUE = 40.0
+
+
+def fit_model(n: int, directory: Path) -> Path:
+    from uplift import Study, simulate_campaign
+
+    df = simulate_campaign(n, design="rct", n_arms=2, seed=7)
+    truth = [c for c in df.columns if c.startswith(("true_", "propensity"))]
+    study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth + ["revenue"])
+    study.fit(learners=["t", "x"], n_folds=3, n_boot=50)
+    return study.save(directory / "model")
+
+
+def customers(n: int, seed: int) -> list[dict]:
+    from uplift.datasets import simulate_campaign
+
+    df = simulate_campaign(n, design="rct", n_arms=2, seed=seed)
+    drop = [c for c in df.columns if c.startswith(("true_", "propensity"))] + ["treatment", "conversion", "revenue"]
+    return df.drop(columns=drop).to_dict(orient="records")
+
+
+def timed(fn, repeat: int) -> dict:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "n": repeat}
+
+
+def floor(model_dir: Path, one: list[dict], batch: list[dict]) -> dict:
+    """The same model without HTTP."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    from uplift.serving.requests import DecisionOptions, parse_customers
+    from uplift.serving.service import ModelService
+
+    service = ModelService(model_dir)
+    result = service.result
+    schema = result.schema
+    frame1, frame_k = pd.DataFrame(one), pd.DataFrame(batch)
+    X1 = schema.encode(frame1)
+    booster = lgb.Booster(model_file=str(model_dir / "fold0" / "mu1.txt"))
+    options = DecisionOptions(cost=COST, value=VALUE)
+
+    def service_path(records):
+        parsed = parse_customers({"customers": records}, schema, result.id_column)
+        return service.decide(parsed, service.scores(parsed.frame), options)
+
+    out = {
+        "lightgbm Booster.predict, 1 row (one fold's outcome model)": timed(lambda: booster.predict(X1), 2000),
+        "fast scorer tree walk, 1 row": timed(lambda: result.scorer.predict(X1), 2000),
+        "FitResult.predict_uplift (fast), 1 row": timed(lambda: result.predict_uplift(frame1, learner="fast"), 1000),
+        f"FitResult.predict_uplift ({result.best_learner}, fold models), 1 row":
+            timed(lambda: result.predict_uplift(frame1), 300),
+        "FitResult.predict_uplift (fast), 1,000 rows": timed(lambda: result.predict_uplift(frame_k, learner="fast"),
+                                                             200),
+        "service in-process: check + score + decide, 1 customer": timed(lambda: service_path(one), 1000),
+        "service in-process: check + score + decide, 1,000 customers": timed(lambda: service_path(batch), 100),
+    }
+    return out
+
+
+class Sampler:
+    """The server's CPU seconds and RSS, sampled every 0.2 s (psutil) while a scenario runs."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.samples: list[tuple[float, float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        procs = [self.proc, *self.proc.children(recursive=True)]
+        cpu = sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        rss = sum(p.memory_info().rss for p in procs)
+        self.samples.append((time.monotonic(), cpu, rss))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def cpu(self) -> float:
+        (t0, c0, _), (t1, c1, _) = self.samples[0], self.samples[-1]
+        return (c1 - c0) / (t1 - t0)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(s[2] for s in self.samples) / 2**20
+
+
+async def drive(url: str, body: bytes, concurrency: int, seconds: float, warmup: float = 1.0,
+                per_minute: bool = False) -> dict:
+    import httpx
+
+    latencies: list[tuple[float, float]] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        start = time.monotonic()
+        measure_from = start + warmup
+        stop = measure_from + seconds
+
+        async def worker() -> None:
+            while True:
+                t = time.monotonic()
+                if t >= stop:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, content=body, headers=headers)
+                    r.json()
+                    ok = r.status_code == 200
+                    key = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    ok, key = False, type(exc).__name__
+                elapsed = time.perf_counter() - t0
+                if t >= measure_from:
+                    if ok:
+                        latencies.append((t - measure_from, elapsed))
+                    else:
+                        errors[key] = errors.get(key, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    lat = np.array([x[1] for x in latencies]) * 1e3
+    out = {"requests": len(lat), "errors": errors, "seconds": seconds,
+           "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+           "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()), "requests_per_s": len(lat) / seconds}
+    if per_minute:
+        at = np.array([x[0] for x in latencies])
+        out["p99_ms_per_minute"] = [float(np.percentile(lat[(at >= m * 60) & (at < (m + 1) * 60)], 99))
+                                    for m in range(int(np.ceil(seconds / 60))) if ((at >= m * 60)
+                                                                                   & (at < (m + 1) * 60)).any()]
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from uplift.cli import main; main()", "serve", str(model_dir),
+                             "--port", str(port), "--no-access-log"], stdout=open(log, "wb"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server not ready in 180 s")
+
+
+def markdown(doc: dict) -> str:
+    lines = ["# `uplift serve` benchmark", "",
+             f"Model: `simulate_campaign(n={doc['n_train']:,}, n_arms=2)`, learners {doc['learners']}, chosen "
+             f"**{doc['chosen']}**, served with **{doc['scorer']}** (12 features, 2 coupons). Machine: "
+             f"{doc['machine']}; {doc['cpus']} CPUs **shared with other engineers' jobs during the run** (1-minute "
+             f"load average {doc['load_start']:.1f} at the start, {doc['load_end']:.1f} at the end), the load "
+             "generator on the same cores: latencies are pessimistic. Server: one uvicorn worker, "
+             "OMP_NUM_THREADS=1, no access log. Latency is client-side (request sent to response parsed); server "
+             "CPU is its CPU seconds per wall second (1.0 = one core). Generated by `benchmarks/serve.py` in "
+             f"{doc['elapsed_s'] / 60:.1f} min, uplift at `{doc['commit']}`.", "",
+             "## The floor: the same model without HTTP (in-process)", "",
+             "| what | p50 ms | p99 ms |", "|---|---:|---:|"]
+    for name, r in doc["floor"].items():
+        lines.append(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    lines += ["", "## Through HTTP (loopback)", "",
+              "| endpoint | customers / request | concurrency | requests | p50 ms | p95 ms | p99 ms | requests/s | "
+              "rows/s | errors | server CPU | server peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+              "---:|---:|"]
+    for r in doc["http"]:
+        errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
+        lines.append(f"| {r['endpoint']} | {r['rows']:,} | {r['concurrency']} | {r['requests']:,} | "
+                     f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests_per_s']:,.0f} | "
+                     f"{r['requests_per_s'] * r['rows']:,.0f} | {errors} | {r['server_cpu']:.2f} | "
+                     f"{r['server_peak_rss_mb']:.0f} |")
+    s = doc["sustained"]
+    errors = ", ".join(f"{k}: {v}" for k, v in s["errors"].items()) or "none"
+    lines += ["", "## Sustained load", "",
+              f"Single-customer `/v1/decide` at concurrency 8 for {s['seconds'] / 60:.1f} min (shorter than the "
+              "issue's 10 minutes because the machine is shared): "
+              f"{s['requests']:,} requests, errors: {errors}; p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms "
+              f"(per minute: {', '.join(f'{x:.1f}' for x in s['p99_ms_per_minute'])} ms); server RSS "
+              f"{s['rss_after_warmup_mb']:.0f} MB after the first 30 s, {s['rss_end_mb']:.0f} MB at the end "
+              f"({s['rss_change_pct']:+.1f}%).", "",
+              "## Against the issue's targets", ""]
+    lines += [f"- {t}" for t in doc["targets"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, help="a saved model directory (default: fit one)")
+    ap.add_argument("--n-train", type=int, default=20_000)
+    ap.add_argument("--seconds", type=float, default=8.0, help="measured seconds per HTTP scenario")
+    ap.add_argument("--sustain", type=float, default=300.0, help="seconds of sustained load")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    begin = time.monotonic()
+    load_start = os.getloadavg()[0]
+    tmp = Path(tempfile.mkdtemp(prefix="uplift-serve-bench-"))
+    model_dir = args.model or fit_model(args.n_train, tmp)
+    from uplift.persist import load_result
+
+    result = load_result(model_dir)
+    one, batch = customers(1, seed=101), customers(1000, seed=102)
+    print("floor ...", flush=True)
+    floor_doc = floor(model_dir, one, batch)
+    port = free_port()
+    proc = start_server(model_dir, port, tmp / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    http = []
+    try:
+        econ = {"cost": COST, "value": VALUE}
+        bodies = {("/v1/decide", 1): {"customer": one[0], **econ}, ("/v1/uplift", 1): {"customer": one[0]},
+                  ("/v1/decide", 1000): {"customers": batch, **econ}, ("/v1/uplift", 1000): {"customers": batch}}
+        for (endpoint, rows), body in bodies.items():
+            raw = json.dumps(body).encode()
+            for concurrency in (1, 8, 64):
+                print(f"{endpoint} x{rows} at concurrency {concurrency} ...", flush=True)
+                with Sampler(proc.pid) as sampler:
+                    r = asyncio.run(drive(base + endpoint, raw, concurrency, args.seconds))
+                http.append({"endpoint": endpoint, "rows": rows, "concurrency": concurrency, **r,
+                             "server_cpu": sampler.cpu, "server_peak_rss_mb": sampler.peak_rss_mb})
+                print(f"   p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['requests_per_s']:.0f} req/s, "
+                      f"errors {r['errors']}", flush=True)
+        print(f"sustained {args.sustain:.0f} s ...", flush=True)
+        raw = json.dumps(bodies[("/v1/decide", 1)]).encode()
+        rss_marks: dict[str, float] = {}
+
+        def mark_rss() -> None:
+            time.sleep(min(30.0, args.sustain / 4))
+            rss_marks["after_warmup"] = sampler.proc.memory_info().rss / 2**20
+
+        with Sampler(proc.pid) as sampler:
+            marker = threading.Thread(target=mark_rss, daemon=True)
+            marker.start()
+            sustained = asyncio.run(drive(base + "/v1/decide", raw, 8, args.sustain, warmup=0.0, per_minute=True))
+            marker.join()
+        end_rss = sampler.samples[-1][2] / 2**20
+        sustained.update({"rss_after_warmup_mb": rss_marks["after_warmup"], "rss_end_mb": end_rss,
+                          "rss_change_pct": 100 * (end_rss / rss_marks["after_warmup"] - 1),
+                          "server_cpu": sampler.cpu})
+        metrics = subprocess.run(["curl", "-s", f"{base}/metrics"], capture_output=True, text=True).stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    single8 = next(r for r in http if r["endpoint"] == "/v1/decide" and r["rows"] == 1 and r["concurrency"] == 8)
+    best_batch = max((r for r in http if r["rows"] == 1000), key=lambda r: r["requests_per_s"])
+    targets = [
+        f"single-customer `/v1/decide` p99 at concurrency 8 (fast scorer): {single8['p99_ms']:.1f} ms "
+        f"(target ≤ 10 ms: {'met' if single8['p99_ms'] <= 10 else 'missed'})",
+        f"batch scoring through HTTP: best {best_batch['requests_per_s'] * 1000:,.0f} rows/s "
+        f"({best_batch['endpoint']}, concurrency {best_batch['concurrency']}; target ≥ 200,000 rows/s: "
+        f"{'met' if best_batch['requests_per_s'] * 1000 >= 200_000 else 'missed'})",
+        f"errors under {args.sustain / 60:.1f} min of sustained load: {sum(sustained['errors'].values())}",
+        f"memory flat: RSS {sustained['rss_change_pct']:+.1f}% from after warm-up to the end (target within 10%: "
+        f"{'met' if abs(sustained['rss_change_pct']) <= 10 else 'missed'})",
+    ]
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    doc = {"n_train": result.training.n, "learners": list(result.fit_params.get("learners", [])),
+           "chosen": result.best_learner, "scorer": f"fast scorer distilled from {result.best_learner}",
+           "machine": f"{platform.machine()}, Python {platform.python_version()}", "cpus": os.cpu_count(),
+           "load_start": load_start, "load_end": os.getloadavg()[0], "floor": floor_doc, "http": http,
+           "sustained": sustained, "targets": targets, "elapsed_s": time.monotonic() - begin,
+           "commit": commit + ("+dirty" if dirty else ""),
+           "metrics_excerpt": [ln for ln in metrics.splitlines() if ln.startswith(("uplift_decisions_total",
+                                                                                 "uplift_requests_total"))]}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve.json").write_text(json.dumps(doc, indent=1))
+    (RESULTS / "serve.md").write_text(markdown(doc))
+    print(markdown(doc))
+
+
+if __name__ == "__main__":
+    main()
