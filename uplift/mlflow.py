@@ -8,9 +8,9 @@ rule of ``POST /v1/decide`` (:meth:`uplift.serving.service.ModelService.decide`:
 budget). The model's digest is recorded at logging and checked when MLflow loads it, so a model whose files
 changed in the artifact store refuses to load.
 
-The pyfunc is logged as *models from code* (a short script whose PythonModel wraps :class:`UpliftPredictor`), so nothing is
-pickled. mlflow is the ``mlflow`` extra (``pip install 'uplift[mlflow]'``, the small ``mlflow-skinny`` is enough);
-it is imported only by this module, never by ``import uplift``.
+The pyfunc is logged as *models from code* (a short script whose PythonModel wraps :class:`UpliftPredictor`),
+so nothing is pickled. mlflow is the ``mlflow`` extra (``pip install 'uplift[mlflow]'``; the small
+``mlflow-skinny`` is enough); it is imported only when a model is logged or loaded, never by ``import uplift``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 from uplift._versions import __version__
 from uplift.errors import UpliftInputError
 from uplift.persist import save_result
-from uplift.serving.requests import Customers, decision_options
+from uplift.serving.requests import decision_options
 from uplift.serving.service import ModelService, model_digest
 
 #: The decision parameters ``predict`` takes, as (name, MLflow type, default): MLflow needs their types up front.
@@ -98,8 +98,7 @@ class UpliftPredictor:
             "seed": int(params.get("seed") or 0)})
         id_col = result.id_column
         ids = model_input[id_col].tolist() if id_col and id_col in model_input else None
-        customers = Customers(model_input.reset_index(drop=True), ids)
-        decisions, _ = self.service.decide(customers, self.service.scores(customers.frame), options)
+        decisions, _ = self.service.decide(ids, self.service.scores(model_input), options)
         return pd.DataFrame(decisions)
 
 

@@ -39,7 +39,7 @@ def test_one_customer_and_ids_are_optional():
     ([1, 2], 422, "body: expected a JSON object"),
     ({"people": []}, 422, 'body: give "customer"'),
     ({"customers": {"age": 1}}, 422, "customers: expected a list of objects, got an object"),
-    ({"customers": []}, 422, "customers: the list is empty"),
+    ({"customers": []}, 422, "customers: no customers; send at least one"),
     ({"customers": [ok(), "x"]}, 422, "customers[1]: expected an object keyed by feature name, got a string"),
     ({"customers": [ok(), {"age": 1, "channel": "web"}]}, 422, "customers[1].spend: missing"),
     ({"customer": ok(age="31")}, 422, "customer.age: expected a number or null (numeric feature), got a string"),
@@ -87,3 +87,26 @@ def test_bad_decision_options_name_the_field(body, message):
     with pytest.raises(RequestError) as err:
         decision_options(body)
     assert err.value.status == 422 and str(err.value).startswith(message), str(err.value)
+
+
+def test_a_columnar_batch_is_the_same_customers():
+    rows = [ok(), ok(age=None, channel="fax", id="c-2"), ok(channel=7, id=4)]
+    by_rows = parse_customers({"customers": rows}, SCHEMA, "id")
+    by_columns = parse_customers({"columns": {k: [r[k] for r in rows] for k in rows[0]}}, SCHEMA, "id")
+    assert by_columns.columnar and not by_rows.columnar and by_columns.ids == by_rows.ids
+    np.testing.assert_array_equal(SCHEMA.encode(by_columns.frame), SCHEMA.encode(by_rows.frame))
+
+
+@pytest.mark.parametrize("columns, status, message", [
+    ([1], 422, "columns: expected an object {feature: [values]}, got a list"),
+    ({"age": [1], "spend": [2]}, 422, "columns.channel: missing"),
+    ({"age": 1, "spend": [2], "channel": ["web"]}, 422, "columns.age: expected a list of values, got int"),
+    ({"age": [1, 2], "spend": [2], "channel": ["web", "app"]}, 422, "columns.spend: 1 values but columns.age has 2"),
+    ({"age": [1, "x"], "spend": [2, 3], "channel": ["web", "app"]}, 422, "columns.age[1]: expected a number"),
+    ({"age": [], "spend": [], "channel": []}, 422, "columns: no customers"),
+    ({"age": [1] * 11, "spend": [2] * 11, "channel": ["web"] * 11}, 413, "columns: 11 customers in one request"),
+])
+def test_bad_columnar_bodies_name_the_column(columns, status, message):
+    with pytest.raises(RequestError) as err:
+        parse_customers({"columns": columns}, SCHEMA, "id", max_rows=10)
+    assert err.value.status == status and str(err.value).startswith(message), str(err.value)

@@ -147,6 +147,9 @@ def test_uplift_over_http_equals_uplift_predict(server, fitted, tmp_path):
     pd.testing.assert_frame_equal(got, expected[got.columns], check_dtype=False, rtol=1e-12)
     one = httpx.post(f"{server.url}/v1/uplift", json={"customer": records(customers.head(1))[0]}).json()
     assert one["customers"] == doc["customers"][:1]
+    columns = httpx.post(f"{server.url}/v1/uplift", json={"columns": customers.to_dict(orient="list")}).json()
+    table = pd.DataFrame(columns["columns"]).rename(columns={"id": "customer_id"})
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False, rtol=1e-12)
 
 
 def test_decide_over_http_equals_uplift_target(server, fitted, tmp_path):
@@ -167,6 +170,8 @@ def test_decide_over_http_equals_uplift_target(server, fitted, tmp_path):
         assert (got["arm"].notna().to_numpy() == selected).all()
         np.testing.assert_array_equal(got["arm"][selected], listed["coupon"][selected])
         np.testing.assert_allclose(got["expected_profit"][selected], listed["expected_profit"][selected], rtol=1e-12)
+    by_columns = httpx.post(f"{server.url}/v1/decide", json={"columns": customers.to_dict(orient="list")}).json()
+    assert pd.DataFrame(by_columns["columns"]).equals(pd.DataFrame(r.json()["customers"]))
     cheap = httpx.post(f"{server.url}/v1/decide", json={"customers": records(customers), "cost": 0.0}).json()
     assert sum(c["arm"] is not None for c in cheap["customers"]) > selected.sum()  # per-request costs are used
 
@@ -216,6 +221,21 @@ def test_an_oversized_body_is_refused_before_it_is_read(fitted, tmp_path):
     finally:
         srv.stop()
     assert not group_alive(srv.proc.pid)
+
+
+def test_concurrent_requests_each_get_their_own_answer(server, fitted):
+    import asyncio
+
+    customers = records(fitted[2].head(40))
+    alone = [httpx.post(f"{server.url}/v1/uplift", json={"customer": c}).json()["customers"][0] for c in customers]
+
+    async def together():
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=40)) as client:
+            replies = await asyncio.gather(*(client.post(f"{server.url}/v1/uplift", json={"customer": c})
+                                             for c in customers))
+        return [r.json()["customers"][0] for r in replies]
+
+    assert asyncio.run(together()) == alone
 
 
 def test_metrics_count_requests_rows_and_decisions(server, fitted):

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from uplift.cli import app
 from uplift.errors import UpliftInputError
 from uplift.serving.drift import DriftWindow
-from uplift.serving.requests import Customers, DecisionOptions, RequestError, parse_customers
-from uplift.serving.service import ModelService, Scores, model_digest, unit_draws
+from uplift.serving.requests import DecisionOptions, RequestError, parse_customers
+from uplift.serving.service import ModelService, Scores, as_records, model_digest, unit_draws
 
 runner = CliRunner()
 COSTS = ["--cost", "coupon_a=0.5", "--cost", "coupon_b=1.5", "--value", "40"]
@@ -43,6 +43,10 @@ def test_uplift_equals_uplift_predict(fitted, tmp_path, learner, flag):
     got = pd.DataFrame([{"customer_id": r["id"], **{f"uplift_{a}": u for a, u in r["uplift"].items()},
                          "best_arm": r["best_arm"]} for r in records])
     pd.testing.assert_frame_equal(got, expected[got.columns], check_dtype=False, rtol=1e-12)
+    # column by column, the answer is the `uplift predict` table itself
+    table = pd.DataFrame(service.uplift_table(parsed.ids, service.scores(parsed.frame)))
+    pd.testing.assert_frame_equal(table.rename(columns={"id": "customer_id"}), expected, check_dtype=False,
+                                  rtol=1e-12)
 
 
 @pytest.mark.parametrize("learner, flag", [(None, ["--fast"]), ("t", [])])
@@ -53,7 +57,7 @@ def test_decisions_equal_uplift_target_for_the_same_customers(fitted, tmp_path, 
     listed = pd.read_parquet(tmp_path / "list.parquet").set_index("customer_id").loc[customers["customer_id"]]
     service = ModelService(model_dir, learner=learner)
     parsed = parse_customers(body(customers), service.result.schema, "customer_id")
-    decisions, rule = service.decide(parsed, service.scores(parsed.frame),
+    decisions, rule = service.decide(parsed.ids, service.scores(parsed.frame),
                                      DecisionOptions(cost={"coupon_a": 0.5, "coupon_b": 1.5}, value=40.0))
     got = pd.DataFrame(decisions).set_index("id")
     selected = listed["selected"].to_numpy()
@@ -71,9 +75,10 @@ def test_default_economics_and_their_errors(fitted):
     service = ModelService(model_dir, cost=["coupon_a=0.5", "coupon_b=1.5"], value=40.0)
     parsed = parse_customers(body(customers.head(50)), service.result.schema, "customer_id")
     scores = service.scores(parsed.frame)
-    by_default, _ = service.decide(parsed, scores, DecisionOptions())
-    explicit, _ = service.decide(parsed, scores, DecisionOptions(cost={"coupon_a": 0.5, "coupon_b": 1.5}, value=40))
-    assert by_default == explicit
+    by_default, _ = service.decide(parsed.ids, scores, DecisionOptions())
+    explicit, _ = service.decide(parsed.ids, scores, DecisionOptions(cost={"coupon_a": 0.5, "coupon_b": 1.5},
+                                                                      value=40))
+    assert by_default == explicit and len(by_default["arm"]) == 50
     bare = ModelService(model_dir)
     for options, message in [(DecisionOptions(value=40.0), "cost: give the cost per coupon"),
                              (DecisionOptions(cost=0.5), "value: give the value of one conversion"),
@@ -82,7 +87,7 @@ def test_default_economics_and_their_errors(fitted):
                              (DecisionOptions(cost={"coupon_a": 1.0}, value=1.0),
                               "cost: no cost given for coupon 'coupon_b'")]:
         with pytest.raises(RequestError, match=message.replace("(", r"\(")):
-            bare.decide(parsed, scores, options)
+            bare.decide(parsed.ids, scores, options)
     with pytest.raises(UpliftInputError, match="unknown coupon 'gold'"):
         ModelService(model_dir, cost=["gold=1"], value=1.0)  # a bad default stops the start
 
@@ -92,14 +97,14 @@ def test_holdout_and_exploration_follow_the_customer_id(fitted):
     service = ModelService(model_dir)
     options = DecisionOptions(cost=0.8, value=40.0, holdout=0.3, explore=0.2, seed=5)
     parsed = parse_customers(body(customers), service.result.schema, "customer_id")
-    decisions, _ = service.decide(parsed, service.scores(parsed.frame), options)
+    decisions, _ = service.decide(parsed.ids, service.scores(parsed.frame), options)
     one = pd.DataFrame(decisions).set_index("id")
     # the same customers in another order and in small batches get the same groups
     again = []
     shuffled = customers.sample(frac=1.0, random_state=1)
     for start in range(0, len(shuffled), 57):
         p = parse_customers(body(shuffled.iloc[start:start + 57]), service.result.schema, "customer_id")
-        again += service.decide(p, service.scores(p.frame), options)[0]
+        again += as_records(service.decide(p.ids, service.scores(p.frame), options)[0])
     pd.testing.assert_frame_equal(pd.DataFrame(again).set_index("id").loc[one.index], one)
     groups = one["group"].value_counts()
     targeted = one["rule_arm"].notna()
@@ -109,12 +114,11 @@ def test_holdout_and_exploration_follow_the_customer_id(fitted):
     assert one.loc[one["group"] == "holdout", "arm"].isna().all()
     assert one.loc[one["group"] == "explore", "arm"].notna().all()
     # another seed draws others
-    other, _ = service.decide(parsed, service.scores(parsed.frame), DecisionOptions(cost=0.8, value=40.0,
+    other, _ = service.decide(parsed.ids, service.scores(parsed.frame), DecisionOptions(cost=0.8, value=40.0,
                                                                                     holdout=0.3, seed=6))
-    assert [d["group"] for d in other] != [d["group"] for d in decisions]
-    no_ids = Customers(parsed.frame, None)
+    assert other["group"] != decisions["group"]
     with pytest.raises(RequestError, match="holdout: the draw is seeded by the customer id"):
-        service.decide(no_ids, service.scores(parsed.frame), options)
+        service.decide(None, service.scores(parsed.frame), options)
 
 
 def test_unit_draws_are_uniform_and_stable():

@@ -10,7 +10,7 @@ under uvicorn. The web packages (the ``serve`` extra) are imported only when an 
 from uplift.serving.app import create_app
 from uplift.serving.requests import MAX_BATCH_ROWS, RequestError, parse_customers
 from uplift.serving.server import serve
-from uplift.serving.service import ModelService, model_digest, unit_draws
+from uplift.serving.service import ModelService, as_records, model_digest, unit_draws
 
-__all__ = ["MAX_BATCH_ROWS", "ModelService", "RequestError", "create_app", "model_digest", "parse_customers",
-           "serve", "unit_draws"]
+__all__ = ["MAX_BATCH_ROWS", "ModelService", "RequestError", "as_records", "create_app", "model_digest",
+           "parse_customers", "serve", "unit_draws"]

@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from uplift.errors import UpliftInputError
+from uplift.serving.batching import ScoringBatcher
 from uplift.serving.drift import DRIFT_WINDOW, DriftWindow
 from uplift.serving.metrics import ServiceMetrics
 from uplift.serving.requests import (
     MAX_BATCH_ROWS,
     MAX_BODY_BYTES,
     RequestError,
-    customer_records,
     decision_options,
     parse_customers,
 )
-from uplift.serving.service import ModelService
+from uplift.serving.service import ModelService, as_records
 
 log = logging.getLogger("uplift.serving")
 
@@ -104,6 +104,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     result = service.result
     window = DriftWindow(result.schema, len(service.arms), size=drift_window)
     metrics = ServiceMetrics(service, window)
+    batcher = ScoringBatcher(service)
     state = {"ready": False}
 
     def warm_up() -> None:
@@ -149,7 +150,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         start = time.perf_counter()
         rows = 0
         try:
-            payload, rows = work(await read_body(request))
+            payload, rows = await work(await read_body(request))
             status = 200
         except RequestError as exc:
             payload, status = {"error": str(exc)}, exc.status
@@ -161,31 +162,38 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         metrics.observe(endpoint, status, time.perf_counter() - start, rows)
         return response
 
-    def score(body: object):
+    async def score(body: object):
         customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
-        scores = service.scores(customers.frame)
-        window.add(customers.frame, scores.uplift)
+        scores = await batcher.scores(customers)
+        window.add(customers.columns, scores.uplift)
         return customers, scores
 
-    def uplift_work(body: object):
-        customers, scores = score(body)
+    async def uplift_work(body: object):
+        customers, scores = await score(body)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
-                   "units": _units(result.kind, result.outcome), "arms": list(service.arms),
-                   "customers": service.uplift_records(customers, scores)}
+                   "units": _units(result.kind, result.outcome), "arms": list(service.arms)}
+        if customers.columnar:
+            payload["columns"] = service.uplift_table(customers.ids, scores)
+        else:
+            payload["customers"] = service.uplift_records(customers, scores)
         return payload, len(customers)
 
-    def decide_work(body: object):
-        customer_records(body, max_rows)  # the body's shape first, so its errors come before the options'
+    async def decide_work(body: object):
+        customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
         options = decision_options(body)
         service.economics(options)  # cost and value checked before any scoring
-        customers, scores = score(body)
-        decisions, rule = service.decide(customers, scores, options)
-        metrics.count_decisions(decisions)
+        scores = await batcher.scores(customers)
+        window.add(customers.columns, scores.uplift)
+        decisions, rule = service.decide(customers.ids, scores, options)
+        metrics.count_decisions(decisions["arm"], decisions["group"])
         if log_ids:
-            for d in decisions:
-                log.info("decision id=%s arm=%s group=%s", d.get("id"), d["arm"], d["group"])
+            for i, arm, group in zip(decisions.get("id", [None] * len(customers)), decisions["arm"],
+                                     decisions["group"], strict=True):
+                log.info("decision id=%s arm=%s group=%s", i, arm, group)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
-                   "units": _units(result.kind, result.outcome), **rule, "customers": decisions}
+                   "units": _units(result.kind, result.outcome), **rule}
+        payload["columns" if customers.columnar else "customers"] = (decisions if customers.columnar
+                                                                     else as_records(decisions))
         return payload, len(customers)
 
     @app.post("/v1/uplift")

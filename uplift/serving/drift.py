@@ -51,17 +51,19 @@ class DriftWindow:
     def __len__(self) -> int:
         return min(self.seen, self.size)
 
-    def add(self, frame: pd.DataFrame, uplift: np.ndarray) -> None:
-        """Append scored customers (the frame of :func:`~uplift.serving.requests.parse_customers`)."""
-        n = len(frame)
-        if n >= self.size:  # only the last `size` rows stay
-            frame, uplift, n = frame.iloc[-self.size:], uplift[-self.size:], self.size
+    def add(self, columns, uplift: np.ndarray) -> None:
+        """Append scored customers: ``columns`` maps each feature to its values (a DataFrame, or the columns of
+        :func:`~uplift.serving.requests.parse_customers`), ``uplift`` is (n, A)."""
+        uplift = np.asarray(uplift, dtype=np.float64)
+        n = len(uplift)
+        keep = slice(max(0, n - self.size), n)  # of a batch larger than the window only its end stays
+        n = keep.stop - keep.start
         pos = np.arange(self.seen, self.seen + n) % self.size
         if self.numeric:
-            self._num[pos] = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            self._num[pos] = np.column_stack([np.asarray(columns[c], dtype=np.float64)[keep] for c in self.numeric])
         if self.categorical:
-            self._cat[pos] = frame[self.categorical].to_numpy(dtype=object)
-        self._up[pos] = uplift
+            self._cat[pos] = np.column_stack([np.asarray(columns[c], dtype=object)[keep] for c in self.categorical])
+        self._up[pos] = uplift[keep]
         self.seen += n
         self.version += 1
 

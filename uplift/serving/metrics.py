@@ -59,14 +59,13 @@ class ServiceMetrics:
         if rows:
             self.rows.labels(endpoint).inc(rows)
 
-    def count_decisions(self, decisions: list[dict]) -> None:
-        """Count decisions per coupon shown and group."""
+    def count_decisions(self, arms: list, groups: list) -> None:
+        """Count decisions per coupon shown (None: none) and group."""
         counts: dict[tuple, int] = {}
-        for d in decisions:
-            key = (d["arm"] or "none", d["group"])
+        for key in zip(arms, groups, strict=True):
             counts[key] = counts.get(key, 0) + 1
         for (arm, group), c in counts.items():
-            self.decisions.labels(arm, group).inc(c)
+            self.decisions.labels(arm or "none", group).inc(c)
 
     def drift(self) -> dict | None:
         """The window's drift report, recomputed when it changed and ``refresh`` seconds have passed."""

@@ -1,7 +1,9 @@
 """What a request to the scoring service may hold, checked once at the boundary.
 
 A request body is JSON: ``{"customer": {...}}`` for one customer or ``{"customers": [{...}, ...]}`` for a batch,
-each customer an object keyed by feature name (and the study's id column, when it has one). The saved
+each customer an object keyed by feature name (and the study's id column, when it has one), or, for large
+batches, ``{"columns": {feature: [values], ...}}``: the same customers column by column (less JSON to parse and
+to write; the answer comes back column by column too). The saved
 :class:`~uplift.data.campaign.FeatureSchema` decides the types: a numeric feature takes a JSON number or
 ``null`` (missing), a categorical one a string, a number (read as its text, as ``uplift predict`` reads a
 CSV) or ``null``; a category never seen in training is treated as missing, exactly as in ``uplift predict``.
@@ -50,21 +52,38 @@ class RequestError(UpliftInputError):
 
 @dataclass
 class Customers:
-    """The customers of one request: their features as a DataFrame the model's scoring takes, and their ids.
+    """The customers of one request: their features column by column, and their ids.
 
     Attributes
     ----------
-    frame : DataFrame
-        One row per customer, the schema's feature columns (numeric as float64, categorical as text or None).
+    columns : dict of str to ndarray
+        One array per schema feature (numeric as float64 with NaN for missing, categorical as objects: text or
+        None), in schema order.
     ids : list or None
         The id each customer was sent with (None when the study has no id column or the request sent none).
+    columnar : bool
+        Whether the request sent its customers column by column (``"columns"``); the answer does the same.
     """
 
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]
     ids: list | None
+    columnar: bool = False
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The customers as the DataFrame the model's scoring takes (one row per customer)."""
+        return pd.DataFrame(self.columns, copy=False)
+
+    @classmethod
+    def concat(cls, parts: list[Customers]) -> Customers:
+        """Several requests' customers as one batch, in order (ids are not needed to score)."""
+        if len(parts) == 1:
+            return parts[0]
+        names = list(parts[0].columns)
+        return cls({n: np.concatenate([p.columns[n] for p in parts]) for n in names}, None)
 
 
 def _type_name(value: object) -> str:
@@ -86,7 +105,7 @@ def customer_records(body: object, max_rows: int = MAX_BATCH_ROWS) -> list[dict]
     >>> customer_records({"people": []})
     Traceback (most recent call last):
     ...
-    uplift.serving.requests.RequestError: body: give "customer": {...} (one customer) or "customers": [...] (a batch)
+    uplift.serving.requests.RequestError: body: give "customer": {...} (one customer), "customers": [...] (a batch) ...
     """
     if not isinstance(body, dict):
         raise RequestError(f"body: expected a JSON object with \"customer\" or \"customers\", got {_type_name(body)}")
@@ -94,15 +113,12 @@ def customer_records(body: object, max_rows: int = MAX_BATCH_ROWS) -> list[dict]
         records = body["customers"]
         if not isinstance(records, list):
             raise RequestError(f"customers: expected a list of objects, got {_type_name(records)}")
-        if not records:
-            raise RequestError("customers: the list is empty; send at least one customer")
-        if len(records) > max_rows:
-            raise RequestError(f"customers: {len(records):,} customers in one request; at most {max_rows:,} "
-                               "(split the batch, or score files with `uplift predict`)", status=413)
+        _check_rows(len(records), "customers", max_rows)
     elif "customer" in body:
         records = [body["customer"]]
     else:
-        raise RequestError('body: give "customer": {...} (one customer) or "customers": [...] (a batch)')
+        raise RequestError('body: give "customer": {...} (one customer), "customers": [...] (a batch) or '
+                           '"columns": {feature: [...]} (a batch, column by column)')
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             where = f"customers[{i}]" if "customers" in body else "customer"
@@ -110,18 +126,47 @@ def customer_records(body: object, max_rows: int = MAX_BATCH_ROWS) -> list[dict]
     return records
 
 
+def _check_rows(n: int, where: str, max_rows: int) -> None:
+    if n == 0:
+        raise RequestError(f"{where}: no customers; send at least one")
+    if n > max_rows:
+        raise RequestError(f"{where}: {n:,} customers in one request; at most {max_rows:,} (split the batch, or "
+                           "score files with `uplift predict`)", status=413)
+
+
+def _columnar(body: dict, names: list[str], max_rows: int) -> tuple[dict, int]:
+    columns = body["columns"]
+    if not isinstance(columns, dict):
+        raise RequestError(f"columns: expected an object {{feature: [values]}}, got {_type_name(columns)}")
+    lengths = {}
+    for name in names:
+        if name in columns:
+            if not isinstance(columns[name], list):
+                raise RequestError(f"columns.{name}: expected a list of values, got {_type_name(columns[name])}")
+            lengths[name] = len(columns[name])
+    if len(set(lengths.values())) > 1:
+        first, n_first = next(iter(lengths.items()))
+        other, n_other = next((k, v) for k, v in lengths.items() if v != n_first)
+        raise RequestError(f"columns.{other}: {n_other:,} values but columns.{first} has {n_first:,}; every column "
+                           "needs one value per customer")
+    n = next(iter(lengths.values()), 0)
+    _check_rows(n, "columns", max_rows)
+    return columns, n
+
+
 def parse_customers(body: object, schema: FeatureSchema, id_column: str | None = None, *,
                     max_rows: int = MAX_BATCH_ROWS) -> Customers:
-    """Check a request body against the model's schema and turn it into the frame the model scores.
+    """Check a request body against the model's schema and turn it into the columns the model scores.
 
     Parameters
     ----------
     body : object
-        The parsed JSON body.
+        The parsed JSON body: ``{"customer": {...}}``, ``{"customers": [{...}, ...]}``, or, for large batches,
+        ``{"columns": {feature: [values], ...}}`` (the same customers column by column: less JSON to parse).
     schema : FeatureSchema
         The saved model's features and category levels.
     id_column : str, optional
-        The study's customer id column; its values are returned as ``ids`` (any JSON scalar).
+        The study's customer id column; its values are returned as ``ids``.
     max_rows : int
         Most customers one request may hold (more: HTTP 413).
 
@@ -136,51 +181,78 @@ def parse_customers(body: object, schema: FeatureSchema, id_column: str | None =
     ...                                    {"age": None, "channel": "fax", "id": 8}]}, schema, "id")
     >>> c.ids, schema.encode(c.frame).tolist()  # null and an unseen category are missing values
     ([7, 8], [[30.0, 1.0], [nan, nan]])
+    >>> parse_customers({"columns": {"age": [30, None], "channel": ["web", "fax"], "id": [7, 8]}}, schema, "id").ids
+    [7, 8]
     >>> parse_customers({"customer": {"age": "thirty", "channel": "web"}}, schema)
     Traceback (most recent call last):
     ...
     uplift.serving.requests.RequestError: customer.age: expected a number or null (numeric feature), got a string
     """
-    records = customer_records(body, max_rows)
-    batch = "customers" in body
+    names = list(schema.names) + ([id_column] if id_column else [])
+    if isinstance(body, dict) and "columns" in body and "customers" not in body and "customer" not in body:
+        given, n = _columnar(body, names, max_rows)
 
-    def where(i: int) -> str:
-        return f"customers[{i}]" if batch else "customer"
+        def values_of(name: str) -> list:
+            if name not in given:
+                raise RequestError(f"columns.{name}: missing; every model feature needs a column (null for a "
+                                   f"missing value): {', '.join(schema.names)}")
+            return given[name]
+
+        def where(i: int, name: str) -> str:
+            return f"columns.{name}[{i}]"
+
+        id_values = given.get(id_column) if id_column else None
+        columnar = True
+    else:
+        records = customer_records(body, max_rows)
+        batch = "customers" in body
+
+        def values_of(name: str) -> list:
+            values = [rec.get(name, _MISSING) for rec in records]
+            if any(v is _MISSING for v in values):
+                i = next(i for i, v in enumerate(values) if v is _MISSING)
+                raise RequestError(f"{where(i, name)}: missing; every customer needs every model feature (null "
+                                   f"for a missing value): {', '.join(schema.names)}")
+            return values
+
+        def where(i: int, name: str) -> str:
+            return f"customers[{i}].{name}" if batch else f"customer.{name}"
+
+        id_values = [rec.get(id_column) for rec in records] if id_column else None
+        columnar = False
 
     columns = {}
     for name in schema.names:
-        values = [rec.get(name, _MISSING) for rec in records]
+        values = values_of(name)
         kinds = set(map(type, values))
-        if object in kinds:
-            i = next(i for i, v in enumerate(values) if v is _MISSING)
-            raise RequestError(f"{where(i)}.{name}: missing; every customer needs every model feature "
-                               f"(null for a missing value): {', '.join(schema.names)}")
         if name in schema.categories:
             if kinds - {str, int, float, type(None)}:
                 i = _first_bad(values, (str, int, float))
-                raise RequestError(f"{where(i)}.{name}: expected a string, number or null (categorical feature), "
+                raise RequestError(f"{where(i, name)}: expected a string, number or null (categorical feature), "
                                    f"got {_type_name(values[i])}")
-            columns[name] = np.array([v if v is None or type(v) is str else str(v) for v in values], dtype=object)
+            text = values if kinds <= {str, type(None)} else [v if v is None or type(v) is str else str(v)
+                                                                for v in values]
+            columns[name] = np.array(text, dtype=object)
         else:
             if kinds - {int, float, type(None)}:
                 i = _first_bad(values, _NUMBER)
-                raise RequestError(f"{where(i)}.{name}: expected a number or null (numeric feature), got "
+                raise RequestError(f"{where(i, name)}: expected a number or null (numeric feature), got "
                                    f"{_type_name(values[i])}")
-            arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            if not np.isfinite(arr[~np.isnan(arr)]).all() or (np.abs(arr) > np.finfo(np.float32).max).any():
-                i = int(np.flatnonzero(np.isinf(arr) | (np.abs(arr) > np.finfo(np.float32).max))[0])
-                raise RequestError(f"{where(i)}.{name}: the number is too large for the model (float32)")
+            arr = np.array(values if type(None) not in kinds else [np.nan if v is None else v for v in values],
+                           dtype=np.float64)
+            too_big = np.abs(arr) > np.finfo(np.float32).max
+            if too_big.any():
+                raise RequestError(f"{where(int(np.flatnonzero(too_big)[0]), name)}: the number is too large for "
+                                   "the model (float32)")
             columns[name] = arr
     ids = None
-    if id_column:
-        raw = [rec.get(id_column) for rec in records]
-        if any(v is not None for v in raw):
-            bad = [i for i, v in enumerate(raw) if not isinstance(v, str | int) or isinstance(v, bool)]
-            if bad:
-                raise RequestError(f"{where(bad[0])}.{id_column}: the customer id must be a string or an integer, "
-                                   f"got {_type_name(raw[bad[0]])}")
-            ids = raw
-    return Customers(pd.DataFrame(columns, copy=False), ids)
+    if id_values is not None and any(v is not None for v in id_values):
+        bad = [i for i, v in enumerate(id_values) if not isinstance(v, str | int) or isinstance(v, bool)]
+        if bad:
+            raise RequestError(f"{where(bad[0], id_column)}: the customer id must be a string or an integer, got "
+                               f"{_type_name(id_values[bad[0]])}")
+        ids = id_values
+    return Customers(columns, ids, columnar)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,18 @@ def unit_draws(ids: list, seed: int) -> np.ndarray:
     return (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
+def as_records(columns: dict[str, list]) -> list[dict]:
+    """Columns of equal length as one dict per row.
+
+    Examples
+    --------
+    >>> as_records({"id": [1, 2], "arm": ["a", None]})
+    [{'id': 1, 'arm': 'a'}, {'id': 2, 'arm': None}]
+    """
+    keys = list(columns)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
 @dataclass
 class Scores:
     """Uplift of a batch of customers, per treated arm: ``uplift`` (n, A) and, when the learner has per-customer
@@ -182,25 +194,26 @@ class ModelService:
             return Scores(up, pred[lo_cols].to_numpy(), pred[hi_cols].to_numpy())
         return Scores(up, None, None)
 
+    def uplift_table(self, ids: list | None, scores: Scores) -> dict[str, list]:
+        """The answer of ``POST /v1/uplift`` column by column: the columns of the ``uplift predict`` table
+        (:meth:`FitResult.uplift_frame <uplift.fit.result.FitResult.uplift_frame>`), the id as ``id``."""
+        n = len(scores.uplift)
+        table = self.result.uplift_frame(pd.DataFrame(index=pd.RangeIndex(n)), scores.uplift, scores.lower,
+                                         scores.upper)
+        columns = {name: table[name].tolist() for name in table.columns}
+        return {"id": ids, **columns} if ids is not None else columns
+
     def uplift_records(self, customers: Customers, scores: Scores) -> list[dict]:
         """One answer per customer of ``POST /v1/uplift``: uplift per arm (and interval), best arm."""
         arms = self.arms
-        up = scores.uplift
-        best = up.argmax(axis=1)
-        ids = customers.ids
-        out = []
-        rows = up.tolist()
-        lower = scores.lower.tolist() if scores.lower is not None else None
-        upper = scores.upper.tolist() if scores.upper is not None else None
-        for i, row in enumerate(rows):
-            rec = {"id": ids[i]} if ids is not None else {}
-            rec["uplift"] = dict(zip(arms, row, strict=True))
-            if lower is not None:
-                rec["uplift_lower"] = dict(zip(arms, lower[i], strict=True))
-                rec["uplift_upper"] = dict(zip(arms, upper[i], strict=True))
-            rec["best_arm"] = arms[best[i]]
-            out.append(rec)
-        return out
+        columns = {"uplift": [dict(zip(arms, row, strict=True)) for row in scores.uplift.tolist()]}
+        if scores.lower is not None:
+            columns["uplift_lower"] = [dict(zip(arms, row, strict=True)) for row in scores.lower.tolist()]
+            columns["uplift_upper"] = [dict(zip(arms, row, strict=True)) for row in scores.upper.tolist()]
+        columns["best_arm"] = np.asarray(arms, dtype=object)[scores.uplift.argmax(axis=1)].tolist()
+        if customers.ids is not None:
+            columns = {"id": customers.ids, **columns}
+        return as_records(columns)
 
     # ------------------------------------------------------------------ decisions
     def economics(self, options: DecisionOptions) -> tuple[np.ndarray, float]:
@@ -218,25 +231,28 @@ class ModelService:
             field = "value" if "value" in str(exc) and "cost" not in str(exc) else "cost"
             raise RequestError(f"{field}: {exc}") from None
 
-    def decide(self, customers: Customers, scores: Scores, options: DecisionOptions) -> tuple[list[dict], dict]:
+    def decide(self, ids: list | None, scores: Scores, options: DecisionOptions) -> tuple[dict[str, list], dict]:
         """The coupon of each customer under ``uplift target``'s budget-free rule, with the holdout/exploration.
 
-        Returns the per-customer decisions and the rule that was applied (costs per arm, value).
+        ``ids`` are the customers' ids (needed for a holdout or exploration), ``scores`` their uplift. Returns
+        the decisions column by column (``id``, ``arm`` (None: no coupon), ``group``, ``rule_arm``, expected
+        incremental outcome and value, ``cost``, ``expected_profit``; :func:`as_records` makes one dict per
+        customer of them) and the rule that was applied (costs per arm, value).
         """
         costs, value = self.economics(options)
         try:
             alloc = allocate(scores.uplift, costs, value, min_roi=options.min_roi)
         except UpliftInputError as exc:
             raise RequestError(f"min_roi: {exc}" if "min_roi" in str(exc) else f"cost: {exc}") from None
-        n = len(customers)
+        n = len(scores.uplift)
         rule_arm = alloc.arm
         shown = rule_arm.copy()
         group = np.where(rule_arm >= 0, "targeted", "not_targeted").astype(object)
         if options.holdout > 0:
-            if customers.ids is None:
+            if ids is None:
                 raise RequestError(f"holdout: the draw is seeded by the customer id; send "
                                    f"{self.result.id_column or 'an id'!r} with every customer")
-            u = unit_draws(customers.ids, options.seed)
+            u = unit_draws(ids, options.seed)
             held = (rule_arm >= 0) & (u < options.holdout)
             explored = (rule_arm < 0) & (u < options.explore)
             shown[held] = -1
@@ -253,12 +269,10 @@ class ModelService:
                    "expected_incremental_outcome": outcome.tolist(),
                    "expected_incremental_value": (outcome * value).tolist(), "cost": cost.tolist(),
                    "expected_profit": (outcome * value - cost).tolist()}
-        if customers.ids is not None:
-            columns = {"id": customers.ids, **columns}
-        keys = list(columns)
-        out = [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        if ids is not None:
+            columns = {"id": ids, **columns}
         rule = {"cost": dict(zip(self.arms, costs.tolist(), strict=True)), "value": value, "min_roi": options.min_roi,
                 "holdout": options.holdout, "explore": options.explore, "seed": options.seed,
                 "rule": "every customer whose best coupon has positive expected profit gets it (uplift target "
                         "without a budget)"}
-        return out, rule
+        return columns, rule

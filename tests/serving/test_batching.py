@@ -1,0 +1,82 @@
+"""Requests that arrive together are scored in one call, each gets exactly its own rows, and a request whose
+customers fail scoring gets the error alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+
+from uplift.errors import UpliftInputError
+from uplift.serving.batching import ScoringBatcher
+from uplift.serving.requests import Customers
+from uplift.serving.service import Scores
+
+
+class EchoService:
+    """Uplift = the customer's `x` (two arms: x and -x); a negative x cannot be scored."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+
+    def scores(self, frame: pd.DataFrame) -> Scores:
+        self.frames.append(len(frame))
+        x = frame["x"].to_numpy()
+        if (x < 0).any():
+            raise UpliftInputError("x must be >= 0")
+        return Scores(np.column_stack([x, -x]), None, None)
+
+
+def request(*xs: float) -> Customers:
+    return Customers({"x": np.array(xs, dtype=float)}, None)
+
+
+async def run(batcher: ScoringBatcher, requests: list[Customers]):
+    return await asyncio.gather(*(batcher.scores(r) for r in requests), return_exceptions=True)
+
+
+def test_concurrent_requests_share_one_call_and_get_their_own_rows():
+    service = EchoService()
+    batcher = ScoringBatcher(service)
+    answers = asyncio.run(run(batcher, [request(1, 2), request(3), request(4, 5, 6)]))
+    assert service.frames == [6] and batcher.calls == 1
+    assert [a.uplift[:, 0].tolist() for a in answers] == [[1, 2], [3], [4, 5, 6]]
+    assert answers[2].uplift[:, 1].tolist() == [-4, -5, -6]
+
+
+def test_a_failing_request_gets_the_error_alone():
+    service = EchoService()
+    answers = asyncio.run(run(ScoringBatcher(service), [request(1), request(-1, 2), request(3)]))
+    assert isinstance(answers[1], UpliftInputError)
+    assert answers[0].uplift[:, 0].tolist() == [1] and answers[2].uplift[:, 0].tolist() == [3]
+
+
+def test_batches_are_capped_in_rows():
+    service = EchoService()
+    batcher = ScoringBatcher(service, max_rows=3)
+    answers = asyncio.run(run(batcher, [request(1, 2), request(3, 4), request(5)]))
+    assert service.frames == [2, 3]
+    assert [a.uplift[:, 0].tolist() for a in answers] == [[1, 2], [3, 4], [5]]
+
+
+def test_one_request_alone_is_scored_at_once():
+    service = EchoService()
+    batcher = ScoringBatcher(service)
+
+    async def sequential():
+        return [await batcher.scores(request(i)) for i in range(3)]
+
+    answers = asyncio.run(sequential())
+    assert service.frames == [1, 1, 1] and [a.uplift[0, 0] for a in answers] == [0, 1, 2]
+
+
+def test_an_unexpected_failure_never_leaves_a_request_waiting():
+    exc = RuntimeError("boom")
+
+    class Broken(EchoService):
+        def scores(self, frame):
+            raise exc
+
+    answers = asyncio.run(run(ScoringBatcher(Broken()), [request(1), request(2)]))
+    assert all(a is exc for a in answers)
