@@ -37,8 +37,8 @@ from uplift.targeting.lists import uplift_columns
 def model_digest(directory: str | Path) -> str:
     """The digest that pins a model directory: sha256 over the names and sha256 of every file its manifest lists.
 
-    Any change to any model file changes it; the directory is verified (every file against its sha256) when the
-    service loads it, so a matching digest means exactly these bytes are served.
+    Any change to any model file changes it (once the manifest is rewritten; a file that no longer matches the
+    manifest is refused when the model is loaded), so a matching digest means exactly these bytes are served.
 
     Examples
     --------
@@ -49,9 +49,19 @@ def model_digest(directory: str | Path) -> str:
     >>> len(model_digest(d))
     64
     """
-    manifest = json.loads((Path(directory) / "manifest.json").read_bytes())
-    listing = "".join(f"{name}\0{sha}\n" for name, sha in sorted(manifest.get("sha256", {}).items()))
-    return hashlib.sha256(listing.encode()).hexdigest()
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_bytes())
+        listing = manifest["sha256"].items()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UpliftInputError(f"{path}: no readable manifest with file hashes; give a model directory written by "
+                               "`uplift fit`") from None
+    return _listing_digest(listing)
+
+
+def _listing_digest(listing) -> str:
+    text = "".join(f"{name}\0{sha}\n" for name, sha in sorted(listing))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def unit_draws(ids: list, seed: int) -> np.ndarray:
@@ -128,13 +138,13 @@ class ModelService:
     def __init__(self, model_dir: str | Path, *, learner: str | None = None, expect_digest: str | None = None,
                  cost: float | dict | list | None = None, value: float | None = None) -> None:
         self.model_dir = Path(model_dir)
-        self.digest = model_digest(self.model_dir) if (self.model_dir / "manifest.json").is_file() else None
+        self.result: FitResult = load_result(self.model_dir)  # every file verified against the manifest
+        self.digest = model_digest(self.model_dir)
+        if self.digest != _listing_digest(self.result.manifest["sha256"].items()):  # replaced while loading
+            raise UpliftInputError(f"model {self.model_dir} changed while it was loaded; start again")
         if expect_digest is not None and self.digest != expect_digest.strip().lower():
             raise UpliftInputError(f"model {self.model_dir} has digest {self.digest}; expected {expect_digest}; "
                                    "refusing to serve it (pin the digest printed by `uplift serve` or GET /v1/model)")
-        self.result: FitResult = load_result(self.model_dir)
-        if self.digest != model_digest(self.model_dir):  # replaced between the check and the load
-            raise UpliftInputError(f"model {self.model_dir} changed while it was loaded; start again")
         if learner is None:
             learner = FAST if self.result.scorer is not None else self.result.best_learner
         if learner == FAST and self.result.scorer is None:
