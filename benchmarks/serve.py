@@ -271,15 +271,17 @@ def markdown(doc: dict) -> str:
     lines += ["", "## Through HTTP (loopback)", "",
               "Body formats: `object` = `{\"customer\": {...}}`, `rows` = `{\"customers\": [{...}, ...]}`, `columns` = "
               "`{\"columns\": {feature: [...]}}`.", "",
+              "Server CPU ms / request is the server's CPU time per answered request: what one request costs the "
+              "server whatever else runs on the machine (its inverse bounds the requests/s of one dedicated core).", "",
               "| endpoint | customers / request | format | concurrency | requests | p50 ms | p95 ms | p99 ms | "
-              "requests/s | rows/s | errors | server CPU | server peak RSS MB |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+              "requests/s | rows/s | errors | server CPU | server CPU ms / request | server peak RSS MB |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in doc["http"]:
         errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
         lines.append(f"| {r['endpoint']} | {r['rows']:,} | {r['format']} | {r['concurrency']} | {r['requests']:,} | "
                      f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests_per_s']:,.0f} | "
                      f"{r['requests_per_s'] * r['rows']:,.0f} | {errors} | {r['server_cpu']:.2f} | "
-                     f"{r['server_peak_rss_mb']:.0f} |")
+                     f"{1e3 * r['server_cpu'] / r['requests_per_s']:.2f} | {r['server_peak_rss_mb']:.0f} |")
     s = doc["sustained"]
     errors = ", ".join(f"{k}: {v}" for k, v in s["errors"].items()) or "none"
     lines += ["", "## Sustained load", "",
@@ -300,7 +302,11 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=8.0, help="measured seconds per HTTP scenario")
     ap.add_argument("--sustain", type=float, default=300.0, help="seconds of sustained load")
+    ap.add_argument("--render", action="store_true", help="only rewrite serve.md from serve.json")
     args = ap.parse_args()
+    if args.render:
+        (RESULTS / "serve.md").write_text(markdown(json.loads((RESULTS / "serve.json").read_text())))
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     begin = time.monotonic()
     load_start = os.getloadavg()[0]
