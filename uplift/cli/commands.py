@@ -577,8 +577,9 @@ def serve(
                                                             "(GET /v1/model shows it).")] = None,
     learner: Annotated[str | None, typer.Option(help="Learner that scores (default: the fast scorer when the "
                                                      "study has one, else the chosen model).")] = None,
-    cost: Annotated[list[str], typer.Option(help="Default cost per coupon for /v1/decide: one number, or "
-                                                 "ARM=COST (repeat); a request may give its own.")] = [],  # noqa: B006
+    cost: Annotated[list[str], typer.Option(metavar="COST|ARM=COST", help="Default cost per coupon for /v1/decide: "
+                                            "one number, or ARM=COST (repeat); a request may give its own.")
+                    ] = [],  # noqa: B006
     value: Annotated[float | None, typer.Option(help="Default money per conversion for /v1/decide.")] = None,
     max_rows: Annotated[int, typer.Option(help="Most customers per request (more: HTTP 413).")] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Customers in the rolling window of the drift metrics.")] = 5000,
