@@ -157,8 +157,8 @@ def training_data(result: FitResult, frame: pd.DataFrame) -> CampaignData:
     training-data fingerprint it saved (a different file is a one-line error)."""
     roles = result.roles
     d = campaign_data(frame, roles["treatment"], roles["outcomes"], control=roles["control"],
-                      features=roles["features"], id=roles["id"], propensity=roles["propensity"],
-                      design=result.design)
+                      id=roles["id"], propensity=roles["propensity"], design=result.design, schema=result.schema,
+                      allow_similar_arms=True)  # the arms are the model's, checked when it was fitted
     expected = result.training.data_sha256
     if expected and data_hash(d.X, d.treatment, d.outcomes[result.outcome]) != expected:
         raise UpliftInputError("this data is not the data the model was trained on (its hash differs from the "

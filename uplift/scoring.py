@@ -1,7 +1,8 @@
 """Streamed scoring of large customer files: memory stays flat however big the file is.
 
 Parquet is read one row group batch at a time (only the feature and id columns, via pyarrow column
-projection), CSV in chunks; each batch is encoded with the study's feature schema, scored, and appended to
+projection), CSV in chunks, both with the model's saved column types (ids and category codes as text); each
+batch is encoded with the study's feature schema, scored, and appended to
 a temporary output that replaces the target only when every batch succeeded (atomic, nothing half-written).
 """
 
@@ -12,10 +13,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from uplift.data.campaign import check_ids
+from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
 
@@ -23,34 +27,23 @@ from uplift.fit.result import FitResult
 BATCH_ROWS = 500_000
 
 
-def _batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises several types for a file that is not parquet
-            raise UpliftInputError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-        present = set(pf.schema_arrow.names)
-        missing = [c for c in columns if c not in present]
-        if missing:
-            raise UpliftInputError(f"{path}: column(s) {', '.join(map(repr, missing))} missing; the model needs "
-                                   f"{', '.join(columns)}")
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
-            yield batch.to_pandas()
-        return
-    if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-        sep = "\t" if ".tsv" in name else ","
-        try:
-            header = pd.read_csv(path, sep=sep, nrows=0).columns
-        except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-            raise UpliftInputError(f"{path}: cannot read the header ({exc})") from None
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise UpliftInputError(f"{path}: column(s) {', '.join(map(repr, missing))} missing; the model needs "
-                                   f"{', '.join(columns)}")
-        yield from pd.read_csv(path, sep=sep, usecols=columns, chunksize=batch_rows)
-        return
-    raise UpliftInputError(f"{path}: unsupported file type; use .csv, .csv.gz, .tsv or .parquet")
+def _batches(result: FitResult, path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The customers of ``path`` in batches, read with the model's column types (the one reader of
+    :mod:`uplift.data.tables`), each id checked: blank or repeated (also across batches) is an error."""
+    id_col = result.id_column
+    seen: list[np.ndarray] = []
+    for batch in result.schema.read_batches(path, batch_rows=batch_rows, text=[id_col]):
+        if id_col:
+            check_ids(batch[id_col], id_col, batch, what=path.name)
+            # 8 bytes a customer: the ids of earlier batches as hashes, not as strings.
+            hashes = pd.util.hash_array(batch[id_col].to_numpy(dtype=object))
+            again = np.isin(hashes, np.concatenate(seen)) if seen else np.zeros(len(hashes), dtype=bool)
+            if again.any():
+                row = int(np.flatnonzero(again)[0])
+                raise UpliftInputError(f"id column {id_col!r} of {path.name} repeats {batch[id_col].iloc[row]!r} at "
+                                       f"{locate(batch, row)}; ids must be unique")
+            seen.append(hashes)
+        yield batch
 
 
 def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner: str | None = None,
@@ -79,8 +72,6 @@ def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner:
         raise UpliftInputError(f"output {out} is the input file; choose another path")
     if not out.parent.is_dir():
         raise UpliftInputError(f"output directory {out.parent} does not exist; create it first")
-    id_col = result.id_column
-    columns = list(result.schema.names) + ([id_col] if id_col else [])
     out_name = out.name.lower()
     parquet = out_name.endswith((".parquet", ".pq"))
     if not parquet and not out_name.endswith(".csv"):
@@ -93,7 +84,7 @@ def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner:
     rows = 0
     writer = None
     try:
-        for i, batch in enumerate(_batches(data, columns, batch_rows)):
+        for i, batch in enumerate(_batches(result, data, batch_rows)):
             pred = result.predict_uplift(batch, learner=learner)
             if i == 0 and drift is not None:
                 drift.update(result.drift(batch, uplift=pred))

@@ -43,6 +43,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from uplift.data.campaign import FeatureSchema
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
 from uplift.persist.container import MANIFEST
@@ -145,10 +146,16 @@ def spark_session(master: str = "local[*]", app_name: str = "uplift"):
         spark.stop()
 
 
-def read_customers(spark, path: str | os.PathLike):
+def read_customers(spark, path: str | os.PathLike, *, schema: FeatureSchema | None = None):
     """Read a customer table with Spark: Parquet (a file or a directory of files; recommended), or CSV/TSV with
-    a header, optionally gzipped. CSV column types are inferred by Spark and can differ from pandas' in corner
-    cases (e.g. the text ``NA`` is not missing to Spark): prefer Parquet.
+    a header, optionally gzipped.
+
+    With the model's ``schema`` (``study.schema``), a CSV is read as the pandas reader of
+    :mod:`uplift.data.tables` reads it for that model: every column as text (ids and category codes byte for
+    byte: ``000120`` stays ``"000120"``), and only the numeric features cast to numbers (a value that is not a
+    number, such as ``NA``, becomes missing); dates and missing-value codes are then converted per batch by the
+    schema, as on the pandas engine. Without it, Spark infers the CSV's types: prefer passing the schema, or
+    Parquet.
     """
     text = str(path)
     name = text.rstrip("/").lower()
@@ -159,8 +166,12 @@ def read_customers(spark, path: str | os.PathLike):
             return spark.read.parquet(text)
     if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
         with _spark_errors(text):
-            return spark.read.csv(text, header=True, inferSchema=True, sep="\t" if ".tsv" in name else ",",
-                                  mode="FAILFAST")
+            sdf = spark.read.csv(text, header=True, inferSchema=schema is None, sep="\t" if ".tsv" in name else ",",
+                                 mode="FAILFAST")
+        if schema is None:
+            return sdf
+        numeric = [n for n in schema.names if n not in schema.categories and n not in schema.dates]
+        return sdf.select(*[_col(c).try_cast("double").alias(c) if c in numeric else _col(c) for c in sdf.columns])
     raise UpliftInputError(f"{path}: unsupported file type; use .parquet (recommended), .csv, .csv.gz, .tsv "
                            "or .tsv.gz")
 
@@ -176,7 +187,7 @@ def _id_column(result: FitResult) -> str:
 def _inputs(result: FitResult, sdf, id_col: str, *, row: bool):
     """The id and feature columns of ``sdf`` (and, with ``row``, the input position ``__row``)."""
     F, _, _ = _pyspark()
-    needed = list(dict.fromkeys([id_col, *result.schema.names]))
+    needed = list(dict.fromkeys([id_col, *result.schema.source_columns]))
     missing = [c for c in needed if c not in sdf.columns]
     if missing:
         raise UpliftInputError(f"column(s) {', '.join(map(repr, missing))} missing from the customers; the model "

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
+from uplift.data.inspect import DataQuality, inspect_data
 from uplift.effects.explanation import Explanation, explain, explain_arms
 from uplift.effects.segments import discover_segments, segment_uplift
 from uplift.errors import UpliftInputError
@@ -45,6 +46,12 @@ class Study:
     pre_treatment : list of str or True, optional
         Features known to be measured before the campaign (``True``: all of them). The observational leakage
         check does not flag them as possible post-treatment variables.
+    na_values, date_format, as_of, high_cardinality, allow_similar_arms
+        How the columns are read: missing-value codes such as ``["-999"]``, the format of ambiguous dates, the
+        reference date of the ``days_since_<date column>`` features (default the latest date in the data),
+        text columns to model as categories despite their many levels, and accepting an arm label that looks
+        like a typo of another; see :func:`uplift.data.campaign_data`. To look at a table before building a
+        study (or one a study refuses), use :func:`uplift.data.inspect_data`.
 
     Attributes
     ----------
@@ -70,10 +77,14 @@ class Study:
     def __init__(self, data: pd.DataFrame, treatment: str, outcome: str | list[str], *, control: str | None = None,
                  features: list[str] | None = None, exclude: list[str] | None = None, id: str | None = None,
                  propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30,
-                 pre_treatment: list[str] | bool | None = None) -> None:
+                 pre_treatment: list[str] | bool | None = None, na_values: list[str] | tuple[str, ...] = (),
+                 date_format: str | None = None, as_of: str | None = None,
+                 high_cardinality: list[str] | bool = (), allow_similar_arms: bool = False) -> None:
         self.data: CampaignData | None = campaign_data(
             data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
-            propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm)
+            propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm, na_values=na_values,
+            date_format=date_format, as_of=as_of, high_cardinality=high_cardinality,
+            allow_similar_arms=allow_similar_arms)
         self.pre_treatment = check_pre_treatment(self.data, pre_treatment)
         self.result: FitResult | None = None
 
@@ -214,6 +225,15 @@ class Study:
         """
         self.data = training_data(self._fitted(), data)
         return self
+
+    def inspect(self) -> DataQuality:
+        """The data-quality report of the training table (see :func:`uplift.data.inspect_data`): per column its
+        role, type, missing share, levels, sentinel codes and outliers; duplicate rows and ids; arm shares."""
+        data = self._training_data()
+        roles = data.roles
+        frame = data.frame.drop(columns=[c for c in data.schema.dates if c in data.frame.columns])
+        return inspect_data(frame, treatment=roles["treatment"], outcome=roles["outcomes"], id=roles["id"],
+                            na_values=data.schema.na_values)
 
     def drift(self, data: pd.DataFrame, *, uplift: pd.DataFrame | np.ndarray | None = None, **kwargs) -> dict:
         """How far customers to score are from the training customers (see :meth:`FitResult.drift`)."""

@@ -222,10 +222,12 @@ def test_parquet_that_is_not_parquet(tmp_path):
         read_table(tmp_path / "mangled.parquet")
 
 
-def test_not_gzip(tmp_path):
+def test_plain_text_named_gz_is_read_by_its_bytes_and_a_broken_gzip_is_named(tmp_path):
     (tmp_path / "plain.csv.gz").write_text("a,b\n1,2\n")
-    with pytest.raises(UpliftInputError, match=r"plain\.csv\.gz is not a valid gzip file"):
-        read_table(tmp_path / "plain.csv.gz")
+    assert read_table(tmp_path / "plain.csv.gz").to_dict("list") == {"a": [1], "b": [2]}
+    (tmp_path / "cut.csv").write_bytes(gzip.compress(b"a,b\n" + b"1,2\n" * 1000)[:40])
+    with pytest.raises(UpliftInputError, match=r"cut\.csv is not a valid gzip file"):
+        read_table(tmp_path / "cut.csv")
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.parquet"])

@@ -30,6 +30,7 @@ from uplift.cli.render import (
     jsonable,
     print_json,
     readout_table,
+    show_data_quality,
     show_drift,
     show_importance,
     show_segments,
@@ -37,6 +38,7 @@ from uplift.cli.render import (
     show_targeting,
     table,
 )
+from uplift.data.inspect import inspect_data
 from uplift.data.tables import read_table, write_table
 from uplift.datasets import load_hillstrom
 from uplift.errors import UpliftInputError
@@ -95,6 +97,10 @@ StrictDriftOpt = Annotated[bool, typer.Option(
     "--strict-drift", help="Fail (exit 2) when the customers drifted from the training data; the output is still "
     "written.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
+NaValuesOpt = Annotated[list[str], typer.Option(help="Value meaning 'missing' in the feature columns, e.g. -999 or "
+                                                     "N/A (repeat); saved with the model and applied at scoring.")]
+DateFormatOpt = Annotated[str | None, typer.Option(help="Format of ambiguous date columns, e.g. '%d/%m/%Y' "
+                                                        "(ISO and unambiguous forms are recognised without it).")]
 
 
 def _version(show: bool) -> None:
@@ -177,6 +183,15 @@ def fit(
     max_train_rows: Annotated[int, typer.Option(help="Cap on the rows one model trains on (a random sample beyond "
                                                      "it; every row is still evaluated); 0 = no cap.")
                               ] = MAX_TRAIN_ROWS,
+    na_values: NaValuesOpt = [],  # noqa: B006
+    date_format: DateFormatOpt = None,
+    as_of: Annotated[str | None, typer.Option(help="Reference date (YYYY-MM-DD, e.g. the campaign start) of the "
+                                                   "days_since_<date column> features; default: the latest date "
+                                                   "in the data.")] = None,
+    high_cardinality: Annotated[list[str], typer.Option(help="Text column to model as a category although it has "
+                                                             "very many levels (repeat).")] = [],  # noqa: B006
+    allow_similar_arms: Annotated[bool, typer.Option(help="Accept a small arm whose label looks like a typo of "
+                                                          "another arm's.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study."""
@@ -184,16 +199,43 @@ def fit(
     if not parent.is_dir():
         raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
                                "(or is not a directory); create it first")
-    frame = read_table(data)
+    frame = read_table(data, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
+    kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
+                  high_cardinality=list(high_cardinality), allow_similar_arms=allow_similar_arms)
     study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
                        select, as_json, expected_split=list(expected_split) or None, allow_srm=allow_srm,
                        allow_leakage=allow_leakage,
                        max_train_rows=max_train_rows or None)
     study.save(out)
-    show_study(study, as_json, {"model_dir": str(out)})
+    quality = study.inspect()
+    if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
+        show_data_quality(quality, short=True)
+    show_study(study, as_json, {"model_dir": str(out), "data_quality": quality.to_dict()})
     if not as_json:
         console.print(f"saved study to [bold]{out}[/]")
+
+
+@app.command()
+@cli_command
+def inspect(
+    data: Annotated[Path, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet).")],
+    treatment: Annotated[str | None, typer.Option(help="Treatment (arm) column: arm shares and label typos.")] = None,
+    outcome: Annotated[list[str], typer.Option(help="Outcome column (repeat).")] = [],  # noqa: B006
+    id_col: Annotated[str | None, typer.Option("--id", help="Customer id column: blank and repeated ids.")] = None,
+    na_values: NaValuesOpt = [],  # noqa: B006
+    date_format: DateFormatOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Data-quality report before any fit: per column role, type, missing share, levels, sentinels, outliers,
+    dates; constant columns, duplicate rows and ids, arm shares."""
+    frame = read_table(data, text=[c for c in (treatment, id_col) if c], na_values=na_values)
+    quality = inspect_data(frame, treatment=treatment, outcome=list(outcome), id=id_col, na_values=na_values,
+                           date_format=date_format)
+    if as_json:
+        print_json(quality.to_dict())
+    else:
+        show_data_quality(quality)
 
 
 @app.command()
@@ -291,7 +333,9 @@ def _save_png_stack(figures: list, path: Path) -> None:
 
 
 def _load_with_data(model_dir: Path, data: Path) -> Study:
-    return Study.load(model_dir).attach_data(read_table(data))
+    study = Study.load(model_dir)
+    # Read with the model's column types: codes and ids as text, dates and missing-value codes as in training.
+    return study.attach_data(study.schema.read(data, text=[study.roles.get("id"), study.roles["treatment"]]))
 
 
 def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -> None:
@@ -425,7 +469,7 @@ def target(
         return
     check_output_path(out, protect=[p for p in (customers, exclude) if p is not None])
     study = Study.load(model_dir)
-    frame = read_table(customers)
+    frame = study.schema.read(customers, text=[study.roles.get("id")])
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
                        min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
@@ -463,8 +507,8 @@ def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_mas
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     drift: dict = {}
     with spark_session(spark_master, "uplift target") as spark:
-        res = target_spark(model_dir, read_customers(spark, customers), out=out, exclude=excluded, drift=drift,
-                           **kwargs)
+        res = target_spark(model_dir, read_customers(spark, customers, schema=study.schema), out=out,
+                           exclude=excluded, drift=drift, **kwargs)
     if as_json:
         print_json({"summary": res.summary, "holdout": None, "drift": drift, "out": str(out)})
     else:
@@ -543,8 +587,8 @@ def readout(
     as_json: JsonOpt = False,
 ) -> None:
     """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
-    res = run_readout(read_table(sent_list), read_table(results), id_col=id_col, outcome=outcome, revenue=revenue,
-                      value=value)
+    res = run_readout(read_table(sent_list, text=[id_col]), read_table(results, text=[id_col]), id_col=id_col,
+                      outcome=outcome, revenue=revenue, value=value)
     if out is not None:
         if out.suffix.lower() != ".json":
             raise UpliftInputError(f"readout output {out}: use a .json file name")

@@ -323,3 +323,21 @@ def show_targeting(summary: dict, out: Path | None, *, currency: str | None = No
     if summary.get("warning"):
         console.print(f"[bold yellow]warning:[/] {summary['warning']}", highlight=False)
 
+
+def show_data_quality(quality, short: bool = False) -> None:
+    """The data-quality report (:func:`uplift.data.inspect_data`): a few lines (``short``, the top of ``uplift fit``)
+    or the per-column table with the arm shares and every finding."""
+    if short:
+        for line in quality.summary():
+            console.print(line, highlight=False, soft_wrap=True)
+        return
+    cols = quality.columns.assign(missing_share=quality.columns["missing_share"].map(lambda v: f"{v:.1%}"),
+                                  outlier_share=quality.columns["outlier_share"].map(
+                                      lambda v: "" if v is None or v != v else f"{v:.1%}")).fillna("")
+    console.print(table(f"Data quality: {quality.rows:,} rows, {quality.duplicate_rows:,} duplicate rows", cols,
+                        {c: c for c in cols.columns}))
+    if quality.arms is not None:
+        arms = quality.arms.assign(share=quality.arms["share"].map(lambda v: f"{v:.1%}"))
+        console.print(table("Arms", arms, {c: c for c in arms.columns}))
+    for note in quality.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

@@ -3,10 +3,13 @@
 Everything a study learns from enters here once, checked: :func:`campaign_data` turns a DataFrame and its
 column roles into a :class:`CampaignData` (a float32 feature matrix, arm codes, outcomes) or one
 :class:`~uplift.errors.UpliftInputError` line naming the column, row or file and the fix.
+:func:`inspect_data` reports a table's quality before any fit.
 """
 
 from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
 from uplift.data.fingerprint import data_hash
+from uplift.data.inspect import DataQuality, inspect_data
 from uplift.data.tables import read_table, write_table
 
-__all__ = ["CampaignData", "FeatureSchema", "campaign_data", "data_hash", "read_table", "write_table"]
+__all__ = ["CampaignData", "DataQuality", "FeatureSchema", "campaign_data", "data_hash", "inspect_data", "read_table",
+           "write_table"]

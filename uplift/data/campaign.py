@@ -12,11 +12,14 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from uplift.data.columns import date_format_of, days_before, parse_dates, sentinels, stray_text
+from uplift.data.tables import locate, read_table, read_table_batches
 from uplift.errors import UpliftInputError
 
 Design = Literal["rct", "observational"]
@@ -27,20 +30,30 @@ CONTROL_WORDS = ("control", "ctrl", "no", "none", "false", "0", "holdout", "untr
 MAX_OUTCOME = 1e12
 #: Fewest rows an arm may have before fitting is refused.
 MIN_ROWS_PER_ARM = 30
-#: A string feature with more levels than this (and mostly unique values) is treated as an identifier.
-MAX_CATEGORY_LEVELS = 1000
+#: A text feature with more levels than this is not modelled as a category unless asked (``high_cardinality``):
+#: LightGBM's category splits slow down with the level count and generalise poorly on rare levels.
+MAX_CATEGORY_LEVELS = 200
+#: ... nor one with (nearly) one level per row: an identifier or free text, not a category.
+UNIQUE_SHARE = 0.9
+#: An arm with less than this share of the rows whose label is a near-copy of another arm's is taken as a typo.
+TYPO_ARM_SHARE = 0.01
 
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """Names, order and category levels of the model features.
+    """Names, order, types and category levels of the model features, and how the raw columns become them.
 
     Parameters
     ----------
     names : tuple of str
-        Feature columns in model order.
+        Feature columns in model order (a date column appears as its numeric ``days_since_<column>``).
     categories : dict
         For each categorical feature, its training levels (as strings) in code order.
+    dates : dict, optional
+        For each date-derived feature, ``{"column": raw column, "format": strftime format, "as_of": ISO date}``:
+        the feature is the number of days from the raw date to ``as_of``.
+    na_values : tuple of str, optional
+        Values read as missing in the feature columns (e.g. ``("-999",)``), at fit and at scoring alike.
 
     Examples
     --------
@@ -48,33 +61,94 @@ class FeatureSchema:
     >>> s = FeatureSchema.infer(pd.DataFrame({"age": [30, 40], "channel": ["web", "app"]}))
     >>> s.encode(pd.DataFrame({"age": [50], "channel": ["store"]})).tolist()  # unseen level -> NaN
     [[50.0, nan]]
+    >>> d = FeatureSchema(("days_since_signup",), dates={"days_since_signup": {
+    ...     "column": "signup", "format": "%Y-%m-%d", "as_of": "2024-01-31"}})
+    >>> d.source_columns, d.encode(pd.DataFrame({"signup": ["2024-01-01"]})).tolist()
+    (['signup'], [[30.0]])
     """
 
     names: tuple[str, ...]
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dates: dict[str, dict] = field(default_factory=dict)
+    na_values: tuple[str, ...] = ()
 
     @classmethod
-    def infer(cls, frame: pd.DataFrame) -> FeatureSchema:
+    def infer(cls, frame: pd.DataFrame, *, dates: dict[str, dict] | None = None,
+              na_values: tuple[str, ...] = ()) -> FeatureSchema:
         cats = {}
         for name in frame.columns:
             col = frame[name]
             if not _is_numeric(col):
                 levels = pd.unique(col.dropna().astype(str))
                 cats[str(name)] = tuple(sorted(levels))
-        return cls(tuple(str(c) for c in frame.columns), cats)
+        return cls(tuple(str(c) for c in frame.columns), cats, dict(dates or {}), tuple(map(str, na_values)))
 
     @property
     def categorical_indices(self) -> list[int]:
         return [i for i, n in enumerate(self.names) if n in self.categories]
 
+    @property
+    def source_columns(self) -> list[str]:
+        """The columns a table to score must have (a date feature's raw date column, not the derived one)."""
+        return [self.dates[n]["column"] if n in self.dates else n for n in self.names]
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The columns read as text at scoring: category codes (``'01'`` stays ``'01'``) and raw dates."""
+        return [*self.categories, *(spec["column"] for spec in self.dates.values())]
+
+    def read_options(self, text: list[str | None] | tuple = ()) -> dict:
+        """The :func:`~uplift.data.tables.read_table` options that read a table as the model saw its training
+        table: category codes and raw dates as strings, the missing-value codes missing, and ``text`` (ids, arm
+        labels; ``None`` entries ignored) byte for byte."""
+        return {"text": [c for c in text if c], "strings": self.text_columns, "na_values": list(self.na_values)}
+
+    def read(self, path, *, text: list[str | None] | tuple = (), columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a table to score (or the training table again) with the types the model was trained on, so the
+        result never depends on what pandas guesses from a file's first rows (see :meth:`read_options`).
+
+        Examples
+        --------
+        >>> import pandas as pd, tempfile, pathlib
+        >>> s = FeatureSchema(("store",), {"store": ("01", "02", "other")})
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.csv"
+        >>> _ = p.write_text("id,store\\n0007,01\\n0008,02\\n")
+        >>> s.read(p, text=["id"]).to_dict("list")
+        {'id': ['0007', '0008'], 'store': ['01', '02']}
+        """
+        return read_table(path, columns=columns, **self.read_options(text))
+
+    def read_batches(self, path, *, batch_rows: int, text: list[str | None] | tuple = ()):
+        """:meth:`read` in batches of the columns scoring needs (the features' raw columns and ``text``)."""
+        columns = list(dict.fromkeys([*[c for c in text if c], *self.source_columns]))
+        return read_table_batches(path, columns=columns, batch_rows=batch_rows, **self.read_options(text))
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the features as the model saw them in training: the missing-value codes missing and
+        each date turned into days before the training reference date (a frame that has them already is
+        returned as it is)."""
+        derived = {}
+        for name, spec in self.dates.items():
+            if name not in frame.columns and spec["column"] in frame.columns:
+                dates = parse_dates(frame[spec["column"]], spec["format"], spec["column"])
+                derived[name] = days_before(dates, pd.Timestamp(spec["as_of"]))
+        if derived:
+            frame = frame.assign(**derived)
+        if self.na_values:
+            frame = _mask_na_values(frame, [n for n in self.names if n in frame.columns and n not in self.dates],
+                                    self.na_values)
+        return frame
+
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the float32 feature matrix of ``frame`` (missing columns are an error)."""
-        missing = [n for n in self.names if n not in frame.columns]
+        missing = [s for n, s in zip(self.names, self.source_columns, strict=True)
+                   if n not in frame.columns and s not in frame.columns]
         if missing:
             raise UpliftInputError(
                 f"feature column(s) {', '.join(map(repr, missing))} missing from the data to score; "
-                f"the model was trained on: {', '.join(self.names)}"
+                f"the model was trained on: {', '.join(self.source_columns)}"
             )
+        frame = self.prepare(frame)
         if not self.categories and all(frame[name].dtype == np.float32 for name in self.names):
             return _float32_matrix(frame, list(self.names))
         out = np.empty((len(frame), len(self.names)), dtype=np.float32)
@@ -87,7 +161,7 @@ class FeatureSchema:
                 codes[codes < 0] = np.nan  # unseen or missing level
                 out[:, j] = codes
             else:
-                out[:, j] = _to_float(col, name)
+                out[:, j] = _to_float(col, name, frame)
         return out
 
     def decode_column(self, name: str, codes: np.ndarray) -> np.ndarray:
@@ -99,11 +173,28 @@ class FeatureSchema:
         return levels[idx]
 
     def to_dict(self) -> dict:
-        return {"names": list(self.names), "categories": {k: list(v) for k, v in self.categories.items()}}
+        return {"names": list(self.names), "categories": {k: list(v) for k, v in self.categories.items()},
+                "dates": {k: dict(v) for k, v in self.dates.items()}, "na_values": list(self.na_values)}
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSchema:
-        return cls(tuple(d["names"]), {k: tuple(v) for k, v in d["categories"].items()})
+        # "dates" and "na_values" are absent from schemas saved before they existed: none, then.
+        return cls(tuple(d["names"]), {k: tuple(v) for k, v in d["categories"].items()},
+                   {k: dict(v) for k, v in d.get("dates", {}).items()}, tuple(d.get("na_values", ())))
+
+
+def _mask_na_values(frame: pd.DataFrame, names: list[str], na_values) -> pd.DataFrame:
+    """``frame`` with the cells of ``names`` that equal a missing-value code set to missing."""
+    tokens = [str(v).strip() for v in na_values]
+    numbers = pd.to_numeric(pd.Series(tokens, dtype=object), errors="coerce").dropna().tolist()
+    masked = {}
+    for name in names:
+        col = frame[name]
+        hit = col.isin(numbers) if _is_numeric(col) else col.astype("string").str.strip().isin(tokens)
+        hit = hit.to_numpy(dtype=bool, na_value=False) if hasattr(hit, "to_numpy") else hit
+        if hit.any():
+            masked[name] = col.mask(hit)
+    return frame.assign(**masked) if masked else frame
 
 
 @dataclass
@@ -157,25 +248,29 @@ def _is_numeric(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
 
-def _to_float(col: pd.Series, name: str) -> np.ndarray:
+def _to_float(col: pd.Series, name: str, frame: pd.DataFrame | None = None) -> np.ndarray:
+    where = (lambda row: locate(frame, row)) if frame is not None else (lambda row: f"row {row}")
     if not _is_numeric(col):
         converted = pd.to_numeric(col, errors="coerce")
         bad = converted.isna() & col.notna()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            rows = np.flatnonzero(bad.to_numpy())
             raise UpliftInputError(
-                f"feature {name!r} was numeric in training but row {row} holds {_show(col.iloc[row])}; "
-                "fix the value or re-fit with the column as a category"
+                f"feature {name!r} was numeric in training but {where(rows[0])} holds {_show(col.iloc[rows[0]])} "
+                f"({len(rows):,} value(s) are not numbers); fix them, or pass na_values=[...] (CLI --na-values) "
+                "if they mean missing"
             )
         col = converted
     values = col.to_numpy(dtype=np.float64, na_value=np.nan)
     if np.isinf(values).any():
         row = int(np.flatnonzero(np.isinf(values))[0])
-        raise UpliftInputError(f"feature {name!r} has an infinite value (row {row}); replace it with a number or blank")
+        raise UpliftInputError(f"feature {name!r} has an infinite value ({where(row)}); replace it with a number "
+                               "or blank")
     big = np.abs(values) > np.finfo(np.float32).max
     if big.any():
         row = int(np.flatnonzero(big)[0])
-        raise UpliftInputError(f"feature {name!r} value {_show(values[row])} at row {row} is too large for float32")
+        raise UpliftInputError(f"feature {name!r} value {_show(values[row])} at {where(row)} is too large for "
+                               "float32")
     return values.astype(np.float32)
 
 
@@ -212,27 +307,102 @@ def _require_columns(frame: pd.DataFrame, cols: list[str], role: str) -> None:
             )
 
 
-def _arm_codes(col: pd.Series, name: str, control: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
-    if col.isna().any():
-        rows = np.flatnonzero(col.isna().to_numpy())
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance of two (short) labels."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _squash(label: str) -> str:
+    return "".join(ch for ch in label.lower() if not ch.isspace() and ch not in "_-")
+
+
+def similar_arm(labels: list[str], counts: list[int]) -> tuple[str, str] | None:
+    """A pair ``(label, meant)`` where ``label`` looks like a mistyped ``meant``: the two differ only by case or
+    spaces, or ``label`` has under 1% of the rows and is within two edits of a larger arm's label.
+
+    Examples
+    --------
+    >>> similar_arm(["control", "free_shipping", "free_shiping"], [5000, 4000, 30])
+    ('free_shiping', 'free_shipping')
+    >>> similar_arm(["control", "Free Shipping", "free_shipping"], [5000, 2000, 2000])
+    ('Free Shipping', 'free_shipping')
+    >>> similar_arm(["control", "10%", "20%"], [5000, 40, 4000]) is None
+    True
+    """
+    total = sum(counts)
+    order = sorted(range(len(labels)), key=lambda i: counts[i])  # the smaller arm is the suspect
+    for i in order:
+        for j in order[::-1]:
+            if i == j or counts[j] < counts[i]:
+                continue
+            a, b = labels[i], labels[j]
+            if _squash(a) == _squash(b):
+                return a, b
+            short = min(len(a), len(b))
+            if counts[i] < TYPO_ARM_SHARE * total and short >= 4 and not _numbered(a, b) and _edit_distance(
+                    a.lower(), b.lower()) <= (1 if short < 8 else 2):
+                return a, b
+    return None
+
+
+def _numbered(a: str, b: str) -> bool:
+    """Two labels of one numbered family (``10%``/``20%``, ``wave_1``/``wave_2``): only their numbers differ."""
+    def split(label: str) -> tuple[str, str]:
+        return "".join(c for c in label if c.isdigit()), "".join(c for c in label.lower() if not c.isdigit())
+    (da, ta), (db, tb) = split(a), split(b)
+    return bool(da) and bool(db) and da != db and ta == tb
+
+
+def _arm_labels(col: pd.Series, values: np.ndarray) -> list[str]:
+    if pd.api.types.is_bool_dtype(col):
+        return ["1" if v else "0" for v in values]
+    if pd.api.types.is_float_dtype(col) and np.all(np.mod(values.astype(np.float64), 1) == 0):
+        return [str(int(v)) for v in values]
+    labels = [str(v).strip() if isinstance(v, str) else str(v) for v in values]
+    # A 0/1 arm column exported through a float ("1.0") reads as text "1.0": the same arms as 0 and 1.
+    return [lab.split(".")[0] if lab.replace(".", "", 1).isdigit() and set(lab.partition(".")[2]) <= {"0"}
+            and lab.partition(".")[1] else lab for lab in labels]
+
+
+def _arm_codes(col: pd.Series, name: str, control: str | None, frame: pd.DataFrame,
+               allow_similar_arms: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+    blank = col.isna().to_numpy()
+    if not _is_numeric(col):
+        blank = blank | (col.astype("string").str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    if blank.any():
+        rows = np.flatnonzero(blank)
         raise UpliftInputError(
-            f"treatment column {name!r} has {len(rows)} missing value(s) (first at row {rows[0]}); "
+            f"treatment column {name!r} has {len(rows)} missing value(s) (first at {locate(frame, rows[0])}); "
             "every row must say which arm it was in"
         )
     # Labels are made per distinct value, not per row: 14M per-row strings would cost ~1 GB of Python objects.
     values = pd.unique(col)
-    if pd.api.types.is_bool_dtype(col):
-        value_labels = ["1" if v else "0" for v in values]
-    elif pd.api.types.is_float_dtype(col) and np.all(np.mod(values.astype(np.float64), 1) == 0):
-        value_labels = [str(int(v)) for v in values]
-    else:
-        value_labels = [str(v) for v in values]
+    value_labels = _arm_labels(col, values)
     levels = sorted(set(value_labels))
     if len(levels) < 2:
         raise UpliftInputError(
             f"treatment column {name!r} has only one arm ({_show(levels[0])}); an uplift study needs a control and at "
             "least one treated arm"
         )
+    value_index = pd.Index(values).get_indexer(col.to_numpy())
+    if not allow_similar_arms:
+        label_codes = pd.Index(levels).get_indexer(value_labels)[value_index]
+        counts = np.bincount(label_codes, minlength=len(levels)).tolist()
+        pair = similar_arm(levels, counts)
+        if pair is not None:
+            typo, meant = pair
+            first = int(np.flatnonzero(label_codes == levels.index(typo))[0])
+            raise UpliftInputError(
+                f"treatment column {name!r}: arm {typo!r} ({counts[levels.index(typo)]:,} rows, first at "
+                f"{locate(frame, first)}) looks like a typo of {meant!r} ({counts[levels.index(meant)]:,} rows): did "
+                f"you mean {meant!r}? Fix the labels, or pass allow_similar_arms=True (CLI --allow-similar-arms) if "
+                "they really are different arms")
     if control is not None:
         control = str(control)
         if control not in levels:
@@ -251,11 +421,11 @@ def _arm_codes(col: pd.Series, name: str, control: str | None) -> tuple[np.ndarr
         control = matches[0]
     arms = (control, *[lv for lv in levels if lv != control])
     arm_of_value = pd.Index(arms).get_indexer(value_labels).astype(np.int8)
-    codes = arm_of_value[pd.Index(values).get_indexer(col.to_numpy())]
+    codes = arm_of_value[value_index]
     return codes, arms
 
 
-def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
+def _outcome_array(col: pd.Series, name: str, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
     if pd.api.types.is_bool_dtype(col):
         col = col.astype(np.int8)
     if not pd.api.types.is_numeric_dtype(col):
@@ -269,7 +439,8 @@ def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
     if bad.any():
         rows = np.flatnonzero(bad)
         raise UpliftInputError(
-            f"outcome column {name!r} has {len(rows)} missing or infinite value(s) (first at row {rows[0]}); "
+            f"outcome column {name!r} has {len(rows)} missing or infinite value(s) (first at "
+            f"{locate(frame, rows[0])}); "
             "drop those rows or fill them (e.g. 0 for no conversion)"
         )
     if np.all(y == y[0]):
@@ -279,15 +450,51 @@ def _outcome_array(col: pd.Series, name: str) -> tuple[np.ndarray, str]:
     if big.any():
         row = int(np.flatnonzero(big)[0])
         raise UpliftInputError(
-            f"outcome column {name!r} holds {y[row]:g} at row {row}, beyond {MAX_OUTCOME:g}: no campaign outcome is "
+            f"outcome column {name!r} holds {y[row]:g} at {locate(frame, row)}, beyond {MAX_OUTCOME:g}: no campaign "
+            "outcome is "
             "that large; check the units or the export")
     kind = "binary" if np.isin(y, (0.0, 1.0)).all() else "continuous"
     # 0/1 is exact in float32, and at 14M rows each float64 outcome would cost 112 MB; money stays float64.
     return (y.astype(np.float32) if kind == "binary" else y), kind
 
 
+def _stray_error(frame: pd.DataFrame, name: str, count: int, rows: np.ndarray) -> UpliftInputError:
+    col = frame[name]
+    shown = ", ".join(f"{_show(col.iloc[r])} at {locate(frame, r).split(' of ')[0]}" for r in rows[:3])
+    tokens = list(dict.fromkeys(str(col.iloc[r]).strip() for r in rows))[:4]
+    opts = " ".join(f"--na-values {t!r}" for t in tokens)
+    source = frame.attrs.get("uplift_source")
+    return UpliftInputError(
+        f"feature {name!r}{f' in {Path(source).name}' if source else ''} is numeric but {count:,} of "
+        f"{int(col.notna().sum()):,} values are not numbers ({shown}); if they mean missing pass "
+        f"na_values={tokens!r} (CLI {opts}), otherwise fix them in the file (e.g. '1,234' written as 1234)")
+
+
+def _high_cardinality(col: pd.Series) -> str | None:
+    """Why a text column is not modelled as a category by default (``None``: it is a fine category)."""
+    present = int(col.notna().sum())
+    levels = col.nunique(dropna=True)
+    if present >= 50 and levels >= UNIQUE_SHARE * present:
+        return f"{levels:,} distinct text values in {present:,} rows (nearly one per row, like an identifier)"
+    if levels > MAX_CATEGORY_LEVELS:
+        return f"{levels:,} distinct text values (more than {MAX_CATEGORY_LEVELS})"
+    return None
+
+
+def _as_of(as_of, specs: dict[str, tuple[str, pd.Series]]) -> tuple[pd.Timestamp, str]:
+    if as_of is not None:
+        try:
+            return pd.Timestamp(as_of).tz_localize(None), "as_of"
+        except (ValueError, TypeError):
+            raise UpliftInputError(f"as_of {as_of!r} is not a date; give it as YYYY-MM-DD") from None
+    latest = max(dates.max() for _, dates in specs.values())
+    return pd.Timestamp(latest).normalize(), "the latest date in the data"
+
+
 def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: set[str],
-                     exclude: list[str], notes: list[str]) -> pd.DataFrame:
+                     exclude: list[str], notes: list[str], *, na_values: tuple[str, ...] = (),
+                     date_format: str | None = None, as_of=None, high_cardinality=()) -> tuple[pd.DataFrame, dict]:
+    """The model's feature columns (a date as its numeric ``days_since_<column>``) and the date specs."""
     if features is None:
         cols = [c for c in frame.columns if c not in reserved and c not in set(exclude)]
         explicit = False
@@ -299,7 +506,12 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
         cols, explicit = list(features), True
     if exclude:
         _require_columns(frame, list(exclude), "excluded")
-    keep = []
+    keep_text = set(cols) if high_cardinality is True else set(high_cardinality or ())
+    source = frame
+    if na_values:
+        frame = _mask_na_values(frame, cols, na_values)
+    keep: list[str] = []
+    found_dates: dict[str, tuple[str, pd.Series]] = {}
     for c in cols:
         col = frame[c]
         if col.isna().all():
@@ -308,22 +520,78 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
             notes.append(f"feature {c!r} dropped: every value is missing")
             continue
         if not _is_numeric(col):
-            nunique = col.nunique(dropna=True)
-            if nunique > MAX_CATEGORY_LEVELS and nunique > 0.5 * col.notna().sum():
+            fmt = date_format_of(col, c, date_format)
+            if fmt is not None:
+                found_dates[c] = (fmt, parse_dates(col, fmt, c))
+                keep.append(c)
+                continue
+            stray = stray_text(col)
+            if stray is not None:
+                raise _stray_error(source if not na_values else frame, c, *stray)
+            why = _high_cardinality(col) if c not in keep_text else None
+            if why is not None:
                 if explicit:
                     raise UpliftInputError(
-                        f"feature {c!r} looks like an identifier ({nunique} distinct text values); "
-                        "declare it with id=... or leave it out of the features"
-                    )
-                notes.append(f"feature {c!r} dropped: {nunique} distinct text values look like an identifier")
+                        f"feature {c!r} has {why}: not modelled as a category by default; declare it as the id, "
+                        f"leave it out, or opt in with high_cardinality=[{c!r}] (CLI --high-cardinality {c})")
+                notes.append(f"feature {c!r} not modelled: {why}; opt in with high_cardinality=[{c!r}] "
+                             f"(CLI --high-cardinality {c})")
                 continue
+        elif not pd.api.types.is_bool_dtype(col):
+            for code, count in sentinels(col.to_numpy(dtype=np.float64, na_value=np.nan)):
+                notes.append(f"column {c!r}: {count:,} rows equal {code:g}, probably a missing-value code; pass "
+                             f"na_values=['{code:g}'] (CLI --na-values {code:g}) to read it as missing")
         if _is_constant(col):
             notes.append(f"feature {c!r} dropped: it is constant")
             continue
         keep.append(c)
     if not keep:
         raise UpliftInputError("no usable feature columns: uplift needs at least one customer attribute")
-    return frame[keep]
+    specs: dict[str, dict] = {}
+    derived: dict[str, np.ndarray] = {}
+    if found_dates:
+        ref, why = _as_of(as_of, found_dates)
+        for c, (fmt, dates) in found_dates.items():
+            name = f"days_since_{c}"
+            if name in frame.columns:
+                raise UpliftInputError(f"date column {c!r} would become feature {name!r}, but the data already has a "
+                                       f"column of that name; rename one of them")
+            derived[name] = days_before(dates, ref)
+            specs[name] = {"column": str(c), "format": fmt, "as_of": ref.date().isoformat()}
+        pairs = ", ".join(f"{spec['column']!r} -> {n}" for n, spec in specs.items())
+        notes.append(f"dates: {pairs} (days before "
+                     f"{ref.date().isoformat()}, {why}; set as_of=... / CLI --as-of for the campaign start)")
+    names = [f"days_since_{c}" if c in found_dates else c for c in keep]
+    feats = frame.assign(**derived)[names] if derived else frame[names]
+    return feats, specs
+
+
+def check_ids(col: pd.Series, name: str, frame: pd.DataFrame, what: str = "") -> None:
+    """Refuse a blank or duplicated customer id, naming the first line (or row) it is on.
+
+    Examples
+    --------
+    >>> check_ids(pd.Series(["007", "", "9"]), "customer_id", pd.DataFrame(index=range(3)))
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: id column 'customer_id' has 1 blank value(s) (first at row 1); every ...
+    """
+    blank = col.isna().to_numpy()
+    if not _is_numeric(col):
+        blank = blank | (col.astype("string").str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    where = f" of {what}" if what else ""
+    if blank.any():
+        raise UpliftInputError(f"id column {name!r}{where} has {int(blank.sum())} blank value(s) (first at "
+                               f"{locate(frame, int(np.flatnonzero(blank)[0]))}); every customer needs an id")
+    dup = col.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        first = col.iloc[rows[0]]
+        again = rows[1:][(col.iloc[rows[1:]] == first).to_numpy()][0]
+        raise UpliftInputError(
+            f"id column {name!r}{where} has {int(col.duplicated().sum())} duplicated value(s): duplicate customer "
+            f"{_show(first)} at {locate(frame, int(rows[0]))} and {locate(frame, int(again)).split(' of ')[0]}; "
+            "ids must be unique")
 
 
 def feature_frame(X) -> pd.DataFrame:
@@ -354,6 +622,12 @@ def campaign_data(
     propensity: str | None = None,
     design: Literal["rct", "observational", "auto"] = "auto",
     min_rows_per_arm: int = MIN_ROWS_PER_ARM,
+    na_values: list[str] | tuple[str, ...] = (),
+    date_format: str | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    high_cardinality: list[str] | bool = (),
+    allow_similar_arms: bool = False,
+    schema: FeatureSchema | None = None,
 ) -> CampaignData:
     """Validate a campaign table and return its arrays.
 
@@ -381,6 +655,24 @@ def campaign_data(
         value ``"rct"`` and ``roles["design_declared"]`` says ``"auto"``.
     min_rows_per_arm : int
         Fewest rows allowed in any arm.
+    na_values : list of str, optional
+        Values meaning "missing" in the feature columns, e.g. ``["-999"]`` (a sentinel column is reported in
+        ``notes`` with this advice). Saved in the schema and applied at scoring too.
+    date_format : str, optional
+        ``strftime`` format of the date columns when they are ambiguous (``"%d/%m/%Y"``). ISO dates and the
+        unambiguous day-first / month-first forms are recognised without it.
+    as_of : str or Timestamp, optional
+        Reference date (e.g. the campaign start) of the date features: a date column ``signup`` becomes the
+        feature ``days_since_signup``, days before ``as_of``. Default: the latest date in the data.
+    high_cardinality : list of str or True, optional
+        Text columns to model as categories although they have more than ``MAX_CATEGORY_LEVELS`` levels or
+        nearly one per row (by default they are left out, with a note naming them).
+    allow_similar_arms : bool
+        Accept a small arm whose label is within a typo of another arm's (by default an error asks "did you
+        mean ...?").
+    schema : FeatureSchema, optional
+        A fitted model's schema: the features are taken exactly as it defines them (used to re-attach training
+        data to a saved model).
 
     Returns
     -------
@@ -418,7 +710,7 @@ def campaign_data(
     frame = frame.reset_index(drop=True)
     notes: list[str] = []
 
-    codes, arms = _arm_codes(frame[treatment], treatment, control)
+    codes, arms = _arm_codes(frame[treatment], treatment, control, frame, allow_similar_arms)
     counts = np.bincount(codes, minlength=len(arms))
     for arm, c in zip(arms, counts, strict=True):
         if c < min_rows_per_arm:
@@ -429,22 +721,12 @@ def campaign_data(
 
     ys, kinds = {}, {}
     for name in outcomes:
-        ys[name], kinds[name] = _outcome_array(frame[name], name)
+        ys[name], kinds[name] = _outcome_array(frame[name], name, frame)
 
     ids = None
     if id is not None:
-        col = frame[id]
-        if col.isna().any():
-            raise UpliftInputError(f"id column {id!r} has missing values (first at row {int(col.isna().argmax())})")
-        dup = col.duplicated()
-        if dup.any():
-            row = int(dup.to_numpy().argmax())
-            raise UpliftInputError(
-                f"id column {id!r} has {int(dup.sum())} duplicated value(s) "
-                f"(e.g. {_show(col.iloc[row])} at row {row}); "
-                "ids must be unique"
-            )
-        ids = col.to_numpy()
+        check_ids(frame[id], id, frame)
+        ids = frame[id].to_numpy()
 
     e = None
     if propensity is not None:
@@ -462,9 +744,18 @@ def campaign_data(
         e = e.astype(np.float32)  # the out-of-fold propensities are float32 too
 
     reserved = {treatment, *outcomes} | ({id} if id else set()) | ({propensity} if propensity else set())
-    feats = _select_features(frame, features, reserved, exclude, notes)
-    schema = FeatureSchema.infer(feats)
+    if schema is None:
+        feats, dates = _select_features(frame, features, reserved, exclude, notes, na_values=tuple(na_values),
+                                        date_format=date_format, as_of=as_of, high_cardinality=high_cardinality)
+        schema = FeatureSchema.infer(feats, dates=dates, na_values=tuple(map(str, na_values)))
+    else:
+        _require_columns(frame, schema.source_columns, "feature")
+        feats = schema.prepare(frame)[list(schema.names)]
     X = schema.encode(feats)
+    # The features as the model sees them (dates as days_since_<column>, missing-value codes missing) are columns
+    # of the study's frame too: segments, the drift profile and the report read them there.
+    shown = [n for n in schema.names if n in schema.dates or (schema.na_values and n in frame.columns)]
+    frame = frame.assign(**{n: feats[n] for n in shown}) if shown else frame
 
     declared = design
     if design == "auto":

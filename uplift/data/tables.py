@@ -21,7 +21,7 @@ import gzip
 import io
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,8 +32,7 @@ import pyarrow.parquet as pq
 from uplift._files import PathLike, atomic_file
 from uplift.errors import UpliftInputError
 
-__all__ = ["read_table", "write_table"]
-
+__all__ = ["NA_TOKENS", "file_kind", "locate", "read_table", "read_table_batches", "write_table"]
 
 
 _CSV_SEPARATORS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
@@ -41,6 +40,13 @@ _PARQUET = (".parquet", ".pq")
 _SUPPORTED = ", ".join([*_CSV_SEPARATORS, *_PARQUET])
 _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _CHUNK = 1 << 20
+#: Text read as missing in a numeric or category column (pandas' own list). Text-role columns (ids, arm labels,
+#: the saved schema's category codes) are read byte for byte instead: only an empty field is missing there, so
+#: an arm called ``None`` or a customer called ``NA`` keeps its name.
+NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+#: The first bytes of formats a campaign file is often in, whatever its name says.
+_MAGIC = {b"\x1f\x8b": "gzip", b"PAR1": "parquet", b"PK\x03\x04": "zip", b"\xd0\xcf\x11\xe0": "ole"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -51,13 +57,44 @@ def _suffix(path: Path) -> str:
     for ext in (*_CSV_SEPARATORS, *_PARQUET):  # ".csv.gz" is checked before a bare ".gz" could match
         if name.endswith(ext):
             return ext
-    raise UpliftInputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+    excel = " (an Excel workbook: save the sheet as 'CSV UTF-8')" if name.endswith((".xlsx", ".xls", ".xlsm")) else ""
+    raise UpliftInputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}{excel}; "
                            f"use one of {_SUPPORTED}")
+
+
+def file_kind(path: PathLike) -> str:
+    """What a file's first bytes say it is: ``"gzip"``, ``"parquet"``, ``"zip"`` (also .xlsx), ``"ole"``
+    (an old .xls) or ``"text"``.
+
+    Examples
+    --------
+    >>> import gzip, pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "export.csv"
+    >>> _ = p.write_bytes(gzip.compress(b"a,b\\n1,2\\n"))
+    >>> file_kind(p)
+    'gzip'
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), "text")
+
+
+def _real_format(path: Path, ext: str) -> tuple[str, bool]:
+    """The extension to read ``path`` as (by its bytes) and whether its CSV text is gzipped."""
+    kind = file_kind(path)
+    if kind in ("zip", "ole"):
+        raise UpliftInputError(f"{path} is an Excel workbook (or another zip/OLE archive), not a table file; "
+                               "save the sheet as 'CSV UTF-8' (or export Parquet) and pass that file")
+    if kind == "parquet":
+        return ".parquet", False
+    if ext in _PARQUET:
+        return ext, False  # _read_parquet names what the file looks like instead
+    return ext, kind == "gzip"
 
 
 def _open_text(path: Path) -> io.TextIOBase:
     # utf-8-sig drops the byte-order mark Excel puts in front of "CSV UTF-8" files.
-    if path.name.lower().endswith(".gz"):
+    if file_kind(path) == "gzip":
         return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 
@@ -66,7 +103,7 @@ def _utf8_error(path: Path) -> UpliftInputError:
     """Locate the first byte that is not UTF-8 (offset and line), streaming so big files cost no memory."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     consumed = newlines = 0
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if file_kind(path) == "gzip" else open
     with opener(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             pending = decoder.getstate()[0]  # an unfinished multi-byte character carried over
@@ -153,7 +190,36 @@ def _select(path: Path, available: Sequence[str], columns: Sequence[str] | None)
     return wanted
 
 
-def _read_csv(path: Path, ext: str, columns: Sequence[str] | None) -> pd.DataFrame:
+def _csv_options(path: Path, names: Sequence[str], text: Sequence[str], na_values: Sequence[str],
+                 strings: Sequence[str] = ()) -> dict:
+    """pandas options that read ``text`` columns byte for byte (only an empty field is missing), ``strings``
+    columns as strings and every other column as pandas guesses, with the usual missing-value markers plus the
+    analyst's ``na_values``."""
+    text, strings = set(text), set(strings)
+    extra = [str(v) for v in na_values]
+    return {"dtype": {c: str for c in names if c in text or c in strings}, "keep_default_na": False,
+            "na_values": {c: ([""] if c in text else [*NA_TOKENS, *extra]) for c in names}}
+
+
+def _pandas_csv_error(path: Path, sep: str, err: Exception) -> UpliftInputError:
+    if isinstance(err, UnicodeDecodeError):
+        return _utf8_error(path)
+    if isinstance(err, gzip.BadGzipFile | EOFError | zlib.error):
+        return UpliftInputError(f"{path} is not a valid gzip file ({err}); re-compress it or drop the "
+                                "'.gz' from its name")
+    if isinstance(err, pd.errors.EmptyDataError):
+        return UpliftInputError(f"{path} is empty; export the table again with its rows")
+    detail = str(err).strip().splitlines()[-1].replace("C error: ", "")
+    return UpliftInputError(f"{path} cannot be parsed as {_SEP_NAMES[sep]}-separated text ({detail}); "
+                            "check for unquoted separators or line breaks inside values")
+
+
+_PANDAS_CSV_ERRORS = (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, pd.errors.EmptyDataError,
+                      pd.errors.ParserError)
+
+
+def _csv_reader_args(path: Path, ext: str, gz: bool, columns: Sequence[str] | None, text: Sequence[str],
+                     na_values: Sequence[str], strings: Sequence[str] = ()) -> tuple[str, dict]:
     sep = _CSV_SEPARATORS[ext]
     header, first_row = _csv_head(path, sep)
     _check_header(path, header, sep)
@@ -164,25 +230,21 @@ def _read_csv(path: Path, ext: str, columns: Sequence[str] | None) -> pd.DataFra
                                f"{len(header)} names; add the missing column names or remove trailing "
                                "separators")
     wanted = _select(path, header, columns)
+    return sep, {"sep": sep, "usecols": wanted, "encoding": "utf-8-sig", "encoding_errors": "strict",
+                 "compression": "gzip" if gz else None,
+                 **_csv_options(path, wanted or header, text, na_values, strings)}
+
+
+def _read_csv(path: Path, ext: str, gz: bool, columns: Sequence[str] | None, text: Sequence[str],
+              na_values: Sequence[str], strings: Sequence[str]) -> pd.DataFrame:
+    sep, args = _csv_reader_args(path, ext, gz, columns, text, na_values, strings)
     try:
-        frame = pd.read_csv(path, sep=sep, usecols=wanted, encoding="utf-8", encoding_errors="strict",
-                            compression="gzip" if ext.endswith(".gz") else None,
-                            low_memory=False)  # one dtype per column, not one per internal chunk
-    except UnicodeDecodeError:
-        raise _utf8_error(path) from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise UpliftInputError(f"{path} is not a valid gzip file ({err}); re-compress it or drop the "
-                               "'.gz' from its name") from None
-    except pd.errors.EmptyDataError:
-        raise UpliftInputError(f"{path} is empty; export the table again with its rows") from None
-    except pd.errors.ParserError as err:
-        detail = str(err).strip().splitlines()[-1].replace("C error: ", "")
-        raise UpliftInputError(f"{path} cannot be parsed as {_SEP_NAMES[sep]}-separated text ({detail}); "
-                               "check for unquoted separators or line breaks inside values") from None
-    return frame
+        return pd.read_csv(path, **args, low_memory=False)  # one dtype per column, not one per internal chunk
+    except _PANDAS_CSV_ERRORS as err:
+        raise _pandas_csv_error(path, sep, err) from None
 
 
-def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
+def _parquet_columns(path: Path, columns: Sequence[str] | None) -> tuple[pq.ParquetFile, list[str] | None]:
     with open(path, "rb") as fh:
         head = fh.read(4)
         fh.seek(max(path.stat().st_size - 4, 0))
@@ -193,9 +255,45 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
                                "format (e.g. .csv) or re-export it as Parquet")
     try:
         meta = pq.ParquetFile(path)
-        names = [n for n in meta.schema_arrow.names if not re.fullmatch(r"__index_level_\d+__", n)]
-        _reject_duplicates(path, names)
-        wanted = _select(path, names, columns)
+    except (pa.ArrowException, OSError) as err:
+        raise _damaged(path, err) from None
+    names = [n for n in meta.schema_arrow.names if not re.fullmatch(r"__index_level_\d+__", n)]
+    _reject_duplicates(path, names)
+    return meta, _select(path, names, columns)
+
+
+def _damaged(path: Path, err: Exception) -> UpliftInputError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UpliftInputError(f"{path} is damaged and cannot be read as Parquet ({first}); re-export it")
+
+
+def _typed(frame: pd.DataFrame, text: Sequence[str], na_values: Sequence[str]) -> pd.DataFrame:
+    """Parquet columns as the CSV reader gives them: ``text`` columns as strings, ``na_values`` missing (in the
+    other columns)."""
+    text = [c for c in text if c in frame.columns]
+    for name in text:
+        col = frame[name]
+        if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            frame[name] = col.astype(object).where(col.isna(), col.astype(str)).astype(object)
+    if na_values:
+        tokens = [str(v) for v in na_values]
+        numbers = pd.to_numeric(pd.Series(tokens), errors="coerce").dropna().tolist()
+        for name in frame.columns:
+            if name in text:
+                continue
+            col = frame[name]
+            marker = numbers if pd.api.types.is_numeric_dtype(col) else tokens
+            if marker:
+                hit = col.isin(marker)
+                if hit.any():
+                    frame[name] = col.mask(hit)
+    return frame
+
+
+def _read_parquet(path: Path, columns: Sequence[str] | None, text: Sequence[str],
+                  na_values: Sequence[str]) -> pd.DataFrame:
+    meta, wanted = _parquet_columns(path, columns)
+    try:
         if meta.metadata.num_rows == 0:
             raise UpliftInputError(f"{path} has columns but no rows; export the table again with its rows")
         # self_destruct frees each Arrow column once converted, and release_unused hands the decoded pages back
@@ -203,56 +301,43 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
         frame = pq.read_table(path, columns=wanted).to_pandas(self_destruct=True)
         pa.default_memory_pool().release_unused()
     except (pa.ArrowException, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UpliftInputError(f"{path} is damaged and cannot be read as Parquet ({first}); "
-                               "re-export it") from None
+        raise _damaged(path, err) from None
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         # A named pandas index stored in the file (e.g. customer_id) is data the analyst expects as a column.
         frame = frame.reset_index(drop=all(n is None for n in frame.index.names))
-    return frame
+    return _typed(frame, text, na_values)
 
 
-def read_table(path: PathLike, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV (optionally ``.gz``) or Parquet table, refusing anything subtly wrong.
-
-    The format follows the extension: ``.csv``, ``.csv.gz`` (comma), ``.tsv``, ``.tsv.gz`` (tab),
-    ``.parquet``/``.pq`` (read with pyarrow, only the requested columns). CSV must be UTF-8 (a leading
-    byte-order mark is fine); there is deliberately no fallback to latin-1.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The table file.
-    columns : sequence of str, optional
-        Columns to read, in the order returned. Default: all columns in file order.
-
-    Returns
-    -------
-    pandas.DataFrame
-        With a fresh ``RangeIndex`` and at least one row.
-
-    Raises
-    ------
-    UpliftInputError
-        One line naming the file (and column) for: a missing file, an unsupported extension, an empty or
-        header-only file, a file that looks separated by another delimiter, bytes that are not UTF-8 (with
-        their offset and line), duplicate column names, a ``.parquet`` that is not Parquet, rows that do
-        not match the header, and requested columns that are missing (with close matches).
+def locate(frame: pd.DataFrame, row: int) -> str:
+    """Where row ``row`` (0-based position) of ``frame`` is, in the analyst's terms: the line of the CSV file it
+    was read from (the header is line 1), else its row position.
 
     Examples
     --------
     >>> import pandas as pd, tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "campaign.csv"
-    >>> _ = p.write_text("customer,spend,coupon\\nA,10.5,1\\nB,0,0\\n")
-    >>> read_table(p, columns=["coupon", "spend"])
-       coupon  spend
-    0       1   10.5
-    1       0    0.0
-    >>> read_table(p, columns=["spnd"])
-    Traceback (most recent call last):
-    ...
-    uplift.errors.UpliftInputError: ... has no column 'spnd' (did you mean 'spend'?); its columns are: ...
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.csv"
+    >>> _ = p.write_text("id,x\\nA,1\\nB,2\\n")
+    >>> locate(read_table(p), 1), locate(pd.DataFrame({"x": [1, 2]}), 1)
+    ('line 3 of c.csv', 'row 1')
     """
+    first = frame.attrs.get("uplift_first_line")
+    source = frame.attrs.get("uplift_source")
+    if first is not None and not _one_line_records(frame.iloc[:row]):
+        first = None  # a quoted line break above the row: its line number is not its position plus one
+    if first is None:
+        return f"row {row}" + (f" of {Path(source).name}" if source else "")
+    return f"line {first + row} of {Path(source).name}"
+
+
+def _mark(frame: pd.DataFrame, path: Path, first_line: int | None) -> pd.DataFrame:
+    frame.attrs["uplift_source"] = str(path)
+    # The file line of the first data row; locate() checks, only when a message needs it, that no quoted line
+    # break above the row shifts the count.
+    frame.attrs["uplift_first_line"] = first_line
+    return frame
+
+
+def _checked_path(path: PathLike) -> tuple[Path, str, bool]:
     path = Path(path)
     if not path.exists():
         parent = path.parent if path.parent.is_dir() else None
@@ -266,12 +351,122 @@ def read_table(path: PathLike, *, columns: Sequence[str] | None = None) -> pd.Da
     ext = _suffix(path)
     if path.stat().st_size == 0:
         raise UpliftInputError(f"{path} is empty (0 bytes); export the table again")
-    frame = _read_parquet(path, columns) if ext in _PARQUET else _read_csv(path, ext, columns)
+    ext, gz = _real_format(path, ext)
+    return path, ext, gz
+
+
+def _one_line_records(frame: pd.DataFrame) -> bool:
+    text = frame.select_dtypes(include=["object", "string"])
+    return not any(text[c].astype(str).str.contains("\n", regex=False).any() for c in text.columns)
+
+
+
+def read_table(path: PathLike, *, columns: Sequence[str] | None = None, text: Sequence[str] = (),
+               na_values: Sequence[str] = (), strings: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV/TSV (optionally gzipped) or Parquet table, refusing anything subtly wrong.
+
+    The format follows the file's bytes where they say (gzip, Parquet; an Excel workbook is named as such),
+    else its extension: ``.csv``, ``.csv.gz`` (comma), ``.tsv``, ``.tsv.gz`` (tab), ``.parquet``/``.pq``
+    (read with pyarrow, only the requested columns). CSV must be UTF-8 (a leading byte-order mark is fine);
+    there is deliberately no fallback to latin-1.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The table file.
+    columns : sequence of str, optional
+        Columns to read, in the order returned. Default: all columns in file order.
+    text : sequence of str, optional
+        Columns read as text exactly as written (``000120`` stays ``"000120"``, ``None`` stays ``"None"``; only
+        an empty field is missing): ids, arm labels and the category codes of a saved model.
+    na_values : sequence of str, optional
+        Extra values that mean "missing" in the other columns, e.g. ``["-999"]``.
+    strings : sequence of str, optional
+        Columns read as strings (never guessed as numbers) with the usual missing-value markers: a saved
+        model's category codes (``'01'`` stays ``'01'``) and raw dates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With a fresh ``RangeIndex`` and at least one row. ``frame.attrs`` remembers the file, so messages
+        can name the line of a row (see :func:`locate`).
+
+    Raises
+    ------
+    UpliftInputError
+        One line naming the file (and column) for: a missing file, an unsupported extension or an Excel
+        workbook, an empty or header-only file, a file that looks separated by another delimiter, bytes that
+        are not UTF-8 (with their offset and line), duplicate column names, a ``.parquet`` that is not
+        Parquet, rows that do not match the header, and requested columns that are missing (with close
+        matches).
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "campaign.csv"
+    >>> _ = p.write_text("customer,spend,coupon\\n007,10.5,1\\n042,-999,0\\n")
+    >>> read_table(p, columns=["coupon", "spend"])
+       coupon  spend
+    0       1   10.5
+    1       0 -999.0
+    >>> read_table(p, text=["customer"], na_values=["-999"])["customer"].tolist()
+    ['007', '042']
+    >>> read_table(p, columns=["spnd"])
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: ... has no column 'spnd' (did you mean 'spend'?); its columns are: ...
+    """
+    path, ext, gz = _checked_path(path)
+    if ext in _PARQUET:
+        # Parquet stores each column's type, so nothing was guessed: ids keep theirs; category codes are compared
+        # with the training levels as strings.
+        frame = _mark(_read_parquet(path, columns, strings, na_values), path, None)
+    else:
+        frame = _mark(_read_csv(path, ext, gz, columns, text, na_values, strings), path, 2)
     if len(frame) == 0:
         raise UpliftInputError(f"{path} has a header but no rows; export the table again with its rows")
     if columns is not None:
         frame = frame[_select(path, list(frame.columns), columns)]
     return frame
+
+
+def read_table_batches(path: PathLike, *, columns: Sequence[str], batch_rows: int, text: Sequence[str] = (),
+                       na_values: Sequence[str] = (), strings: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` in batches of at most ``batch_rows`` rows, for files too large to hold at once.
+
+    The same checks and types as :func:`read_table`; each batch's ``attrs`` locate its rows in the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.csv"
+    >>> _ = p.write_text("id,x\\n01,1\\n02,2\\n03,3\\n")
+    >>> [(b["id"].tolist(), locate(b, 0)) for b in read_table_batches(p, columns=["id"], batch_rows=2, text=["id"])]
+    [(['01', '02'], 'line 2 of c.csv'), (['03'], 'line 4 of c.csv')]
+    """
+    path, ext, gz = _checked_path(path)
+    if ext in _PARQUET:
+        meta, wanted = _parquet_columns(path, columns)
+        done = 0
+        try:
+            for batch in meta.iter_batches(batch_size=batch_rows, columns=wanted):
+                frame = _typed(batch.to_pandas(), strings, na_values)[wanted]
+                frame.index = pd.RangeIndex(len(frame))
+                yield _mark(frame, path, None)
+                done += len(frame)
+        except (pa.ArrowException, OSError) as err:
+            raise _damaged(path, err) from None
+        return
+    sep, args = _csv_reader_args(path, ext, gz, columns, text, na_values, strings)
+    line = 2
+    try:
+        for frame in pd.read_csv(path, **args, chunksize=batch_rows):
+            frame = frame[list(args["usecols"])]
+            one_line = line is not None and _one_line_records(frame)
+            yield _mark(frame.reset_index(drop=True), path, line if one_line else None)
+            line = line + len(frame) if one_line else None
+    except _PANDAS_CSV_ERRORS as err:
+        raise _pandas_csv_error(path, sep, err) from None
 
 
 def _write_csv(frame: pd.DataFrame, fh: BinaryIO, sep: str, gz: bool, index: bool) -> None:

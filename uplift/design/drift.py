@@ -217,6 +217,8 @@ def drift_from_profile(profile: dict, score: pd.DataFrame, schema: FeatureSchema
     "feature 'monetary' has"
     """
     feats = _check_profile(profile, schema)
+    if isinstance(score, pd.DataFrame) and isinstance(schema, FeatureSchema):
+        score = schema.prepare(score)  # dates as days before the training reference date, missing codes missing
     _check(score, schema, "scoring")
     for name, thr in (("psi_warn", psi_warn), ("unseen_warn", unseen_warn), ("missing_warn", missing_warn)):
         if not thr > 0:

@@ -102,6 +102,11 @@ def costs_and_value(result, cost: float | dict | Iterable, value: float | None) 
     return costs, float(value)
 
 
+def _clean(values) -> list[str]:
+    """Ids as the customers file's are matched: text, without surrounding spaces or a byte-order mark."""
+    return [t for t in (str(v).replace("\ufeff", "").strip() for v in values) if t]
+
+
 def read_exclusions(path: str | Path, id_col: str | None) -> list[str]:
     """Customer ids never to contact, as text, from a file.
 
@@ -109,7 +114,9 @@ def read_exclusions(path: str | Path, id_col: str | None) -> list[str]:
     ----------
     path : str or path
         A ``.txt`` file (or one without extension) with one id a line, or a table (``.csv``, ``.tsv``, optionally
-        gzipped, or ``.parquet``) with the id column (``id_col``; else its first column).
+        gzipped, or ``.parquet``) with the id column (``id_col``; else its first column). A one-column CSV without
+        a header line (just the ids) is read as a plain list. A byte-order mark (Excel's "CSV UTF-8"), Windows line
+        ends and spaces around an id are dropped, as they are from the customers file's ids.
     id_col : str, optional
         The study's customer id column.
 
@@ -121,25 +128,26 @@ def read_exclusions(path: str | Path, id_col: str | None) -> list[str]:
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "optout.csv"
-    >>> _ = p.write_text("customer_id,reason\\n007,asked\\n42,bounced\\n")
-    >>> read_exclusions(p, "customer_id")
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "optout.csv").write_text("customer_id,reason\\n007,asked\\n42,bounced\\n")
+    >>> read_exclusions(d / "optout.csv", "customer_id")
     ['007', '42']
+    >>> _ = (d / "optout.txt").write_bytes("\\ufeff000120\\r\\n000121\\r\\n".encode())
+    >>> read_exclusions(d / "optout.txt", "customer_id")
+    ['000120', '000121']
     """
     path = Path(path)
     if path.suffix in (".txt", ""):
         try:
-            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = _clean(path.read_text(encoding="utf-8-sig").splitlines())
         except (OSError, UnicodeDecodeError) as exc:
             raise UpliftInputError(f"cannot read exclusion list {path}: {exc}") from None
-    ids = read_table(path)  # every check of a user's table, once
-    col = id_col if id_col in ids.columns else ids.columns[0]
-    if path.name.lower().endswith((".parquet", ".pq")):
-        return ids[col].astype(str).tolist()  # Parquet keeps the id's type: text ids are still text
-    # The CSV reader guessed numbers ("007" became 7); the checked file is read again, its id column as text.
-    sep = "\t" if ".tsv" in path.name.lower() else ","
-    text = pd.read_csv(path, sep=sep, usecols=[col], dtype=str, keep_default_na=False, encoding="utf-8")
-    return [s.strip() for s in text[col].tolist() if s.strip()]
+        return lines[1:] if lines and id_col and lines[0] == id_col else lines  # a header line, not an id
+    names = list(read_table(path).columns)  # every check of a user's table, once
+    col = id_col if id_col in names else names[0]
+    ids = read_table(path, columns=[col], text=[col])[col]
+    plain = id_col is not None and id_col not in names and len(names) == 1
+    return _clean([col, *ids] if plain else ids.dropna())
 
 
 def exclusion_keys(exclude: Iterable, *, integer_ids: bool = False) -> pd.Index:
@@ -153,7 +161,7 @@ def exclusion_keys(exclude: Iterable, *, integer_ids: bool = False) -> pd.Index:
     >>> exclusion_keys(["007", 8]).tolist(), exclusion_keys(["007", "x"], integer_ids=True).tolist()
     (['007', '8'], [7])
     """
-    text = pd.Series(list(exclude), dtype=object).astype(str).str.strip()
+    text = pd.Series(_clean(exclude), dtype=object)
     if not integer_ids:
         return pd.Index(text)
     return pd.Index(pd.to_numeric(text[text.str.fullmatch(r"[+-]?\d+")]))
@@ -179,4 +187,4 @@ def exclusion_mask(customer_ids, exclude) -> np.ndarray:
     ids = pd.Series(np.asarray(customer_ids))
     integer = pd.api.types.is_integer_dtype(ids.dtype)
     keys = exclude if isinstance(exclude, pd.Index) else exclusion_keys(exclude, integer_ids=integer)
-    return (ids if integer else ids.astype(str)).isin(keys).to_numpy(dtype=bool)
+    return (ids if integer else ids.astype(str).str.strip()).isin(keys).to_numpy(dtype=bool)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uplift.data.campaign import check_ids
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
 from uplift.targeting.allocation import allocate, allocation_arms, baseline_policies, policy_value, profit_curve
@@ -292,10 +293,8 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
     id_col = result.id_column
     if not isinstance(customers, pd.DataFrame):
         raise UpliftInputError(f"customers must be a pandas DataFrame, got {type(customers).__name__}")
-    if id_col and id_col in customers.columns and customers[id_col].duplicated().any():
-        dup = customers[id_col][customers[id_col].duplicated()].iloc[0]
-        raise UpliftInputError(f"id column {id_col!r} has a duplicate customer {dup!r} in the customer file; "
-                               "a customer can be on a targeting list only once")
+    if id_col and id_col in customers.columns:
+        check_ids(customers[id_col], id_col, customers, what="the customer file")  # blank or twice on a list
     mask = None
     if exclude is not None:
         if not id_col or id_col not in customers:

@@ -51,6 +51,7 @@ from uplift._files import atomic_write_text
 from uplift._stats import Z95
 from uplift._versions import package_versions
 from uplift.data.campaign import CampaignData
+from uplift.data.inspect import DataQuality, inspect_data
 from uplift.effects.explanation import Explanation
 from uplift.effects.explanation import explain as explain_uplift
 from uplift.effects.segments import default_segment_columns, segment_uplift
@@ -184,6 +185,8 @@ class ReportInputs:
         Per section, why an analysis was not computed, or the error it failed with.
     errors : list of str
         Analyses or sections that failed (shown in the footer too).
+    quality : DataQuality or None
+        :func:`uplift.data.inspect_data` of the training table (None without the data).
     """
 
     result: FitResult
@@ -195,6 +198,7 @@ class ReportInputs:
     targeting_request: dict | None = None
     notes: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    quality: DataQuality | None = None
 
 
 def _attempt(inputs: ReportInputs, section: str, what: str, fn: Callable[[], object]):
@@ -224,6 +228,11 @@ def collect_report(result: FitResult, data: CampaignData | None = None, *,
         inputs.targeting_request = {"cost": cost, "value": value, "budget": budget}
     if data is None:
         return inputs
+    roles = result.roles
+    inputs.quality = _attempt(inputs, "quality", "The data-quality report", lambda: inspect_data(
+        data.frame.drop(columns=[c for c in result.schema.dates if c in data.frame.columns]),
+        treatment=roles.get("treatment"), outcome=roles.get("outcomes"), id=roles.get("id"),
+        na_values=result.schema.na_values))
     groups = segment_by if segment_by is not None else default_segment_columns(result, data)
     for by in ([g] if isinstance(g, str) else list(g) for g in groups):
         table = _attempt(inputs, "segments", "Segment uplift", lambda by=by: segment_uplift(result, data, by))
@@ -345,6 +354,22 @@ class _Report:
             items = "".join(f"<li>{_e(note)}</li>" for note in result.notes)
             out.append(_Html(f'<h3>Notes from validation</h3><ul class="note">{items}</ul>'))
         return "".join(out)
+
+    def data_quality(self) -> str:
+        q = self.inputs.quality
+        if q is None:
+            return self._section_note("quality") or self._no_data_note("The data-quality report")
+        cols = q.columns
+        rows = [[r.column, r.role, r.type, f"{r.missing_share:.1%}", f"{r.levels:,}", r.sentinels or "",
+                 "" if r.outlier_share is None or r.outlier_share != r.outlier_share else f"{r.outlier_share:.1%}",
+                 r.note or ""] for r in cols.itertuples()]
+        ids = "" if q.duplicate_ids is None else f"; {q.duplicate_ids:,} repeated and {q.blank_ids:,} blank ids"
+        intro = _p(f"{q.rows:,} rows; {q.duplicate_rows:,} repeat an earlier row exactly{ids}"
+                   ". Types as the fit read them: dates become days before the reference date, text with very "
+                   "many levels is not modelled, sentinel codes are candidates for --na-values.")
+        found = "".join(_p(n) for n in q.notes) or _p("Nothing unusual found.", "note")
+        return _Html(intro + _table(["column", "role", "type", "missing", "levels", "sentinels", "outliers (|z|>5)",
+                                     "note"], rows, numeric=(3, 4, 6)) + found)
 
     def _design_text(self) -> str:
         declared = self.result.roles.get("design_declared")
@@ -698,6 +723,7 @@ def build_report(inputs: ReportInputs, *, command_line: str | None = None, title
     r = _Report(inputs, command_line=command_line, currency=currency)
     sections = [
         _Section("data", "Data and column roles", r.data_summary()),
+        _Section("quality", "Data quality", r._optional("The data-quality report", r.data_quality)),
         _Section("diagnostics", "Design diagnostics", r._optional("Design diagnostics", r.diagnostics)),
         _Section("effects", "Average effect of the campaign", r.effects()),
         _Section("leaderboard", "Model leaderboard", r.leaderboard()),

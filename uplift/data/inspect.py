@@ -1,0 +1,207 @@
+"""A data-quality report of a campaign table, before any fit: what each column holds and what looks wrong.
+
+:func:`inspect_data` is what ``uplift inspect``, :meth:`uplift.Study.inspect`, the summary at the top of
+``uplift fit`` and the report's data-quality section show. It judges columns with the same functions the
+validation of :func:`uplift.data.campaign_data` uses (:mod:`uplift.data.columns`), so a column it calls a date
+is one the fit turns into ``days_since_<column>``, and a sentinel it names is one the fit warns about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from uplift.data.campaign import MAX_CATEGORY_LEVELS, UNIQUE_SHARE, similar_arm
+from uplift.data.columns import date_format_of, outlier_share, sentinels, stray_text
+from uplift.data.tables import locate
+from uplift.errors import UpliftInputError
+
+__all__ = ["DataQuality", "inspect_data"]
+
+#: A column whose most common value fills at least this share of the rows is called near-constant.
+NEAR_CONSTANT = 0.99
+
+
+@dataclass
+class DataQuality:
+    """What :func:`inspect_data` found.
+
+    Attributes
+    ----------
+    rows : int
+        Rows of the table.
+    columns : DataFrame
+        One row per column: ``column``, ``role`` (treatment, outcome, id or feature), ``type`` (number, binary,
+        category, date, text, number with stray text, constant, empty), ``missing_share``, ``levels`` (distinct
+        values), ``sentinels`` (e.g. ``-999 x 1,204``), ``outlier_share`` (robust z beyond 5), ``date_format``
+        and ``note`` (what the fit will do about it).
+    duplicate_rows : int
+        Rows identical to an earlier row in every column.
+    duplicate_ids, blank_ids : int
+        Repeated and blank ids (with an id column).
+    arms : DataFrame
+        ``arm``, ``rows``, ``share`` of each treatment label (with a treatment column).
+    notes : list of str
+        The findings in words, most important first.
+    """
+
+    rows: int
+    columns: pd.DataFrame
+    duplicate_rows: int = 0
+    duplicate_ids: int | None = None
+    blank_ids: int | None = None
+    arms: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The report as plain JSON-ready values."""
+        return {"rows": self.rows, "duplicate_rows": self.duplicate_rows, "duplicate_ids": self.duplicate_ids,
+                "blank_ids": self.blank_ids, "notes": list(self.notes),
+                "columns": self.columns.replace({np.nan: None}).to_dict(orient="records"),
+                "arms": None if self.arms is None else self.arms.to_dict(orient="records")}
+
+    def summary(self, max_notes: int = 6) -> list[str]:
+        """A few lines for a terminal: the table's shape, column types and the main findings."""
+        kinds = self.columns["type"].value_counts()
+        lines = [f"data: {self.rows:,} rows, {len(self.columns)} columns ("
+                 + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")"]
+        shown = self.notes[:max_notes]
+        lines += [f"  {note}" for note in shown]
+        if len(self.notes) > len(shown):
+            lines.append(f"  ... and {len(self.notes) - len(shown)} more (uplift inspect for all)")
+        return lines
+
+
+def _kind(col: pd.Series, name: str, date_format: str | None) -> tuple[str, str | None, str]:
+    """(type, date format, note) of one column."""
+    present = int(col.notna().sum())
+    if present == 0:
+        return "empty", None, "every value is missing: not used"
+    if pd.api.types.is_bool_dtype(col):
+        return "binary", None, ""
+    if pd.api.types.is_numeric_dtype(col):
+        values = col.dropna()
+        if values.nunique() == 1:
+            return "constant", None, "one value in every row: not used"
+        return ("binary" if values.isin((0, 1)).all() else "number"), None, ""
+    try:
+        fmt = date_format_of(col, name, date_format)
+    except UpliftInputError:
+        return "date (ambiguous)", None, "reads both day-first and month-first: give date_format / --date-format"
+    if fmt is not None:
+        return "date", fmt, f"modelled as days_since_{name}"
+    stray = stray_text(col)
+    if stray is not None:
+        count, rows = stray
+        shown = ", ".join(repr(str(col.iloc[r])) for r in rows[:3])
+        return "number with stray text", None, f"{count:,} non-numeric values ({shown}): fit refuses; --na-values"
+    levels = int(col.nunique(dropna=True))
+    if levels <= 1:
+        return "constant", None, "one value in every row: not used"
+    if (present >= 50 and levels >= UNIQUE_SHARE * present) or levels > MAX_CATEGORY_LEVELS:
+        return "text", None, f"{levels:,} levels: not modelled unless --high-cardinality {name}"
+    return "category", None, ""
+
+
+def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: str | list[str] | None = None,
+                 id: str | None = None, na_values: list[str] | tuple[str, ...] = (),
+                 date_format: str | None = None) -> DataQuality:
+    """Report the quality of a campaign table, column by column, without fitting anything.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table (e.g. :func:`uplift.read_table` of the campaign export).
+    treatment, outcome, id : str, optional
+        Column roles, when known: arm shares and a possible typo in an arm label, outcome zero share, blank and
+        repeated ids are then reported too.
+    na_values : list of str, optional
+        Values already meant as missing (they are not reported as sentinels).
+    date_format : str, optional
+        Format of ambiguous date columns.
+
+    Returns
+    -------
+    DataQuality
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"cid": [f"{i:06d}" for i in range(100)], "coupon": ["none", "10%"] * 50,
+    ...                    "signup": pd.date_range("2023-01-01", periods=100).strftime("%Y-%m-%d"),
+    ...                    "income": [-999] * 5 + list(range(20_000, 20_950, 10)), "buy": [0, 1] * 50})
+    >>> q = inspect_data(df, treatment="coupon", outcome="buy", id="cid")
+    >>> q.columns.set_index("column")["type"].to_dict()
+    {'cid': 'id', 'coupon': 'arm label', 'signup': 'date', 'income': 'number', 'buy': 'binary'}
+    >>> q.notes[0]
+    "column 'income': 5 rows equal -999, probably a missing-value code (--na-values -999)"
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise UpliftInputError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    outcomes = [outcome] if isinstance(outcome, str) else list(outcome or [])
+    role = {c: "feature" for c in frame.columns}
+    role.update({c: "outcome" for c in outcomes if c in frame.columns})
+    for name, r in ((treatment, "treatment"), (id, "id")):
+        if name is not None:
+            if name not in frame.columns:
+                raise UpliftInputError(f"{r} column {name!r} not found; columns: {', '.join(map(str, frame.columns))}")
+            role[name] = r
+    na = {str(v).strip() for v in na_values}
+    rows, notes, sentinel_notes = [], [], []
+    n = len(frame)
+    for name in frame.columns:
+        col = frame[name]
+        kind, fmt, note = _kind(col, str(name), date_format)
+        if role[name] in ("id", "treatment") and kind in ("text", "category", "number", "binary"):
+            kind, note = ("id" if role[name] == "id" else "arm label"), ""
+        found, outliers = [], None
+        if kind in ("number", "binary") and not pd.api.types.is_bool_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            found = [(v, c) for v, c in sentinels(values) if f"{v:g}" not in na]
+            outliers = outlier_share(values[~np.isin(values, [v for v, _ in found])]) if kind == "number" else 0.0
+        top = col.value_counts(dropna=False, normalize=True)
+        if kind not in ("constant", "empty", "id") and len(top) and top.iloc[0] >= NEAR_CONSTANT:
+            note = (note + "; " if note else "") + f"near-constant ({top.iloc[0]:.1%} {top.index[0]!r})"
+        rows.append({"column": str(name), "role": role[name], "type": kind,
+                     "missing_share": float(col.isna().mean()), "levels": int(col.nunique(dropna=True)),
+                     "sentinels": ", ".join(f"{v:g} x {c:,}" for v, c in found), "outlier_share": outliers,
+                     "date_format": fmt, "note": note})
+        for v, c in found:
+            sentinel_notes.append(f"column {name!r}: {c:,} rows equal {v:g}, probably a missing-value code "
+                                  f"(--na-values {v:g})")
+        if note and role[name] == "feature":
+            notes.append(f"column {name!r} ({kind}): {note}")
+    columns = pd.DataFrame(rows)
+    dup_rows = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum()) if n else 0
+    dup_ids = blank_ids = None
+    if id is not None:
+        ids = frame[id]
+        blank = ids.isna() | (ids.astype("string").str.strip() == "").fillna(False)
+        blank_ids = int(blank.sum())
+        dup_ids = int(ids[~blank].duplicated().sum())
+        if blank_ids:
+            notes.insert(0, f"id column {id!r}: {blank_ids:,} blank id(s), first at "
+                            f"{locate(frame, int(np.flatnonzero(blank.to_numpy())[0]))}")
+        if dup_ids:
+            notes.insert(0, f"id column {id!r}: {dup_ids:,} repeated id(s)")
+    if dup_rows:
+        notes.append(f"{dup_rows:,} rows repeat an earlier row exactly (a doubled export?)")
+    arms = None
+    if treatment is not None:
+        counts = frame[treatment].astype("string").fillna("(missing)").value_counts()
+        arms = pd.DataFrame({"arm": counts.index.astype(str), "rows": counts.to_numpy(),
+                             "share": counts.to_numpy() / max(n, 1)})
+        pair = similar_arm(list(arms["arm"]), list(arms["rows"]))
+        if pair is not None:
+            notes.insert(0, f"treatment {treatment!r}: arm {pair[0]!r} looks like a typo of {pair[1]!r}")
+        if "(missing)" in counts.index:
+            notes.insert(0, f"treatment {treatment!r}: {int(counts['(missing)']):,} rows without an arm")
+    for name in outcomes:
+        if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
+            zero = float((frame[name] == 0).mean())
+            if zero >= 0.5 and frame[name].nunique() > 2:
+                notes.append(f"outcome {name!r}: {zero:.0%} zeros (zero-heavy revenue: expect wide intervals)")
+    return DataQuality(rows=n, columns=columns, duplicate_rows=dup_rows, duplicate_ids=dup_ids, blank_ids=blank_ids,
+                       arms=arms, notes=[*sentinel_notes, *notes])
