@@ -374,3 +374,29 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
         return out, None, None
     return out, out - z * se, out + z * se
+
+
+def predict_propensity(cf: CrossFit, X: np.ndarray) -> np.ndarray:
+    """Propensity of new customers, ``P(arm a | x, arm a or control)`` per treated arm (n, n_treated): the
+    average of the fold models' (a randomised design's: the arm's share). Customers whose propensity is near
+    0 or 1 resemble only one arm of the study, so their predicted uplift is an extrapolation.
+
+    Examples
+    --------
+    >>> from uplift.datasets import simulate_campaign
+    >>> from uplift.data.campaign import campaign_data
+    >>> df = simulate_campaign(3000, design="observational", seed=1)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id", design="observational",
+    ...                   exclude=[c for c in df if c.startswith("true_") or c == "propensity" or c == "revenue"])
+    >>> cf = cross_fit(d, learners=("t",), n_folds=3)
+    >>> e = predict_propensity(cf, d.X)
+    >>> e.shape, bool(np.corrcoef(e[:, 0], df["propensity"])[0, 1] > 0.7)
+    ((3000, 1), True)
+    """
+    out = np.zeros((len(X), len(cf.arms) - 1))
+    for fm in cf.fold_models:
+        for a in range(1, len(cf.arms)):
+            model = fm.e[a]
+            out[:, a - 1] += (model if isinstance(model, float) else predict_rows(model.predict, X, np.arange(
+                len(X)), dtype=np.float64)) / len(cf.fold_models)
+    return out

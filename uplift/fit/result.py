@@ -18,7 +18,7 @@ import pandas as pd
 from uplift.data.campaign import FeatureSchema
 from uplift.design.drift import drift_from_profile
 from uplift.errors import UpliftInputError
-from uplift.fit.crossfit import CrossFit, predict_uplift
+from uplift.fit.crossfit import CrossFit, predict_propensity, predict_uplift
 from uplift.fit.distill import FAST, DistilledScorer
 
 
@@ -139,7 +139,10 @@ class FitResult:
 
         Columns: the id column (when declared and present), ``uplift`` (for several arms: ``uplift_<arm>`` per
         arm, plus ``best_arm`` and ``uplift`` of the best arm), and ``uplift_lower``/``uplift_upper`` when the
-        learner gives per-row intervals (``causal_forest``).
+        learner gives per-row intervals (``causal_forest``). Observational studies add ``propensity`` (for several
+        arms ``propensity_<arm>``) and ``overlap``: True when every arm's propensity lies inside the study's
+        trimming bounds (:meth:`overlap_bounds`); a customer outside them resembles only one arm of the study,
+        so their uplift is an extrapolation (``targeting_list(..., skip_extrapolated=True)`` leaves them out).
 
         With ``learner="fast"`` the chosen model's distilled scorer answers instead of the fold models (one small
         compiled tree ensemble per arm, about 1M customers a second on two cores; see :mod:`uplift.fit.distill`).
@@ -152,9 +155,46 @@ class FitResult:
             if self.scorer is None:
                 raise UpliftInputError("this model has no fast scorer (saved by an older uplift); refit it, or "
                                        "score with the full model (no --fast)")
-            return self.uplift_frame(data, self.scorer.predict(X), None, None)
+            return self._with_overlap(self.uplift_frame(data, self.scorer.predict(X), None, None), X)
         up, lo, hi = predict_uplift(self.crossfit, X, learner, alpha=alpha)
-        return self.uplift_frame(data, up, lo, hi)
+        return self._with_overlap(self.uplift_frame(data, up, lo, hi), X)
+
+    def overlap_bounds(self) -> dict[str, tuple[float, float]]:
+        """Per treated arm, the propensity range ``(α, 1 − α)`` of the customers with overlap (Crump et al.'s
+        rule on the study's out-of-fold propensities, see :mod:`uplift.effects.average`); empty for a
+        randomised design or a model saved before the bounds were recorded."""
+        t = self.ate
+        if self.design != "observational" or "trim_lower" not in t:
+            return {}
+        rows = t[(t["outcome"] == self.outcome) & (t["estimand"] == "ATE")]
+        return {r.arm: (float(r.trim_lower), float(r.trim_upper)) for r in rows.itertuples()
+                if np.isfinite(r.trim_lower)}
+
+    def training_overlap(self) -> np.ndarray | None:
+        """Whether each training row lies inside :meth:`overlap_bounds` (by its out-of-fold propensity, every
+        arm), or None when the study has no bounds: the training-row side of ``overlap`` for honest values."""
+        bounds, e = self.overlap_bounds(), self.crossfit.e
+        if not bounds or e is None:
+            return None
+        inside = np.ones(len(e), dtype=bool)
+        for a, arm in enumerate(self.arms[1:], start=1):
+            lo, hi = bounds.get(arm, (0.0, 1.0))
+            inside &= (e[:, a] >= lo) & (e[:, a] <= hi)
+        return inside
+
+    def _with_overlap(self, out: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
+        bounds = self.overlap_bounds()
+        if not bounds:
+            return out
+        e = predict_propensity(self.crossfit, X)
+        treated = self.arms[1:]
+        inside = np.ones(len(X), dtype=bool)
+        for j, arm in enumerate(treated):
+            out["propensity" if len(treated) == 1 else f"propensity_{arm}"] = e[:, j]
+            lo, hi = bounds.get(arm, (0.0, 1.0))
+            inside &= (e[:, j] >= lo) & (e[:, j] <= hi)
+        out["overlap"] = inside
+        return out
 
     def uplift_columns(self) -> list[str]:
         """Names of the per-arm uplift columns of :meth:`predict_uplift`."""

@@ -67,7 +67,7 @@ def _scale(d: dict, factor: float) -> dict:
 def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: float, *, n_list: int,
                  n_selected: int, spend: float, incremental_outcome: float, profit: float, by_coupon: Iterable[int],
                  budget: float | None = None, max_customers: int | None = None, min_roi: float | None = None,
-                 allow_negative: bool = False, random_state: int = 0) -> dict:
+                 allow_negative: bool = False, random_state: int = 0, skip_extrapolated: bool = False) -> dict:
     """Summary of a targeting list of ``n_list`` scored customers: the model's expectation for the list
     (from its totals) and the honest estimate with 95% CIs, next to the baselines.
 
@@ -86,8 +86,9 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
         From :func:`uplift.targeting.economics.costs_and_value`.
     n_list, n_selected, spend, incremental_outcome, profit, by_coupon
         Customers scored, customers on the list, and the list's totals (model-expected) and count per coupon.
-    budget, max_customers, min_roi, allow_negative, random_state
-        The rule, as given to :func:`targeting_list`.
+    budget, max_customers, min_roi, allow_negative, random_state, skip_extrapolated
+        The rule, as given to :func:`targeting_list` (``skip_extrapolated``: training rows outside the overlap,
+        :meth:`FitResult.training_overlap <uplift.fit.result.FitResult.training_overlap>`, are never chosen).
 
     Returns
     -------
@@ -105,10 +106,11 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
     # The rule is valued at the size and spend the list actually has (not at a budget it did not use): out-of-fold
     # predictions spread wider than the fitted model's, so "everyone with positive profit" would otherwise pick
     # another, larger list on the training rows than on the customers.
+    inside = result.training_overlap() if skip_extrapolated else None
     if n_selected > 0:
         rule = allocation_arms(train_up, costs, value, budget=spend / factor if spend > 0 else None,
                                max_customers=max(1, int(round(n_selected / factor))), min_roi=min_roi,
-                               allow_negative=True)
+                               allow_negative=True, exclude=None if inside is None else ~inside)
     else:
         rule = np.full(n_train, -1)
     honest = _scale(policy_value(cf.policy_dr, rule, costs, value), factor)
@@ -235,7 +237,7 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
                    value: float | None = None, budget: float | None = None, max_customers: int | None = None,
                    min_roi: float | None = None, exclude: Iterable | None = None, allow_negative: bool = False,
                    learner: str | None = None, include_all: bool = False, random_state: int = 0,
-                   holdout: float = 0.0, explore: float = 0.0) -> TargetingResult:
+                   holdout: float = 0.0, explore: float = 0.0, skip_extrapolated: bool = False) -> TargetingResult:
     """Choose who gets which coupon, under a budget, with the expected result and its 95% interval.
 
     Parameters
@@ -267,6 +269,11 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
     explore : float
         Share of the customers *not* selected who get their best coupon anyway (needs ``holdout`` > 0). The
         list then holds the selected customers and the explored ones (with ``include_all``: everyone).
+    skip_extrapolated : bool
+        Never select customers outside the study's overlap (``overlap`` False in :meth:`FitResult.predict_uplift
+        <uplift.fit.result.FitResult.predict_uplift>`: their propensity says the study had almost only one arm
+        among customers like them, so their uplift is an extrapolation). Observational studies only; the list
+        carries the ``overlap`` column either way.
 
     Returns
     -------
@@ -302,6 +309,9 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
         mask = exclusion_mask(customers[id_col], exclude)
 
     pred = result.predict_uplift(customers, learner=learner)
+    if skip_extrapolated and "overlap" in pred:
+        outside = ~pred["overlap"].to_numpy(dtype=bool)
+        mask = outside if mask is None else mask | outside
     frame = customers.reset_index(drop=True)
     up_cols, lo_cols, hi_cols = uplift_columns(result)
     up = pred[up_cols].to_numpy()
@@ -317,7 +327,8 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
                            profit=alloc.total_profit,
                            by_coupon=[int((alloc.arm == a).sum()) for a in range(len(arms) - 1)],
                            budget=budget, max_customers=max_customers, min_roi=min_roi,
-                           allow_negative=allow_negative, random_state=random_state)
+                           allow_negative=allow_negative, random_state=random_state,
+                           skip_extrapolated=skip_extrapolated)
 
     frame_list = alloc.to_frame(list(arms[1:]))
     rows = frame_list["customer"].to_numpy()
@@ -334,6 +345,8 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
     out["cost"] = frame_list["cost"].to_numpy()
     out["expected_profit"] = frame_list["profit"].to_numpy()
     out["cumulative_cost"] = frame_list["cumulative_cost"].to_numpy()
+    if "overlap" in pred:
+        out["overlap"] = pred["overlap"].to_numpy()[rows]
     if include_all or explore > 0:  # exploration draws from the customers not selected
         out["selected"] = True
         rest = np.setdiff1d(np.arange(n_list), rows)
@@ -344,6 +357,8 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
         extra["uplift"] = up[rest, best] if len(rest) else []
         extra["expected_profit"] = extra["uplift"] * value - costs[best]
         extra["selected"] = False
+        if "overlap" in pred:
+            extra["overlap"] = pred["overlap"].to_numpy()[rest]
         out = pd.concat([out, extra], ignore_index=True)
 
     design = None
