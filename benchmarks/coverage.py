@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
@@ -52,7 +53,7 @@ OUTCOME = "conversion"
 DIAGNOSTIC = "AIPW with the true propensity (diagnostic)"
 
 
-def weak_overlap_campaign(n: int, seed: int) -> "pd.DataFrame":
+def weak_overlap_campaign(n: int, seed: int) -> pd.DataFrame:
     """A targeted campaign with weak overlap: propensities run from 0.001 to 0.999 (about 15% of customers
     below 0.01 or above 0.99), binary conversion, the uplift rising with the same feature that drives the
     targeting (so the all-customer ATE and the overlap population's effect differ).
@@ -66,8 +67,6 @@ def weak_overlap_campaign(n: int, seed: int) -> "pd.DataFrame":
     >>> round(float(df["propensity"].min()), 3), round(float(df["propensity"].max()), 3)
     (0.001, 0.999)
     """
-    import pandas as pd
-
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5))
     region = rng.choice(np.array(["north", "south", "east"], dtype=object), n)

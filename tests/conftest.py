@@ -52,3 +52,16 @@ def obs():
     """A confounded table with its true propensity, outcome and the cross-fitted propensity."""
     X, t, e, y = confounded(4000, seed=1)
     return X, t, e, y, cross_fit_propensity(X, t, random_state=0)
+
+
+def weak_overlap_frame(n: int, seed: int) -> pd.DataFrame:
+    """A binary-outcome campaign whose propensities run from 0.001 to 0.999; uplift rises with the confounder."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    e = np.clip(1 / (1 + np.exp(-(3.0 * x[:, 0] - x[:, 1]))), 0.001, 0.999)
+    p0 = 1 / (1 + np.exp(-(-2.5 + 0.8 * x[:, 0] + 0.6 * x[:, 2])))
+    p1 = np.clip(p0 + 0.03 + 0.03 * np.tanh(x[:, 0]), 0, 1)
+    t = (rng.random(n) < e).astype(int)
+    y = (rng.random(n) < np.where(t == 1, p1, p0)).astype(int)
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "treatment": t, "conversion": y,
+                         "true_uplift": p1 - p0, "propensity": e})

@@ -451,6 +451,9 @@ def target(
                                                    "marked, the model's expectation beside it.")] = None,
     currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. EUR or '$' (default: none, "
                                                       "the units of --cost and --value).")] = None,
+    skip_extrapolated: Annotated[bool, typer.Option("--skip-extrapolated", help="Observational studies: never "
+                                                    "select customers outside the study's overlap (`overlap` "
+                                                    "false: their uplift is an extrapolation).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
@@ -462,6 +465,8 @@ def target(
         if holdout > 0 or explore > 0:
             raise UpliftInputError("--holdout and --explore are not available with --engine spark; write the list "
                                    "with Spark and draw the holdout from it, or use --engine pandas")
+        if skip_extrapolated:
+            raise UpliftInputError("--skip-extrapolated is not available with --engine spark; use --engine pandas")
         _target_with_spark(model_dir, customers, out, spark_master=spark_master, exclude=exclude,
                            strict_drift=strict_drift, as_json=as_json, cost=cost, value=value, budget=budget,
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
@@ -473,7 +478,8 @@ def target(
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
                        min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
-                       random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore)
+                       random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore,
+                       skip_extrapolated=skip_extrapolated)
     drift = study.drift(frame)
     _write(res.list, out, protect=customers)
     if plot is not None:

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
+from uplift.effects.average import headline_effects
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -159,6 +160,20 @@ def ate_table(ate: pd.DataFrame) -> Table:
     return table(title, shown, columns)
 
 
+def headline_lines(ate: pd.DataFrame) -> list[str]:
+    """The effect to lead with, per arm and outcome, when it is not the all-customer ATE (weak overlap), and
+    every propensity-clipping note, in words."""
+    lines = []
+    for r in headline_effects(ate).itertuples():
+        if r.estimand != "ATE":
+            effect = fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
+            lines.append(f"[bold]headline ({r.arm}, {r.outcome}):[/] {effect} — {r.note}")
+    if "note" in ate:
+        lines += [f"[yellow]note:[/] {r.arm}, {r.outcome}: {r.note}" for r in ate.itertuples()
+                  if r.note and not r.headline]
+    return lines
+
+
 def calibration_table(cal: pd.DataFrame, learner: str, kind: str) -> Table:
     """Predicted vs observed uplift by decile, both in the outcome's unit."""
     unit = effect_unit(kind)
@@ -245,6 +260,8 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
     show_diagnostics(diag)
     console.print(leaderboard_table(doc["leaderboard"], study.best_learner_, kind, k=k))
     console.print(ate_table(doc["ate"]))
+    for line in headline_lines(doc["ate"]):
+        console.print(line, highlight=False)
     console.print(calibration_table(doc["calibration"], study.best_learner_, kind))
 
 

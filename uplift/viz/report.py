@@ -52,6 +52,7 @@ from uplift._stats import Z95
 from uplift._versions import package_versions
 from uplift.data.campaign import CampaignData
 from uplift.data.inspect import DataQuality, inspect_data
+from uplift.effects.average import headline_effects
 from uplift.effects.explanation import Explanation
 from uplift.effects.explanation import explain as explain_uplift
 from uplift.effects.segments import default_segment_columns, segment_uplift
@@ -293,14 +294,19 @@ class _Report:
     # -- header
     def headline(self) -> str:
         parts = []
+        heads = headline_effects(self.ate_table)
         for arm in self.cf.arms[1:]:
-            row = self._primary_ate(arm)
-            if row is None:
+            rows = heads[(heads["outcome"] == self.outcome) & (heads["arm"] == arm)]
+            if not len(rows):
                 continue
+            row = rows.iloc[0]
             arm_text = f" of arm {arm}" if len(self.cf.arms) > 2 else ""
-            parts.append(f"Average effect{arm_text} on {self.outcome}: {_effect(row)} (95% CI; relative lift "
+            what = "Average effect" if row["estimand"] == "ATE" else "Effect on the customers with overlap"
+            parts.append(f"{what}{arm_text} on {self.outcome}: {_effect(row)} (95% CI; relative lift "
                          f"{fmt_pct(row['relative_lift'], row['relative_lower'], row['relative_upper'])}; "
                          f"{row['method']}).")
+            if row["estimand"] != "ATE" and row.get("note"):
+                parts.append(str(row["note"]).capitalize() + ".")
         select = self.result.fit_params.get("select", "dr_loss")
         best = f"Chosen model: {self.result.best_learner} (selected by {select})."
         return _Html(f'<div class="headline">{"<br>".join(_e(p) for p in parts + [best])}</div>')
@@ -453,7 +459,7 @@ class _Report:
                "ATE: average effect over all customers (randomised, so the same as the effect on the treated). ")
         out.append(_p(att + ("pp = percentage points of conversion." if self.kind == "binary" else ""), "note"))
         if self.result.design == "observational":
-            notes = []
+            notes = [f"{r.outcome}, arm {r.arm}: {r.note}." for r in t.itertuples() if getattr(r, "note", "")]
             for (outcome, arm), g in t.groupby(["outcome", "arm"], sort=False):
                 naive, adj = g[g["estimand"] == "naive"], g[g["estimand"] == "ATE"]
                 if len(naive) and len(adj):
