@@ -134,3 +134,22 @@ def test_cross_fit_nuisances_are_the_shared_loop_called_with_the_studys_inputs(o
     oof = fit_nuisances(data.X, data.treatment, folds, factory, y=y, kind="binary", matrix=matrix)
     np.testing.assert_array_equal(oof.mu, cf.mu)
     np.testing.assert_array_equal(oof.e, cf.e)
+
+
+def test_nested_nuisances_keep_a_folds_outcomes_out_of_its_own_predictions(obs_df):
+    """With nested nuisances the DR/R learners' predictions for fold k cannot depend on fold k's outcomes;
+    with the shared out-of-fold nuisances they do (their training rows' μ came from models that saw fold k)."""
+    data = _data(obs_df.head(3000), "revenue", "observational")
+    kwargs = {"learners": ("dr", "r"), "n_folds": 3, "random_state": 4}
+    folds = cross_fit(data, **kwargs).folds
+    changed = dataclasses.replace(data, outcomes={"revenue": np.where(folds == 0, 500.0, data.outcomes["revenue"])})
+    held = folds == 0
+    for nested in (True, False):
+        before = cross_fit(data, nested=nested, **kwargs)
+        after = cross_fit(changed, nested=nested, **kwargs)
+        assert (after.folds == folds).all()
+        for name in ("dr", "r"):
+            same = np.array_equal(before.uplift[name][held], after.uplift[name][held])
+            assert same == nested, (name, nested)
+        # The average effects' out-of-fold nuisances are the same either way.
+        assert np.array_equal(before.mu, cross_fit(data, **kwargs).mu)

@@ -114,12 +114,18 @@ def fit_nuisances(
     seeds: Seeds = fold_seed,
     dtype: type = np.float32,
     progress: ProgressHook | None = None,
+    skip_fold: int | None = None,
 ) -> OutOfFold:
     """Fit the nuisance models fold by fold and predict each held-out fold.
 
     Per fold ``k``: with an outcome ``y``, one outcome model per arm on that arm's rows outside fold ``k``;
     for each treated arm ``a``, a propensity on the rows of ``a`` and control outside fold ``k`` (label: in
     ``a``). Both predict every row of fold ``k``.
+
+    With ``skip_fold=j`` the rows of fold ``j`` are left out entirely: no model trains on them and their
+    predictions are NaN. These are the *nested* nuisances of outer fold ``j``: every other row's prediction
+    comes from models that saw neither that row nor fold ``j``, so a learner trained on them and evaluated on
+    fold ``j`` has never, even through a nuisance, seen fold ``j``'s outcomes.
 
     Parameters
     ----------
@@ -169,11 +175,14 @@ def fit_nuisances(
         raise ValueError(f"propensity must be 'model', 'share' or None, got {propensity!r}")
     n, n_arms, n_folds = len(treatment), int(treatment.max()) + 1, int(folds.max()) + 1
     training = matrix.rows if matrix is not None else X.__getitem__
-    mu = None if y is None else np.empty((n, n_arms), dtype)
+    mu = None if y is None else np.full((n, n_arms), np.nan, dtype) if skip_fold is not None else np.empty(
+        (n, n_arms), dtype)
     e = None if propensity is None else np.full((n, n_arms), np.nan, dtype)
     fold_models: list[FoldModels] = []
     for k in range(n_folds):
-        train, test = folds != k, row_numbers(folds == k)
+        if k == skip_fold:
+            continue
+        train, test = (folds != k) & (folds != (-1 if skip_fold is None else skip_fold)), row_numbers(folds == k)
         fm = FoldModels(mu={}, e={})
         if y is not None:
             for a in range(n_arms):
