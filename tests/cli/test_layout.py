@@ -169,3 +169,22 @@ def test_leaderboard_label_follows_the_fit_parameter_k():
     Console(width=80, file=buf).print(render.leaderboard_table(board, "t", "binary", k=0.2))
     assert "uplift@20%" in buf.getvalue() and "uplift@30%" not in buf.getvalue()
     assert "+2.00 [1.00, 3.00]" in buf.getvalue() and "pp" in buf.getvalue()  # in pp, like effects and report
+
+
+def test_weak_overlap_headline_says_which_estimand_and_why():
+    """Under weak overlap the terminal leads with the trimmed effect, in words; clipping is a visible note."""
+    import numpy as np
+
+    from tests.effects.test_overlap import arrays, table
+
+    y, t, mu, e, _ = arrays(20_000, 1, steep=3.0)
+    ate = table(y, t, mu, e).reset_index()
+    lines = render.headline_lines(ate)
+    head = [line for line in lines if line.startswith("[bold]headline")]
+    assert len(head) == 1 and "customers with propensity in [" in head[0] and "Crump" in head[0]
+    trimmed = ate.set_index("estimand").loc["trimmed"]
+    assert f"{trimmed['estimate_display']:+.2f}" in head[0]
+    assert any("propensity clipped to [0.01, 0.99]" in line for line in lines)
+    good = table(*arrays(5000, 0, steep=0.8)[:4]).reset_index()
+    assert not [line for line in render.headline_lines(good) if "headline" in line]
+    assert np.isfinite(trimmed["se"])

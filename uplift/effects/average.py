@@ -190,7 +190,7 @@ def average_effects(y: np.ndarray, treatment: np.ndarray, arms: tuple[str, ...],
         est, se = diff_in_means(yy, tt)
         if design == "rct":
             rows.append(_row(arms[a], outcome, kind, "ATE", "difference in means", est, se, base, n_t, n_c))
-            rows[-1].update(headline=True)
+            rows[-1].update(headline=True, trim_lower=0.0, trim_upper=1.0)  # randomised: nobody is trimmed
             continue
         rows.append(_row(arms[a], outcome, kind, "naive", "difference in means (unadjusted)", est, se, base,
                          n_t, n_c))
