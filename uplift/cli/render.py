@@ -167,7 +167,7 @@ def headline_lines(ate: pd.DataFrame) -> list[str]:
     for r in headline_effects(ate).itertuples():
         if r.estimand != "ATE":
             effect = fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
-            lines.append(f"[bold]headline ({r.arm}, {r.outcome}):[/] {effect} — {r.note}")
+            lines.append(f"[bold]headline (arm {r.arm}, {r.outcome}):[/] {effect}: {r.note}")
     if "note" in ate:
         lines += [f"[yellow]note:[/] {r.arm}, {r.outcome}: {r.note}" for r in ate.itertuples()
                   if r.note and not r.headline]

@@ -127,8 +127,8 @@ def overlap_weighted_ate(y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.
 def overlap_note(ov: dict, bounds: tuple[float, float], kept: float) -> str:
     """Why the headline is the trimmed effect, in words (an overlap check's result and the Crump bounds)."""
     lo, hi = ov["bounds"]
-    return (f"headline is the effect on the {kept:.0%} of customers with propensity in [{bounds[0]:.3g}, "
-            f"{bounds[1]:.3g}] (Crump et al. 2009 trimming), not the all-customer ATE: "
+    return (f"the effect on the {kept:.0%} of customers with propensity in [{bounds[0]:.3g}, {bounds[1]:.3g}] "
+            "(Crump et al. 2009 trimming), reported instead of the all-customer ATE because "
             f"{ov['share_outside_treated']:.0%} of treated and {ov['share_outside_control']:.0%} of control "
             f"customers have propensity outside [{lo:g}, {hi:g}], where one arm is too rare to compare and the "
             "ATE rests on extrapolation")

@@ -306,7 +306,8 @@ class _Report:
                          f"{fmt_pct(row['relative_lift'], row['relative_lower'], row['relative_upper'])}; "
                          f"{row['method']}).")
             if row["estimand"] != "ATE" and row.get("note"):
-                parts.append(str(row["note"]).capitalize() + ".")
+                note = str(row["note"])
+                parts.append(note[:1].upper() + note[1:] + ".")
         select = self.result.fit_params.get("select", "dr_loss")
         best = f"Chosen model: {self.result.best_learner} (selected by {select})."
         return _Html(f'<div class="headline">{"<br>".join(_e(p) for p in parts + [best])}</div>')
