@@ -59,7 +59,9 @@ def test_calibration_deciles(fitted):
 
 def test_save_load_roundtrip_predicts_identically(fitted, rct_df, tmp_path):
     fitted.save(tmp_path / "model")
-    loaded = Study.load(tmp_path / "model")
+    with pytest.raises(UpliftInputError, match="pickled models.*trust=True"):
+        Study.load(tmp_path / "model")  # the causal forest is a pickle: refused without trust
+    loaded = Study.load(tmp_path / "model", trust=True)
     new = rct_df.sample(300, random_state=1)
     for learner in (None, "causal_forest", "ensemble"):
         a = fitted.predict_uplift(new, learner=learner)
@@ -125,16 +127,16 @@ def test_malicious_model_file_is_refused_even_with_valid_hashes(fitted, tmp_path
     """An attacker who rewrites the manifest too still cannot make loading run code."""
     import pickle
 
-    from uplift.persist.container import read_model_dir, write_model_dir
+    from uplift.persist.container import RESERVED_KEYS, read_model_dir, write_model_dir
 
     fitted.save(tmp_path / "m")
     manifest, files = read_model_dir(tmp_path / "m")
     victim = next(name for name in files if name.endswith(".pkl"))
     files[victim] = pickle.dumps(_Exploit())
-    extra = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "sha256", "uplift_version")}
+    extra = {k: v for k, v in manifest.items() if k not in RESERVED_KEYS}
     write_model_dir(tmp_path / "evil", files, extra)
     with pytest.raises(UpliftInputError, match="not an allowed model type"):
-        Study.load(tmp_path / "evil")
+        Study.load(tmp_path / "evil", trust=True)
     import os
 
     assert not os.path.exists("/tmp/uplift_pwned")

@@ -8,8 +8,6 @@ a temporary output that replaces the target only when every batch succeeded (ato
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from uplift._files import atomic_path, check_output_path
 from uplift.data.campaign import check_ids
 from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
@@ -68,45 +67,31 @@ def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner:
     3000
     """
     data, out = Path(data), Path(out)
-    if out.exists() and data.exists() and os.path.samefile(out, data):
-        raise UpliftInputError(f"output {out} is the input file; choose another path")
-    if not out.parent.is_dir():
-        raise UpliftInputError(f"output directory {out.parent} does not exist; create it first")
+    check_output_path(out, protect=data)
     out_name = out.name.lower()
     parquet = out_name.endswith((".parquet", ".pq"))
     if not parquet and not out_name.endswith(".csv"):
         raise UpliftInputError(f"output {out}: use a .csv or .parquet file name")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise UpliftInputError(f"cannot write to {out.parent}: {exc.strerror}") from None
-    os.close(fd)
     rows = 0
     writer = None
-    try:
-        for i, batch in enumerate(_batches(result, data, batch_rows)):
-            pred = result.predict_uplift(batch, learner=learner)
-            if i == 0 and drift is not None:
-                drift.update(result.drift(batch, uplift=pred))
-            rows += len(pred)
-            if parquet:
-                table = pa.Table.from_pandas(pred, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
-                writer.write_table(table)
-            else:
-                pred.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False, float_format="%.10g")
-        if writer is not None:
-            writer.close()
-            writer = None
+    with atomic_path(out, protect=data) as tmp:
+        try:
+            for i, batch in enumerate(_batches(result, data, batch_rows)):
+                pred = result.predict_uplift(batch, learner=learner)
+                if i == 0 and drift is not None:
+                    drift.update(result.drift(batch, uplift=pred))
+                rows += len(pred)
+                if parquet:
+                    table = pa.Table.from_pandas(pred, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
+                    writer.write_table(table)
+                else:
+                    pred.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False,
+                                float_format="%.10g")
+        finally:
+            if writer is not None:
+                writer.close()
         if rows == 0:
             raise UpliftInputError(f"{data}: no rows to score")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return rows

@@ -298,6 +298,23 @@ class Study:
         return save_result(self._fitted(), Path(directory))
 
     @classmethod
-    def load(cls, directory: str | Path) -> Study:
-        """Load a study saved with :meth:`save`, verifying format version and content hashes first."""
-        return cls.from_result(load_result(Path(directory)))
+    def load(cls, directory: str | Path, *, trust: bool = False, expect_digest: str | None = None,
+             require_signature: bool = False) -> Study:
+        """Load a study saved with :meth:`save`, verifying digest, signature, format version and hashes first.
+
+        Parameters
+        ----------
+        directory : str or path
+            The model directory.
+        trust : bool, default False
+            Allow pickled models (forest learners, custom scikit-learn base models): a pickle can run code,
+            so only for a directory whose writers you trust. The default learners need no trust.
+        expect_digest : str, optional
+            Refuse the model unless its digest (:func:`uplift.persist.model_digest`, printed by
+            ``uplift fit``) is this one.
+        require_signature : bool, default False
+            Refuse a model without a valid signature under the key in ``UPLIFT_MODEL_KEY``
+            (docs/security.md says what each option protects against).
+        """
+        return cls.from_result(load_result(Path(directory), trust=trust, expect_digest=expect_digest,
+                                           require_signature=require_signature))

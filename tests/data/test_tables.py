@@ -32,7 +32,7 @@ from uplift.persist.container import MODEL_FORMAT, MODEL_FORMAT_VERSION, read_mo
 # Child processes must import this very package, wherever the tests run it from.
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     [str(Path(uio.__file__).absolute().parents[2]), os.environ.get("PYTHONPATH", "")])}
-TEMP_NAME = re.compile(r"^\..+\.tmp$")
+TEMP_NAME = re.compile(r"^\..+\.uplift-tmp-\d+-.+$")
 
 
 def campaign_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -518,10 +518,12 @@ def test_model_dir_round_trip_and_manifest(tmp_path):
     write_model_dir(d, FILES, {"schema": {"names": ["age"]}, "training_data_sha256": "ab"})
     manifest, files = read_model_dir(d)
     assert files == FILES
-    on_disk = json.loads((d / "manifest.json").read_bytes())
-    assert on_disk == manifest
+    raw = (d / "manifest.json").read_bytes()
+    on_disk = json.loads(raw)
+    assert on_disk == {k: v for k, v in manifest.items() if k not in ("digest", "signature")}
+    assert manifest["digest"] == hashlib.sha256(raw).hexdigest() and manifest["signature"] == "unsigned"
     assert manifest["format"] == MODEL_FORMAT == "uplift-study"
-    assert manifest["format_version"] == MODEL_FORMAT_VERSION == 1
+    assert manifest["format_version"] == MODEL_FORMAT_VERSION == 2
     assert manifest["schema"] == {"names": ["age"]} and manifest["training_data_sha256"] == "ab"
     assert manifest["sha256"] == {k: hashlib.sha256(v).hexdigest() for k, v in FILES.items()}
     assert manifest["uplift_version"] == uplift.__version__
@@ -579,7 +581,7 @@ def test_second_rename_failure_restores_the_old_model(tmp_path, monkeypatch):
     real_rename = os.rename
 
     def rename(src, dst):
-        if Path(dst) == d and ".old." not in Path(src).name:
+        if Path(dst) == d and not Path(src).name.endswith("-old"):
             raise OSError(5, "Input/output error")
         real_rename(src, dst)
 
@@ -639,8 +641,10 @@ def _saved(tmp_path: Path) -> Path:
 
 
 def _edit_manifest(d: Path, **changes) -> None:
+    """Change the manifest as someone who knows the format would: its self-check recomputed."""
     manifest = json.loads((d / "manifest.json").read_bytes())
     manifest.update(changes)
+    manifest["self_sha256"] = ucontainer._self_sha256(manifest)
     (d / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -711,6 +715,10 @@ def test_damaged_manifests(tmp_path):
 def test_missing_model_dir_mentions_an_interrupted_save(tmp_path):
     with pytest.raises(UpliftInputError, match=r"model directory .*model does not exist; check the path"):
         read_model_dir(tmp_path / "model")
-    (tmp_path / ".model.k2j4.old.tmp").mkdir()
+    (tmp_path / ".model.k2j4.old.tmp").mkdir()  # the temp name of earlier versions
     with pytest.raises(UpliftInputError, match=r"interrupted save left \.model\.k2j4\.old\.tmp"):
+        read_model_dir(tmp_path / "model")
+    (tmp_path / ".model.k2j4.old.tmp").rmdir()
+    (tmp_path / ".model.uplift-tmp-77-k2j4-old").mkdir()
+    with pytest.raises(UpliftInputError, match=r"interrupted save left \.model\.uplift-tmp-77-k2j4-old"):
         read_model_dir(tmp_path / "model")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -20,14 +19,13 @@ import typer
 from PIL import Image
 from rich.text import Text
 
-from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path
+from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path, exit_on_termination, json_text
 from uplift._versions import __version__
 from uplift.cli.demo import run_demo
 from uplift.cli.render import (
     RichProgress,
     console,
     err_console,
-    jsonable,
     print_json,
     readout_table,
     show_data_quality,
@@ -44,6 +42,7 @@ from uplift.datasets import load_hillstrom
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
+from uplift.persist import KEY_ENV, check_model_dir_target, model_digest
 from uplift.scoring import score_file
 from uplift.serving import serve as run_server
 from uplift.spark import read_customers, spark_session, target_spark
@@ -101,6 +100,36 @@ NaValuesOpt = Annotated[list[str], typer.Option(help="Value meaning 'missing' in
                                                      "N/A (repeat); saved with the model and applied at scoring.")]
 DateFormatOpt = Annotated[str | None, typer.Option(help="Format of ambiguous date columns, e.g. '%d/%m/%Y' "
                                                         "(ISO and unambiguous forms are recognised without it).")]
+TrustOpt = Annotated[bool, typer.Option("--trust-model", help="Allow a model directory holding pickles (forest "
+                                        "learners, custom base models): a pickle can run code when loaded, so only "
+                                        "for a directory whose writers you trust. Default learners need no trust.")]
+DigestOpt = Annotated[str | None, typer.Option("--expect-digest", metavar="HEX", help="Refuse the model unless its "
+                                               "digest (printed by `uplift fit` and `uplift evaluate`) is HEX.")]
+SignatureOpt = Annotated[bool, typer.Option("--require-signature", help=f"Refuse a model that is not signed with "
+                                            f"the key in {KEY_ENV} (set at `uplift fit`).")]
+
+#: Seeds numpy and LightGBM accept.
+MAX_SEED = 2**32 - 1
+
+
+def check_option(name: str, value: float | None, low: float, high: float | None = None, what: str = "") -> None:
+    """One-line error (before any work) when an option's value is outside ``[low, high]``."""
+    if value is None:
+        return
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UpliftInputError(f"{name} must be {bound}{what}, got {value}")
+
+
+def load_study(model_dir: Path, trust: bool = False, expect_digest: str | None = None,
+               require_signature: bool = False) -> Study:
+    """The saved study, verified as the loading options ask (the one loader of every command)."""
+    return Study.load(model_dir, trust=trust, expect_digest=expect_digest, require_signature=require_signature)
+
+
+def _model_identity(study: Study) -> dict:
+    manifest = study.result.manifest or {}
+    return {"model_digest": manifest.get("digest"), "signature": manifest.get("signature")}
 
 
 def _version(show: bool) -> None:
@@ -194,11 +223,17 @@ def fit(
                                                           "another arm's.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit and evaluate uplift learners on a campaign table and save the study."""
+    """Fit and evaluate uplift learners on a campaign table and save the study (its digest is printed; with
+    UPLIFT_MODEL_KEY set, it is signed)."""
     parent = out.resolve().parent
     if not parent.is_dir():
         raise UpliftInputError(f"cannot save the model: output directory {parent} does not exist "
                                "(or is not a directory); create it first")
+    check_option("--seed", seed, 0, MAX_SEED)
+    check_option("--folds", folds, 2)
+    check_option("--max-train-rows", max_train_rows, 0, what=" (0 = no cap)")
+    check_model_dir_target(out)
+    check_output_path(out, protect=[data], directory=True)
     frame = read_table(data, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
@@ -211,9 +246,14 @@ def fit(
     quality = study.inspect()
     if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
         show_data_quality(quality, short=True)
-    show_study(study, as_json, {"model_dir": str(out), "data_quality": quality.to_dict()})
+    digest = model_digest(out)
+    signed = "signed" if (out / "manifest.sig").is_file() else "unsigned"
+    show_study(study, as_json, {"model_dir": str(out), "model_digest": digest, "signature": signed,
+                                "data_quality": quality.to_dict()})
     if not as_json:
         console.print(f"saved study to [bold]{out}[/]")
+        console.print(f"model digest: {digest} ({signed}); pin it with --expect-digest", highlight=False,
+                      soft_wrap=True)
 
 
 @app.command()
@@ -242,10 +282,18 @@ def inspect(
 @cli_command
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a saved study's cross-fitted leaderboard, average effects and calibration."""
-    show_study(Study.load(model_dir), as_json)
+    """Show a saved study's digest, cross-fitted leaderboard, average effects and calibration."""
+    study = load_study(model_dir, trust_model, expect_digest, require_signature)
+    identity = _model_identity(study)
+    if not as_json:
+        console.print(f"model digest: {identity['model_digest']} (signature: {identity['signature']})",
+                      highlight=False, soft_wrap=True)
+    show_study(study, as_json, identity)
 
 
 @app.command()
@@ -259,10 +307,14 @@ def predict(
                                        "compiled tree ensemble per arm, >1M rows/s); its fidelity to the full "
                                        "model is printed.")] = False,
     strict_drift: StrictDriftOpt = False,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
-    study = Study.load(model_dir)
+    check_output_path(out, protect=[data, model_dir])
+    study = load_study(model_dir, trust_model, expect_digest, require_signature)
     drift: dict = {}
     if fast and learner not in (None, "fast"):
         raise UpliftInputError(f"--fast scores with the chosen model ({study.best_learner_!r}) distilled; drop "
@@ -299,23 +351,28 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """The whole study on the embedded Hillstrom e-mail experiment (64,000 customers, 2 e-mails + control)."""
-    frame = load_hillstrom()
+    check_option("--seed", seed, 0, MAX_SEED)
+    check_option("--folds", folds, 2)
+    if out is not None:
+        check_model_dir_target(out)
+        check_output_path(out, protect=[data_out], directory=True)
     if data_out is not None:
-        check_output_path(data_out)
+        check_output_path(data_out, protect=[out])
+    frame = load_hillstrom()
     run_demo(frame, folds=folds, seed=seed, out=out, as_json=as_json)
     _write(frame, data_out)
 
 
-def _save_png(fig, path: Path) -> None:
+def _save_png(fig, path: Path, protect: list | None = None) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), protect=protect)
 
 
-def _save_png_stack(figures: list, path: Path) -> None:
+def _save_png_stack(figures: list, path: Path, protect: list | None = None) -> None:
     """Several figures (one per arm) as one PNG, one below the other."""
     if len(figures) == 1:
-        _save_png(figures[0], path)
+        _save_png(figures[0], path, protect)
         return
     images = []
     for fig in figures:
@@ -329,16 +386,23 @@ def _save_png_stack(figures: list, path: Path) -> None:
         top += im.height
     out = io.BytesIO()
     sheet.save(out, format="PNG")
-    atomic_write_bytes(path, out.getvalue())
+    atomic_write_bytes(path, out.getvalue(), protect=protect)
 
 
-def _load_with_data(model_dir: Path, data: Path) -> Study:
-    study = Study.load(model_dir)
+def _load_with_data(model_dir: Path, data: Path, *options) -> Study:
+    study = load_study(model_dir, *options)
     # Read with the model's column types: codes and ids as text, dates and missing-value codes as in training.
     return study.attach_data(study.schema.read(data, text=[study.roles.get("id"), study.roles["treatment"]]))
 
 
-def _write(frame: pd.DataFrame, out: Path | None, protect: Path | None = None) -> None:
+def _check_outputs(outputs: list[Path | None], inputs: list[Path | None]) -> None:
+    """Every output against every input and against the command's other outputs, before any work."""
+    given = [o for o in outputs if o is not None]
+    for k, path in enumerate(given):
+        check_output_path(path, protect=[*inputs, *given[:k]])
+
+
+def _write(frame: pd.DataFrame, out: Path | None, protect: Path | list | None = None) -> None:
     if out is not None:
         write_table(frame, out, protect=protect)
 
@@ -360,10 +424,19 @@ def segments(
     min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
     arm: ArmOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write the segment table here (.csv or .parquet).")] = None,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Uplift per segment with 95% doubly-robust CIs, and auto-discovered segments as readable rules."""
-    study = _load_with_data(model_dir, data)
+    check_option("--bins", bins, 2)
+    check_option("--min-size", min_size, 1)
+    check_option("--max-depth", max_depth, 1)
+    check_option("--min-leaf", min_leaf, 1)
+    inputs = [data, model_dir]
+    _check_outputs([out], inputs)
+    study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     doc: dict = {}
     if by:
         seg = study.segments(list(by), bins=bins, min_size=min_size)
@@ -371,11 +444,11 @@ def segments(
             study.result.arm_code(arm)  # a named arm must exist
             seg = seg[seg["arm"] == arm].reset_index(drop=True)
         doc["segments"] = seg
-        _write(seg, out, protect=data)
+        _write(seg, out, protect=inputs)
     if discover:
         doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf, arm=arm)
         if not by:
-            _write(doc["discovered"], out, protect=data)
+            _write(doc["discovered"], out, protect=inputs)
     if not doc:
         raise UpliftInputError("nothing to do: give --by COLUMN and/or keep --discover")
     if as_json:
@@ -397,16 +470,22 @@ def explain(
     plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png; with several arms "
                                                    "one panel per arm, one below the other).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here (every arm).")] = None,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """What drives uplift, for every treated arm: SHAP importance of the chosen model (via a surrogate tree,
     fidelity R² shown)."""
-    study = _load_with_data(model_dir, data)
+    check_option("--max-rows", max_rows, 1)
+    inputs = [data, model_dir]
+    _check_outputs([out, plot], inputs)  # --out and --plot may not be one file either
+    study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     explanations = study.explain_arms(arm=arm, max_rows=max_rows)
     drivers = pd.concat([e.top_drivers(3) for e in explanations.values()], ignore_index=True)
-    _write(drivers, out, protect=data)
+    _write(drivers, out, protect=inputs)
     if plot is not None:
-        _save_png_stack([plot_shap_summary(expl) for expl in explanations.values()], plot)
+        _save_png_stack([plot_shap_summary(expl) for expl in explanations.values()], plot, inputs)
     doc = {"importance": pd.concat([e.importance for e in explanations.values()], ignore_index=True),
            "surrogate_r2": {name: e.surrogate_r2 for name, e in explanations.items()},
            "top_drivers_preview": drivers.groupby("arm", sort=False).head(9)}
@@ -454,6 +533,9 @@ def target(
     skip_extrapolated: Annotated[bool, typer.Option("--skip-extrapolated", help="Observational studies: never "
                                                     "select customers outside the study's overlap (`overlap` "
                                                     "false: their uplift is an extrapolation).")] = False,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a ranked coupon targeting list under a budget, with expected value and 95% intervals."""
@@ -461,6 +543,12 @@ def target(
         raise UpliftInputError(f"--plot {plot}: the profit curve is written as a .png file")
     if engine not in ("pandas", "spark"):
         raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
+    check_option("--seed", seed, 0, MAX_SEED)
+    inputs = [customers, exclude, model_dir]
+    check_output_path(out, protect=inputs, directory=engine == "spark")  # Spark writes a Parquet folder
+    if plot is not None:
+        check_output_path(plot, protect=[*inputs, out])
+    loading = (trust_model, expect_digest, require_signature)
     if engine == "spark":
         if holdout > 0 or explore > 0:
             raise UpliftInputError("--holdout and --explore are not available with --engine spark; write the list "
@@ -470,10 +558,10 @@ def target(
         _target_with_spark(model_dir, customers, out, spark_master=spark_master, exclude=exclude,
                            strict_drift=strict_drift, as_json=as_json, cost=cost, value=value, budget=budget,
                            max_customers=max_customers, min_roi=min_roi, allow_negative=allow_negative,
-                           include_all=all_rows, random_state=seed, learner="fast" if fast else None)
+                           include_all=all_rows, random_state=seed, learner="fast" if fast else None,
+                           loading=loading)
         return
-    check_output_path(out, protect=[p for p in (customers, exclude) if p is not None])
-    study = Study.load(model_dir)
+    study = load_study(model_dir, *loading)
     frame = study.schema.read(customers, text=[study.roles.get("id")])
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     res = study.target(frame, cost=cost, value=value, budget=budget, max_customers=max_customers,
@@ -481,9 +569,9 @@ def target(
                        random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore,
                        skip_extrapolated=skip_extrapolated)
     drift = study.drift(frame)
-    _write(res.list, out, protect=customers)
+    _write(res.list, out, protect=inputs)
     if plot is not None:
-        _save_png(plot_profit_curve(res.curve, currency=currency), plot)
+        _save_png(plot_profit_curve(res.curve, currency=currency), plot, [*inputs, out])
     if as_json:
         print_json({"summary": res.summary, "holdout": res.holdout, "drift": drift, "out": str(out)})
     else:
@@ -503,17 +591,16 @@ def target(
 
 
 def _target_with_spark(model_dir: Path, customers: Path, out: Path, *, spark_master: str, exclude: Path | None,
-                       strict_drift: bool, as_json: bool, **kwargs) -> None:
+                       strict_drift: bool, as_json: bool, loading: tuple = (), **kwargs) -> None:
     """`uplift target --engine spark`: read the customers with Spark, write the list as Parquet."""
     if not out.name.lower().endswith((".parquet", ".pq")):
         raise UpliftInputError(f"--engine spark writes the list as Parquet: give --out a .parquet name (got {out})")
-    if out.resolve() == customers.resolve():
-        raise UpliftInputError(f"output {out} is the customer file; choose another path")
-    study = Study.load(model_dir)
+    study = load_study(model_dir, *loading)
     excluded = read_exclusions(exclude, study.roles.get("id")) if exclude is not None else None
     drift: dict = {}
     with spark_session(spark_master, "uplift target") as spark:
-        res = target_spark(model_dir, read_customers(spark, customers, schema=study.schema), out=out,
+        # the study as loaded and verified here, not the directory again (which could change in between)
+        res = target_spark(study, read_customers(spark, customers, schema=study.schema), out=out,
                            exclude=excluded, drift=drift, **kwargs)
     if as_json:
         print_json({"summary": res.summary, "holdout": None, "drift": drift, "out": str(out)})
@@ -544,11 +631,15 @@ def report(
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
     currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. '$' or EUR (default: none, "
                                                       "the units of --cost and --value).")] = None,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
-    study = _load_with_data(model_dir, data) if data is not None else Study.load(model_dir)
-    check_output_path(out, protect=[p for p in (data,) if p is not None])
+    check_output_path(out, protect=[data, model_dir])
+    loading = (trust_model, expect_digest, require_signature)
+    study = _load_with_data(model_dir, data, *loading) if data is not None else load_study(model_dir, *loading)
     study.report(out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
                  cost=list(cost) or None, value=value, budget=budget, currency=currency)
     if as_json:
@@ -565,10 +656,14 @@ def refute(
     arm: Annotated[str | None, typer.Option(help="Treated arm to check (default: the first).")] = None,
     method: Annotated[str, typer.Option(help="aipw | backdoor.linear_regression")] = "aipw",
     max_rows: Annotated[int, typer.Option(help="Rows sampled for the refutation.")] = 20_000,
+    trust_model: TrustOpt = False,
+    expect_digest: DigestOpt = None,
+    require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Try to refute the average effect with DoWhy (placebo, random common cause, subset, hidden confounder)."""
-    study = _load_with_data(model_dir, data)
+    check_option("--max-rows", max_rows, 1)
+    study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     res = study.refute(arm=arm, estimate_method=method, max_rows=max_rows)
     ev = study.e_values()
     if as_json:
@@ -593,12 +688,14 @@ def readout(
     as_json: JsonOpt = False,
 ) -> None:
     """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
-    res = run_readout(read_table(sent_list, text=[id_col]), read_table(results, text=[id_col]), id_col=id_col,
-                      outcome=outcome, revenue=revenue, value=value)
     if out is not None:
         if out.suffix.lower() != ".json":
             raise UpliftInputError(f"readout output {out}: use a .json file name")
-        atomic_write_text(out, json.dumps(jsonable(res), indent=1))
+        check_output_path(out, protect=[sent_list, results])
+    res = run_readout(read_table(sent_list, text=[id_col]), read_table(results, text=[id_col]), id_col=id_col,
+                      outcome=outcome, revenue=revenue, value=value)
+    if out is not None:
+        atomic_write_text(out, json_text(res), protect=[sent_list, results])
     if as_json:
         print_json(res)
         return
@@ -645,6 +742,7 @@ def serve(
 
 def main() -> None:
     """Console-script entry point."""
+    exit_on_termination()  # SIGTERM/SIGHUP: leave through the normal exit path, removing temp files
     app()
 
 

@@ -5,7 +5,6 @@ Everything here takes results (tables, dicts) and prints them; nothing computes 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
+from uplift._files import json_text, plain_json
 from uplift.effects.average import headline_effects
 
 console = Console(stderr=False)
@@ -54,21 +54,11 @@ class RichProgress:
 
 
 def jsonable(obj):
-    if isinstance(obj, pd.DataFrame):
-        return [jsonable(r) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, Mapping):  # dicts and read-only records such as the design report
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return plain_json(obj)  # the one encoder of every --json document (numpy, pandas, NaN -> null)
 
 
 def print_json(doc: dict) -> None:
-    sys.stdout.write(json.dumps(jsonable(doc), indent=1, sort_keys=False) + "\n")
+    sys.stdout.write(json_text(doc))
 
 
 def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = ()) -> Table:

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from uplift.errors import UpliftInputError
-from uplift.fit.models import ModelFactory, Rows, SklearnModel
+from uplift.fit.models import LinearModel, ModelFactory, Rows, SklearnModel
 
 #: Propensities are clipped to this range inside pseudo-outcomes (overlap guard).
 E_CLIP = (0.01, 0.99)
@@ -282,8 +282,9 @@ class DRLinearLearner(Learner):
         # float32 in: scikit-learn's scaler and ridge keep it, which at 1M rows saves ~200 MB of float64 copies.
         Xk = np.asarray(Xk, dtype=np.float32)
         pipe = linear_final_stage(Xk.shape[1], factory.categorical)
-        self.models_["tau"] = SklearnModel(pipe, "regression").fit(Xk, aipw_scores(y[keep], t[keep],
-                                                                                    nuis.subset(keep)))
+        fitted = SklearnModel(pipe, "regression").fit(Xk, aipw_scores(y[keep], t[keep], nuis.subset(keep)))
+        # Read out as plain numbers: predicts with numpy and is saved as JSON, so no pickle is ever needed.
+        self.models_["tau"] = LinearModel.from_pipeline(fitted.fitted_)
         return self
 
     def predict(self, X, nuis):

@@ -8,6 +8,11 @@ be passed instead; it is cloned per fit.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -290,6 +295,42 @@ class LGBMModel:
         return m
 
 
+class _Silent:
+    def info(self, msg: str) -> None:
+        pass
+
+    warning = info
+
+
+@contextlib.contextmanager
+def quiet_lightgbm() -> Iterator[None]:
+    """Keep LightGBM's own messages off the terminal while parsing model text: on a damaged file its C++ code
+    writes ``[LightGBM] [Fatal] ...`` straight to file descriptor 2 before raising, and the caller's one-line
+    error already says what failed. File descriptor 2 points to the null device meanwhile (a model load is
+    short; anything else written to stderr in that moment is lost too)."""
+    basic = lgb.basic
+    names = ("_LOGGER", "_INFO_METHOD_NAME", "_WARNING_METHOD_NAME")
+    previous = [getattr(basic, n) for n in names] if all(hasattr(basic, n) for n in names) else None
+    if previous is not None:
+        lgb.register_logger(_Silent())  # messages LightGBM routes through Python
+    saved = devnull = None
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if devnull is not None:
+            os.close(devnull)
+        if previous is not None:
+            for name, value in zip(names, previous, strict=True):
+                setattr(basic, name, value)
+
+
 def cap_rows(X, y: np.ndarray, weight: np.ndarray | None, max_rows: int | None, seed: int):
     """``X``, ``y`` and ``weight`` (all rows), or the same random sample of ``max_rows`` of their rows."""
     keep = sample_positions(len(y), max_rows, seed)
@@ -345,6 +386,116 @@ class SklearnModel:
         if is_classifier(self.fitted_):
             return self.fitted_.predict_proba(X)[:, 1]
         return np.asarray(self.fitted_.predict(X), dtype=np.float64)
+
+
+@dataclass
+class LinearModel:
+    """A fitted linear final stage as plain numbers, predicting with numpy (saved as JSON, never pickled).
+
+    It is the ridge pipeline of :func:`uplift.fit.learners.linear_final_stage` read out after fitting:
+    numeric columns are median-imputed and standardised, categorical codes (missing as ``-1``) one-hot
+    encoded with unseen codes getting no coefficient, then ``intercept + x @ coef``. Scores equal the
+    scikit-learn pipeline's to float tolerance (``tests/fit/test_linear_model.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = LinearModel(numeric=[0], medians=[1.0], means=[0.0], scales=[2.0], numeric_coef=[3.0],
+    ...                 categorical=[1], categories=[[0.0, 1.0]], categorical_coef=[[0.5, -0.5]], intercept=0.1)
+    >>> m.predict(np.array([[2.0, 1.0], [np.nan, 7.0]])).round(6).tolist()  # row 2: median, unseen code
+    [2.6, 1.6]
+    """
+
+    numeric: list[int]
+    medians: list[float]
+    means: list[float]
+    scales: list[float]
+    numeric_coef: list[float]
+    categorical: list[int]
+    categories: list[list[float]]
+    categorical_coef: list[list[float]]
+    intercept: float
+    kind: str = "regression"
+
+    @classmethod
+    def from_pipeline(cls, pipe) -> LinearModel:
+        """Read a fitted ``linear_final_stage`` pipeline out into plain numbers."""
+        features, ridge = pipe.named_steps["features"], pipe.named_steps["ridge"]
+        coef = np.asarray(ridge.coef_, dtype=np.float64).ravel()
+        num: list[int] = []
+        cat: list[int] = []
+        medians, means, scales, categories = [], [], [], []
+        for name, part, cols in features.transformers_:
+            if name == "num":
+                num = [int(c) for c in cols]
+                medians = part.named_steps["impute"].statistics_.astype(np.float64).tolist()
+                means = part.named_steps["scale"].mean_.astype(np.float64).tolist()
+                scales = part.named_steps["scale"].scale_.astype(np.float64).tolist()
+            elif name == "cat":
+                cat = [int(c) for c in cols]
+                categories = [c.astype(np.float64).tolist() for c in part.named_steps["onehot"].categories_]
+            elif name != "remainder" or cols:
+                raise ValueError(f"unexpected part {name!r} of the linear final stage")
+        split = np.cumsum([len(num), *[len(c) for c in categories]])[:-1]
+        parts = np.split(coef, split)
+        return cls(num, medians, means, scales, parts[0].tolist(), cat, categories,
+                   [p.tolist() for p in parts[1:]], float(np.asarray(ridge.intercept_).ravel()[0]))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        out = np.full(len(X), self.intercept)
+        if self.numeric:
+            Z = X[:, self.numeric]
+            Z = np.where(np.isnan(Z), np.asarray(self.medians), Z)
+            out += ((Z - np.asarray(self.means)) / np.asarray(self.scales)) @ np.asarray(self.numeric_coef)
+        for j, levels, coef in zip(self.categorical, self.categories, self.categorical_coef, strict=True):
+            code = np.nan_to_num(X[:, j], nan=-1.0)
+            levels_arr = np.asarray(levels)
+            pos = np.clip(np.searchsorted(levels_arr, code), 0, max(len(levels_arr) - 1, 0))
+            known = levels_arr[pos] == code if len(levels_arr) else np.zeros(len(X), bool)
+            out += np.where(known, np.asarray(coef + [0.0])[pos], 0.0)
+        return out
+
+    def to_bytes(self) -> bytes:
+        doc = {k: getattr(self, k) for k in ("numeric", "medians", "means", "scales", "numeric_coef",
+                                             "categorical", "categories", "categorical_coef", "intercept")}
+        return (json.dumps({"model": "linear", **doc}, sort_keys=True, allow_nan=False) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, kind: str = "regression") -> LinearModel:
+        """The model in ``data`` (written by :meth:`to_bytes`); ``ValueError`` when it is not one."""
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"not a JSON document ({err})") from None
+        if not isinstance(doc, dict) or doc.get("model") != "linear":
+            raise ValueError("not a linear model document")
+
+        def numbers(key: str, depth: int = 1, integer: bool = False) -> list:
+            value = doc.get(key)
+            ok = (lambda v: type(v) is int) if integer else (lambda v: type(v) in (int, float) and np.isfinite(v))
+            rows = [value] if depth == 1 else value
+            if not isinstance(rows, list) or not all(isinstance(r, list) and all(ok(v) for v in r) for r in rows):
+                raise ValueError(f"field {key!r} must be a list of {'integers' if integer else 'finite numbers'}")
+            return value
+
+        num, cat = numbers("numeric", integer=True), numbers("categorical", integer=True)
+        fields = {"numeric": num, "categorical": cat, **{k: numbers(k) for k in ("medians", "means", "scales",
+                                                                                  "numeric_coef")},
+                  "categories": numbers("categories", 2), "categorical_coef": numbers("categorical_coef", 2)}
+        if any(len(fields[k]) != len(num) for k in ("medians", "means", "scales", "numeric_coef")):
+            raise ValueError("numeric fields differ in length")
+        if len(fields["categories"]) != len(cat) or any(
+                len(a) != len(b) or a != sorted(a) for a, b in zip(fields["categories"], fields["categorical_coef"],
+                                                                   strict=False)) or \
+                len(fields["categorical_coef"]) != len(cat):
+            raise ValueError("categorical fields differ in length or levels are not sorted")
+        if min(num + cat, default=0) < 0 or not all(s > 0 for s in fields["scales"]):
+            raise ValueError("negative column index or non-positive scale")
+        intercept = doc.get("intercept")
+        if type(intercept) not in (int, float) or not np.isfinite(intercept):
+            raise ValueError("field 'intercept' must be a finite number")
+        return cls(**fields, intercept=float(intercept), kind=kind)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -19,17 +20,24 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from uplift._files import PathLike, fsync_dir, umask
+from uplift._files import TMP_MARK, PathLike, fsync_dir, remove_stale_temps, temp_prefix, track_temp, umask
 from uplift._versions import __version__
 from uplift.errors import UpliftInputError
 
 #: Value of ``manifest.json["format"]`` in every model directory this package writes.
 MODEL_FORMAT = "uplift-study"
 #: Bump when a saved model can no longer be read by older code; readers refuse anything newer.
-MODEL_FORMAT_VERSION = 1
+#: 2: the manifest carries its own ``self_sha256``, the linear final stage is JSON (version 1 pickled it).
+MODEL_FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-#: Keys of ``manifest.json`` that :func:`write_model_dir` owns; callers may not set them.
-RESERVED_KEYS = ("format", "format_version", "sha256", "uplift_version")
+#: The HMAC-SHA256 of the digest, next to the manifest (not listed in it: it signs the manifest).
+SIGNATURE = "manifest.sig"
+#: Environment variable holding the signing key: set at save time, a signature is written; at load time,
+#: it is verified.
+KEY_ENV = "UPLIFT_MODEL_KEY"
+#: Keys of ``manifest.json`` that :func:`write_model_dir` owns (or :func:`read_model_dir` adds to what it
+#: returns: ``digest`` and ``signature``); callers may not set them.
+RESERVED_KEYS = ("format", "format_version", "sha256", "uplift_version", "self_sha256", "digest", "signature")
 #: Files an operating system drops into any folder it displays. They are never read, so ignoring them
 #: costs no safety, and refusing them would break a model directory merely opened in Finder/Explorer.
 OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -55,7 +63,7 @@ def _exchange(a: Path, b: Path) -> bool:
 def _check_name(name: object, where: str) -> str:
     bad = (not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or "\x00" in name
            or any(part in ("", ".", "..") or part.startswith(".") for part in name.split("/"))
-           or name == MANIFEST or re.match(r"^[A-Za-z]:", name) is not None)
+           or name in (MANIFEST, SIGNATURE) or re.match(r"^[A-Za-z]:", name) is not None)
     if bad:
         raise UpliftInputError(f"{where}: invalid model file name {name!r}; use relative names like "
                                "'fold0/model.txt' without '..', leading dots or backslashes")
@@ -73,6 +81,85 @@ def _sha256(data: bytes | tuple) -> str:
     return h.hexdigest()
 
 
+def _self_sha256(manifest: Mapping) -> str:
+    """sha256 of the manifest's canonical JSON without its ``self_sha256``: catches a hand edit that did not
+    recompute it (not an attacker, who can recompute it; a pinned digest or a signature stops them)."""
+    rest = {k: v for k, v in manifest.items() if k != "self_sha256"}
+    return _sha256(json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+
+
+def signing_key() -> bytes | None:
+    """The signing key from :data:`KEY_ENV` (None when unset or empty)."""
+    key = os.environ.get(KEY_ENV, "")
+    return key.encode() if key else None
+
+
+def sign_digest(digest: str, key: bytes) -> str:
+    """HMAC-SHA256 of a model digest under ``key``, as 64 hex digits.
+
+    Examples
+    --------
+    >>> sign_digest("0" * 64, b"secret")[:16]
+    '8126eaffc3c768ae'
+    """
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def model_digest(directory: PathLike) -> str:
+    """The model's identity: the sha256 of its ``manifest.json`` bytes, which list every other file's sha256.
+
+    Pin it (``uplift predict --expect-digest``, ``Study.load(path, expect_digest=...)``) to load only the
+    model that was approved. This reads the manifest only; loading verifies the rest.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> digest = write_model_dir(d, {"a.json": b"{}"}, {})
+    >>> model_digest(d) == digest, len(digest)
+    (True, 64)
+    """
+    path = Path(directory) / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        raise UpliftInputError(f"{directory} is not an uplift model directory (no {MANIFEST}); give the "
+                               "directory written by `uplift fit`")
+    return _sha256(path.read_bytes())
+
+
+def _check_digest(expected: str, digest: str, directory: Path) -> None:
+    if not isinstance(expected, str) or re.fullmatch(r"[0-9a-fA-F]{64}", expected.strip()) is None:
+        raise UpliftInputError(f"expected digest {expected!r} is not 64 hex digits; copy it from `uplift fit` or "
+                               "`uplift evaluate`")
+    if not hmac.compare_digest(expected.strip().lower(), digest):
+        raise UpliftInputError(f"model {directory} has digest {digest}, not the expected {expected.strip().lower()}; "
+                               "it changed since it was approved - refusing to load it")
+
+
+def _check_signature(directory: Path, digest: str, require: bool) -> str:
+    """Verify the signature when a key is set; returns "verified", "unsigned" or "not verified (no key)"."""
+    path = directory / SIGNATURE
+    if path.is_symlink():
+        raise UpliftInputError(f"{directory} contains a symbolic link {SIGNATURE}; model directories may hold "
+                               "only plain files")
+    present = path.is_file()
+    key = signing_key()
+    if require and key is None:
+        raise UpliftInputError(f"a signed model is required but {KEY_ENV} is not set, so {directory} cannot be "
+                               f"verified; set {KEY_ENV} to the signing key")
+    if require and not present:
+        raise UpliftInputError(f"model {directory} is not signed and a signature is required; fit it again with "
+                               f"{KEY_ENV} set")
+    if not present:
+        return "unsigned"
+    if key is None:
+        return f"signed, not verified ({KEY_ENV} not set)"
+    found = path.read_bytes().strip()
+    if not hmac.compare_digest(found, sign_digest(digest, key).encode()):
+        raise UpliftInputError(f"the signature of model {directory} does not match: it was changed after signing, "
+                               f"or signed with another key - refusing to load it")
+    return "verified"
+
+
 def _is_model_dir(directory: Path) -> bool:
     if not any(directory.iterdir()):
         return True  # an empty directory holds nothing to lose
@@ -83,13 +170,30 @@ def _is_model_dir(directory: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == MODEL_FORMAT
 
 
-def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: Mapping[str, object]) -> None:
+def check_model_dir_target(directory: PathLike) -> None:
+    """Fail (before any work) when ``directory`` cannot become a model directory: a symbolic link, a file, an
+    existing directory that is not a model directory (never replaced), or a missing parent."""
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise UpliftInputError(f"{directory} is a symbolic link; save the model to a real directory")
+    if directory.exists():
+        if not directory.is_dir():
+            raise UpliftInputError(f"cannot save the model to {directory}: it is a file; choose a new path")
+        if not _is_model_dir(directory):
+            raise UpliftInputError(f"{directory} exists and is not an uplift model directory; refusing to "
+                                   "replace it - choose a new path or remove it yourself")
+    elif not directory.parent.is_dir():
+        raise UpliftInputError(f"cannot save the model to {directory}: directory {directory.parent} does not "
+                               "exist; create it first")
+
+
+def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: Mapping[str, object]) -> str:
     """Write a model directory in one step: every file, plus ``manifest.json`` with their sha256.
 
-    The files are written into a hidden sibling ``.<name>.<random>.tmp``, fsynced, and swapped in for
+    The files are written into a hidden sibling ``.<name>.uplift-tmp-<pid>-<random>``, fsynced, and swapped in for
     ``directory`` by rename (on Linux one atomic exchange; elsewhere the old directory is first renamed
     aside, so at any instant ``directory`` is the old model, the new one, or absent with the old model
-    kept as ``.<name>.*.tmp``). The old directory is deleted only once the new one is in place. An
+    kept as ``.<name>.uplift-tmp-*``). The old directory is deleted only once the new one is in place. An
     existing ``directory`` that is not a model directory written by this function is never replaced.
 
     Parameters
@@ -101,13 +205,19 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
         chunks written one after the other (e.g. a header and a memoryview of a large array, never copied).
     manifest : mapping
         JSON-serialisable fields stored in ``manifest.json`` next to ``format``, ``format_version``,
-        ``uplift_version`` and ``sha256`` (which are set here and may not be passed).
+        ``uplift_version``, ``sha256`` and ``self_sha256`` (which are set here and may not be passed).
+
+    Returns
+    -------
+    str
+        The model's digest (:func:`model_digest`). With :data:`KEY_ENV` set, :data:`SIGNATURE` holds its
+        HMAC-SHA256 under that key.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
-    >>> write_model_dir(d, {"weights/a.txt": b"0.5"}, {"learner": "t"})
+    >>> digest = write_model_dir(d, {"weights/a.txt": b"0.5"}, {"learner": "t"})
     >>> manifest, files = read_model_dir(d)
     >>> manifest["learner"], files
     ('t', {'weights/a.txt': b'0.5'})
@@ -137,34 +247,30 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
             "uplift_version": __version__, **manifest,
             "sha256": {n: _sha256(files[n]) for n in names}}
     try:
+        full["self_sha256"] = _self_sha256(full)
         manifest_bytes = (json.dumps(full, sort_keys=True, indent=1, allow_nan=False) + "\n").encode()
     except (TypeError, ValueError) as err:
         raise UpliftInputError(f"{where}: the manifest is not plain JSON ({err})") from None
+    digest = _sha256(manifest_bytes)
+    key = signing_key()
+    extra = {} if key is None else {SIGNATURE: (sign_digest(digest, key) + "\n").encode()}
 
+    check_model_dir_target(directory)
     parent = directory.parent
-    if directory.is_symlink():
-        raise UpliftInputError(f"{directory} is a symbolic link; save the model to a real directory")
-    if directory.exists():
-        if not directory.is_dir():
-            raise UpliftInputError(f"cannot save the model to {directory}: it is a file; choose a new path")
-        if not _is_model_dir(directory):
-            raise UpliftInputError(f"{directory} exists and is not an uplift model directory; refusing to "
-                                   "replace it - choose a new path or remove it yourself")
-    elif not parent.is_dir():
-        raise UpliftInputError(f"cannot save the model to {directory}: directory {parent} does not exist; "
-                               "create it first")
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(directory), dir=parent))
     except OSError as err:
         raise UpliftInputError(f"cannot save the model: directory {parent} is not writable ({err.strerror}); "
                                "choose another location") from None
+    track_temp(tmp, True)
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; a model dir is as shareable as any dir
-        for name in [*names, MANIFEST]:  # the manifest last: a directory with one is complete
+        content = {**files, **extra, MANIFEST: manifest_bytes}
+        for name in [*names, *extra, MANIFEST]:  # the manifest last: a directory with one is complete
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "xb") as fh:
-                for chunk in _chunks(manifest_bytes if name == MANIFEST else files[name]):
+                for chunk in _chunks(content[name]):
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -177,7 +283,7 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
         elif _exchange(tmp, directory):
             old = tmp  # the swap left the previous model under the temp name
         else:
-            old = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")  # unique because tmp's name is
+            old = tmp.with_name(tmp.name + "-old")  # unique because tmp's name is
             os.rename(directory, old)
             try:
                 os.rename(tmp, directory)
@@ -189,31 +295,41 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
         if tmp.exists():  # the unfinished new model, or after a swap the old one: neither is needed
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        track_temp(tmp, False)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    remove_stale_temps(directory)  # what interrupted saves of this directory left
+    return digest
 
 
 def _leftovers(directory: Path) -> str:
     if not directory.parent.is_dir():
         return ""
-    found = sorted(directory.parent.glob(f".{glob.escape(directory.name)}.*.tmp"))
+    name = glob.escape(directory.name)  # temp names of this version, and of earlier ones (".*.tmp")
+    found = sorted([*directory.parent.glob(f".{name}{TMP_MARK}*"), *directory.parent.glob(f".{name}.*.tmp")])
     if not found:
         return ""
     return f" (an interrupted save left {found[0].name} next to it; it may hold a previous model)"
 
 
-def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
+def read_model_dir(directory: PathLike, *, expect_digest: str | None = None,
+                   require_signature: bool = False) -> tuple[dict, dict[str, bytes]]:
     """Read a directory written by :func:`write_model_dir`, verifying it completely first.
 
-    Checks, in order: ``manifest.json`` exists and is JSON; ``format`` is ``"uplift-study"``;
-    ``format_version`` is one this code reads (a newer one names the uplift version that wrote it);
-    the files on disk are exactly those listed (no extra, none missing, no symbolic links); every
-    sha256 matches. Only then are any bytes returned. Nothing is unpickled.
+    Checks, in order: ``manifest.json`` exists; its digest is ``expect_digest`` (if given); its signature
+    verifies (when :data:`KEY_ENV` is set and a signature exists, or when ``require_signature``); it is
+    JSON; ``format`` is ``"uplift-study"``; ``format_version`` is one this code reads (a newer one names
+    the uplift version that wrote it); its ``self_sha256`` matches its content; the files on disk are
+    exactly those listed (no extra, none missing, no symbolic links); every sha256 matches. Only then are
+    any bytes returned. Nothing is unpickled.
 
     Returns
     -------
     manifest : dict
-        The whole manifest, including ``format``, ``format_version``, ``uplift_version`` and ``sha256``.
+        The whole manifest, including ``format``, ``format_version``, ``uplift_version`` and ``sha256``,
+        plus two fields added on reading: ``digest`` (:func:`model_digest`) and ``signature``
+        (``"verified"``, ``"unsigned"`` or ``"signed, not verified (UPLIFT_MODEL_KEY not set)"``).
     files : dict of str to bytes
         Every listed file's content, keyed by its relative POSIX name.
 
@@ -221,7 +337,7 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
-    >>> write_model_dir(d, {"a.json": b"{}"}, {})
+    >>> _ = write_model_dir(d, {"a.json": b"{}"}, {})
     >>> (d / "a.json").write_bytes(b"[]")
     2
     >>> read_model_dir(d)
@@ -240,8 +356,13 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
     if not manifest_path.is_file() or manifest_path.is_symlink():
         raise UpliftInputError(f"{directory} is not an uplift model directory (no {MANIFEST}); give the "
                                "directory written by `uplift fit`")
+    raw = manifest_path.read_bytes()
+    digest = _sha256(raw)
+    if expect_digest is not None:
+        _check_digest(expect_digest, digest, directory)
+    signature = _check_signature(directory, digest, require_signature)
     try:
-        manifest = json.loads(manifest_path.read_bytes())
+        manifest = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise UpliftInputError(f"{manifest_path} is not valid JSON ({err}); the model directory is "
                                "damaged - save the model again") from None
@@ -261,6 +382,15 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
         raise UpliftInputError(f"{directory} uses model format version {version}, written by uplift "
                                f"{writer or '(unknown)'}; this uplift {ours} reads format version "
                                f"{MODEL_FORMAT_VERSION} or older - upgrade with `pip install -U '{need}'`")
+    if version >= 2:
+        try:
+            intact = manifest.get("self_sha256") == _self_sha256(manifest)
+        except ValueError:  # NaN or Infinity written into the manifest by hand
+            intact = False
+        if not intact:
+            raise UpliftInputError(f"{manifest_path} was edited after it was written (its self_sha256 does not "
+                                   "match its content, e.g. the feature schema or categories); save the model "
+                                   "again")
     hashes = manifest.get("sha256")
     if not isinstance(hashes, dict) or not all(
             isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values()):
@@ -279,6 +409,7 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
                                        "model directories may hold only plain files")
         on_disk.update(Path(root, n).relative_to(directory).as_posix() for n in names if n not in OS_CLUTTER)
     on_disk.discard(MANIFEST)
+    on_disk.discard(SIGNATURE)
     extra = sorted(on_disk - set(hashes))
     if extra:
         raise UpliftInputError(f"{directory} contains {extra[0]!r}, which its manifest does not list; "
@@ -295,4 +426,4 @@ def read_model_dir(directory: PathLike) -> tuple[dict, dict[str, bytes]]:
             raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
                                    f"{MANIFEST}: it was edited or corrupted - save the model again")
         files[name] = data
-    return manifest, files
+    return {**manifest, "digest": digest, "signature": signature}, files

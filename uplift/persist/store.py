@@ -1,13 +1,16 @@
 """Saving and loading a fitted :class:`~uplift.fit.result.FitResult` without trusting pickle.
 
 A saved result is a directory written atomically by :func:`uplift.persist.container.write_model_dir`:
-``manifest.json``
-(format version, package versions, feature schema, training-data hash, sha256 of every file), ``study.json``
-(roles, results, ensemble weights), LightGBM models in LightGBM's own text format, out-of-fold arrays as
-``.npy`` (loaded with ``allow_pickle=False``), and forest models (econml/causalml objects, whose compiled
-trees skops cannot rebuild) as pickles read by a *restricted* unpickler: it builds only classes from an
-allow-list of packages and a handful of named numpy helpers, so a crafted file cannot call ``os.system`` or
-any other function. Hashes and the format version are checked before anything is parsed.
+``manifest.json`` (format version, package versions, feature schema, training-data hash, sha256 of every
+file; its own sha256 is the model's digest), ``study.json`` (roles, results, ensemble weights), LightGBM
+models in LightGBM's own text format, the linear final stage (``dr_linear``) as JSON numbers, and
+out-of-fold arrays as ``.npy`` (read without pickle). The default learners' directories hold no pickle at all.
+
+Only the forest learners (econml/causalml objects, whose compiled trees cannot be rebuilt from plain
+arrays through a public API) and user-supplied scikit-learn base models are pickles. Loading them needs an
+explicit ``trust=True`` (``--trust-model``), and even then the unpickler resolves only the exact
+``(module, name)`` pairs of :data:`ALLOWED_GLOBALS`, checked before anything is imported. Digest,
+signature, format version and hashes are checked before anything is parsed (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import pickle
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -27,54 +31,91 @@ from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit, FoldModels
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import make_learner
-from uplift.fit.models import LGBMModel, SklearnModel
+from uplift.fit.models import LGBMModel, LinearModel, SklearnModel, quiet_lightgbm
 from uplift.fit.result import FitResult, TrainingSummary
 from uplift.persist.container import read_model_dir, write_model_dir
 
-#: Packages whose *classes* a saved forest may contain. Functions are refused unless listed below.
-TRUSTED_CLASS_PREFIXES = ("econml.grf.", "econml.tree.", "econml.utilities", "sklearn.", "numpy.",
-                          "causalml.inference.tree.")
-#: The only non-class callables a forest pickle may reference (numpy's array/scalar rebuilders).
-TRUSTED_FUNCTIONS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "dtype"), ("copyreg", "_reconstructor"), ("builtins", "object"),
+#: The only globals a pickled model may name, as exact ``(module, name)`` pairs: the classes of the two forest
+#: learners (econml's CausalForest, causalml's UpliftRandomForestClassifier) and of common scikit-learn base
+#: models, and numpy's array, scalar and random-state rebuilders. A pair outside this set is refused *before*
+#: anything is imported, so neither a gadget class (``numpy.memmap`` creates files) nor a module whose import
+#: runs code is ever reached. Listed by recording every global the unpickler asks for while loading fitted
+#: models of each kind (``tests/persist/test_tampering.py`` re-checks that the forests load).
+ALLOWED_GLOBALS = frozenset({
+    *((mod, name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct",
+                                                                                                "scalar")),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy", "float64"), ("numpy", "float32"), ("numpy", "int64"),
+    ("numpy", "int32"), ("numpy", "intp"), ("numpy", "uint8"), ("numpy", "bool_"),
     ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random._pickle", "__bit_generator_ctor"),
-    ("numpy.random._pickle", "__generator_ctor"),
-}
-SAFE_BUILTINS = {"object", "list", "dict", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
-                 "bytearray", "bool", "complex", "slice", "range", "NoneType"}
+    ("numpy.random._pickle", "__generator_ctor"), ("numpy.random._mt19937", "MT19937"),
+    ("numpy.random._pcg64", "PCG64"), ("numpy.random.bit_generator", "SeedSequence"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"), ("numpy.random.mtrand", "RandomState"),
+    ("copyreg", "_reconstructor"),
+    *(("builtins", name) for name in ("object", "list", "dict", "tuple", "set", "frozenset", "int", "float",
+                                      "str", "bytes", "bytearray", "bool", "complex", "slice")),
+    ("econml.grf.classes", "CausalForest"), ("econml.grf._base_grftree", "GRFTree"), ("econml.tree._tree", "Tree"),
+    ("causalml.inference.tree._uplift.upliftforest", "UpliftRandomForestClassifier"),
+    ("causalml.inference.tree._uplift.uplifttree", "_KernelUpliftTreeClassifier"),
+    ("causalml.inference.tree._tree._tree", "Tree"),
+    ("sklearn.pipeline", "Pipeline"), ("sklearn.compose._column_transformer", "ColumnTransformer"),
+    ("sklearn.impute._base", "SimpleImputer"), ("sklearn.preprocessing._data", "StandardScaler"),
+    ("sklearn.preprocessing._encoders", "OneHotEncoder"), ("sklearn.preprocessing._label", "LabelEncoder"),
+    ("sklearn.linear_model._ridge", "Ridge"), ("sklearn.linear_model._ridge", "RidgeCV"),
+    ("sklearn.linear_model._base", "LinearRegression"), ("sklearn.linear_model._logistic", "LogisticRegression"),
+    ("sklearn.tree._classes", "DecisionTreeRegressor"), ("sklearn.tree._classes", "DecisionTreeClassifier"),
+    ("sklearn.tree._tree", "Tree"), ("sklearn.dummy", "DummyRegressor"), ("sklearn.dummy", "DummyClassifier"),
+    ("sklearn.ensemble._forest", "RandomForestRegressor"), ("sklearn.ensemble._forest", "RandomForestClassifier"),
+    ("sklearn.ensemble._gb", "GradientBoostingRegressor"), ("sklearn.ensemble._gb", "GradientBoostingClassifier"),
+    ("sklearn.ensemble._hist_gradient_boosting.gradient_boosting", "HistGradientBoostingRegressor"),
+    ("sklearn.ensemble._hist_gradient_boosting.gradient_boosting", "HistGradientBoostingClassifier"),
+    ("sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper"),
+    ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"),
+    ("sklearn._loss.loss", "HalfSquaredError"), ("sklearn._loss.loss", "HalfBinomialLoss"),
+    ("sklearn._loss._loss", "CyHalfSquaredError"), ("sklearn._loss._loss", "CyHalfBinomialLoss"),
+    ("sklearn._loss.link", "IdentityLink"), ("sklearn._loss.link", "LogitLink"), ("sklearn._loss.link", "Interval"),
+})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only allow-listed classes and numpy rebuild helpers."""
+    """Unpickler that resolves only the exact pairs of :data:`ALLOWED_GLOBALS`; nothing else is imported."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in TRUSTED_FUNCTIONS:
-            return super().find_class(module, name)
-        if module == "builtins" and name in SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if (module + ".").startswith(TRUSTED_CLASS_PREFIXES) or module.startswith(TRUSTED_CLASS_PREFIXES):
-            obj = super().find_class(module, name)
-            if isinstance(obj, type):
-                return obj
-        raise UpliftInputError(f"model file refers to {module}.{name}, which is not an allowed model type; "
-                               "refusing to load it (the file may be tampered with)")
+        if (module, name) not in ALLOWED_GLOBALS:  # checked before any import
+            raise UpliftInputError(f"refers to {module}.{name}, which is not an allowed model type; refusing to "
+                                   "load it (the file may be tampered with)")
+        return super().find_class(module, name)
 
+    def persistent_load(self, pid):
+        raise UpliftInputError("holds a persistent reference, which model files never do; refusing to load it")
+
+
+def restricted_loads(data: bytes):
+    """Unpickle ``data`` resolving only :data:`ALLOWED_GLOBALS` (exact module and name, checked before import).
+
+    Examples
+    --------
+    >>> restricted_loads(b"cos\\nsystem\\n(Vtrue\\ntR.")
+    Traceback (most recent call last):
+    ...
+    uplift.errors.UpliftInputError: refers to os.system, which is not an allowed model type; ...
+    """
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data)).load()
+    except UpliftInputError:
+        raise
+    except Exception as err:  # a damaged pickle fails in many ways (EOFError, UnpicklingError, ValueError...)
+        raise UpliftInputError(f"is not a readable model pickle ({type(err).__name__}: {err})") from None
 
 
 def _model_bytes(model) -> tuple[str, bytes]:
     if isinstance(model, LGBMModel):
         return "txt", model.to_bytes()
-    if isinstance(model, SklearnModel):
+    if isinstance(model, LinearModel):
+        return "json", model.to_bytes()
+    if isinstance(model, SklearnModel):  # a user-supplied base model: only loadable with trust
         return "pkl", pickle.dumps(model.fitted_, protocol=5)
-    return "pkl", pickle.dumps(model, protocol=5)
-
-
-def restricted_loads(data: bytes):
-    """Unpickle ``data`` allowing only model classes (see :data:`TRUSTED_CLASS_PREFIXES`)."""
-    return _RestrictedUnpickler(io.BytesIO(data)).load()
+    return "pkl", pickle.dumps(model, protocol=5)  # the forests' own objects: only loadable with trust
 
 
 def _npy(arr: np.ndarray) -> tuple[bytes, memoryview]:
@@ -188,18 +229,89 @@ def _frame(split: dict) -> pd.DataFrame:
     return pd.DataFrame(split["data"], columns=split["columns"])
 
 
-def load_result(directory: Path) -> FitResult:
-    """Load a result saved with :func:`save_result`, verifying format version and every file's sha256 first."""
-    manifest, files = read_model_dir(directory)
-    state = json.loads(files["study.json"])
+#: Why pickled models need ``trust``: the one line every refusal carries.
+PICKLE_RISK = ("pickle files can run code when loaded; load it only if you trust whoever can write the directory, "
+               "with Study.load(path, trust=True) or --trust-model")
+
+
+def pickled_models(state: dict) -> list[str]:
+    """The files of ``study.json["models"]`` that are pickles (forest learners, user-supplied base models)."""
+    return sorted(info["file"] for info in state.get("models", {}).values() if str(info.get("file")).endswith(".pkl"))
+
+
+def _load_model(name: str, raw: bytes, info: dict, where: Path):
+    kind = info["kind"]
+    try:
+        if name.endswith(".txt"):
+            return LGBMModel.from_bytes(raw, kind)
+        if name.endswith(".json"):
+            return LinearModel.from_bytes(raw, kind)
+        if name.endswith(".pkl"):
+            obj = restricted_loads(raw)
+            return SklearnModel(obj, kind, fitted_=obj) if info.get("sklearn") else obj
+    except UpliftInputError as err:
+        raise UpliftInputError(f"model file {name!r} in {where} {err}") from None
+    except (UnicodeDecodeError, ValueError, lgb.basic.LightGBMError) as err:
+        raise UpliftInputError(f"model file {name!r} in {where} is not a readable model "
+                               f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+                               "the directory is damaged or foreign - save the model again") from None
+    raise UpliftInputError(f"model file {name!r} in {where} has an unknown type; save the model again")
+
+
+def load_result(directory: Path, *, trust: bool = False, expect_digest: str | None = None,
+                require_signature: bool = False) -> FitResult:
+    """Load a result saved with :func:`save_result`, verifying digest, signature, format version and every
+    file's sha256 first (see :func:`~uplift.persist.container.read_model_dir`).
+
+    Parameters
+    ----------
+    directory : path
+        The model directory.
+    trust : bool, default False
+        Allow pickled models (forest learners, user-supplied scikit-learn base models). Refused by default,
+        because a pickle can run code; even with ``trust`` the unpickler resolves only
+        :data:`ALLOWED_GLOBALS`. Models of the default learners hold no pickle and need no trust.
+    expect_digest : str, optional
+        Refuse the directory unless its digest (:func:`~uplift.persist.container.model_digest`) is this.
+    require_signature : bool, default False
+        Refuse a directory without a valid HMAC signature (needs ``UPLIFT_MODEL_KEY``).
+    """
+    directory = Path(directory)
+    manifest, files = read_model_dir(directory, expect_digest=expect_digest, require_signature=require_signature)
+    where = directory / "study.json"
+    try:
+        state = json.loads(files["study.json"])
+    except KeyError:
+        raise UpliftInputError(f"{directory} has no study.json; it is not a saved study - give a directory "
+                               "written by `uplift fit`") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise UpliftInputError(f"{where} is not valid JSON ({err}); the model directory is damaged - save the "
+                               "model again") from None
+    try:
+        with quiet_lightgbm():
+            return _result(directory, manifest, files, state, trust)
+    except UpliftInputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise UpliftInputError(f"{where} does not describe a saved study ({type(err).__name__}: {err}); the model "
+                               "directory is damaged or foreign - save the model again") from None
+
+
+def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bool) -> FitResult:
+    if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
+        raise TypeError("expected an object with a 'models' table")
+    pickles = pickled_models(state)
+    if pickles and not trust:
+        raise UpliftInputError(f"{directory} holds pickled models ({pickles[0]}"
+                               f"{f' and {len(pickles) - 1} more' if len(pickles) > 1 else ''}, from a forest "
+                               f"learner or a custom base model); {PICKLE_RISK}")
     loaded: dict[str, object] = {}
     for path, info in state["models"].items():
-        raw = files[info["file"]]
-        if info["file"].endswith(".txt"):
-            loaded[path] = LGBMModel.from_bytes(raw, info["kind"])
-        else:
-            obj = restricted_loads(raw)
-            loaded[path] = SklearnModel(obj, info["kind"], fitted_=obj) if info["sklearn"] else obj
+        name = info["file"]
+        if name not in files:
+            raise UpliftInputError(f"{directory / 'study.json'} lists model file {name!r}, which the directory "
+                                   "does not hold; save the model again")
+        loaded[path] = _load_model(name, files[name], info, directory)
     n_arms = len(state["arms"])
     fold_models = []
     for k in range(state["n_folds"]):
@@ -225,11 +337,20 @@ def load_result(directory: Path) -> FitResult:
                   *(npy(name) if f"oof/{name}.npy" in files else None for name in ("treatment", "y")))
     scorer = None
     if state.get("scorer_fidelity") is not None:
-        scorer = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
-                                            state["scorer_fidelity"])
+        try:
+            scorer = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
+                                                state["scorer_fidelity"])
+        except (UnicodeDecodeError, lgb.basic.LightGBMError) as err:
+            raise UpliftInputError(f"the fast scorer in {directory}/scorer is not a readable LightGBM model "
+                                   f"({type(err).__name__}); the directory is damaged - save the model again") from None
     training = state["training"]
+    try:
+        schema = FeatureSchema.from_dict(manifest["schema"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UpliftInputError(f"{directory}/manifest.json has no valid feature schema ({type(err).__name__}: "
+                               f"{err}); save the model again") from None
     return FitResult(
-        schema=FeatureSchema.from_dict(manifest["schema"]), roles=state["roles"], arms=tuple(state["arms"]),
+        schema=schema, roles=state["roles"], arms=tuple(state["arms"]),
         design=state["design"], notes=tuple(state["notes"]), crossfit=cf, best_learner=state["best_learner"],
         leaderboard=_frame(state["leaderboard"]), ate=_frame(state["ate"]),
         calibration=_frame(state["calibration"]), diagnostics=DesignReport(state.get("diagnostics", {})),
@@ -237,3 +358,4 @@ def load_result(directory: Path) -> FitResult:
         training=TrainingSummary(int(training["n"]), training["arm_counts"], training["outcome_kinds"],
                                  manifest.get("training_data_sha256", "")),
         manifest=manifest)
+
