@@ -67,7 +67,7 @@ def snapshot(*paths: Path) -> dict:
 def test_fit_prints_the_digest_and_evaluate_shows_it(files):
     digest = model_digest(files["model"])
     res = runner.invoke(app, ["evaluate", str(files["model"])])
-    assert res.exit_code == 0 and f"model digest: {digest}" in res.output and "unsigned" in res.output
+    assert res.exit_code == 0 and f"model digest: {digest}" in res.output and "signature: unsigned" in res.output
     doc = json.loads(runner.invoke(app, ["evaluate", str(files["model"]), "--json"]).stdout)
     assert doc["model_digest"] == digest and doc["signature"] == "unsigned"
 
@@ -125,7 +125,7 @@ def test_signing_and_require_signature(files, tmp_path, monkeypatch):
     assert_cli_error(runner.invoke(app, ["evaluate", str(files["model"]), "--require-signature"]), "not signed")
     signed = tmp_path / "signed"
     res = fit_cli(files["data"], signed)
-    assert res.exit_code == 0 and "(signed)" in res.output and (signed / SIGNATURE).is_file()
+    assert res.exit_code == 0 and "signature: signed;" in res.output and (signed / SIGNATURE).is_file()
     res = runner.invoke(app, ["evaluate", str(signed), "--require-signature", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["signature"] == "verified"
     monkeypatch.setenv(KEY_ENV, "not the key")
