@@ -90,6 +90,7 @@ LOADING = [
     pytest.param(lambda f, o: ["report", str(f["model"]), "--out", str(o / "r.html")], id="report"),
     pytest.param(lambda f, o: ["explain", str(f["model"]), str(f["data"]), "--max-rows", "50"], id="explain"),
     pytest.param(lambda f, o: ["refute", str(f["model"]), str(f["data"]), "--max-rows", "300"], id="refute"),
+    pytest.param(lambda f, o: ["serve", str(f["model"]), "--port", "0"], id="serve"),  # refused before it listens
 ]
 
 

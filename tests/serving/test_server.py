@@ -330,7 +330,7 @@ def test_refuses_to_start_on_a_model_that_fails_verification(fitted, tmp_path):
            str(free_port())]
     wrong = subprocess.run([*run, "--expect-digest", "0" * 64], capture_output=True, text=True, env=env, timeout=120)
     assert wrong.returncode == 2
-    assert wrong.stderr.strip().startswith("error: model") and "refusing to serve it" in wrong.stderr
+    assert wrong.stderr.strip().startswith("error: model") and "not the expected" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1 and "Traceback" not in wrong.stderr
     broken = tmp_path / "model"
     shutil.copytree(fitted[0], broken)

@@ -135,7 +135,7 @@ def test_the_model_is_verified_and_pinned_by_its_digest(fitted, tmp_path):
     digest = model_digest(copy)
     assert digest == model_digest(model_dir) and len(digest) == 64
     assert ModelService(copy, expect_digest=digest.upper()).digest == digest
-    with pytest.raises(UpliftInputError, match="refusing to serve it"):
+    with pytest.raises(UpliftInputError, match="not the expected"):
         ModelService(copy, expect_digest="f" * 64)
     scorer = copy / "scorer" / "arm1.txt"
     scorer.write_bytes(scorer.read_bytes().replace(b"Tree=0", b"Tree=0 "))

@@ -734,11 +734,13 @@ def serve(
     log_ids: Annotated[bool, typer.Option(help="Log every decision with the customer id sent (off: ids are "
                                                "never logged).")] = False,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status).")] = True,
+    trust_model: TrustOpt = False,
+    require_signature: SignatureOpt = False,
 ) -> None:
     """Serve uplift and coupon decisions over HTTP (POST /v1/uplift, /v1/decide; GET /v1/model, /metrics)."""
     run_server(model_dir, host=host, port=port, workers=workers, access_log=access_log, learner=learner,
                expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
-               drift_window=drift_window, log_ids=log_ids)
+               drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature)
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ def _extra(name: str) -> None:
 def create_app(model_dir: str | Path, *, learner: str | None = None, expect_digest: str | None = None,
                cost: float | dict | list | None = None, value: float | None = None,
                max_rows: int = MAX_BATCH_ROWS, max_body_bytes: int = MAX_BODY_BYTES,
-               drift_window: int = DRIFT_WINDOW, log_ids: bool = False):
+               drift_window: int = DRIFT_WINDOW, log_ids: bool = False, trust: bool = False,
+               require_signature: bool = False):
     """The FastAPI app serving one saved study (embed it, mount it, or test it in-process).
 
     The model directory is verified and loaded here, once: a directory that fails verification (a changed
@@ -100,7 +101,8 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     except ImportError as exc:
         _extra(exc.name or "fastapi")
 
-    service = ModelService(model_dir, learner=learner, expect_digest=expect_digest, cost=cost, value=value)
+    service = ModelService(model_dir, learner=learner, expect_digest=expect_digest, cost=cost, value=value,
+                           trust=trust, require_signature=require_signature)
     result = service.result
     window = DriftWindow(result.schema, len(service.arms), size=drift_window)
     metrics = ServiceMetrics(service, window)

@@ -35,7 +35,7 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, w
         uvicorn's logging (the access log holds method, path and status, not bodies).
     **options
         Passed to :func:`uplift.serving.app.create_app` (``learner``, ``expect_digest``, ``cost``, ``value``,
-        ``max_rows``, ``drift_window``, ``log_ids``).
+        ``max_rows``, ``drift_window``, ``log_ids``, ``trust``, ``require_signature``).
     """
     try:
         import uvicorn
@@ -57,7 +57,8 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, w
         return
     # Verify once here, then pin the verified digest for the workers.
     service = ModelService(model_dir, learner=options.get("learner"), expect_digest=options.get("expect_digest"),
-                           cost=options.get("cost"), value=options.get("value"))
+                           cost=options.get("cost"), value=options.get("value"), trust=options.get("trust", False),
+                           require_signature=options.get("require_signature", False))
     options["expect_digest"] = service.digest
     del service
     with tempfile.TemporaryDirectory(prefix="uplift-metrics-") as shared:

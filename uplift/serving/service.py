@@ -14,8 +14,6 @@ same customer always gets the same draw, whichever request or worker process ans
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,40 +26,11 @@ from uplift.errors import UpliftInputError
 from uplift.fit.distill import FAST
 from uplift.fit.result import FitResult
 from uplift.persist import load_result
+from uplift.persist import model_digest as model_digest  # re-exported: the one digest (docs/security.md)
 from uplift.serving.requests import Customers, DecisionOptions, RequestError
 from uplift.targeting.allocation import allocate
 from uplift.targeting.economics import costs_and_value
 from uplift.targeting.lists import uplift_columns
-
-
-def model_digest(directory: str | Path) -> str:
-    """The digest that pins a model directory: sha256 over the names and sha256 of every file its manifest lists.
-
-    Any change to any model file changes it (once the manifest is rewritten; a file that no longer matches the
-    manifest is refused when the model is loaded), so a matching digest means exactly these bytes are served.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from uplift.persist import write_model_dir
-    >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
-    >>> write_model_dir(d, {"a.json": b"{}"}, {})
-    >>> len(model_digest(d))
-    64
-    """
-    path = Path(directory) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_bytes())
-        listing = manifest["sha256"].items()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise UpliftInputError(f"{path}: no readable manifest with file hashes; give a model directory written by "
-                               "`uplift fit`") from None
-    return _listing_digest(listing)
-
-
-def _listing_digest(listing) -> str:
-    text = "".join(f"{name}\0{sha}\n" for name, sha in sorted(listing))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def unit_draws(ids: list, seed: int) -> np.ndarray:
@@ -113,7 +82,9 @@ class ModelService:
         ``"fast"`` for the distilled scorer, or a fitted learner's name. Default: the fast scorer when the study
         has one, else the chosen model.
     expect_digest : str, optional
-        Refuse to load unless the directory's :func:`model_digest` equals this.
+        Refuse to load unless the directory's digest (:func:`uplift.persist.model_digest`) equals this.
+    trust, require_signature : bool, default False
+        As :func:`uplift.persist.load_result`: allow pickled models (forests); refuse an unsigned model.
     cost, value : optional
         Default economics of ``decide`` (per request values override them), as ``uplift target --cost/--value``.
 
@@ -132,19 +103,17 @@ class ModelService:
     >>> ModelService(d, expect_digest="0" * 64)
     Traceback (most recent call last):
     ...
-    uplift.errors.UpliftInputError: model ... has digest ...; expected 0000000000000000...; refusing to serve it ...
+    uplift.errors.UpliftInputError: model ... has digest ..., not the expected 0000000000000000...; ... refusing ...
     """
 
     def __init__(self, model_dir: str | Path, *, learner: str | None = None, expect_digest: str | None = None,
-                 cost: float | dict | list | None = None, value: float | None = None) -> None:
+                 cost: float | dict | list | None = None, value: float | None = None, trust: bool = False,
+                 require_signature: bool = False) -> None:
         self.model_dir = Path(model_dir)
-        self.result: FitResult = load_result(self.model_dir)  # every file verified against the manifest
-        self.digest = model_digest(self.model_dir)
-        if self.digest != _listing_digest(self.result.manifest["sha256"].items()):  # replaced while loading
-            raise UpliftInputError(f"model {self.model_dir} changed while it was loaded; start again")
-        if expect_digest is not None and self.digest != expect_digest.strip().lower():
-            raise UpliftInputError(f"model {self.model_dir} has digest {self.digest}; expected {expect_digest}; "
-                                   "refusing to serve it (pin the digest printed by `uplift serve` or GET /v1/model)")
+        # Every file verified against the manifest; the digest is that of the manifest bytes actually read.
+        self.result: FitResult = load_result(self.model_dir, trust=trust, expect_digest=expect_digest,
+                                             require_signature=require_signature)
+        self.digest = self.result.manifest["digest"]
         if learner is None:
             learner = FAST if self.result.scorer is not None else self.result.best_learner
         if learner == FAST and self.result.scorer is None:
