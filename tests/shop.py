@@ -32,7 +32,7 @@ def shop_campaign(n: int = 60_000, seed: int = 0, *, first_id: int = 1) -> tuple
     Examples
     --------
     >>> export, truth = shop_campaign(2000, seed=1)
-    >>> export["customer_id"].str.len().eq(6).all(), round(float((export["revenue"] == 0).mean()), 2) > 0.8
+    >>> bool(export["customer_id"].str.len().eq(6).all()), round(float((export["revenue"] == 0).mean()), 2) > 0.8
     (True, True)
     """
     rng = np.random.default_rng(seed)
