@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
-from uplift._files import json_text, plain_json
+from uplift._files import json_text
 from uplift.effects.average import headline_effects
 
 console = Console(stderr=False)
@@ -51,10 +51,6 @@ class RichProgress:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-
-
-def jsonable(obj):
-    return plain_json(obj)  # the one encoder of every --json document (numpy, pandas, NaN -> null)
 
 
 def print_json(doc: dict) -> None:

@@ -470,7 +470,7 @@ def _stray_error(frame: pd.DataFrame, name: str, count: int, rows: np.ndarray) -
         f"na_values={tokens!r} (CLI {opts}), otherwise fix them in the file (e.g. '1,234' written as 1234)")
 
 
-def _high_cardinality(col: pd.Series) -> str | None:
+def high_cardinality_reason(col: pd.Series) -> str | None:
     """Why a text column is not modelled as a category by default (``None``: it is a fine category)."""
     present = int(col.notna().sum())
     levels = col.nunique(dropna=True)
@@ -528,7 +528,7 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
             stray = stray_text(col)
             if stray is not None:
                 raise _stray_error(source if not na_values else frame, c, *stray)
-            why = _high_cardinality(col) if c not in keep_text else None
+            why = high_cardinality_reason(col) if c not in keep_text else None
             if why is not None:
                 if explicit:
                     raise UpliftInputError(
@@ -566,6 +566,20 @@ def _select_features(frame: pd.DataFrame, features: list[str] | None, reserved: 
     return feats, specs
 
 
+def blank_ids(col: pd.Series) -> np.ndarray:
+    """Which ids are blank: missing, or text that is empty after stripping spaces.
+
+    Examples
+    --------
+    >>> blank_ids(pd.Series(["007", " ", None, "9"])).tolist()
+    [False, True, True, False]
+    """
+    blank = col.isna().to_numpy()
+    if not _is_numeric(col):
+        blank = blank | (col.astype("string").str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    return blank
+
+
 def check_ids(col: pd.Series, name: str, frame: pd.DataFrame, what: str = "") -> None:
     """Refuse a blank or duplicated customer id, naming the first line (or row) it is on.
 
@@ -576,9 +590,7 @@ def check_ids(col: pd.Series, name: str, frame: pd.DataFrame, what: str = "") ->
     ...
     uplift.errors.UpliftInputError: id column 'customer_id' has 1 blank value(s) (first at row 1); every ...
     """
-    blank = col.isna().to_numpy()
-    if not _is_numeric(col):
-        blank = blank | (col.astype("string").str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    blank = blank_ids(col)
     where = f" of {what}" if what else ""
     if blank.any():
         raise UpliftInputError(f"id column {name!r}{where} has {int(blank.sum())} blank value(s) (first at "

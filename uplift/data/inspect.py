@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.data.campaign import MAX_CATEGORY_LEVELS, UNIQUE_SHARE, similar_arm
+from uplift.data.campaign import blank_ids, high_cardinality_reason, similar_arm
 from uplift.data.columns import date_format_of, outlier_share, sentinels, stray_text
 from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
@@ -100,7 +100,7 @@ def _kind(col: pd.Series, name: str, date_format: str | None) -> tuple[str, str 
     levels = int(col.nunique(dropna=True))
     if levels <= 1:
         return "constant", None, "one value in every row: not used"
-    if (present >= 50 and levels >= UNIQUE_SHARE * present) or levels > MAX_CATEGORY_LEVELS:
+    if high_cardinality_reason(col) is not None:
         return "text", None, f"{levels:,} levels: not modelled unless --high-cardinality {name}"
     return "category", None, ""
 
@@ -175,15 +175,15 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
             notes.append(f"column {name!r} ({kind}): {note}")
     columns = pd.DataFrame(rows)
     dup_rows = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum()) if n else 0
-    dup_ids = blank_ids = None
+    dup_ids = n_blank = None
     if id is not None:
         ids = frame[id]
-        blank = ids.isna() | (ids.astype("string").str.strip() == "").fillna(False)
-        blank_ids = int(blank.sum())
+        blank = blank_ids(ids)
+        n_blank = int(blank.sum())
         dup_ids = int(ids[~blank].duplicated().sum())
-        if blank_ids:
-            notes.insert(0, f"id column {id!r}: {blank_ids:,} blank id(s), first at "
-                            f"{locate(frame, int(np.flatnonzero(blank.to_numpy())[0]))}")
+        if n_blank:
+            notes.insert(0, f"id column {id!r}: {n_blank:,} blank id(s), first at "
+                            f"{locate(frame, int(np.flatnonzero(blank)[0]))}")
         if dup_ids:
             notes.insert(0, f"id column {id!r}: {dup_ids:,} repeated id(s)")
     if dup_rows:
@@ -203,5 +203,5 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
             zero = float((frame[name] == 0).mean())
             if zero >= 0.5 and frame[name].nunique() > 2:
                 notes.append(f"outcome {name!r}: {zero:.0%} zeros (zero-heavy revenue: expect wide intervals)")
-    return DataQuality(rows=n, columns=columns, duplicate_rows=dup_rows, duplicate_ids=dup_ids, blank_ids=blank_ids,
+    return DataQuality(rows=n, columns=columns, duplicate_rows=dup_rows, duplicate_ids=dup_ids, blank_ids=n_blank,
                        arms=arms, notes=[*sentinel_notes, *notes])

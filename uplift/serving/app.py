@@ -22,8 +22,7 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import numpy as np
-
+from uplift._files import plain_json
 from uplift.errors import UpliftInputError
 from uplift.serving.batching import ScoringBatcher
 from uplift.serving.drift import DRIFT_WINDOW, DriftWindow
@@ -249,10 +248,6 @@ def app_from_environment():
     return create_app(options.pop("model_dir"), **options)
 
 
-def _json_default(value):  # numpy scalars in a default cost
-    return value.item() if isinstance(value, np.generic) else str(value)
-
-
 def environment_config(model_dir: str | Path, **options) -> str:
     """The JSON that :func:`app_from_environment` reads back (the options of :func:`create_app`)."""
-    return json.dumps({"model_dir": str(model_dir), **options}, default=_json_default)
+    return json.dumps(plain_json({"model_dir": str(model_dir), **options}))
