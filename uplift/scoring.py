@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from uplift._files import atomic_path, check_output_path
 from uplift.data.campaign import check_ids
+from uplift.data.sql import SqlSource
 from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
@@ -26,7 +27,7 @@ from uplift.fit.result import FitResult
 BATCH_ROWS = 500_000
 
 
-def _batches(result: FitResult, path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
+def _batches(result: FitResult, path: Path | SqlSource, batch_rows: int) -> Iterator[pd.DataFrame]:
     """The customers of ``path`` in batches, read with the model's column types (the one reader of
     :mod:`uplift.data.tables`), each id checked: blank or repeated (also across batches) is an error."""
     id_col = result.id_column
@@ -45,7 +46,7 @@ def _batches(result: FitResult, path: Path, batch_rows: int) -> Iterator[pd.Data
         yield batch
 
 
-def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner: str | None = None,
+def score_file(result: FitResult, data: str | Path | SqlSource, out: str | Path, *, learner: str | None = None,
                batch_rows: int = BATCH_ROWS, drift: dict | None = None) -> int:
     """Score every row of ``data`` into ``out`` (CSV or Parquet), batch by batch. Returns the row count.
 
@@ -66,15 +67,17 @@ def score_file(result: FitResult, data: str | Path, out: str | Path, *, learner:
     >>> score_file(s.result, d / "c.parquet", d / "scores.parquet", batch_rows=1000)
     3000
     """
-    data, out = Path(data), Path(out)
-    check_output_path(out, protect=data)
+    data = data if isinstance(data, SqlSource) else Path(data)
+    out = Path(out)
+    inputs = data.inputs() if isinstance(data, SqlSource) else [data]
+    check_output_path(out, protect=inputs)
     out_name = out.name.lower()
     parquet = out_name.endswith((".parquet", ".pq"))
     if not parquet and not out_name.endswith(".csv"):
         raise UpliftInputError(f"output {out}: use a .csv or .parquet file name")
     rows = 0
     writer = None
-    with atomic_path(out, protect=data) as tmp:
+    with atomic_path(out, protect=inputs) as tmp:
         try:
             for i, batch in enumerate(_batches(result, data, batch_rows)):
                 pred = result.predict_uplift(batch, learner=learner)

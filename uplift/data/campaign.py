@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from uplift.data.columns import date_format_of, days_before, parse_dates, sentinels, stray_text
-from uplift.data.tables import locate, read_table, read_table_batches
+from uplift.data.sql import read_source, read_source_batches
+from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
 
 Design = Literal["rct", "observational"]
@@ -106,6 +107,7 @@ class FeatureSchema:
     def read(self, path, *, text: list[str | None] | tuple = (), columns: list[str] | None = None) -> pd.DataFrame:
         """Read a table to score (or the training table again) with the types the model was trained on, so the
         result never depends on what pandas guesses from a file's first rows (see :meth:`read_options`).
+        ``path`` is a file or a :class:`~uplift.data.sql.SqlSource`.
 
         Examples
         --------
@@ -116,12 +118,12 @@ class FeatureSchema:
         >>> s.read(p, text=["id"]).to_dict("list")
         {'id': ['0007', '0008'], 'store': ['01', '02']}
         """
-        return read_table(path, columns=columns, **self.read_options(text))
+        return read_source(path, columns=columns, **self.read_options(text))
 
     def read_batches(self, path, *, batch_rows: int, text: list[str | None] | tuple = ()):
         """:meth:`read` in batches of the columns scoring needs (the features' raw columns and ``text``)."""
         columns = list(dict.fromkeys([*[c for c in text if c], *self.source_columns]))
-        return read_table_batches(path, columns=columns, batch_rows=batch_rows, **self.read_options(text))
+        return read_source_batches(path, columns=columns, batch_rows=batch_rows, **self.read_options(text))
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the features as the model saw them in training: the missing-value codes missing and

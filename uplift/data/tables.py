@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from uplift._files import PathLike, atomic_file
 from uplift.errors import UpliftInputError
 
-__all__ = ["NA_TOKENS", "file_kind", "locate", "read_table", "read_table_batches", "write_table"]
+__all__ = ["NA_TOKENS", "file_kind", "locate", "mark_source", "read_table", "read_table_batches", "select_columns",
+           "typed_frame", "write_table"]
 
 
 _CSV_SEPARATORS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
@@ -302,10 +303,41 @@ def _read_parquet(path: Path, columns: Sequence[str] | None, text: Sequence[str]
         pa.default_memory_pool().release_unused()
     except (pa.ArrowException, OSError) as err:
         raise _damaged(path, err) from None
+    return typed_frame(frame, text=text, na_values=na_values)
+
+
+def typed_frame(frame: pd.DataFrame, *, text: Sequence[str] = (), na_values: Sequence[str] = ()) -> pd.DataFrame:
+    """A frame from a typed source (Parquet, a SQL query) under the reader's rules: a stored index becomes a
+    column, ``text`` columns become strings (category codes ``'01'``, raw dates) and ``na_values`` are missing.
+
+    The one post-processing of every typed source, so a table reads the same whether it arrives as a Parquet
+    file or as the result of a query (see :mod:`uplift.data.sql`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> typed_frame(pd.DataFrame({"store": [1, 2], "spend": [-999, 5]}), text=["store"], na_values=["-999"])
+      store  spend
+    0     1    NaN
+    1     2    5.0
+    """
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         # A named pandas index stored in the file (e.g. customer_id) is data the analyst expects as a column.
         frame = frame.reset_index(drop=all(n is None for n in frame.index.names))
     return _typed(frame, text, na_values)
+
+
+def select_columns(frame: pd.DataFrame, source: str, columns: Sequence[str] | None) -> pd.DataFrame:
+    """``frame``'s ``columns`` in that order, or one error naming ``source`` and the close matches of a missing
+    column (the check of :func:`read_table`'s ``columns``)."""
+    if columns is None:
+        return frame
+    return frame[_select(Path(source), list(frame.columns), columns)]
+
+
+def mark_source(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Remember where ``frame`` came from (a file or a query), so messages can name it (see :func:`locate`)."""
+    return _mark(frame, Path(source), None)
 
 
 def locate(frame: pd.DataFrame, row: int) -> str:
