@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "uplift"
 LAYERS = [
     ("foundations", {"uplift.errors", "uplift._stats", "uplift._display", "uplift._files", "uplift._versions"}),
     ("data", {"uplift.data", "uplift.datasets"}),
+    ("features", {"uplift.features"}),
     ("design", {"uplift.design"}),
     ("fit", {"uplift.fit"}),
     ("evaluate", {"uplift.evaluate"}),

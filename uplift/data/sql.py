@@ -32,7 +32,7 @@ import pyarrow as pa
 from uplift.data.tables import mark_source, read_table, read_table_batches, select_columns, typed_frame
 from uplift.errors import UpliftInputError
 
-__all__ = ["SqlSource", "quote_name", "read_source", "read_source_batches", "read_sql", "read_sql_batches",
+__all__ = ["SqlSource", "import_duckdb", "quote_name", "read_source", "read_source_batches", "read_sql", "read_sql_batches",
            "write_sql_table"]
 
 #: File names a query reads, as its quoted literals (``read_parquet('events/*.parquet')``).
@@ -40,7 +40,8 @@ _LITERAL = re.compile(r"'((?:[^']|'')+)'")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
-def _duckdb():
+def import_duckdb():
+    """The duckdb module, or one error saying how to install it."""
     try:
         import duckdb
     except ImportError:
@@ -117,7 +118,7 @@ class SqlSource:
         return found
 
     def _connect(self):
-        duckdb = _duckdb()
+        duckdb = import_duckdb()
         if self.db is None:
             return duckdb.connect(":memory:")
         db = Path(self.db)
@@ -143,7 +144,7 @@ class SqlSource:
 
     def arrow(self) -> pa.Table:
         """The result as one Arrow table (DuckDB's native hand-over)."""
-        duckdb = _duckdb()
+        duckdb = import_duckdb()
         con = self._connect()
         try:
             statement = self._statement(con)
@@ -160,7 +161,7 @@ class SqlSource:
 
     def batches(self, batch_rows: int) -> Iterator[pa.Table]:
         """The result in Arrow batches of at most ``batch_rows`` rows, streamed from DuckDB."""
-        duckdb = _duckdb()
+        duckdb = import_duckdb()
         con = self._connect()
         try:
             statement = self._statement(con)
@@ -313,7 +314,7 @@ def write_sql_table(frame: pd.DataFrame, db: str | os.PathLike, table: str) -> N
     >>> read_sql(db=db, table="targets").uplift.tolist()
     [0.1, 0.2]
     """
-    duckdb = _duckdb()
+    duckdb = import_duckdb()
     if not _NAME.match(table):
         raise UpliftInputError(f"--out-table {table!r} is not a table name; give NAME or SCHEMA.NAME")
     db = Path(db)
