@@ -452,10 +452,11 @@ def _censoring_notes(exposed: pd.Series, last_event, follow: list[tuple[str, int
         return []
     notes = []
     for event, days in follow:
-        short = int((exposed + pd.Timedelta(days=days) > pd.Timestamp(last_event)).sum())
+        # A day of slack: a log's last event is a little before its end (nobody acts in the last minutes).
+        short = int((exposed + pd.Timedelta(days=days + 1) > pd.Timestamp(last_event)).sum())
         if short:
-            notes.append(f"the {event}:{days}d follow-up of {short:,} customer(s) ends after the last event in the log "
-                         f"({last_event}): their outcome may be incomplete")
+            notes.append(f"the {event}:{days}d follow-up of {short:,} customer(s) ends more than a day after the "
+                         f"last event in the log ({last_event}): their outcome may be incomplete")
     return notes
 
 
