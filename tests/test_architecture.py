@@ -31,8 +31,8 @@ LAYERS = [
 ]
 #: Third-party packages that may be imported inside a function: optional, or slow to import and needed by few
 #: code paths (the CLI and ``import uplift`` must not pay for them).
-LAZY_ALLOWED = {"pyspark", "duckdb", "dowhy", "shap", "mlflow", "numba", "econml", "causalml", "networkx", "statsmodels",
-                "threadpoolctl", "IPython", "fastapi", "uvicorn", "prometheus_client", "orjson"}
+LAZY_ALLOWED = {"pyspark", "dowhy", "shap", "mlflow", "numba", "econml", "causalml", "networkx", "statsmodels",
+                "threadpoolctl", "IPython", "fastapi", "uvicorn", "prometheus_client", "orjson", "duckdb"}
 
 
 def _modules() -> dict[str, Path]:

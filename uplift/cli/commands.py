@@ -36,10 +36,22 @@ from uplift.cli.render import (
     show_targeting,
     table,
 )
+from uplift.cli.sources import (
+    DbOpt,
+    OutTableOpt,
+    SqlOpt,
+    TableOpt,
+    TrainingDataArg,
+    check_table_output,
+    source_inputs,
+    table_source,
+)
 from uplift.data.inspect import inspect_data
+from uplift.data.sql import read_source, write_sql_table
 from uplift.data.tables import read_table, write_table
 from uplift.datasets import load_hillstrom
 from uplift.errors import UpliftInputError
+from uplift.features import build_features, schema_path
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
 from uplift.persist import KEY_ENV, check_model_dir_target, model_digest
@@ -185,10 +197,11 @@ def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, see
 @app.command()
 @cli_command
 def fit(
-    data: Annotated[Path, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet).")],
     treatment: Annotated[str, typer.Option(help="Treatment (arm) column.")],
     outcome: Annotated[list[str], typer.Option(help="Outcome column; repeat for several (first is modelled).")],
     out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    data: Annotated[Path | None, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet); or --sql / --db "
+                                                     "--table.")] = None,
     control: Annotated[str | None, typer.Option(help="Label of the control arm.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="Customer id column.")] = None,
     design: Annotated[str, typer.Option(help="rct | observational | auto.")] = "auto",
@@ -221,6 +234,9 @@ def fit(
                                                              "very many levels (repeat).")] = [],  # noqa: B006
     allow_similar_arms: Annotated[bool, typer.Option(help="Accept a small arm whose label looks like a typo of "
                                                           "another arm's.")] = False,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study (its digest is printed; with
@@ -233,8 +249,9 @@ def fit(
     check_option("--folds", folds, 2)
     check_option("--max-train-rows", max_train_rows, 0, what=" (0 = no cap)")
     check_model_dir_target(out)
-    check_output_path(out, protect=[data], directory=True)
-    frame = read_table(data, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
+    source = table_source(data, sql, db, table_name)
+    check_output_path(out, protect=source_inputs(source), directory=True)
+    frame = read_source(source, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
                   high_cardinality=list(high_cardinality), allow_similar_arms=allow_similar_arms)
@@ -260,17 +277,22 @@ def fit(
 @app.command()
 @cli_command
 def inspect(
-    data: Annotated[Path, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet).")],
+    data: Annotated[Path | None, typer.Argument(help="Campaign table (.csv, .csv.gz or .parquet); or --sql / --db "
+                                                     "--table.")] = None,
     treatment: Annotated[str | None, typer.Option(help="Treatment (arm) column: arm shares and label typos.")] = None,
     outcome: Annotated[list[str], typer.Option(help="Outcome column (repeat).")] = [],  # noqa: B006
     id_col: Annotated[str | None, typer.Option("--id", help="Customer id column: blank and repeated ids.")] = None,
     na_values: NaValuesOpt = [],  # noqa: B006
     date_format: DateFormatOpt = None,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Data-quality report before any fit: per column role, type, missing share, levels, sentinels, outliers,
     dates; constant columns, duplicate rows and ids, arm shares."""
-    frame = read_table(data, text=[c for c in (treatment, id_col) if c], na_values=na_values)
+    frame = read_source(table_source(data, sql, db, table_name), text=[c for c in (treatment, id_col) if c],
+                        na_values=na_values)
     quality = inspect_data(frame, treatment=treatment, outcome=list(outcome), id=id_col, na_values=na_values,
                            date_format=date_format)
     if as_json:
@@ -301,20 +323,25 @@ def evaluate(
 @cli_command
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
-    data: Annotated[Path, typer.Argument(help="Customers to score (.csv, .csv.gz or .parquet).")],
     out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    data: Annotated[Path | None, typer.Argument(help="Customers to score (.csv, .csv.gz or .parquet); or --sql / "
+                                                     "--db --table.")] = None,
     learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Score with the chosen model's distilled scorer (one small "
                                        "compiled tree ensemble per arm, >1M rows/s); its fidelity to the full "
                                        "model is printed.")] = False,
     strict_drift: StrictDriftOpt = False,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
-    check_output_path(out, protect=[data, model_dir])
+    data = table_source(data, sql, db, table_name)
+    check_output_path(out, protect=[*source_inputs(data), model_dir])
     study = load_study(model_dir, trust_model, expect_digest, require_signature)
     drift: dict = {}
     if fast and learner not in (None, "fast"):
@@ -416,7 +443,7 @@ ArmOpt = Annotated[str | None, typer.Option(help="Treated arm to analyse (defaul
 @cli_command
 def segments(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
-    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    data: TrainingDataArg = None,
     by: Annotated[list[str], typer.Option(help="Segment column (repeat for crossed segments).")] = [],  # noqa: B006
     bins: Annotated[int, typer.Option(help="Quantile bins for numeric columns.")] = 5,
     min_size: Annotated[int, typer.Option(help="Segments smaller than this are flagged, not reported.")] = 200,
@@ -425,6 +452,9 @@ def segments(
     min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
     arm: ArmOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write the segment table here (.csv or .parquet).")] = None,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
@@ -435,7 +465,8 @@ def segments(
     check_option("--min-size", min_size, 1)
     check_option("--max-depth", max_depth, 1)
     check_option("--min-leaf", min_leaf, 1)
-    inputs = [data, model_dir]
+    data = table_source(data, sql, db, table_name)
+    inputs = [*source_inputs(data), model_dir]
     _check_outputs([out], inputs)
     study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     doc: dict = {}
@@ -465,12 +496,15 @@ def segments(
 @cli_command
 def explain(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
-    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    data: TrainingDataArg = None,
     max_rows: Annotated[int, typer.Option(help="Customers to explain (a random sample).")] = 2000,
     arm: ArmOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write the SHAP summary plot here (.png; with several arms "
                                                    "one panel per arm, one below the other).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write per-customer top-3 drivers here (every arm).")] = None,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
@@ -479,7 +513,8 @@ def explain(
     """What drives uplift, for every treated arm: SHAP importance of the chosen model (via a surrogate tree,
     fidelity R² shown)."""
     check_option("--max-rows", max_rows, 1)
-    inputs = [data, model_dir]
+    data = table_source(data, sql, db, table_name)
+    inputs = [*source_inputs(data), model_dir]
     _check_outputs([out, plot], inputs)  # --out and --plot may not be one file either
     study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     explanations = study.explain_arms(arm=arm, max_rows=max_rows)
@@ -501,9 +536,11 @@ def explain(
 @cli_command
 def target(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
-    customers: Annotated[Path, typer.Argument(help="Customers to target (.csv, .csv.gz or .parquet).")],
-    out: Annotated[Path, typer.Option(help="Targeting list to write (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Targeting list to write (.csv or .parquet; a .duckdb database with "
+                                           "--out-table).")],
     cost: Annotated[list[str], typer.Option(help="Cost per coupon: one number, or ARM=COST (repeat).")],
+    customers: Annotated[Path | None, typer.Argument(help="Customers to target (.csv, .csv.gz or .parquet); or "
+                                                          "--sql / --db --table.")] = None,
     value: Annotated[float | None, typer.Option(help="Money per conversion (revenue outcome: default 1).")] = None,
     budget: Annotated[float | None, typer.Option(help="Total budget; default: everyone with positive profit.")] = None,
     max_customers: Annotated[int | None, typer.Option(help="At most this many customers.")] = None,
@@ -534,6 +571,10 @@ def target(
     skip_extrapolated: Annotated[bool, typer.Option("--skip-extrapolated", help="Observational studies: never "
                                                     "select customers outside the study's overlap (`overlap` "
                                                     "false: their uplift is an extrapolation).")] = False,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
+    out_table: OutTableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
@@ -545,12 +586,19 @@ def target(
     if engine not in ("pandas", "spark"):
         raise UpliftInputError(f"--engine must be pandas or spark, got {engine!r}")
     check_option("--seed", seed, 0, MAX_SEED)
-    inputs = [customers, exclude, model_dir]
+    customers = table_source(customers, sql, db, table_name, what="CUSTOMERS")
+    inputs = [*source_inputs(customers), exclude, model_dir]
+    if out_table is not None:  # a write-back into a database: the only output that may be an input's file
+        if engine == "spark":
+            raise UpliftInputError("--out-table is not available with --engine spark; write Parquet")
+        inputs = [*check_table_output(out, out_table, customers), exclude, model_dir]
     check_output_path(out, protect=inputs, directory=engine == "spark")  # Spark writes a Parquet folder
     if plot is not None:
         check_output_path(plot, protect=[*inputs, out])
     loading = (trust_model, expect_digest, require_signature)
     if engine == "spark":
+        if not isinstance(customers, Path):
+            raise UpliftInputError("--engine spark reads the customers from a file; export the query to Parquet")
         if holdout > 0 or explore > 0:
             raise UpliftInputError("--holdout and --explore are not available with --engine spark; write the list "
                                    "with Spark and draw the holdout from it, or use --engine pandas")
@@ -570,13 +618,17 @@ def target(
                        random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore,
                        skip_extrapolated=skip_extrapolated)
     drift = study.drift(frame)
-    _write(res.list, out, protect=inputs)
+    if out_table is not None:
+        write_sql_table(res.list, out, out_table)
+    else:
+        _write(res.list, out, protect=inputs)
     if plot is not None:
         _save_png(plot_profit_curve(res.curve, currency=currency), plot, [*inputs, out])
     if as_json:
         print_json({"summary": res.summary, "holdout": res.holdout, "drift": drift, "out": str(out)})
     else:
-        show_targeting(res.summary, out, currency=currency, kind=study.crossfit_.kind)
+        show_targeting(res.summary, f"table {out_table} of {out}" if out_table else out, currency=currency,
+                       kind=study.crossfit_.kind)
         if res.holdout:
             h = res.holdout
             mde = h.get("mde")
@@ -632,13 +684,18 @@ def report(
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
     currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. '$' or EUR (default: none, "
                                                       "the units of --cost and --value).")] = None,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report (plots embedded; opens from disk without a network)."""
-    check_output_path(out, protect=[data, model_dir])
+    if data is not None or sql is not None or db is not None or table_name is not None:
+        data = table_source(data, sql, db, table_name, what="--data")
+    check_output_path(out, protect=[*source_inputs(data), model_dir])
     loading = (trust_model, expect_digest, require_signature)
     study = _load_with_data(model_dir, data, *loading) if data is not None else load_study(model_dir, *loading)
     study.report(out, command_line=" ".join(["uplift", *sys.argv[1:]]), segment_by=list(segment_by) or None,
@@ -653,10 +710,13 @@ def report(
 @cli_command
 def refute(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `uplift fit`.")],
-    data: Annotated[Path, typer.Argument(help="The training data the model was fitted on (verified by hash).")],
+    data: TrainingDataArg = None,
     arm: Annotated[str | None, typer.Option(help="Treated arm to check (default: the first).")] = None,
     method: Annotated[str, typer.Option(help="aipw | backdoor.linear_regression")] = "aipw",
     max_rows: Annotated[int, typer.Option(help="Rows sampled for the refutation.")] = 20_000,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
@@ -664,6 +724,7 @@ def refute(
 ) -> None:
     """Try to refute the average effect with DoWhy (placebo, random common cause, subset, hidden confounder)."""
     check_option("--max-rows", max_rows, 1)
+    data = table_source(data, sql, db, table_name)
     study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     res = study.refute(arm=arm, estimate_method=method, max_rows=max_rows)
     ev = study.e_values()
@@ -680,23 +741,29 @@ def refute(
 @cli_command
 def readout(
     sent_list: Annotated[Path, typer.Argument(help="The targeting list as sent (written with --holdout).")],
-    results: Annotated[Path, typer.Argument(help="Observed outcomes per customer after the campaign.")],
     outcome: Annotated[str, typer.Option(help="Outcome column in RESULTS (e.g. converted).")],
     id_col: Annotated[str, typer.Option("--id", help="Customer id column in both files.")],
+    results: Annotated[Path | None, typer.Argument(help="Observed outcomes per customer after the campaign; or "
+                                                        "--sql / --db --table.")] = None,
     revenue: Annotated[str | None, typer.Option(help="Revenue column in RESULTS.")] = None,
     value: Annotated[float | None, typer.Option(help="Money per conversion (if no revenue column).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the readout as .json.")] = None,
+    sql: SqlOpt = None,
+    db: DbOpt = None,
+    table_name: TableOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
+    results = table_source(results, sql, db, table_name, what="RESULTS")
+    inputs = [sent_list, *source_inputs(results)]
     if out is not None:
         if out.suffix.lower() != ".json":
             raise UpliftInputError(f"readout output {out}: use a .json file name")
-        check_output_path(out, protect=[sent_list, results])
-    res = run_readout(read_table(sent_list, text=[id_col]), read_table(results, text=[id_col]), id_col=id_col,
+        check_output_path(out, protect=inputs)
+    res = run_readout(read_table(sent_list, text=[id_col]), read_source(results, text=[id_col]), id_col=id_col,
                       outcome=outcome, revenue=revenue, value=value)
     if out is not None:
-        atomic_write_text(out, json_text(res), protect=[sent_list, results])
+        atomic_write_text(out, json_text(res), protect=inputs)
     if as_json:
         print_json(res)
         return
@@ -741,6 +808,83 @@ def serve(
     run_server(model_dir, host=host, port=port, workers=workers, access_log=access_log, learner=learner,
                expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
                drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# uplift features: from event logs to the campaign table (uplift.features)
+# ---------------------------------------------------------------------------------------------------------
+@app.command()
+@cli_command
+def features(
+    out: Annotated[Path, typer.Option(help="Campaign table with features and outcomes to write (.parquet or .csv); "
+                                           "its feature schema goes beside it (<out>.features.json).")],
+    events: Annotated[Path | None, typer.Option(help="Event log (.parquet or .csv), read by DuckDB.")] = None,
+    events_sql: Annotated[str | None, typer.Option(metavar="QUERY", help="Event log as a DuckDB query (in --db "
+                                                                         "when given).")] = None,
+    campaign: Annotated[Path | None, typer.Option(help="Campaign table: customer id, arm, exposure time.")] = None,
+    campaign_sql: Annotated[str | None, typer.Option(metavar="QUERY", help="Campaign table as a DuckDB query (in "
+                                                                           "--db when given).")] = None,
+    db: DbOpt = None,
+    as_of_exposure: Annotated[bool, typer.Option("--as-of-exposure", help="Features end at each customer's exposure "
+                                                 "(the default; no window reaches past it).")] = False,
+    as_of: Annotated[str | None, typer.Option(help="Features end at this one date for everyone instead (refused "
+                                                   "when it is after an exposure).")] = None,
+    campaign_start: Annotated[str | None, typer.Option(help="One exposure time for every customer, when the "
+                                                            "campaign table has no exposure column.")] = None,
+    window: Annotated[str, typer.Option(help="Feature windows in days, comma-separated.")] = "7,30,90,365",
+    outcome: Annotated[list[str], typer.Option(metavar="TYPE:DAYS", help="Follow-up outcome after exposure, e.g. "
+                                               "purchase:14d (conversion_14d and revenue_14d); repeat.")
+                       ] = ["purchase:14d"],  # noqa: B006
+    id_col: Annotated[str, typer.Option("--id-col", help="Customer id column of the events.")] = "customer_id",
+    campaign_id_col: Annotated[str | None, typer.Option(help="Customer id column of the campaign (default: "
+                                                             "--id-col).")] = None,
+    treatment: Annotated[str | None, typer.Option(help="Arm column of the campaign (read as text).")] = None,
+    time_col: Annotated[str, typer.Option(help="Event time column.")] = "timestamp",
+    event_type_col: Annotated[str, typer.Option(help="Event type column.")] = "event_type",
+    amount_col: Annotated[str, typer.Option(help="Amount column (optional in the data).")] = "amount",
+    category_col: Annotated[str, typer.Option(help="Category column (optional in the data).")] = "category",
+    channel_col: Annotated[str, typer.Option(help="Channel column (optional in the data).")] = "channel",
+    exposure_col: Annotated[str, typer.Option(help="Exposure time column of the campaign.")] = "exposure_time",
+    purchase: Annotated[str, typer.Option(help="Event type of a purchase (AOV, rates, outcome names).")] = "purchase",
+    allow_leakage: Annotated[bool, typer.Option("--allow-leakage", help="Build features whose window reaches past "
+                                                "an exposure anyway (loud warning, recorded in the schema; not "
+                                                "advised).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point-in-time behaviour features from an event log, strictly before each exposure, plus follow-up outcomes
+    (DuckDB), written as the campaign table `uplift fit` reads."""
+    if as_of_exposure and as_of is not None:
+        raise UpliftInputError("give --as-of-exposure or --as-of DATE, not both")
+    try:
+        windows = [int(w) for w in window.split(",") if w.strip()]
+    except ValueError:
+        raise UpliftInputError(f"--window {window!r}: give whole days, comma-separated, e.g. 30,90,365") from None
+    event_source = table_source(events, events_sql, db, None, what="--events")
+    campaign_source = table_source(campaign, campaign_sql, db if campaign is None else None, None,
+                                   what="--campaign")
+    inputs = [*source_inputs(event_source), *source_inputs(campaign_source)]
+    schema_file = schema_path(out)
+    _check_outputs([out, schema_file], inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = build_features(
+            event_source, campaign_source, id=id_col, time=time_col, event_type=event_type_col, amount=amount_col,
+            category=category_col, channel=channel_col, campaign_id=campaign_id_col, treatment=treatment,
+            exposure=None if campaign_start is not None else exposure_col, campaign_start=campaign_start,
+            as_of=as_of, windows=windows, outcomes=list(outcome), purchase=purchase, allow_leakage=allow_leakage)
+    for w in caught:
+        err_console.print(Text.assemble(("WARNING:", "bold red"), f" {w.message}"), highlight=False, soft_wrap=True)
+    write_table(built.frame, out, protect=inputs)
+    built.save_schema(schema_file, protect=[*inputs, out])
+    doc = {"out": str(out), "schema": str(schema_file), "rows": len(built.frame),
+           "features": len(built.feature_names), "outcomes": built.outcome_names, "notes": built.notes}
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"wrote {len(built.frame):,} customers x {len(built.feature_names)} features and outcomes "
+                  f"{', '.join(built.outcome_names)} to [bold]{out}[/] (schema: {schema_file})", highlight=False)
+    for note in built.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def main() -> None:

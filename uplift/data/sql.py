@@ -32,8 +32,8 @@ import pyarrow as pa
 from uplift.data.tables import mark_source, read_table, read_table_batches, select_columns, typed_frame
 from uplift.errors import UpliftInputError
 
-__all__ = ["SqlSource", "import_duckdb", "quote_name", "read_source", "read_source_batches", "read_sql", "read_sql_batches",
-           "write_sql_table"]
+__all__ = ["SqlSource", "import_duckdb", "quote_name", "read_source", "read_source_batches", "read_sql",
+           "read_sql_batches", "write_sql_table"]
 
 #: File names a query reads, as its quoted literals (``read_parquet('events/*.parquet')``).
 _LITERAL = re.compile(r"'((?:[^']|'')+)'")
