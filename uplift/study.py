@@ -17,6 +17,7 @@ import pandas as pd
 
 from uplift.data.campaign import CampaignData, FeatureSchema, campaign_data
 from uplift.data.inspect import DataQuality, inspect_data
+from uplift.data.sql import read_sql
 from uplift.effects.explanation import Explanation, explain, explain_arms
 from uplift.effects.segments import discover_segments, segment_uplift
 from uplift.errors import UpliftInputError
@@ -87,6 +88,29 @@ class Study:
             allow_similar_arms=allow_similar_arms)
         self.pre_treatment = check_pre_treatment(self.data, pre_treatment)
         self.result: FitResult | None = None
+
+    @classmethod
+    def from_sql(cls, query: str | None = None, *, db: str | Path | None = None, table: str | None = None,
+                 treatment: str, outcome: str | list[str], **roles) -> Study:
+        """A study of the table a DuckDB query (or a table of a DuckDB database file) returns, read as
+        :func:`uplift.data.read_sql` reads it (the typed reader of Parquet files), then as :class:`Study` takes
+        a DataFrame; ``roles`` are :class:`Study`'s other parameters.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from uplift import simulate_campaign
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "sent.parquet"
+        >>> simulate_campaign(600, seed=1).to_parquet(path)
+        >>> study = Study.from_sql(f"SELECT customer_id, treatment, conversion, recency_days, frequency "
+        ...                        f"FROM read_parquet('{path}')", treatment="treatment", outcome="conversion",
+        ...                        id="customer_id")
+        >>> study.data.n, study.data.X.shape[1], study.roles["id"]
+        (600, 2, 'customer_id')
+        """
+        frame = read_sql(query, db=db, table=table, text=[c for c in (treatment, roles.get("id")) if c],
+                         na_values=roles.get("na_values", ()))
+        return cls(frame, treatment, outcome, **roles)
 
     @classmethod
     def from_result(cls, result: FitResult, data: CampaignData | None = None) -> Study:

@@ -846,6 +846,8 @@ def features(
     channel_col: Annotated[str, typer.Option(help="Channel column (optional in the data).")] = "channel",
     exposure_col: Annotated[str, typer.Option(help="Exposure time column of the campaign.")] = "exposure_time",
     purchase: Annotated[str, typer.Option(help="Event type of a purchase (AOV, rates, outcome names).")] = "purchase",
+    observed_until: Annotated[str | None, typer.Option(help="When the event log ends (default: its last event); "
+                                                            "a follow-up past it is noted.")] = None,
     allow_leakage: Annotated[bool, typer.Option("--allow-leakage", help="Build features whose window reaches past "
                                                 "an exposure anyway (loud warning, recorded in the schema; not "
                                                 "advised).")] = False,
@@ -871,7 +873,8 @@ def features(
             event_source, campaign_source, id=id_col, time=time_col, event_type=event_type_col, amount=amount_col,
             category=category_col, channel=channel_col, campaign_id=campaign_id_col, treatment=treatment,
             exposure=None if campaign_start is not None else exposure_col, campaign_start=campaign_start,
-            as_of=as_of, windows=windows, outcomes=list(outcome), purchase=purchase, allow_leakage=allow_leakage)
+            as_of=as_of, windows=windows, outcomes=list(outcome), purchase=purchase, allow_leakage=allow_leakage,
+            observed_until=observed_until)
     for w in caught:
         err_console.print(Text.assemble(("WARNING:", "bold red"), f" {w.message}"), highlight=False, soft_wrap=True)
     write_table(built.frame, out, protect=inputs)

@@ -45,6 +45,8 @@ class EventLog:
     campaign: pd.DataFrame
     truth: pd.DataFrame
     follow_up_days: int
+    #: When the log ends: the last exposure's follow-up.
+    observed_until: pd.Timestamp
 
 
 def _traits(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -190,4 +192,5 @@ def simulate_events(n_customers: int = 20_000, seed: int = 0, *, follow_up_days:
         **{f"true_{k}": v for k, v in t.items() if k not in ("category", "channel")},
         "true_category": np.asarray(CATEGORIES)[t["category"]], "true_channel": np.asarray(CHANNELS)[t["channel"]],
     })
-    return EventLog(events, campaign, truth, int(follow_up_days))
+    until = pd.Timestamp(start) + pd.Timedelta(days=3 + follow_up_days)
+    return EventLog(events, campaign, truth, int(follow_up_days), until)

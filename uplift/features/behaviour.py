@@ -211,6 +211,7 @@ def build_features(
     redeem: str = "coupon_redeem",
     returned: str = "return",
     allow_leakage: bool = False,
+    observed_until: str | None = None,
 ) -> FeatureTable:
     """Point-in-time behaviour features and follow-up outcomes for every customer of a campaign.
 
@@ -242,6 +243,8 @@ def build_features(
         The event types of a purchase, a coupon redemption and a return (for AOV and the rates).
     allow_leakage : bool
         Build the features although their window reaches past some exposures (a loud warning; recorded).
+    observed_until : str, optional
+        When the log ends (default: its last event); a follow-up ending after it is noted as incomplete.
 
     Returns
     -------
@@ -336,10 +339,14 @@ def build_features(
     clash = [c for c in built.columns if c in campaign.columns]
     if clash:
         raise UpliftInputError(f"the campaign table already has a column {clash[0]!r}, a feature name; rename it")
-    notes += _censoring_notes(exposed, last_event, follow)
+    end = _timestamp(observed_until, "--observed-until") if observed_until is not None else last_event
+    notes += _censoring_notes(exposed, end, follow)
     if not levels["types"]:
         notes.append("no event of any campaign customer: check that the id columns of both tables match")
     frame = pd.concat([campaign.reset_index(drop=True), built.reset_index(drop=True)], axis=1)
+    past = float(max(ahead.max(), 0.0))
+    for entry in schema_features:  # each window's end against the exposure: 0 unless the leak was forced
+        entry["end_after_exposure_days_max"] = past
     schema = {
         "as_of": "exposure" if as_of is None else str(reference.iloc[0]),
         "exposure": exposure if exposure is not None else f"campaign start {exposed.iloc[0]}",
@@ -348,7 +355,7 @@ def build_features(
         "features": schema_features,
         "outcomes": schema_outcomes,
         "leakage": {"customers_with_window_past_exposure": leaking,
-                    "max_days_past_exposure": float(max(ahead.max(), 0.0)), "allowed": bool(allow_leakage and leaking)},
+                    "max_days_past_exposure": past, "allowed": bool(allow_leakage and leaking)},
         "last_event": None if last_event is None else str(last_event),
         "notes": notes,
     }
@@ -376,7 +383,7 @@ def _window(w: float | None) -> str:
 
 def _entry(name: str, kind: str, event: str | None, start: float | None, end: float = 0.0) -> dict:
     return {"name": name, "kind": kind, "event_type": event,
-            "window_start_days": None if start is None else -float(start), "window_end_days": -float(end),
+            "window_start_days": None if start is None else -float(start), "window_end_days": -float(end) or 0.0,
             "window": (f"[as_of - {start:g} days, as_of - {end:g} days)" if start is not None else
                        f"(all history, as_of - {end:g} days)") if end else
                       (f"[as_of - {start:g} days, as_of)" if start is not None else "(all history, as_of)")}
@@ -453,10 +460,10 @@ def _censoring_notes(exposed: pd.Series, last_event, follow: list[tuple[str, int
     notes = []
     for event, days in follow:
         # A day of slack: a log's last event is a little before its end (nobody acts in the last minutes).
-        short = int((exposed + pd.Timedelta(days=days + 1) > pd.Timestamp(last_event)).sum())
+        short = int((exposed + pd.Timedelta(days=days) > pd.Timestamp(last_event)).sum())
         if short:
-            notes.append(f"the {event}:{days}d follow-up of {short:,} customer(s) ends more than a day after the "
-                         f"last event in the log ({last_event}): their outcome may be incomplete")
+            notes.append(f"the {event}:{days}d follow-up of {short:,} customer(s) ends after the log does "
+                         f"({last_event}; --observed-until sets it): their outcome may be incomplete")
     return notes
 
 
