@@ -101,10 +101,9 @@ def simulate_events(n_customers: int = 20_000, seed: int = 0, *, follow_up_days:
     Examples
     --------
     >>> log = simulate_events(2000, seed=1)
-    >>> sorted(log.campaign.columns), log.campaign.arm.value_counts().index.tolist()[:2] in (["coupon", "control"],
-    ...                                                                                   ["control", "coupon"])
-    (['arm', 'customer_id', 'exposure_time'], True)
-    >>> 0.0 < log.truth.true_uplift.mean() < 0.1
+    >>> list(log.campaign.columns), sorted(log.campaign.arm.unique())
+    (['customer_id', 'arm', 'exposure_time'], ['control', 'coupon'])
+    >>> bool(0.0 < log.truth.true_uplift.mean() < 0.1)
     True
     """
     if n_customers < 10:
