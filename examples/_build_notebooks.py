@@ -1069,9 +1069,9 @@ def events_to_study() -> list:
         from IPython.display import display
 
         from uplift import Study
+        from uplift._display import fmt_effect, fmt_money, fmt_pct
         from uplift.data import read_sql, write_sql_table
         from uplift.datasets import simulate_events
-        from uplift._display import fmt_effect, fmt_money, fmt_pct
         from uplift.errors import UpliftInputError
         from uplift.features import build_features
 
