@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pandas as pd
 
 from uplift.errors import UpliftInputError
 from uplift.serving.batching import ScoringBatcher
@@ -20,9 +19,9 @@ class EchoService:
     def __init__(self) -> None:
         self.frames: list[int] = []
 
-    def scores(self, frame: pd.DataFrame) -> Scores:
-        self.frames.append(len(frame))
-        x = frame["x"].to_numpy()
+    def scores(self, customers: Customers) -> Scores:
+        self.frames.append(len(customers))
+        x = customers.columns["x"]
         if (x < 0).any():
             raise UpliftInputError("x must be >= 0")
         return Scores(np.column_stack([x, -x]), None, None)
@@ -75,7 +74,7 @@ def test_an_unexpected_failure_never_leaves_a_request_waiting():
     exc = RuntimeError("boom")
 
     class Broken(EchoService):
-        def scores(self, frame):
+        def scores(self, customers):
             raise exc
 
     answers = asyncio.run(run(ScoringBatcher(Broken()), [request(1), request(2)]))

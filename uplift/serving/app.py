@@ -111,7 +111,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     def warm_up() -> None:
         # The first call compiles the fast scorer's tree walk (numba); do it before /ready says yes.
         blank = {"customer": {name: None for name in result.schema.names}}
-        service.scores(parse_customers(blank, result.schema).frame)
+        service.scores(parse_customers(blank, result.schema))
         state["ready"] = True
 
     @asynccontextmanager

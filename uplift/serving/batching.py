@@ -23,12 +23,6 @@ BATCH_ROWS = 20_000
 MAX_TURNS = 4
 
 
-def _rows(scores: Scores, start: int, stop: int) -> Scores:
-    cut = slice(start, stop)
-    return Scores(scores.uplift[cut], None if scores.lower is None else scores.lower[cut],
-                  None if scores.upper is None else scores.upper[cut])
-
-
 class ScoringBatcher:
     """Scores the customers of concurrent requests together (one event loop, one batch at a time).
 
@@ -49,7 +43,7 @@ class ScoringBatcher:
     ...     batcher = ScoringBatcher(service)
     ...     return await asyncio.gather(*(batcher.scores(r) for r in requests)), batcher.calls
     >>> answers, calls = asyncio.run(together())
-    >>> calls, all((a.uplift == service.scores(r.frame).uplift).all() for a, r in zip(answers, requests))
+    >>> calls, all((a.uplift == service.scores(r).uplift).all() for a, r in zip(answers, requests))
     (1, True)
     """
 
@@ -92,7 +86,7 @@ class ScoringBatcher:
     def _score(self, group: list[tuple[Customers, asyncio.Future]]) -> None:
         self.calls += 1
         try:
-            scores = self.service.scores(Customers.concat([c for c, _ in group]).frame)
+            scores = self.service.scores(Customers.concat([c for c, _ in group]))
         except Exception as exc:  # never leave a request waiting
             if isinstance(exc, UpliftInputError) and len(group) > 1:
                 for item in group:  # one request's customers are at fault: alone, only it gets the error
@@ -106,5 +100,5 @@ class ScoringBatcher:
         for customers, future in group:
             stop = start + len(customers)
             if not future.done():  # the client may have gone away
-                future.set_result(_rows(scores, start, stop))
+                future.set_result(scores.rows(start, stop))
             start = stop
