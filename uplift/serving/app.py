@@ -105,7 +105,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     result = service.result
     window = DriftWindow(result.schema, len(service.arms), size=drift_window)
     metrics = ServiceMetrics(service, window)
-    batcher = ScoringBatcher(service)
+    batcher = ScoringBatcher(service, window=window)
     state = {"ready": False}
 
     def warm_up() -> None:
@@ -163,14 +163,9 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         metrics.observe(endpoint, status, time.perf_counter() - start, rows)
         return response
 
-    async def score(body: object):
+    async def uplift_work(body: object):
         customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
         scores = await batcher.scores(customers)
-        window.add(customers.columns, scores.uplift)
-        return customers, scores
-
-    async def uplift_work(body: object):
-        customers, scores = await score(body)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
                    "units": _units(result.kind, result.outcome), "arms": list(service.arms)}
         if customers.columnar:
@@ -183,16 +178,15 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
         options = decision_options(body)
         service.economics(options)  # cost and value checked before any scoring
-        scores = await batcher.scores(customers)
-        window.add(customers.columns, scores.uplift)
-        decisions, rule = service.decide(customers.ids, scores, options)
+        answer = await batcher.decide(customers, options)
+        decisions = answer.decisions
         metrics.count_decisions(decisions["arm"], decisions["group"])
         if log_ids:
             for i, arm, group in zip(decisions.get("id", [None] * len(customers)), decisions["arm"],
                                      decisions["group"], strict=True):
                 log.info("decision id=%s arm=%s group=%s", i, arm, group)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
-                   "units": _units(result.kind, result.outcome), **rule}
+                   "units": _units(result.kind, result.outcome), **answer.rule}
         payload["columns" if customers.columnar else "customers"] = (decisions if customers.columnar
                                                                      else as_records(decisions))
         return payload, len(customers)

@@ -74,6 +74,15 @@ class Scores:
     propensity: np.ndarray | None = None
     overlap: np.ndarray | None = None
 
+    @classmethod
+    def concat(cls, parts: list[Scores]) -> Scores:
+        """The scores of several batches of customers as one, in order."""
+        def joined(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        return cls(*(joined(name) for name in ("uplift", "lower", "upper", "propensity", "overlap")))
+
     def rows(self, start: int, stop: int) -> Scores:
         """The scores of customers ``start`` to ``stop`` (a view, no copy)."""
         cut = slice(start, stop)
