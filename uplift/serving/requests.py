@@ -247,10 +247,10 @@ def parse_customers(body: object, schema: FeatureSchema, id_column: str | None =
             columns[name] = arr
     ids = None
     if id_values is not None and any(v is not None for v in id_values):
-        bad = [i for i, v in enumerate(id_values) if not isinstance(v, str | int) or isinstance(v, bool)]
-        if bad:
-            raise RequestError(f"{where(bad[0], id_column)}: the customer id must be a string or an integer, got "
-                               f"{_type_name(id_values[bad[0]])}")
+        if set(map(type, id_values)) - {str, int}:  # (a bool is not an int here: type(True) is bool)
+            bad = next(i for i, v in enumerate(id_values) if type(v) not in (str, int))
+            raise RequestError(f"{where(bad, id_column)}: the customer id must be a string or an integer, got "
+                               f"{_type_name(id_values[bad])}")
         ids = id_values
     return Customers(columns, ids, columnar)
 

@@ -61,6 +61,10 @@ def as_records(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+#: The decision groups, indexed by 0: not targeted, 1: targeted (holdout and explore are set by name).
+_GROUPS = np.array(["not_targeted", "targeted"], dtype=object)
+
+
 @dataclass
 class Scores:
     """Uplift of a batch of customers, per treated arm: ``uplift`` (n, A) and, when the learner has per-customer
@@ -275,7 +279,7 @@ class ModelService:
         n = len(scores.uplift)
         rule_arm = alloc.arm
         shown = rule_arm.copy()
-        group = np.where(rule_arm >= 0, "targeted", "not_targeted").astype(object)
+        group = _GROUPS[(rule_arm >= 0).astype(np.intp)]
         if options.holdout > 0:
             if ids is None:
                 raise RequestError(f"holdout: the draw is seeded by the customer id; send "
