@@ -38,6 +38,8 @@ from uplift.serving.service import ModelService, as_records
 
 log = logging.getLogger("uplift.serving")
 
+#: Customers of the second warm-up call: more than one block of the fast scorer (its threaded tree walk).
+WARM_UP_ROWS = 5_000
 #: Environment variable through which ``uplift serve --workers N`` hands its options to each worker process.
 CONFIG_ENV = "UPLIFT_SERVE_CONFIG"
 
@@ -109,9 +111,11 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     state = {"ready": False}
 
     def warm_up() -> None:
-        # The first call compiles the fast scorer's tree walk (numba); do it before /ready says yes.
-        blank = {"customer": {name: None for name in result.schema.names}}
-        service.scores(parse_customers(blank, result.schema))
+        # The first calls compile the fast scorer's tree walks (numba: one for a few customers, one threaded
+        # for large batches); do it before /ready says yes.
+        blank = {name: None for name in result.schema.names}
+        for n in (1, WARM_UP_ROWS):
+            service.scores(parse_customers({"customers": [blank] * n}, result.schema, max_rows=n))
         state["ready"] = True
 
     @asynccontextmanager
