@@ -56,6 +56,8 @@ def test_compiled_trees_equal_lightgbm(params):
     compiled = CompiledTrees.from_booster(booster)
     np.testing.assert_allclose(compiled.predict(Xt), booster.predict(Xt), rtol=0, atol=1e-12)
     np.testing.assert_allclose(compiled.predict(Xt.astype(np.float64)), booster.predict(Xt), rtol=0, atol=1e-12)
+    few = Xt[:400]  # the hostile rows, at most one block: the kernel compiled without threads
+    np.testing.assert_allclose(compiled.predict(few), booster.predict(few), rtol=0, atol=1e-12)
 
 
 def test_compiled_trees_single_leaf_and_empty():

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pandas as pd
 
 from uplift.errors import UpliftInputError
 from uplift.serving.batching import ScoringBatcher
-from uplift.serving.requests import Customers
-from uplift.serving.service import Scores
+from uplift.serving.requests import Customers, DecisionOptions, parse_customers
+from uplift.serving.service import ModelService, Scores
 
 
 class EchoService:
@@ -20,9 +19,9 @@ class EchoService:
     def __init__(self) -> None:
         self.frames: list[int] = []
 
-    def scores(self, frame: pd.DataFrame) -> Scores:
-        self.frames.append(len(frame))
-        x = frame["x"].to_numpy()
+    def scores(self, customers: Customers) -> Scores:
+        self.frames.append(len(customers))
+        x = customers.columns["x"]
         if (x < 0).any():
             raise UpliftInputError("x must be >= 0")
         return Scores(np.column_stack([x, -x]), None, None)
@@ -75,8 +74,31 @@ def test_an_unexpected_failure_never_leaves_a_request_waiting():
     exc = RuntimeError("boom")
 
     class Broken(EchoService):
-        def scores(self, frame):
+        def scores(self, customers):
             raise exc
 
     answers = asyncio.run(run(ScoringBatcher(Broken()), [request(1), request(2)]))
     assert all(a is exc for a in answers)
+
+
+def test_decisions_of_one_batch_are_those_of_each_request_alone(fitted):
+    """Requests with the same options share one decision call; each gets exactly the coupons (holdout draws
+    included) it would get alone, and requests with other options are decided apart."""
+    model_dir, _, customers = fitted
+    service = ModelService(model_dir)
+    schema = service.result.schema
+    held = DecisionOptions(cost={"coupon_a": 0.5, "coupon_b": 1.5}, value=40.0, holdout=0.3, seed=3)
+    plain = DecisionOptions(cost=0.8, value=40.0)
+    parts = [(parse_customers({"customers": customers.iloc[i:i + 40].to_dict(orient="records")}, schema,
+                              "customer_id"), held if i % 80 == 0 else plain) for i in range(0, 320, 40)]
+    batcher = ScoringBatcher(service)
+
+    async def together():
+        return await asyncio.gather(*(batcher.decide(c, o) for c, o in parts))
+
+    answers = asyncio.run(together())
+    assert batcher.calls == 1 and batcher.decide_calls == 2
+    for (customers_i, options), answer in zip(parts, answers, strict=True):
+        alone, rule = service.decide(customers_i.ids, service.scores(customers_i), options)
+        assert answer.decisions == alone and answer.rule == rule
+    assert any("holdout" in a.decisions["group"] for a in answers)  # the draws were exercised

@@ -140,8 +140,13 @@ _KERNELS: dict[str, object] = {}
 prange = range  # numba.prange once the kernels are compiled (numba is imported only when first needed)
 
 
-def _kernel(numeric: bool):
-    """The compiled evaluator, built on first use (numba compiles in ~1 s, or loads its on-disk cache)."""
+def _kernel(numeric: bool, parallel: bool = True):
+    """The compiled evaluator, built on first use (numba compiles in ~1 s, or loads its on-disk cache).
+
+    ``parallel=False`` is the same code compiled without threads, for at most one block of rows: a parallel
+    call wakes the thread pool even for one block, which costs a scoring service more than the trees of a
+    few customers (on a busy machine, milliseconds of waiting for a thread to be scheduled).
+    """
     global _in_set, _step, prange
     if not _KERNELS:
         import numba
@@ -150,9 +155,10 @@ def _kernel(numeric: bool):
         cache = _cacheable()
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
-        _KERNELS["general"] = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_py)
-        _KERNELS["numeric"] = numba.njit(parallel=True, nogil=True, cache=cache)(_predict_numeric_py)
-    return _KERNELS["numeric" if numeric else "general"]
+        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py)):
+            _KERNELS[name] = numba.njit(parallel=True, nogil=True, cache=cache)(fn)
+            _KERNELS[name + "_serial"] = numba.njit(nogil=True, cache=cache)(fn)
+    return _KERNELS[("numeric" if numeric else "general") + ("" if parallel else "_serial")]
 
 
 @dataclass
@@ -229,14 +235,15 @@ class CompiledTrees:
         if not len(X):
             return out
         missing = (self.flags >> 2) & 3
+        parallel = len(X) > _BLOCK  # one block runs on one thread anyway
         if not (self.flags & 1).any() and not (missing == 1).any():
             # Numerical splits without zero-as-missing: NaN goes where LightGBM sends it through a per-node
             # substitute (missing type None: treated as 0.0; NaN: -inf/+inf for default left/right).
             nan_sub = np.where(missing == 2, np.where(self.flags & 2, -np.inf, np.inf), 0.0)
-            _kernel(True)(X, self.roots, self.feature, self.threshold, nan_sub, self.left, self.right,
+            _kernel(True, parallel)(X, self.roots, self.feature, self.threshold, nan_sub, self.left, self.right,
                           self.leaf_value, out)
         else:
-            _kernel(False)(X, self.roots, self.feature, self.threshold, self.flags, self.left, self.right,
+            _kernel(False, parallel)(X, self.roots, self.feature, self.threshold, self.flags, self.left, self.right,
                            self.leaf_value, self.cat_start, self.cat_len, self.cat_values, out)
         return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -151,18 +152,37 @@ class FitResult:
             raise UpliftInputError(f"expected a pandas DataFrame, got {type(data).__name__}")
         learner = self._learner(learner)
         X = self.schema.encode(data)
+        up, lo, hi = self.score(X, learner=learner, alpha=alpha)
+        out = self.uplift_frame(data, up, lo, hi)
+        overlap = self.overlap(X)
+        if overlap is not None:
+            for name, values in self.overlap_columns(*overlap).items():
+                out[name] = values
+        return out
+
+    def score(self, X: np.ndarray, *, learner: str | None = None,
+              alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Uplift per treated arm of encoded customers (``X`` from :meth:`FeatureSchema.encode
+        <uplift.data.campaign.FeatureSchema.encode>`): ``(uplift, lower, upper)``, each (n, n_treated), the
+        bounds None unless the learner gives per-row intervals. :meth:`predict_uplift` is this on a table; the
+        scoring service calls it on the columns of a request."""
+        learner = self._learner(learner)
         if learner == FAST:
             if self.scorer is None:
                 raise UpliftInputError("this model has no fast scorer (saved by an older uplift); refit it, or "
                                        "score with the full model (no --fast)")
-            return self._with_overlap(self.uplift_frame(data, self.scorer.predict(X), None, None), X)
-        up, lo, hi = predict_uplift(self.crossfit, X, learner, alpha=alpha)
-        return self._with_overlap(self.uplift_frame(data, up, lo, hi), X)
+            return self.scorer.predict(X), None, None
+        return predict_uplift(self.crossfit, X, learner, alpha=alpha)
 
     def overlap_bounds(self) -> dict[str, tuple[float, float]]:
         """Per treated arm, the propensity range ``(α, 1 − α)`` of the customers with overlap (Crump et al.'s
         rule on the study's out-of-fold propensities, see :mod:`uplift.effects.average`); empty for a
         randomised design or a model saved before the bounds were recorded."""
+        return dict(self._overlap_bounds)
+
+    @cached_property
+    def _overlap_bounds(self) -> dict[str, tuple[float, float]]:
+        # Read once from the ATE table: scoring asks on every call (a service on every request).
         t = self.ate
         if self.design != "observational" or "trim_lower" not in t:
             return {}
@@ -176,25 +196,30 @@ class FitResult:
         bounds, e = self.overlap_bounds(), self.crossfit.e
         if not bounds or e is None:
             return None
-        inside = np.ones(len(e), dtype=bool)
-        for a, arm in enumerate(self.arms[1:], start=1):
-            lo, hi = bounds.get(arm, (0.0, 1.0))
-            inside &= (e[:, a] >= lo) & (e[:, a] <= hi)
-        return inside
+        return self._inside(e[:, 1:])
 
-    def _with_overlap(self, out: pd.DataFrame, X: np.ndarray) -> pd.DataFrame:
-        bounds = self.overlap_bounds()
-        if not bounds:
-            return out
+    def overlap(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The propensity per treated arm (n, n_treated) of encoded customers and whether each lies inside the
+        study's overlap (:meth:`overlap_bounds`, every arm), or None when the study has no bounds (randomised)."""
+        if not self._overlap_bounds:
+            return None
         e = predict_propensity(self.crossfit, X)
-        treated = self.arms[1:]
-        inside = np.ones(len(X), dtype=bool)
-        for j, arm in enumerate(treated):
-            out["propensity" if len(treated) == 1 else f"propensity_{arm}"] = e[:, j]
+        return e, self._inside(e)
+
+    def _inside(self, e: np.ndarray) -> np.ndarray:
+        bounds = self._overlap_bounds
+        inside = np.ones(len(e), dtype=bool)
+        for j, arm in enumerate(self.arms[1:]):
             lo, hi = bounds.get(arm, (0.0, 1.0))
             inside &= (e[:, j] >= lo) & (e[:, j] <= hi)
-        out["overlap"] = inside
-        return out
+        return inside
+
+    def overlap_columns(self, propensity: np.ndarray, inside: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns :meth:`predict_uplift` adds for :meth:`overlap`: ``propensity`` (several arms:
+        ``propensity_<arm>``) and ``overlap``."""
+        treated = self.arms[1:]
+        names = ["propensity"] if len(treated) == 1 else [f"propensity_{arm}" for arm in treated]
+        return {**{name: propensity[:, j] for j, name in enumerate(names)}, "overlap": inside}
 
     def uplift_columns(self) -> list[str]:
         """Names of the per-arm uplift columns of :meth:`predict_uplift`."""
@@ -210,10 +235,14 @@ class FitResult:
     def uplift_frame(self, data: pd.DataFrame, up: np.ndarray, lo: np.ndarray | None,
                      hi: np.ndarray | None) -> pd.DataFrame:
         """The table :meth:`predict_uplift` returns, from per-arm uplift (and interval) arrays."""
-        out = pd.DataFrame(index=pd.RangeIndex(len(data)))
         id_col = self.id_column
-        if id_col and id_col in data.columns:
-            out[id_col] = data[id_col].to_numpy()
+        ids = {id_col: data[id_col].to_numpy()} if id_col and id_col in data.columns else {}
+        return pd.DataFrame({**ids, **self.uplift_table(up, lo, hi)}, index=pd.RangeIndex(len(data)))
+
+    def uplift_table(self, up: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The columns of :meth:`uplift_frame` after the id, as arrays: ``uplift`` (several arms:
+        ``uplift_<arm>`` per arm, then ``best_arm`` and the best arm's ``uplift``) and the interval columns."""
+        out = {}
         lower, upper = self.interval_columns()
         for j, name in enumerate(self.uplift_columns()):
             out[name] = up[:, j]

@@ -38,6 +38,8 @@ from uplift.serving.service import ModelService, as_records
 
 log = logging.getLogger("uplift.serving")
 
+#: Customers of the second warm-up call: more than one block of the fast scorer (its threaded tree walk).
+WARM_UP_ROWS = 5_000
 #: Environment variable through which ``uplift serve --workers N`` hands its options to each worker process.
 CONFIG_ENV = "UPLIFT_SERVE_CONFIG"
 
@@ -105,13 +107,15 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
     result = service.result
     window = DriftWindow(result.schema, len(service.arms), size=drift_window)
     metrics = ServiceMetrics(service, window)
-    batcher = ScoringBatcher(service)
+    batcher = ScoringBatcher(service, window=window)
     state = {"ready": False}
 
     def warm_up() -> None:
-        # The first call compiles the fast scorer's tree walk (numba); do it before /ready says yes.
-        blank = {"customer": {name: None for name in result.schema.names}}
-        service.scores(parse_customers(blank, result.schema).frame)
+        # The first calls compile the fast scorer's tree walks (numba: one for a few customers, one threaded
+        # for large batches); do it before /ready says yes.
+        blank = {name: None for name in result.schema.names}
+        for n in (1, WARM_UP_ROWS):
+            service.scores(parse_customers({"customers": [blank] * n}, result.schema, max_rows=n))
         state["ready"] = True
 
     @asynccontextmanager
@@ -163,14 +167,9 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         metrics.observe(endpoint, status, time.perf_counter() - start, rows)
         return response
 
-    async def score(body: object):
+    async def uplift_work(body: object):
         customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
         scores = await batcher.scores(customers)
-        window.add(customers.columns, scores.uplift)
-        return customers, scores
-
-    async def uplift_work(body: object):
-        customers, scores = await score(body)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
                    "units": _units(result.kind, result.outcome), "arms": list(service.arms)}
         if customers.columnar:
@@ -183,16 +182,15 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         customers = parse_customers(body, result.schema, result.id_column, max_rows=max_rows)
         options = decision_options(body)
         service.economics(options)  # cost and value checked before any scoring
-        scores = await batcher.scores(customers)
-        window.add(customers.columns, scores.uplift)
-        decisions, rule = service.decide(customers.ids, scores, options)
+        answer = await batcher.decide(customers, options)
+        decisions = answer.decisions
         metrics.count_decisions(decisions["arm"], decisions["group"])
         if log_ids:
             for i, arm, group in zip(decisions.get("id", [None] * len(customers)), decisions["arm"],
                                      decisions["group"], strict=True):
                 log.info("decision id=%s arm=%s group=%s", i, arm, group)
         payload = {"learner": service.learner, "scorer": service.scorer_name, "outcome": result.outcome,
-                   "units": _units(result.kind, result.outcome), **rule}
+                   "units": _units(result.kind, result.outcome), **answer.rule}
         payload["columns" if customers.columnar else "customers"] = (decisions if customers.columnar
                                                                      else as_records(decisions))
         return payload, len(customers)

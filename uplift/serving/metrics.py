@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 from uplift.serving.drift import DriftWindow
 from uplift.serving.service import ModelService
@@ -61,10 +62,7 @@ class ServiceMetrics:
 
     def count_decisions(self, arms: list, groups: list) -> None:
         """Count decisions per coupon shown (None: none) and group."""
-        counts: dict[tuple, int] = {}
-        for key in zip(arms, groups, strict=True):
-            counts[key] = counts.get(key, 0) + 1
-        for (arm, group), c in counts.items():
+        for (arm, group), c in Counter(zip(arms, groups, strict=True)).items():
             self.decisions.labels(arm or "none", group).inc(c)
 
     def drift(self) -> dict | None:

@@ -247,10 +247,10 @@ def parse_customers(body: object, schema: FeatureSchema, id_column: str | None =
             columns[name] = arr
     ids = None
     if id_values is not None and any(v is not None for v in id_values):
-        bad = [i for i, v in enumerate(id_values) if not isinstance(v, str | int) or isinstance(v, bool)]
-        if bad:
-            raise RequestError(f"{where(bad[0], id_column)}: the customer id must be a string or an integer, got "
-                               f"{_type_name(id_values[bad[0]])}")
+        if set(map(type, id_values)) - {str, int}:  # (a bool is not an int here: type(True) is bool)
+            bad = next(i for i, v in enumerate(id_values) if type(v) not in (str, int))
+            raise RequestError(f"{where(bad, id_column)}: the customer id must be a string or an integer, got "
+                               f"{_type_name(id_values[bad])}")
         ids = id_values
     return Customers(columns, ids, columnar)
 
@@ -261,7 +261,8 @@ class DecisionOptions:
 
     ``cost`` is one number or ``{arm: cost}``; ``value`` the money per unit of outcome; ``min_roi`` the lowest
     ROI a coupon may have; ``holdout`` the share of targeted customers kept back (no coupon) and ``explore``
-    the share of the others who get their best coupon anyway, each drawn from the customer id and ``seed``.
+    the share of the others who get their best coupon anyway, each drawn from the customer id and ``seed``;
+    ``skip_extrapolated`` withholds the coupon from customers outside an observational study's overlap.
     """
 
     cost: float | dict | None = None
@@ -270,6 +271,7 @@ class DecisionOptions:
     holdout: float = 0.0
     explore: float = 0.0
     seed: int = 0
+    skip_extrapolated: bool = False
 
 
 def _number(body: dict, key: str, *, share: bool = False) -> float | None:
@@ -285,7 +287,8 @@ def _number(body: dict, key: str, *, share: bool = False) -> float | None:
 
 def decision_options(body: object) -> DecisionOptions:
     """Read the decision options of a ``/v1/decide`` body (``cost``, ``value``, ``min_roi``, ``holdout``,
-    ``explore``, ``seed``), each optional; the model's arms are checked later, by the targeting functions.
+    ``explore``, ``seed``, ``skip_extrapolated``), each optional; the model's arms are checked later, by the
+    targeting functions.
 
     Examples
     --------
@@ -317,5 +320,8 @@ def decision_options(body: object) -> DecisionOptions:
     seed = body.get("seed", 0)
     if type(seed) is not int or not 0 <= seed < 2**31:
         raise RequestError(f"seed: expected a whole number in [0, 2**31), got {_type_name(seed)}")
+    skip = body.get("skip_extrapolated", False)
+    if type(skip) is not bool:
+        raise RequestError(f"skip_extrapolated: expected true or false, got {_type_name(skip)}")
     return DecisionOptions(cost=cost, value=value, min_roi=_number(body, "min_roi"), holdout=holdout,
-                           explore=explore, seed=seed)
+                           explore=explore, seed=seed, skip_extrapolated=skip)

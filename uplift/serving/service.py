@@ -61,14 +61,37 @@ def as_records(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+#: The decision groups, indexed by 0: not targeted, 1: targeted (holdout and explore are set by name).
+_GROUPS = np.array(["not_targeted", "targeted"], dtype=object)
+
+
 @dataclass
 class Scores:
     """Uplift of a batch of customers, per treated arm: ``uplift`` (n, A) and, when the learner has per-customer
-    intervals, ``lower`` and ``upper``."""
+    intervals, ``lower`` and ``upper``; for an observational study, ``propensity`` (n, A) and ``overlap`` (n,):
+    whether the customer lies inside the study's overlap (:meth:`FitResult.overlap
+    <uplift.fit.result.FitResult.overlap>`; outside it, the uplift is an extrapolation)."""
 
     uplift: np.ndarray
     lower: np.ndarray | None
     upper: np.ndarray | None
+    propensity: np.ndarray | None = None
+    overlap: np.ndarray | None = None
+
+    @classmethod
+    def concat(cls, parts: list[Scores]) -> Scores:
+        """The scores of several batches of customers as one, in order."""
+        def joined(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        return cls(*(joined(name) for name in ("uplift", "lower", "upper", "propensity", "overlap")))
+
+    def rows(self, start: int, stop: int) -> Scores:
+        """The scores of customers ``start`` to ``stop`` (a view, no copy)."""
+        cut = slice(start, stop)
+        return Scores(*(None if a is None else a[cut] for a in (self.uplift, self.lower, self.upper,
+                                                                 self.propensity, self.overlap)))
 
 
 class ModelService:
@@ -164,32 +187,57 @@ class ModelService:
         }
 
     # ------------------------------------------------------------------ scoring
-    def scores(self, frame: pd.DataFrame) -> Scores:
-        """Uplift per arm of the customers in ``frame``, from the same call as ``uplift predict``."""
-        pred = self.result.predict_uplift(frame, learner=self.learner)
-        up_cols, lo_cols, hi_cols = self.columns
-        up = pred[up_cols].to_numpy()
-        if all(c in pred for c in lo_cols + hi_cols):
-            return Scores(up, pred[lo_cols].to_numpy(), pred[hi_cols].to_numpy())
-        return Scores(up, None, None)
+    def scores(self, customers: Customers | pd.DataFrame) -> Scores:
+        """Uplift per arm (and overlap) of customers, from the calls ``uplift predict`` makes
+        (:meth:`FitResult.predict_uplift <uplift.fit.result.FitResult.predict_uplift>` is the same encoding,
+        :meth:`FitResult.score <uplift.fit.result.FitResult.score>` and :meth:`FitResult.overlap
+        <uplift.fit.result.FitResult.overlap>` on a table).
 
-    def uplift_table(self, ids: list | None, scores: Scores) -> dict[str, list]:
+        ``customers`` is a request's parsed :class:`~uplift.serving.requests.Customers` (encoded column by
+        column, no DataFrame: most of a single customer's time went into building and encoding one) or a
+        DataFrame (as ``uplift predict`` reads a file).
+        """
+        result = self.result
+        schema = result.schema
+        if isinstance(customers, pd.DataFrame):
+            X = schema.encode(customers)
+        elif schema.na_values:  # missing-value codes are masked on the table (FeatureSchema.prepare)
+            X = schema.encode(customers.frame)
+        else:
+            X = schema.encode_columns(customers.columns, len(customers))
+        up, lo, hi = result.score(X, learner=self.learner)
+        overlap = result.overlap(X)
+        return Scores(up, lo, hi, *(overlap or (None, None)))
+
+    def uplift_table(self, ids: list | None, scores: Scores) -> dict[str, np.ndarray | list]:
         """The answer of ``POST /v1/uplift`` column by column: the columns of the ``uplift predict`` table
-        (:meth:`FitResult.uplift_frame <uplift.fit.result.FitResult.uplift_frame>`), the id as ``id``."""
-        n = len(scores.uplift)
-        table = self.result.uplift_frame(pd.DataFrame(index=pd.RangeIndex(n)), scores.uplift, scores.lower,
-                                         scores.upper)
-        columns = {name: table[name].tolist() for name in table.columns}
+        (:meth:`FitResult.uplift_table <uplift.fit.result.FitResult.uplift_table>`, then ``propensity`` and
+        ``overlap`` for an observational study), the id as ``id``."""
+        result = self.result
+        columns = result.uplift_table(scores.uplift, scores.lower, scores.upper)
+        if scores.overlap is not None:
+            columns.update(result.overlap_columns(scores.propensity, scores.overlap))
+        # Numbers stay arrays (orjson writes contiguous numpy arrays directly); labels become lists.
+        columns = {name: values.tolist() if values.dtype == object else np.ascontiguousarray(values)
+                   for name, values in columns.items()}
         return {"id": ids, **columns} if ids is not None else columns
 
     def uplift_records(self, customers: Customers, scores: Scores) -> list[dict]:
-        """One answer per customer of ``POST /v1/uplift``: uplift per arm (and interval), best arm."""
+        """One answer per customer of ``POST /v1/uplift``: uplift per arm (and interval), best arm, and for an
+        observational study the propensity per arm and ``overlap``."""
         arms = self.arms
-        columns = {"uplift": [dict(zip(arms, row, strict=True)) for row in scores.uplift.tolist()]}
+
+        def per_arm(values: np.ndarray) -> list[dict]:
+            return [dict(zip(arms, row, strict=True)) for row in values.tolist()]
+
+        columns = {"uplift": per_arm(scores.uplift)}
         if scores.lower is not None:
-            columns["uplift_lower"] = [dict(zip(arms, row, strict=True)) for row in scores.lower.tolist()]
-            columns["uplift_upper"] = [dict(zip(arms, row, strict=True)) for row in scores.upper.tolist()]
+            columns["uplift_lower"] = per_arm(scores.lower)
+            columns["uplift_upper"] = per_arm(scores.upper)
         columns["best_arm"] = np.asarray(arms, dtype=object)[scores.uplift.argmax(axis=1)].tolist()
+        if scores.overlap is not None:
+            columns["propensity"] = per_arm(scores.propensity)
+            columns["overlap"] = scores.overlap.tolist()
         if customers.ids is not None:
             columns = {"id": customers.ids, **columns}
         return as_records(columns)
@@ -215,18 +263,23 @@ class ModelService:
 
         ``ids`` are the customers' ids (needed for a holdout or exploration), ``scores`` their uplift. Returns
         the decisions column by column (``id``, ``arm`` (None: no coupon), ``group``, ``rule_arm``, expected
-        incremental outcome and value, ``cost``, ``expected_profit``; :func:`as_records` makes one dict per
-        customer of them) and the rule that was applied (costs per arm, value).
+        incremental outcome and value, ``cost``, ``expected_profit``, and ``overlap`` for an observational
+        study; :func:`as_records` makes one dict per customer of them) and the rule that was applied (costs per
+        arm, value). With ``options.skip_extrapolated`` a customer outside the study's overlap gets no coupon by
+        the rule, as with ``uplift target --skip-extrapolated`` (exploration may still show one, as there).
         """
         costs, value = self.economics(options)
+        outside = None
+        if options.skip_extrapolated and scores.overlap is not None:
+            outside = ~scores.overlap
         try:
-            alloc = allocate(scores.uplift, costs, value, min_roi=options.min_roi)
+            alloc = allocate(scores.uplift, costs, value, min_roi=options.min_roi, exclude=outside)
         except UpliftInputError as exc:
             raise RequestError(f"min_roi: {exc}" if "min_roi" in str(exc) else f"cost: {exc}") from None
         n = len(scores.uplift)
         rule_arm = alloc.arm
         shown = rule_arm.copy()
-        group = np.where(rule_arm >= 0, "targeted", "not_targeted").astype(object)
+        group = _GROUPS[(rule_arm >= 0).astype(np.intp)]
         if options.holdout > 0:
             if ids is None:
                 raise RequestError(f"holdout: the draw is seeded by the customer id; send "
@@ -248,10 +301,13 @@ class ModelService:
                    "expected_incremental_outcome": outcome.tolist(),
                    "expected_incremental_value": (outcome * value).tolist(), "cost": cost.tolist(),
                    "expected_profit": (outcome * value - cost).tolist()}
+        if scores.overlap is not None:
+            columns["overlap"] = scores.overlap.tolist()
         if ids is not None:
             columns = {"id": ids, **columns}
         rule = {"cost": dict(zip(self.arms, costs.tolist(), strict=True)), "value": value, "min_roi": options.min_roi,
                 "holdout": options.holdout, "explore": options.explore, "seed": options.seed,
+                "skip_extrapolated": options.skip_extrapolated,
                 "rule": "every customer whose best coupon has positive expected profit gets it (uplift target "
                         "without a budget)"}
         return columns, rule
