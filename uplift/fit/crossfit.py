@@ -146,7 +146,8 @@ def cross_fit(
     for name in names:
         if make_learner(name).needs_binary_outcome and kind != "binary":
             raise UpliftInputError(f"learner {name!r} needs a binary (0/1) outcome; {outcome!r} is continuous")
-    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state)
+    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state,
+                                      n_rows=len(y), outcome_kind=kind)
     progress = progress or NoProgress()
     X, T = data.X, data.treatment
     n, n_arms = len(y), len(data.arms)

@@ -19,6 +19,8 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import clone, is_classifier
 
+from uplift.fit.sizing import sized_params
+
 #: Defaults for outcome/propensity (nuisance) models.
 NUISANCE_PARAMS = {
     "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.9,
@@ -515,6 +517,8 @@ class ModelFactory:
     nuisance_params: dict | None = None
     nuisance_rounds: int = 1000
     nuisance_early_stopping: int = 40
+    n_rows: int | None = None
+    outcome_kind: str = "continuous"
 
     def outcome(self, kind: str, seed: int = 0):
         user = self.classifier if kind == "binary" else self.regressor
@@ -528,12 +532,15 @@ class ModelFactory:
         return self._nuisance("binary", seed)
 
     def _nuisance(self, objective: str, seed: int) -> LGBMModel:
-        return LGBMModel(objective, dict(self.nuisance_params or NUISANCE_PARAMS), self.categorical,
+        kind = "binary" if objective == "binary" else "continuous"  # a propensity's label is binary too
+        params = self.nuisance_params or sized_params(NUISANCE_PARAMS, self.n_rows, kind, "nuisance")
+        return LGBMModel(objective, dict(params), self.categorical,
                          max_rounds=self.nuisance_rounds, early_stopping=self.nuisance_early_stopping,
                          random_state=self.random_state + seed, max_rows=self.max_rows)
 
     def effect(self, seed: int = 0):
         if self.regressor is not None:
             return SklearnModel(self.regressor, "regression", self.max_rows, self.random_state + seed)
-        return LGBMModel("regression", dict(EFFECT_PARAMS), self.categorical, max_rounds=600,
+        params = sized_params(EFFECT_PARAMS, self.n_rows, self.outcome_kind, "effect")
+        return LGBMModel("regression", params, self.categorical, max_rounds=600,
                          random_state=self.random_state + seed, max_rows=self.max_rows)
