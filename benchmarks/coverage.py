@@ -56,10 +56,18 @@ CALIBRATED = "AIPW, propensity Platt-calibrated out of fold (candidate)"
 HEADLINE = "the row the study leads with"
 
 
-def weak_overlap_campaign(n: int, seed: int) -> pd.DataFrame:
+#: Variants of the weak-overlap design (``weak_overlap_campaign(variant=...)``), so a fix is not tuned to one.
+OVERLAP_VARIANTS = ("tanh", "independent", "steep")
+
+
+def weak_overlap_campaign(n: int, seed: int, variant: str = "tanh") -> pd.DataFrame:
     """A targeted campaign with weak overlap: propensities run from 0.001 to 0.999 (about 15% of customers
     below 0.01 or above 0.99), binary conversion, the uplift rising with the same feature that drives the
     targeting (so the all-customer ATE and the overlap population's effect differ).
+
+    ``variant``: ``"tanh"`` (the above); ``"independent"``: the same targeting, but the uplift driven by
+    features the targeting ignores (x3, x4) plus a small part of x1; ``"steep"``: a steeper targeting rule
+    (about 37% of customers beyond 0.01/0.99) and an uplift linear in x1 and x3.
 
     Columns: ``customer_id``, ``x1``..``x5``, ``region``, ``treatment``, ``conversion``, ``true_uplift``
     (p1 − p0 of the row) and ``propensity`` (the true one).
@@ -73,10 +81,17 @@ def weak_overlap_campaign(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5))
     region = rng.choice(np.array(["north", "south", "east"], dtype=object), n)
-    logit_e = 3.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5 * (region == "north") - 0.2
+    if variant not in OVERLAP_VARIANTS:
+        raise ValueError(f"variant must be one of {OVERLAP_VARIANTS}, got {variant!r}")
+    logit_e = (5.0 if variant == "steep" else 3.0) * x[:, 0] - 1.0 * x[:, 1] + 0.5 * (region == "north") - 0.2
     e = np.clip(1.0 / (1.0 + np.exp(-logit_e)), 0.001, 0.999)
     p0 = 1.0 / (1.0 + np.exp(-(-3.0 + 0.8 * x[:, 0] + 0.6 * x[:, 2])))
-    tau_raw = 0.02 + 0.02 * np.tanh(x[:, 0]) + 0.015 * (x[:, 3] > 0) - 0.01 * (region == "south")
+    if variant == "tanh":
+        tau_raw = 0.02 + 0.02 * np.tanh(x[:, 0]) + 0.015 * (x[:, 3] > 0) - 0.01 * (region == "south")
+    elif variant == "independent":
+        tau_raw = 0.02 + 0.004 * x[:, 0] + 0.015 * np.tanh(x[:, 3]) + 0.01 * (x[:, 4] > 0.5)
+    else:
+        tau_raw = np.maximum(0.025 + 0.008 * x[:, 0] + 0.01 * x[:, 2], -0.01)
     p1 = np.clip(p0 + tau_raw, 0.0, 1.0)
     t = (rng.random(n) < e).astype(int)
     y = (rng.random(n) < np.where(t == 1, p1, p0)).astype(int)
@@ -284,12 +299,14 @@ def _pehe(u: np.ndarray, tau: np.ndarray, mask: np.ndarray) -> tuple[float, floa
             float(np.sqrt(np.mean((tau[mask].mean() - tau[mask]) ** 2))))
 
 
-def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000) -> str:
+def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000,
+                     variants: tuple[str, ...] = ("tanh",)) -> str:
     """The default study on weak-overlap campaigns: its predictions on fresh customers, overall and in the
     overlap region (``overlap`` True), against the truth and the constant-ATE baseline; and its headline."""
     rows = []
-    for rep in range(reps):
-        df, test = weak_overlap_campaign(n, seed + rep), weak_overlap_campaign(n_test, seed + 10_000 + rep)
+    for variant, rep in ((v, r) for v in variants for r in range(reps)):
+        df = weak_overlap_campaign(n, seed + rep, variant)
+        test = weak_overlap_campaign(n_test, seed + 10_000 + rep, variant)
         study = Study(df, treatment="treatment", outcome=OUTCOME, id="customer_id",
                       exclude=truth_columns(df), design="observational").fit(random_state=rep)
         pred = study.predict_uplift(test)
@@ -299,7 +316,8 @@ def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000) -> str:
         head_truth = float(df["true_uplift"].to_numpy()[kept].mean())
 
         (p_all, c_all), (p_ov, c_ov) = _pehe(u, tau, np.ones(len(u), bool)), _pehe(u, tau, ov)
-        rows.append({"rep": rep, "learner": study.result.best_learner, "overlap_share": float(ov.mean()),
+        rows.append({"variant": variant, "rep": rep, "learner": study.result.best_learner,
+                     "overlap_share": float(ov.mean()),
                      "mean_error_all": float(u.mean() - tau.mean()),
                      "mean_error_overlap": float(u[ov].mean() - tau[ov].mean()),
                      "pehe_all": p_all, "const_all": c_all, "pehe_overlap": p_ov, "const_overlap": c_ov,
@@ -307,14 +325,16 @@ def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000) -> str:
                      "headline_covers": bool(head["lower"] <= head_truth <= head["upper"])})
         print(json.dumps(rows[-1]), flush=True)
     lines = [f"## Weak overlap: the default study's predictions ({reps} replications, n = {n:,})", "",
-             f"`weak_overlap_campaign(n={n}, seed={seed}+rep)` fitted with `Study.fit()` (default learners), "
-             f"scored on {n_test:,} fresh customers of the same design. Overlap region: customers with "
-             "`overlap` True in `predict_uplift`. Errors in pp of conversion.", "",
-             "| rep | chosen | overlap share | mean error, all | mean error, overlap | √PEHE / constant-ATE √PEHE, "
-             "all | same, overlap | prediction range | headline covers its truth |",
-             "|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             f"`weak_overlap_campaign(n={n}, seed={seed}+rep, variant)` fitted with `Study.fit()` (default "
+             f"learners), scored on {n_test:,} fresh customers of the same design; uplift at `{git_state()}`. "
+             "Overlap region: customers with `overlap` True in `predict_uplift`. Errors in pp of conversion; the "
+             "constant-ATE baseline predicts the customers' own true mean uplift for everyone.", "",
+             "| variant | rep | chosen | overlap share | mean error, all | mean error, overlap | √PEHE / constant-ATE "
+             "√PEHE, all | same, overlap | prediction range | headline covers its truth |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['rep']} | {r['learner']} | {r['overlap_share']:.1%} | {100 * r['mean_error_all']:+.2f} "
+        lines.append(f"| {r['variant']} | {r['rep']} | {r['learner']} | {r['overlap_share']:.1%} "
+                     f"| {100 * r['mean_error_all']:+.2f} "
                      f"| {100 * r['mean_error_overlap']:+.2f} | {r['pehe_all']:.4f} / {r['const_all']:.4f} "
                      f"({r['pehe_all'] / r['const_all']:.2f}) | {r['pehe_overlap']:.4f} / {r['const_overlap']:.4f} "
                      f"({r['pehe_overlap'] / r['const_overlap']:.2f}) | [{r['min']:+.3f}, {r['max']:+.3f}] "
@@ -357,13 +377,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="instead of coverage: fit the default study on this many weak-overlap campaigns and "
                     "score its predictions (results in coverage_predictions.md)")
     ap.add_argument("--prediction-n", type=int, default=50_000)
+    ap.add_argument("--prediction-variants", default="tanh",
+                    help=f"comma-separated weak-overlap variants for --prediction-reps: {', '.join(OVERLAP_VARIANTS)}")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.prediction_reps:
-        text = prediction_check(args.prediction_reps, args.prediction_n, args.seed)
+        text = prediction_check(args.prediction_reps, args.prediction_n, args.seed,
+                                variants=tuple(args.prediction_variants.split(",")))
         print(text)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "coverage_predictions.md").write_text(text)
+        (RESULTS / f"coverage_predictions{'_' + args.tag if args.tag else ''}.md").write_text(text)
         return
     designs = args.designs.split(",")
     start = time.perf_counter()

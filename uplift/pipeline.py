@@ -94,8 +94,9 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
     progress.advance("design checks done")
     release_free_memory()
 
+    # LightGBM settings fitted to the study's size (uplift.fit.sizing): smaller trees for a small study.
     factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state,
-                           max_rows=max_train_rows)
+                           max_rows=max_train_rows, n_rows=data.n, outcome_kind=data.outcome_kinds[data.outcome])
     cf: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
                              factory=factory, progress=progress)
     release_free_memory()

@@ -56,7 +56,8 @@ def test_outcome_of_a_fold_never_reaches_its_own_out_of_fold_predictions(rct_df)
 def test_propensity_of_a_fold_is_a_model_of_the_other_folds_refitted_by_hand(obs):
     data, cf = obs
     T, X = data.treatment, data.X
-    factory = ModelFactory(categorical=data.schema.categorical_indices, random_state=2)
+    factory = ModelFactory(categorical=data.schema.categorical_indices, random_state=2, n_rows=data.n,
+                           outcome_kind="binary")  # cross_fit's own: sized to the study
     matrix = BinnedMatrix(X, data.schema.categorical_indices, max_rows=factory.max_rows)
     k = 1
     train, test = np.flatnonzero(cf.folds != k), np.flatnonzero(cf.folds == k)
@@ -127,7 +128,8 @@ def test_cross_fit_nuisances_are_the_shared_loop_called_with_the_studys_inputs(o
     """The study's nuisances are exactly what the one nuisance loop gives for the same matrix, folds and models."""
     data, cf = obs
     y = data.outcomes["conversion"]
-    factory = ModelFactory(categorical=data.schema.categorical_indices, random_state=2)
+    factory = ModelFactory(categorical=data.schema.categorical_indices, random_state=2, n_rows=data.n,
+                           outcome_kind="binary")  # cross_fit's own: sized to the study
     folds = make_folds(data.treatment, 3, 2, outcome=y)
     np.testing.assert_array_equal(folds, cf.folds)
     matrix = BinnedMatrix(data.X, data.schema.categorical_indices, max_rows=factory.max_rows)

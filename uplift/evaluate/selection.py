@@ -10,6 +10,9 @@ Two kinds of score:
 * the DR loss, mean((Γ − τ̂)²) over AIPW scores Γ, estimates the learner's mean squared uplift error
   (PEHE²) up to a constant shared by all learners (Kennedy 2020; Saito & Yasui 2020). Targeting with
   costs needs the *size* of the uplift to be right, not only its order, so the study selects by DR loss.
+  In an observational study the loss is weighted by overlap, e(1 − e) (:func:`loss_weights`): it then estimates
+  the overlap-weighted PEHE, and rows whose score is noise or the outcome models' own μ₁ − μ₀ (one arm rare, the
+  propensity clipped) no longer reward the learners built from those models.
 """
 
 from __future__ import annotations
@@ -22,26 +25,35 @@ import pandas as pd
 import uplift.evaluate.metrics as metrics
 from uplift._stats import Z95
 from uplift.fit.crossfit import CrossFit, release_free_memory
+from uplift.fit.learners import overlap_weights
 
 
-def dr_loss(dr: np.ndarray, uplift: np.ndarray) -> tuple[float, float]:
-    """Mean squared distance between AIPW scores and predicted uplift, and its standard error."""
+def dr_loss(dr: np.ndarray, uplift: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean squared distance between AIPW scores and predicted uplift, and its standard error.
+
+    With ``weight`` (mean 1, :func:`uplift.fit.learners.overlap_weights` in an observational study) the mean is
+    weighted: the loss then estimates the overlap-weighted PEHE, from rows where the score carries information.
+    """
     n = len(dr)
     if n <= _LOSS_BLOCK:
         sq = (np.asarray(dr, dtype=np.float64) - uplift) ** 2
+        if weight is not None:
+            sq *= weight
         return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(n))
     # Two passes over row blocks: no float64 temporaries of every row (224 MB at 14M rows).
     blocks = [slice(i, i + _LOSS_BLOCK) for i in range(0, n, _LOSS_BLOCK)]
 
     def squares(b: slice) -> np.ndarray:
-        return (np.asarray(dr[b], dtype=np.float64) - uplift[b]) ** 2
+        sq = (np.asarray(dr[b], dtype=np.float64) - uplift[b]) ** 2
+        return sq if weight is None else sq * weight[b]
 
     mean = math.fsum(float(squares(b).sum()) for b in blocks) / n
     var = math.fsum(float(((squares(b) - mean) ** 2).sum()) for b in blocks) / (n - 1)
     return mean, math.sqrt(var) / math.sqrt(n)
 
 
-def paired_dr_loss_difference(dr: np.ndarray, uplift: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+def paired_dr_loss_difference(dr: np.ndarray, uplift: np.ndarray, reference: np.ndarray,
+                              weight: np.ndarray | None = None) -> tuple[float, float]:
     """DR loss of ``uplift`` minus that of ``reference`` on the same rows, and the standard error of that difference.
 
     The two losses share every row's AIPW score, so most of their noise cancels in the per-row difference
@@ -62,7 +74,8 @@ def paired_dr_loss_difference(dr: np.ndarray, uplift: np.ndarray, reference: np.
 
     def difference(b: slice) -> np.ndarray:
         g = np.asarray(dr[b], dtype=np.float64)
-        return (g - uplift[b]) ** 2 - (g - reference[b]) ** 2
+        d = (g - uplift[b]) ** 2 - (g - reference[b]) ** 2
+        return d if weight is None else d * weight[b]
 
     mean = math.fsum(float(difference(b).sum()) for b in blocks) / n
     var = math.fsum(float(((difference(b) - mean) ** 2).sum()) for b in blocks) / max(n - 1, 1)
@@ -113,11 +126,12 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
         every = bool(pair.all())  # one treated arm: every row, and no copies
         yy, tt = (y, treatment) if every else (y[pair], (treatment[pair] == a).astype(np.int8))
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
+        weight = loss_weights(cf, pair, a, every)
         for name, up in cf.uplift.items():
             u = up[:, a - 1] if every else up[pair, a - 1]
             scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
                                              n_boot=n_boot, random_state=random_state, max_rows=BOOTSTRAP_ROWS)
-            loss, loss_se = dr_loss(dr, u)
+            loss, loss_se = dr_loss(dr, u, weight)
             release_free_memory()  # each ranking's temporaries, before the next learner's
             if progress is not None:
                 progress.advance(f"leaderboard: {name} ({cf.arms[a]})")
@@ -137,6 +151,14 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
     return board.sort_values(["rank", "arm"]).reset_index(drop=True)
 
 
+def loss_weights(cf: CrossFit, pair: np.ndarray, arm: int, every: bool) -> np.ndarray | None:
+    """The DR loss's row weights for "arm vs control" (rows ``pair``): overlap weights in an observational study
+    (:func:`uplift.fit.learners.overlap_weights`), None (equal) in a randomised one."""
+    if cf.design != "observational":
+        return None
+    return overlap_weights(cf.e[:, arm] if every else cf.e[pair, arm])
+
+
 def _paired_to_chosen(board: pd.DataFrame, cf: CrossFit, treatment: np.ndarray, chosen: str) -> None:
     """Add each learner's DR-loss difference to the chosen learner, paired on the same rows, with its 95% CI."""
     diff = np.zeros(len(board))
@@ -146,12 +168,13 @@ def _paired_to_chosen(board: pd.DataFrame, cf: CrossFit, treatment: np.ndarray, 
         every = bool(pair.all())
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
         ref = cf.uplift[chosen][:, a - 1] if every else cf.uplift[chosen][pair, a - 1]
+        weight = loss_weights(cf, pair, a, every)
         for i in np.flatnonzero((board["arm"] == cf.arms[a]).to_numpy()):
             name = board["learner"].iloc[i]
             if name == chosen:
                 continue
             u = cf.uplift[name][:, a - 1] if every else cf.uplift[name][pair, a - 1]
-            diff[i], se[i] = paired_dr_loss_difference(dr, u, ref)
+            diff[i], se[i] = paired_dr_loss_difference(dr, u, ref, weight)
     board["dr_loss_vs_chosen"] = diff
     board["dr_loss_vs_chosen_se"] = se
     board["dr_loss_vs_chosen_lower"] = diff - Z95 * se

@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 from uplift._stats import z_for_alpha
 from uplift.data.campaign import CampaignData
 from uplift.errors import UpliftInputError
-from uplift.fit.learners import E_CLIP, Nuisance, aipw_scores, make_learner
+from uplift.fit.learners import E_CLIP, Nuisance, aipw_scores, make_learner, overlap_weights
 from uplift.fit.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
 from uplift.fit.nuisance import (
     PREDICT_BATCH,
@@ -146,7 +146,8 @@ def cross_fit(
     for name in names:
         if make_learner(name).needs_binary_outcome and kind != "binary":
             raise UpliftInputError(f"learner {name!r} needs a binary (0/1) outcome; {outcome!r} is continuous")
-    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state)
+    factory = factory or ModelFactory(categorical=data.schema.categorical_indices, random_state=random_state,
+                                      n_rows=len(y), outcome_kind=kind)
     progress = progress or NoProgress()
     X, T = data.X, data.treatment
     n, n_arms = len(y), len(data.arms)
@@ -161,8 +162,11 @@ def cross_fit(
     # Pass 1: nuisances, out of fold. Out-of-fold arrays are float32: they are model outputs (a few significant
     # digits), and at 14M rows each float64 column would cost 112 MB. Sums over them (metrics, effects) are
     # taken in float64. A randomised design's propensity is the arm's share, not a model of the features.
+    # Observational: each arm's outcome model is boosted from a pooled one, so where an arm is rare it shrinks
+    # toward the other arm's outcomes rather than toward its own (different) population's mean.
+    observational = data.design == "observational"
     nuisances = fit_nuisances(X, T, folds, factory, y=y, kind=kind, matrix=matrix, progress=progress,
-                              propensity="model" if data.design == "observational" else "share")
+                              propensity="model" if observational else "share", pooled_outcome=observational)
     mu, e, fold_models = nuisances.mu, nuisances.e, nuisances.fold_models
     del nuisances
     uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
@@ -173,7 +177,7 @@ def cross_fit(
         for k in range(n_folds):
             inner[k] = fit_nuisances(
                 X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k,
-                propensity="model" if data.design == "observational" else "share",
+                propensity="model" if observational else "share", pooled_outcome=observational,
                 seeds=lambda j, model, a, k=k: fold_seed(j, model, a) + 10_000 * (k + 1))
             if data.propensity is not None:
                 inner[k].e[:, 1] = data.propensity
@@ -339,16 +343,19 @@ def _stack(columns: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
 
 
 def _fold_grams(columns: list[np.ndarray], target: np.ndarray, rows: np.ndarray, folds: np.ndarray,
-                n_folds: int) -> np.ndarray:
-    """``A'A`` of ``A = [P, 1, target]`` (P: the ``columns``) over ``rows`` of each fold, in float64 row batches."""
+                n_folds: int, weight: np.ndarray | None = None) -> np.ndarray:
+    """``A'WA`` of ``A = [P, 1, target]`` (P: the ``columns``; W: the rows' ``weight``, aligned with ``rows``, or
+    1) over ``rows`` of each fold, in float64 row batches."""
     L = len(columns)
     grams = np.zeros((n_folds, L + 2, L + 2))
     for start in range(0, len(rows), STACK_BATCH):
         idx = rows[start:start + STACK_BATCH]
         A = np.column_stack([_stack(columns, idx), np.ones(len(idx)), target[idx]])
+        w = None if weight is None else weight[start:start + STACK_BATCH]
         for k in range(n_folds):
-            Ak = A[folds[idx] == k]
-            grams[k] += Ak.T @ Ak
+            fold = folds[idx] == k
+            Ak = A[fold]
+            grams[k] += Ak.T @ (Ak if w is None else Ak * w[fold, None])
     return grams
 
 
@@ -360,7 +367,10 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
     for a in range(1, len(cf.arms)):
         pair = row_numbers(cf.in_arm(T, a))
         columns = [cf.uplift[name][:, a - 1] for name in names]
-        grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds)
+        # Weighted by overlap (e(1 − e)): where one arm is rare the DR score is noise or the outcome models' own
+        # μ₁ − μ₀, which would reward the learners built from those models for agreeing with themselves.
+        weight = overlap_weights(cf.e[pair, a]) if cf.design == "observational" else None
+        grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds, weight)
         for k in range(n_folds):
             w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
             test = row_numbers(cf.folds == k)
@@ -406,6 +416,8 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
             out[:, a - 1] = w["_intercept"] + sum(w[name] * parts[name][:, a - 1] for name in base)
     else:
         out = parts[learner]
+    if cf.kind == "binary":
+        np.clip(out, -1.0, 1.0, out=out)  # a difference of two probabilities (a DR final stage can overshoot)
     if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
         return out, None, None
     return out, out - z * se, out + z * se

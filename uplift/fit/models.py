@@ -19,6 +19,8 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import clone, is_classifier
 
+from uplift.fit.sizing import sized_params
+
 #: Defaults for outcome/propensity (nuisance) models.
 NUISANCE_PARAMS = {
     "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.9,
@@ -217,13 +219,25 @@ class LGBMModel:
     max_rows: int | None = None
     booster_: lgb.Booster | None = None
     constant_: float | None = None
+    #: A model this one boosts on top of (:meth:`fit` with ``base``): the prediction is the link of the sum of
+    #: both raw scores. Saved with it in one text (:meth:`to_bytes`).
+    base_: LGBMModel | None = None
 
-    def fit(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None = None) -> LGBMModel:
+    def fit(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None = None, *,
+            base: LGBMModel | None = None, base_score: np.ndarray | None = None) -> LGBMModel:
         """Fit on ``X`` (an array, or :class:`Rows` of a binned matrix) and outcome ``y``, optionally weighted.
+
+        With ``base`` (a fitted model of the same kind) and ``base_score`` (its :meth:`raw_score` on these rows),
+        the trees are boosted from the base's predictions instead of from the mean of ``y``: early stopping and
+        the L2 penalty then shrink this model toward the base, not toward its own rows' average.
 
         With more than ``max_rows`` rows, the model trains on a random sample of ``max_rows`` of them.
         """
+        keep = sample_positions(len(y), self.max_rows, self.random_state)
+        if base_score is not None and keep is not None:
+            base_score = np.asarray(base_score)[keep]
         X, y, weight = cap_rows(X, y, weight, self.max_rows, self.random_state)
+        self.base_ = base
         # LightGBM stores labels as float32 whatever it is given: converting first halves the copies held.
         y = np.asarray(y, dtype=np.float32)
         if self.kind == "binary" and (y.min() == y.max()):
@@ -244,6 +258,9 @@ class LGBMModel:
             tr = ~val
             dtrain = self._dataset(X, y, weight, tr, params)
             dval = self._dataset(X, y, weight, val, params, reference=dtrain)
+            if base_score is not None:
+                dtrain.set_init_score(np.asarray(base_score, dtype=np.float64)[tr])
+                dval.set_init_score(np.asarray(base_score, dtype=np.float64)[val])
             del y, weight, tr, val  # LightGBM holds its own copies of labels and weights now
             booster = lgb.train(params, dtrain, num_boost_round=self.max_rounds, valid_sets=[dval],
                                 callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)])
@@ -251,6 +268,8 @@ class LGBMModel:
             booster = booster if booster.best_iteration <= 0 else _trim(booster)
         else:
             dtrain = self._dataset(X, y, weight, None, params)
+            if base_score is not None:
+                dtrain.set_init_score(np.asarray(base_score, dtype=np.float64))
             booster = lgb.train(params, dtrain, num_boost_round=min(100, self.max_rounds))
         self.booster_ = booster
         return self
@@ -277,17 +296,43 @@ class LGBMModel:
         if self.constant_ is not None:
             return np.full(len(X), self.constant_)
         X = np.asarray(X)
-        return self.booster_.predict(X, num_threads=1 if len(X) < SMALL_FIT_ROWS else 0)
+        threads = 1 if len(X) < SMALL_FIT_ROWS else 0
+        if self.base_ is None:
+            return self.booster_.predict(X, num_threads=threads)
+        raw = self.raw_score(X)
+        return 1.0 / (1.0 + np.exp(-raw)) if self.kind == "binary" else raw
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:
+        """The model's score before the link (log-odds for ``"binary"``), base model included."""
+        X = np.asarray(X)
+        if self.constant_ is not None:
+            c = min(max(self.constant_, 1e-12), 1 - 1e-12)
+            return np.full(len(X), np.log(c / (1 - c)) if self.kind == "binary" else self.constant_)
+        raw = self.booster_.predict(X, raw_score=True, num_threads=1 if len(X) < SMALL_FIT_ROWS else 0)
+        return raw if self.base_ is None else raw + self.base_.raw_score(X)
 
     def to_bytes(self) -> bytes:
-        if self.constant_ is not None:
-            return f"constant:{self.constant_!r}".encode()
-        return self.booster_.model_to_string().encode()
+        """LightGBM's model text (``constant:<p>`` for a one-class fit); a model boosted on a base is
+        ``offset:<bytes of the base's text>`` on the first line, then the base's text, then its own."""
+        own = f"constant:{self.constant_!r}".encode() if self.constant_ is not None else \
+            self.booster_.model_to_string().encode()
+        if self.base_ is None or self.constant_ is not None:
+            return own
+        base = self.base_.to_bytes()
+        return f"offset:{len(base)}\n".encode() + base + own
 
     @classmethod
     def from_bytes(cls, data: bytes, kind: str = "regression") -> LGBMModel:
-        text = data.decode()
+        """The model in ``data`` (written by :meth:`to_bytes`); ``ValueError`` when it is not one."""
         m = cls(kind)
+        if data.startswith(b"offset:"):
+            head, _, rest = data.partition(b"\n")
+            size = int(head[len(b"offset:"):])
+            if not 0 < size < len(rest):
+                raise ValueError("the base model's length does not fit the file")
+            m.base_ = cls.from_bytes(rest[:size], kind)
+            data = rest[size:]
+        text = data.decode()
         if text.startswith("constant:"):
             m.constant_ = float(text.split(":", 1)[1])
         else:
@@ -515,6 +560,8 @@ class ModelFactory:
     nuisance_params: dict | None = None
     nuisance_rounds: int = 1000
     nuisance_early_stopping: int = 40
+    n_rows: int | None = None
+    outcome_kind: str = "continuous"
 
     def outcome(self, kind: str, seed: int = 0):
         user = self.classifier if kind == "binary" else self.regressor
@@ -528,12 +575,15 @@ class ModelFactory:
         return self._nuisance("binary", seed)
 
     def _nuisance(self, objective: str, seed: int) -> LGBMModel:
-        return LGBMModel(objective, dict(self.nuisance_params or NUISANCE_PARAMS), self.categorical,
+        kind = "binary" if objective == "binary" else "continuous"  # a propensity's label is binary too
+        params = self.nuisance_params or sized_params(NUISANCE_PARAMS, self.n_rows, kind, "nuisance")
+        return LGBMModel(objective, dict(params), self.categorical,
                          max_rounds=self.nuisance_rounds, early_stopping=self.nuisance_early_stopping,
                          random_state=self.random_state + seed, max_rows=self.max_rows)
 
     def effect(self, seed: int = 0):
         if self.regressor is not None:
             return SklearnModel(self.regressor, "regression", self.max_rows, self.random_state + seed)
-        return LGBMModel("regression", dict(EFFECT_PARAMS), self.categorical, max_rounds=600,
+        params = sized_params(EFFECT_PARAMS, self.n_rows, self.outcome_kind, "effect")
+        return LGBMModel("regression", params, self.categorical, max_rounds=600,
                          random_state=self.random_state + seed, max_rows=self.max_rows)

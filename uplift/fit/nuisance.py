@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from uplift.data.campaign import FeatureSchema, feature_frame
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
-from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, ModelFactory, row_numbers
+from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, LGBMModel, ModelFactory, row_numbers
 from uplift.fit.progress import ProgressHook
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
@@ -115,6 +115,7 @@ def fit_nuisances(
     dtype: type = np.float32,
     progress: ProgressHook | None = None,
     skip_fold: int | None = None,
+    pooled_outcome: bool = False,
 ) -> OutOfFold:
     """Fit the nuisance models fold by fold and predict each held-out fold.
 
@@ -155,6 +156,13 @@ def fit_nuisances(
         small checks that compute on them directly.
     progress : ProgressHook, optional
         Receives one ``advance`` per fold.
+    pooled_outcome : bool
+        Boost each arm's outcome model from one outcome model of both arms' training rows (LightGBM models
+        only; :meth:`~uplift.fit.models.LGBMModel.fit` with ``base``). A regularised, early-stopped booster
+        shrinks toward where it starts: from its own arm's mean, which in a targeted campaign is the mean of a
+        different population in each arm, so where one arm is rare μ₁ − μ₀ is mostly the gap between the two
+        arms' averages. Started from the pooled model, both arms shrink toward the same surface. For
+        observational designs (in a randomised one both arms' averages describe the same population).
 
     Returns
     -------
@@ -185,9 +193,19 @@ def fit_nuisances(
         train, test = (folds != k) & (folds != (-1 if skip_fold is None else skip_fold)), row_numbers(folds == k)
         fm = FoldModels(mu={}, e={})
         if y is not None:
+            base = None
+            if pooled_outcome:
+                rows = row_numbers(train)
+                base = factory.outcome(kind, seed=seeds(k, "outcome", n_arms)).fit(training(rows), y[rows])
+                base = base if isinstance(base, LGBMModel) and base.constant_ is None else None
             for a in range(n_arms):
                 rows = row_numbers(train & (treatment == a))
-                fm.mu[a] = factory.outcome(kind, seed=seeds(k, "outcome", a)).fit(training(rows), y[rows])
+                model = factory.outcome(kind, seed=seeds(k, "outcome", a))
+                if base is not None and isinstance(model, LGBMModel):
+                    score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
+                    fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
+                else:
+                    fm.mu[a] = model.fit(training(rows), y[rows])
                 mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
         for a in range(1, n_arms) if propensity is not None else ():
             pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
