@@ -41,6 +41,7 @@ from scipy.stats import norm  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks._provenance import git_state  # noqa: E402
 from uplift import Study, simulate_campaign  # noqa: E402
 from uplift._stats import Z95  # noqa: E402
 from uplift.data.campaign import campaign_data  # noqa: E402
@@ -340,21 +341,6 @@ def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000,
                      f"({r['pehe_overlap'] / r['const_overlap']:.2f}) | [{r['min']:+.3f}, {r['max']:+.3f}] "
                      f"| {r['headline']}: {'yes' if r['headline_covers'] else 'no'} |")
     return "\n".join(lines) + "\n"
-
-
-def git_state() -> str:
-    """Commit of the checkout being measured, with ``+dirty`` when it has uncommitted changes."""
-    import subprocess
-
-    try:
-        git = ["git", "-C", str(HERE.parent)]
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "uplift"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> None:

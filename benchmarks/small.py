@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import warnings
@@ -51,6 +50,7 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks._provenance import git_state  # noqa: E402
 from uplift import Study, simulate_campaign  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -137,16 +137,6 @@ def fit_causal_forest(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dic
     return {"CausalForestDML": pehe(cf.effect(numeric(test)), test["true_uplift"].to_numpy())}
 
 
-def git_state() -> str:
-    try:
-        git = ["git", "-C", str(HERE.parent)]
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "uplift"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 METHODS = ("default study", "best meta-learner", "BART", "BCF", "CausalForestDML")
