@@ -142,25 +142,10 @@ class SqlSource:
             raise UpliftInputError(f"{Path(self.db).name} has no table {self.table!r}{hint}; its tables are: {listed}")
         return f"SELECT * FROM {quote_name(self.table)}"
 
-    def arrow(self) -> pa.Table:
-        """The result as one Arrow table (DuckDB's native hand-over)."""
-        duckdb = import_duckdb()
-        con = self._connect()
-        try:
-            statement = self._statement(con)
-            try:
-                relation = con.sql(statement)
-                table = _arrow_table(relation) if relation is not None else None
-            except duckdb.Error as err:
-                raise UpliftInputError(f"{self.label} failed: {_first_line(err)}") from None
-        finally:
-            con.close()
-        if table is None:
-            raise UpliftInputError(f"{self.label} returns no table; give a SELECT statement")
-        return _plain_types(table)
-
-    def batches(self, batch_rows: int) -> Iterator[pa.Table]:
-        """The result in Arrow batches of at most ``batch_rows`` rows, streamed from DuckDB."""
+    @contextlib.contextmanager
+    def _relation(self) -> Iterator:
+        """The statement's DuckDB relation on a connection closed afterwards; a DuckDB error (also one raised
+        while the relation is read) becomes a one-line input error naming the source."""
         duckdb = import_duckdb()
         con = self._connect()
         try:
@@ -169,14 +154,23 @@ class SqlSource:
                 relation = con.sql(statement)
                 if relation is None:
                     raise UpliftInputError(f"{self.label} returns no table; give a SELECT statement")
-                reader = _arrow_reader(relation, batch_rows)
-                for batch in reader:
-                    yield _plain_types(pa.Table.from_batches([batch]))
+                yield relation
             except duckdb.Error as err:
                 raise UpliftInputError(f"{self.label} failed: {_first_line(err)}") from None
         finally:
             con.close()
 
+    def arrow(self) -> pa.Table:
+        """The result as one Arrow table (DuckDB's native hand-over)."""
+        with self._relation() as relation:
+            table = _arrow_table(relation)
+        return _plain_types(table)
+
+    def batches(self, batch_rows: int) -> Iterator[pa.Table]:
+        """The result in Arrow batches of at most ``batch_rows`` rows, streamed from DuckDB."""
+        with self._relation() as relation:
+            for batch in _arrow_reader(relation, batch_rows):
+                yield _plain_types(pa.Table.from_batches([batch]))
 
 def _arrow_table(result) -> pa.Table:
     # DuckDB 2 renamed fetch_arrow_table / fetch_record_batch to to_arrow_table / to_arrow_reader.
