@@ -10,10 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.serving.conftest import TRUTH_PREFIXES, customer_columns
-from uplift import Study
+from tests.serving.conftest import fit_saved_study
 from uplift.cli import app
-from uplift.datasets import simulate_campaign
 from uplift.serving import create_app
 from uplift.serving.requests import DecisionOptions, parse_customers
 from uplift.serving.service import ModelService
@@ -25,14 +23,8 @@ ECONOMICS = {"cost": 0.5, "value": 40.0}
 def observational(tmp_path_factory):
     """(model directory, customers): a strongly targeted campaign, so that some customers lie outside the
     overlap (propensity clipped near 0.05 or 0.95, beyond the study's trimming bounds)."""
-    df = simulate_campaign(3000, design="observational", seed=5, confounding=4)
-    truth = [c for c in df.columns if c.startswith(TRUTH_PREFIXES)]
-    study = Study(df, "treatment", "conversion", id="customer_id", exclude=truth + ["revenue"])
-    study.fit(learners=["t"], n_folds=2, n_boot=20)
-    model_dir = tmp_path_factory.mktemp("observational") / "model"
-    study.save(model_dir)
-    customers = customer_columns(simulate_campaign(400, design="observational", seed=6, confounding=4))
-    customers["customer_id"] += 100_000
+    model_dir, _, customers = fit_saved_study(tmp_path_factory, "observational", 5, design="observational",
+                                              confounding=4)
     return model_dir, customers
 
 
