@@ -10,9 +10,10 @@ Two kinds of score:
 * the DR loss, mean((Γ − τ̂)²) over AIPW scores Γ, estimates the learner's mean squared uplift error
   (PEHE²) up to a constant shared by all learners (Kennedy 2020; Saito & Yasui 2020). Targeting with
   costs needs the *size* of the uplift to be right, not only its order, so the study selects by DR loss.
-  In an observational study the loss is weighted by overlap, e(1 − e) (:func:`loss_weights`): it then estimates
-  the overlap-weighted PEHE, and rows whose score is noise or the outcome models' own μ₁ − μ₀ (one arm rare, the
-  propensity clipped) no longer reward the learners built from those models.
+  In an observational study the loss is weighted by overlap, e(1 − e)
+  (:meth:`~uplift.fit.crossfit.CrossFit.overlap_weights`): it then estimates the overlap-weighted PEHE, and rows
+  whose score is noise or the outcome models' own μ₁ − μ₀ (one arm rare, the propensity clipped) no longer reward
+  the learners built from those models.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import pandas as pd
 import uplift.evaluate.metrics as metrics
 from uplift._stats import Z95
 from uplift.fit.crossfit import CrossFit, release_free_memory
-from uplift.fit.learners import overlap_weights
 
 
 def dr_loss(dr: np.ndarray, uplift: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
@@ -126,7 +126,7 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
         every = bool(pair.all())  # one treated arm: every row, and no copies
         yy, tt = (y, treatment) if every else (y[pair], (treatment[pair] == a).astype(np.int8))
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
-        weight = loss_weights(cf, pair, a, every)
+        weight = cf.overlap_weights(a, None if every else pair)
         for name, up in cf.uplift.items():
             u = up[:, a - 1] if every else up[pair, a - 1]
             scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
@@ -151,14 +151,6 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
     return board.sort_values(["rank", "arm"]).reset_index(drop=True)
 
 
-def loss_weights(cf: CrossFit, pair: np.ndarray, arm: int, every: bool) -> np.ndarray | None:
-    """The DR loss's row weights for "arm vs control" (rows ``pair``): overlap weights in an observational study
-    (:func:`uplift.fit.learners.overlap_weights`), None (equal) in a randomised one."""
-    if cf.design != "observational":
-        return None
-    return overlap_weights(cf.e[:, arm] if every else cf.e[pair, arm])
-
-
 def _paired_to_chosen(board: pd.DataFrame, cf: CrossFit, treatment: np.ndarray, chosen: str) -> None:
     """Add each learner's DR-loss difference to the chosen learner, paired on the same rows, with its 95% CI."""
     diff = np.zeros(len(board))
@@ -168,7 +160,7 @@ def _paired_to_chosen(board: pd.DataFrame, cf: CrossFit, treatment: np.ndarray, 
         every = bool(pair.all())
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
         ref = cf.uplift[chosen][:, a - 1] if every else cf.uplift[chosen][pair, a - 1]
-        weight = loss_weights(cf, pair, a, every)
+        weight = cf.overlap_weights(a, None if every else pair)
         for i in np.flatnonzero((board["arm"] == cf.arms[a]).to_numpy()):
             name = board["learner"].iloc[i]
             if name == chosen:

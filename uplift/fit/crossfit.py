@@ -63,6 +63,14 @@ class CrossFit:
         """Rows that belong to the comparison "arm vs control"."""
         return (treatment == 0) | (treatment == arm)
 
+    def overlap_weights(self, arm: int, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Row weights of "arm vs control" over ``rows`` (every row when None) for the stacked ensemble and the
+        DR loss: overlap weights in an observational study (:func:`uplift.fit.learners.overlap_weights`), None
+        (equal) in a randomised one."""
+        if self.design != "observational":
+            return None
+        return overlap_weights(self.e[:, arm] if rows is None else self.e[rows, arm])
+
 
 def release_free_memory() -> None:
     """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
@@ -369,7 +377,7 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
         columns = [cf.uplift[name][:, a - 1] for name in names]
         # Weighted by overlap (e(1 − e)): where one arm is rare the DR score is noise or the outcome models' own
         # μ₁ − μ₀, which would reward the learners built from those models for agreeing with themselves.
-        weight = overlap_weights(cf.e[pair, a]) if cf.design == "observational" else None
+        weight = cf.overlap_weights(a, pair)
         grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds, weight)
         for k in range(n_folds):
             w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
