@@ -117,7 +117,8 @@ class SqlSource:
                 found.extend(Path(m) for m in matches)
         return found
 
-    def _connect(self):
+    def connect(self):
+        """A DuckDB connection to run the source in: its database file read-only, else an in-memory one."""
         duckdb = import_duckdb()
         if self.db is None:
             return duckdb.connect(":memory:")
@@ -147,7 +148,7 @@ class SqlSource:
         """The statement's DuckDB relation on a connection closed afterwards; a DuckDB error (also one raised
         while the relation is read) becomes a one-line input error naming the source."""
         duckdb = import_duckdb()
-        con = self._connect()
+        con = self.connect()
         try:
             statement = self._statement(con)
             try:

@@ -21,7 +21,6 @@ feature) is refused unless forced with ``allow_leakage``, which the schema then 
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -134,16 +133,6 @@ def _relation(source, name: str, id_col: str, con) -> str:
         # The id as text, byte for byte, as the campaign table's reader keeps it ('007' stays '007').
         return f"read_csv({_literal(str(path))}, types={{{_literal(id_col)}: 'VARCHAR'}})"
     raise UpliftInputError(f"{path}: events are read from .parquet or .csv(.gz) files (or --events-sql)")
-
-
-def _connect(events):
-    duckdb = import_duckdb()
-    if isinstance(events, SqlSource) and events.db is not None:
-        db = Path(events.db)
-        if not db.is_file():
-            raise UpliftInputError(f"{db} does not exist (or is not a file); give an existing DuckDB database file")
-        return duckdb, duckdb.connect(str(db), read_only=True)
-    return duckdb, duckdb.connect(":memory:")
 
 
 def _columns(con, relation: str) -> list[str]:
@@ -290,7 +279,9 @@ def build_features(
         warnings.warn("LEAKAGE FORCED: " + message, UserWarning, stacklevel=2)
         notes.append("LEAKAGE FORCED: " + message)
 
-    duckdb, con = _connect(events)
+    duckdb = import_duckdb()
+    # A query or table of a database runs in it (read-only); a file or frame in an in-memory database.
+    con = events.connect() if isinstance(events, SqlSource) else duckdb.connect(":memory:")
     try:
         relation = _relation(events, "uplift_events", id, con)
         try:
@@ -465,12 +456,3 @@ def _censoring_notes(exposed: pd.Series, last_event, follow: list[tuple[str, int
             notes.append(f"the {event}:{days}d follow-up of {short:,} customer(s) ends after the log does "
                          f"({last_event}; --observed-until sets it): their outcome may be incomplete")
     return notes
-
-
-def source_inputs(source) -> list[Path]:
-    """The files a features source reads (to protect them from the outputs)."""
-    if isinstance(source, SqlSource):
-        return source.inputs()
-    if isinstance(source, str | os.PathLike):
-        return [Path(source)]
-    return []
