@@ -64,9 +64,13 @@ def test_propensity_of_a_fold_is_a_model_of_the_other_folds_refitted_by_hand(obs
     model = factory.propensity(seed=fold_seed(k, "propensity", 1)).fit(matrix.rows(train),
                                                                       (T[train] == 1).astype(np.float32))
     np.testing.assert_array_equal(cf.e[test, 1], model.predict(X[test]).astype(np.float32))
+    # Observational: each arm's outcome model is boosted from a pooled model of both arms' training rows.
+    y = data.outcomes["conversion"]
+    pooled = factory.outcome("binary", seed=fold_seed(k, "outcome", len(data.arms))).fit(matrix.rows(train),
+                                                                                        y[train])
     rows = train[T[train] == 0]
-    mu0 = factory.outcome("binary", seed=fold_seed(k, "outcome", 0)).fit(matrix.rows(rows),
-                                                                        data.outcomes["conversion"][rows])
+    mu0 = factory.outcome("binary", seed=fold_seed(k, "outcome", 0)).fit(
+        matrix.rows(rows), y[rows], base=pooled, base_score=pooled.raw_score(X[rows]))
     np.testing.assert_array_equal(cf.mu[test, 0], mu0.predict(X[test]).astype(np.float32))
     # ... and it is the fold model cross_fit keeps for new customers.
     np.testing.assert_array_equal(cf.e[test, 1], cf.fold_models[k].e[1].predict(X[test]).astype(np.float32))
@@ -133,7 +137,8 @@ def test_cross_fit_nuisances_are_the_shared_loop_called_with_the_studys_inputs(o
     folds = make_folds(data.treatment, 3, 2, outcome=y)
     np.testing.assert_array_equal(folds, cf.folds)
     matrix = BinnedMatrix(data.X, data.schema.categorical_indices, max_rows=factory.max_rows)
-    oof = fit_nuisances(data.X, data.treatment, folds, factory, y=y, kind="binary", matrix=matrix)
+    oof = fit_nuisances(data.X, data.treatment, folds, factory, y=y, kind="binary", matrix=matrix,
+                        pooled_outcome=True)  # an observational study's outcome models start from a pooled one
     np.testing.assert_array_equal(oof.mu, cf.mu)
     np.testing.assert_array_equal(oof.e, cf.e)
 

@@ -83,7 +83,7 @@ def overlap_weights(e: np.ndarray) -> np.ndarray | None:
     Examples
     --------
     >>> overlap_weights(np.array([0.5, 0.1, 0.001])).round(3).tolist()  # e = 0.001 is clipped to 0.01
-    [1.862, 0.67, 0.069]
+    [2.143, 0.772, 0.085]
     >>> overlap_weights(np.full(3, 0.3)) is None
     True
     """

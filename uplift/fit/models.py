@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 from sklearn.base import clone, is_classifier
+from sklearn.pipeline import Pipeline
 
 from uplift.fit.sizing import sized_params
 
@@ -421,7 +422,9 @@ class SklearnModel:
             if len(np.unique(y)) < 2:
                 self.fitted_ = float(y[0])
                 return self
-        kw = {} if weight is None else {"sample_weight": weight}
+        # A pipeline takes a weight only as a parameter of one of its steps: the final estimator's.
+        weight_name = f"{est.steps[-1][0]}__sample_weight" if isinstance(est, Pipeline) else "sample_weight"
+        kw = {} if weight is None else {weight_name: weight}
         self.fitted_ = est.fit(X, y, **kw)
         return self
 
