@@ -16,7 +16,6 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from PIL import Image
 from rich.text import Text
 
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path, exit_on_termination, json_text
@@ -372,6 +371,7 @@ def _save_png(fig, path: Path, protect: list | None = None) -> None:
 
 def _save_png_stack(figures: list, path: Path, protect: list | None = None) -> None:
     """Several figures (one per arm) as one PNG, one below the other."""
+    from PIL import Image  # matplotlib's own image library, only needed here
     if len(figures) == 1:
         _save_png(figures[0], path, protect)
         return

@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from uplift._stats import Z95
 from uplift.data.campaign import feature_frame
@@ -101,6 +100,7 @@ def srm_test(counts: Mapping[str, int] | Sequence[int] | np.ndarray, expected_sh
     >>> srm_test([5_010, 4_990])["passed"]
     True
     """
+    from scipy import stats
     if isinstance(counts, Mapping):
         arms = [str(k) for k in counts]
         observed = np.asarray(list(counts.values()), dtype=np.float64)
@@ -425,6 +425,7 @@ def delong_auc(y_true, score) -> tuple[float, float]:
     >>> round(auc, 2)
     0.75
     """
+    from scipy import stats
     y = np.asarray(y_true).astype(bool)
     s = np.asarray(score, dtype=np.float64)
     pos, neg = s[y], s[~y]
@@ -646,6 +647,7 @@ def outcome_proxy_check(X: pd.DataFrame, y, *, threshold: float = 0.995, max_row
     >>> outcome_proxy_check(X, y)["feature"].tolist()
     ['revenue']
     """
+    from scipy import stats
     X = feature_frame(X)
     y = np.asarray(y, dtype=np.float64)
     if len(y) > max_rows:

@@ -14,9 +14,10 @@ share up to one customer.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
@@ -68,7 +69,7 @@ def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def _z_sum(alpha: float, power: float) -> float:
     """``z_{1-α/2} + z_{power}`` of the sample-size formulas: the two-sided test's ``z`` (from :mod:`uplift._stats`,
     as every interval's) plus the one-sided normal quantile of the power (any power in (0, 1), 50% included)."""
-    return z_for_alpha(alpha) + float(norm.ppf(power))
+    return z_for_alpha(alpha) + NormalDist().inv_cdf(power)
 
 
 def minimum_detectable_uplift(n_sent: int, n_holdout: int, *, base_rate: float | None = None,
