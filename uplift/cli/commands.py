@@ -51,20 +51,41 @@ from uplift.targeting.readouts import readout as run_readout
 from uplift.viz.plots import plot_profit_curve, plot_shap_summary
 
 
+def _standard_metavar(param) -> str:
+    """TEXT, INTEGER, FLOAT or PATH for a parameter's type (typer shows ``<str>``, ``<list[str]>``, ``<path>``)."""
+    shown = param.display_type(None).strip("<>").removeprefix("list[").removesuffix("]")
+    return _METAVARS.get(shown, "TEXT")
+
+
+class _Argument(typer.core.TyperArgument):
+    """A positional argument shown as click shows one: ``DATA`` in the usage line (typer 0.29 writes ``{DATA}``)
+    and its type as a standard metavar (``PATH``, not ``<path>``) in the help."""
+
+    def display_type_rich(self, ctx) -> str:
+        return _standard_metavar(self)
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
 class _StandardMetavars:
     """Help that shows the standard metavars (TEXT, INTEGER, FLOAT, PATH; none for a flag), not typer's
-    ``<str>`` / ``<list[str]>`` / ``<bool>``."""
+    ``<str>`` / ``<list[str]>`` / ``<bool>``, and each command's one-line summary as one paragraph (typer's rich
+    mode keeps the docstring's line breaks in the command list, which wraps it at odd places)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.help and not self.short_help:
+            self.short_help = " ".join(self.help.split("\n\n")[0].split())
         for param in self.params:
-            if param.metavar is not None:
-                continue
             if isinstance(param, typer.core.TyperArgument):
-                param.metavar = param.name.upper()
+                param.__class__ = _Argument
+                if param.metavar is None:
+                    param.metavar = param.name.upper()
                 continue
-            shown = param.display_type(None).strip("<>").removeprefix("list[").removesuffix("]")
-            param.metavar = "" if getattr(param, "is_flag", False) else _METAVARS.get(shown, "TEXT")
+            if param.metavar is None:
+                param.metavar = "" if getattr(param, "is_flag", False) else _standard_metavar(param)
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
@@ -218,8 +239,8 @@ def fit(
                                                    "in the data.")] = None,
     high_cardinality: Annotated[list[str], typer.Option(help="Text column to model as a category although it has "
                                                              "very many levels (repeat).")] = [],  # noqa: B006
-    allow_similar_arms: Annotated[bool, typer.Option(help="Accept a small arm whose label looks like a typo of "
-                                                          "another arm's.")] = False,
+    allow_similar_arms: Annotated[bool, typer.Option(
+        "--allow-similar-arms", help="Accept a small arm whose label looks like a typo of another arm's.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit and evaluate uplift learners on a campaign table and save the study (its digest is printed; with
@@ -420,7 +441,8 @@ def segments(
     by: Annotated[list[str], typer.Option(help="Segment column (repeat for crossed segments).")] = [],  # noqa: B006
     bins: Annotated[int, typer.Option(help="Quantile bins for numeric columns.")] = 5,
     min_size: Annotated[int, typer.Option(help="Segments smaller than this are flagged, not reported.")] = 200,
-    discover: Annotated[bool, typer.Option(help="Also discover segments with an honest shallow tree.")] = True,
+    no_discover: Annotated[bool, typer.Option("--no-discover", help="Skip the segments discovered by an honest "
+                                                                    "shallow tree (shown by default).")] = False,
     max_depth: Annotated[int, typer.Option(help="Depth of the discovery tree (≤ 3 reads best).")] = 3,
     min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
     arm: ArmOpt = None,
@@ -446,12 +468,12 @@ def segments(
             seg = seg[seg["arm"] == arm].reset_index(drop=True)
         doc["segments"] = seg
         _write(seg, out, protect=inputs)
-    if discover:
+    if not no_discover:
         doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf, arm=arm)
         if not by:
             _write(doc["discovered"], out, protect=inputs)
     if not doc:
-        raise UpliftInputError("nothing to do: give --by COLUMN and/or keep --discover")
+        raise UpliftInputError("nothing to do: give --by COLUMN, or drop --no-discover")
     if as_json:
         print_json(doc)
         return
@@ -731,14 +753,15 @@ def serve(
     value: Annotated[float | None, typer.Option(help="Default money per conversion for /v1/decide.")] = None,
     max_rows: Annotated[int, typer.Option(help="Most customers per request (more: HTTP 413).")] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Customers in the rolling window of the drift metrics.")] = 5000,
-    log_ids: Annotated[bool, typer.Option(help="Log every decision with the customer id sent (off: ids are "
-                                               "never logged).")] = False,
-    access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status).")] = True,
+    log_ids: Annotated[bool, typer.Option(
+        "--log-ids", help="Log every decision with the customer id sent (off: ids are never logged).")] = False,
+    no_access_log: Annotated[bool, typer.Option("--no-access-log", help="No log line per request (by default one: "
+                                                                        "method, path, status).")] = False,
     trust_model: TrustOpt = False,
     require_signature: SignatureOpt = False,
 ) -> None:
     """Serve uplift and coupon decisions over HTTP (POST /v1/uplift, /v1/decide; GET /v1/model, /metrics)."""
-    run_server(model_dir, host=host, port=port, workers=workers, access_log=access_log, learner=learner,
+    run_server(model_dir, host=host, port=port, workers=workers, access_log=not no_access_log, learner=learner,
                expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
                drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature)
 
