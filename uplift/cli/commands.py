@@ -26,6 +26,7 @@ from uplift.cli.render import (
     console,
     err_console,
     print_json,
+    readout_summary_table,
     readout_table,
     show_data_quality,
     show_drift,
@@ -708,6 +709,8 @@ def readout(
     revenue: Annotated[str | None, typer.Option(help="Revenue column in RESULTS.")] = None,
     value: Annotated[float | None, typer.Option(help="Money per conversion (if no revenue column).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the readout as .json.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Currency of revenue and costs, shown with money "
+                                                      "(e.g. EUR).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """After the campaign: realised incremental conversions/revenue/profit (sent vs holdout) with 95% CIs."""
@@ -723,15 +726,16 @@ def readout(
         print_json(res)
         return
     summary = res["summary"]
-    console.print(table("Realised result of the targeted group (sent vs randomised holdout, 95% CI)",
-                        pd.DataFrame([{"measure": k, "value": v} for k, v in summary.items()
-                                      if not isinstance(v, dict | list)]), {"measure": "measure", "value": "value"}))
+    console.print(readout_summary_table(summary, currency=currency))
+    console.print(f"method: {summary['method']}", highlight=False)
     kind = "binary" if "incremental_conversions" in summary else "continuous"
+    money = f" (money in {currency})" if currency else ""
     for name, key in (("by_coupon", "coupon"), ("by_decile", "uplift_decile")):
         frame = res.get(name)
         if isinstance(frame, pd.DataFrame) and len(frame):
             title = "By coupon" if key == "coupon" else "By predicted-uplift decile (1 = highest; calibration)"
-            console.print(readout_table(title, frame, key, kind))
+            console.print(readout_table(title + (money if "profit" in frame else ""), frame, key, kind,
+                                        currency=currency))
     for note in res.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 
