@@ -62,11 +62,19 @@ def test_evaluate_tables_fit_80_columns_without_breaking_a_word(shop, narrow):
     # Words that used to be cut mid-cell ("Qini coeffic|ient", "dr_line|ar") are whole on one line.
     for word in ("Qini [95% CI]", "dr_linear", "coupon_a", "coupon_b", "conversion", "← chosen", "uplift@30%"):
         assert word in text, word
-    # One effect row is one line: arm, outcome, effect [CI] pp, relative lift and the control rate.
-    effect_rows = [line for line in _lines(text) if line.lstrip().startswith("coupon_") and " pp " in line
-                   and "%" in line and "conversion" in line]
+    # One effect row is one line: arm, outcome, effect [CI], relative lift and the control rate; the unit every
+    # row shares (pp) is said once, in the header.
+    effects = text.split("Average effect")[1].split("Calibration")[0]
+    effect_rows = [line for line in _lines(effects) if line.lstrip().startswith("coupon_") and "%" in line
+                   and "conversion" in line]
     assert len(effect_rows) == 2
-    assert re.search(r"[+-]\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\] pp", effect_rows[0])
+    assert re.search(r"[+-]\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\] +[+-]\d", effect_rows[0])
+    assert "pp" not in effect_rows[0] and re.search(r"\bpp\b", "\n".join(_lines(effects)[:4]))
+    # The leaderboard: one named block per arm, each row (learner, Qini, uplift@k, DR loss) on one line.
+    board = text.split("Leaderboard")[1].split("Average effect")[0]
+    assert "arm coupon_a" in board and "arm coupon_b" in board
+    rows = [line for line in _lines(board) if line.startswith(("t ", "dr_linear "))]
+    assert len(rows) == 4 and all(line.count("[") >= 2 for line in rows)
     # Randomised: the ATE once, no ATT row repeating it.
     assert "ATT" not in text and "(ATE)" in text
     # The paired DR-loss difference to the chosen learner, with its own interval.

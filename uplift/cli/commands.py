@@ -18,6 +18,7 @@ import pandas as pd
 import typer
 from rich.text import Text
 
+from uplift._display import decimals, effect_unit, fmt_ci
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path, exit_on_termination, json_text
 from uplift._versions import __version__
 from uplift.cli.demo import run_demo
@@ -602,12 +603,13 @@ def target(
         show_targeting(res.summary, out, currency=currency, kind=study.crossfit_.kind)
         if res.holdout:
             h = res.holdout
-            mde = h.get("mde")
+            mde, unit = h.get("mde"), effect_unit(study.crossfit_.kind, currency)
+            mde_text = fmt_ci(mde, scale=unit.scale, unit=unit.short, digits=decimals(0, mde or 0, unit.scale))
             console.print(f"holdout: {h.get('n_holdout', 0):,} selected customers get no coupon (randomised, "
                           f"stratified by coupon and uplift decile); exploration: {h.get('n_explore', 0):,} "
                           "not-selected customers get one"
-                          + (f"; smallest detectable average uplift {mde:.4f} (80% power, 5% level)" if mde else ""),
-                          highlight=False)
+                          + (f"; smallest detectable average uplift {mde_text} per customer (80% power, 5% "
+                             "level)" if mde else ""), highlight=False)
             if h.get("warning"):
                 console.print(f"[yellow]warning:[/] {h['warning']}", highlight=False)
         show_drift(drift)

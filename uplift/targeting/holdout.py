@@ -19,6 +19,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from uplift._display import decimals, effect_unit, fmt_ci
 from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
 
@@ -263,7 +264,13 @@ def assign_holdout(targeting_list: pd.DataFrame, *, holdout: float = 0.1, explor
         need = required_holdout_share(n_sel, mean_up, sd, alpha=alpha, power=power)
         advice = (f"a holdout of about {need:.0%} would" if need is not None
                   else "no holdout share of this list would; target more customers or pool campaigns to")
+        # in the outcome's display unit (pp for a conversion), as every table shows uplift
+        unit = effect_unit("binary" if outcome_sd is None else "continuous")
+
+        def shown(x: float) -> str:
+            return fmt_ci(x, scale=unit.scale, unit=unit.short, digits=decimals(0, mde, unit.scale))
+
         summary["warning"] = (
-            f"the holdout of {n_held} customers can only detect an average uplift of {mde:.4g} per customer "
-            f"({power:.0%} power, {alpha:.0%} level) but the model predicts {mean_up:.4g}: {advice} detect it")
+            f"the holdout of {n_held:,} customers can only detect an average uplift of {shown(mde)} per customer "
+            f"({power:.0%} power, {alpha:.0%} level) but the model predicts {shown(mean_up)}: {advice} detect it")
     return out, summary
