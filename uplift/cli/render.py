@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
+from uplift._display import PP, decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
 from uplift._files import json_text
 from uplift.effects.average import headline_effects
 
@@ -58,7 +58,8 @@ def print_json(doc: dict) -> None:
     sys.stdout.write(json_text(doc))
 
 
-def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = ()) -> Table:
+def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = (),
+          max_width: dict[str, int] | None = None) -> Table:
     """A table that reads at 80 columns: light rules, numbers right-aligned, every value rounded for people
     (:func:`cell`; ``--json`` keeps full precision). Cells wrap between words, never inside one."""
     # No outer edge (two more columns for the cells at 80); a blank line above the title separates tables instead.
@@ -73,7 +74,8 @@ def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: 
         if unit:  # "+2.10 [1.40, 2.80] pp" on every row: the unit once, in the header, and each row one line
             cells[i] = [v.removesuffix(f" {unit}") for v in cells[i]]
             label = unit_label(label, unit)
-        t.add_column(label, justify="right" if is_number else "left", overflow="fold")
+        t.add_column(label, justify="right" if is_number else "left", overflow="fold",
+                     max_width=(max_width or {}).get(key))
     for row in zip(*cells, strict=True):
         t.add_row(*row)
     return t
@@ -178,9 +180,15 @@ def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0
 
 def ate_table(ate: pd.DataFrame) -> Table:
     """Average effects per arm and outcome, each in its display unit, with the relative lift."""
+    def effect(r) -> str:
+        # At most two decimals (the 95% CI's width keeps two or three significant digits; --json keeps all), and
+        # no "outcome units" after a spend or revenue effect: the label says nothing the outcome's name does not.
+        digits = min(2, decimals(r.lower_display, r.upper_display))
+        return fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit if r.unit == PP[0] else "",
+                      signed=True, digits=digits)
+
     shown = ate.assign(
-        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
-                for r in ate.itertuples()],
+        effect=[effect(r) for r in ate.itertuples()],
         relative=[fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper) for r in ate.itertuples()],
         base=[f"{r.control_mean:.2%}" if r.unit == "pp" else fmt_level(r.control_mean) for r in ate.itertuples()],
     )
@@ -395,15 +403,14 @@ def show_targeting(summary: dict, out: Path | None, *, currency: str | None = No
         return d.get(key), d.get(f"{key}_lower"), d.get(f"{key}_upper")
 
     money = f" ({currency})" if currency else ""
-    t = Table(title=f"Expected result{money} (doubly-robust, held-out rows, 95% CI)", title_justify="left",
-              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    t.add_column("policy", overflow="fold")
-    for col in ("customers", "spend", "profit [95% CI]", "ROI [95% CI]"):
-        t.add_column(col, justify="right", overflow="fold")
-    for name, d in rows:
-        t.add_row(name, fmt_number(d.get("n_selected"), 0), fmt_money(d.get("spend")),
-                  fmt_money(*ci(d, "profit"), signed=True), fmt_pct(*ci(d, "roi")))
-    console.print(t)
+    frame = pd.DataFrame([{"policy": name, "customers": fmt_number(d.get("n_selected"), 0),
+                           "spend": fmt_money(d.get("spend")), "profit": fmt_money(*ci(d, "profit"), signed=True),
+                           "roi": fmt_pct(*ci(d, "roi"))} for name, d in rows])
+    console.print(table(f"Expected result{money} (doubly-robust, held-out rows, 95% CI)", frame,
+                        {"policy": "policy", "customers": "customers", "spend": "spend", "profit": "profit [95% CI]",
+                         "roi": "ROI [95% CI]"}, numeric=("customers", "spend", "profit", "roi"),
+                        # the policy's name wraps (between words), so that each interval stays on one line
+                        max_width={"policy": 15}))
     by_coupon = ", ".join(f"{arm} {n:,}" for arm, n in summary["by_coupon"].items())
     console.print(f"selected {summary['customers_selected']:,} of {summary['customers_scored']:,} customers; "
                   f"spend {fmt_money(summary['spend'], currency=currency)}; by coupon: {by_coupon}"
