@@ -4,6 +4,7 @@ descriptions with room to read (not squeezed into a narrow column by a wide opti
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import typer
@@ -72,3 +73,11 @@ def test_command_list_wraps_each_summary_as_one_paragraph(monkeypatch):
         for line, after in zip(lines, lines[1:], strict=False):
             # broken early: the next line's first word would have fitted on this one
             assert len(line) + 1 + len(after.split()[0]) > width, f"a summary breaks early: {lines}"
+
+
+def test_every_command_but_serve_takes_json_as_the_docs_say():
+    root = typer.main.get_command(app)
+    with_json = {name for name, cmd in root.commands.items() if any("--json" in p.opts for p in cmd.params)}
+    assert set(root.commands) - with_json == {"serve"}
+    index = (Path(__file__).resolve().parents[2] / "docs" / "index.md").read_text(encoding="utf-8")
+    assert "Every command but `serve`" in " ".join(index.split()) and "--json" in index

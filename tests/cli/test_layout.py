@@ -7,6 +7,7 @@ import io
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -196,3 +197,46 @@ def test_weak_overlap_headline_says_which_estimand_and_why():
     good = table(*arrays(5000, 0, steep=0.8)[:4]).reset_index()
     assert not [line for line in render.headline_lines(good) if "headline" in line]
     assert np.isfinite(trimmed["se"])
+
+
+def test_readout_at_80_columns_in_the_one_convention_and_of_an_older_list(shop, narrow, tmp_path):
+    """`uplift readout` at 80 columns: the headline in pp, money with the currency and ROI as a percentage (no raw
+    fractions or _se rows), one line per coupon; a list written by an older version (deciles 9 = highest, rank
+    from 0) reads the same, decile 1 = highest."""
+    data, model = shop
+    sent = tmp_path / "sent.csv"
+    res = runner.invoke(app, ["target", str(model), str(data), "--out", str(sent), "--cost", "coupon_a=0.2",
+                              "--cost", "coupon_b=0.3", "--value", "30", "--holdout", "0.3", "--json"])
+    assert res.exit_code == 0, res.output
+    lst = pd.read_csv(sent)
+    rng = np.random.default_rng(0)
+    bought = (rng.random(len(lst)) < 0.1 + 0.05 * lst["send"]).astype(int)
+    results = tmp_path / "results.csv"
+    pd.DataFrame({"customer_id": lst["customer_id"], "converted": bought}).to_csv(results, index=False)
+    args = ["--outcome", "converted", "--id", "customer_id", "--value", "30", "--currency", "EUR"]
+    res = runner.invoke(app, ["readout", str(sent), str(results), *args])
+    assert res.exit_code == 0, res.output
+    text = narrow.getvalue()
+    _fits_80(text)
+    assert "_se" not in text and "realised_uplift" not in text and "n_holdout" not in text
+    assert re.search(r"uplift per customer sent +[+-]\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\] pp", text)
+    assert re.search(r"ROI +[+-]\d+ \[-?\d+, -?\d+\] %", text) and re.search(r"profit +[+-][\d,]+ .* EUR", text)
+    coupon_block = text.split("By coupon")[1].split("By predicted-uplift decile")[0]
+    for arm in ("coupon_a", "coupon_b"):
+        row = next(line for line in coupon_block.splitlines() if line.startswith(arm))
+        assert row.count("[") == 2 and row.count("]") == 2  # both intervals whole on the coupon's one line
+    today = text.split("By predicted-uplift decile")[1]
+    # The same list as an older version wrote it.
+    old = lst.copy()
+    sel = old["uplift_decile"] > 0
+    old.loc[sel, "uplift_decile"] = 10 - old.loc[sel, "uplift_decile"]
+    old.loc[old["rank"] > 0, "rank"] -= 1
+    old_path = tmp_path / "old.csv"
+    old.to_csv(old_path, index=False)
+    narrow.seek(0)
+    narrow.truncate(0)
+    res = runner.invoke(app, ["readout", str(old_path), str(results), *args])
+    assert res.exit_code == 0, res.output
+    older = narrow.getvalue()
+    assert "older version" in older
+    assert older.split("By predicted-uplift decile")[1].split("note:")[0] == today.split("note:")[0]

@@ -284,7 +284,8 @@ def sample_ratio_check(codes, arms: Sequence[str], expected_split=None, *, alpha
         observed = np.asarray(list(counts.values()), dtype=np.float64)
         result["passed"] = None
         result["message"] = (f"not checked, the arms are not equal: {_split_text(list(counts), observed)}; "
-                             "the check needs the declared split")
+                             "the check needs the declared split (expected_split=... / CLI --expected-split "
+                             "ARM=SHARE)")
     result["vanished"] = vanished_arm(codes, list(counts))
     if result["vanished"]:
         result["passed"] = False
