@@ -49,6 +49,7 @@ from uplift.serving import serve as run_server
 from uplift.spark import read_customers, spark_session, target_spark
 from uplift.study import Study
 from uplift.targeting.economics import read_exclusions
+from uplift.targeting.lists import list_for_file
 from uplift.targeting.readouts import readout as run_readout
 from uplift.viz.plots import plot_profit_curve, plot_shap_summary
 
@@ -594,7 +595,7 @@ def target(
                        random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore,
                        skip_extrapolated=skip_extrapolated)
     drift = study.drift(frame)
-    _write(res.list, out, protect=inputs)
+    _write(list_for_file(res.list), out, protect=inputs)
     if plot is not None:
         _save_png(plot_profit_curve(res.curve, currency=currency), plot, [*inputs, out])
     if as_json:
