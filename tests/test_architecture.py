@@ -30,9 +30,11 @@ LAYERS = [
     ("cli", {"uplift.cli"}),
 ]
 #: Third-party packages that may be imported inside a function: optional, or slow to import and needed by few
-#: code paths (the CLI and ``import uplift`` must not pay for them).
+#: code paths (the CLI and ``import uplift`` must not pay for them: scipy, scikit-learn, LightGBM and matplotlib
+#: together are ~1.5 s of every command's start-up; tests/cli/test_startup.py holds them out of ``import uplift.cli``).
 LAZY_ALLOWED = {"pyspark", "dowhy", "shap", "mlflow", "numba", "econml", "causalml", "networkx", "statsmodels",
-                "threadpoolctl", "IPython", "fastapi", "uvicorn", "prometheus_client", "orjson", "duckdb"}
+                "threadpoolctl", "IPython", "fastapi", "uvicorn", "prometheus_client", "orjson", "duckdb",
+                "scipy", "sklearn", "lightgbm", "matplotlib", "PIL"}
 
 
 def _modules() -> dict[str, Path]:

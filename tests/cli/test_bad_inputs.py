@@ -658,6 +658,7 @@ def test_cli_fits_unequal_designs_with_the_check_on(tmp_path, shares):
     assert res.exit_code == 0, res.output
     srm = json.loads(res.stdout)["diagnostics"]["srm"]
     assert srm["passed"] is None and "needs the declared split" in srm["message"]
+    assert "--expected-split ARM=SHARE" in srm["message"]  # the flag of the interface in use, not only Python's
     declared = [f"--expected-split={a}={s}" for a, s in zip(arms, shares, strict=True)]
     res = CliRunner().invoke(app, [*base, *declared, "--out", str(tmp_path / "declared")])
     assert res.exit_code == 0, res.output

@@ -113,6 +113,9 @@ def test_warning_when_holdout_too_small_and_suggested_share_is_enough():
     _, summary = assign_holdout(tl, holdout=0.05, base_rate=0.05)
     assert summary["mde"] > 0.01 and summary["warning"] is not None
     assert "holdout of 100 customers" in summary["warning"]
+    # In percentage points, as every table shows a conversion uplift (not the raw fraction 0.0436).
+    assert f"{100 * summary['mde']:.2f} pp per customer" in summary["warning"]
+    assert "predicts 1.00 pp" in summary["warning"] and "0.01" not in summary["warning"]
     need = required_holdout_share(2000, 0.01, np.sqrt(0.05 * 0.95))
     assert need is None and "no holdout share" in summary["warning"]
     big = make_list(40_000).assign(uplift=0.01)

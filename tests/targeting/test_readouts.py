@@ -122,6 +122,63 @@ def test_calibration_puts_predicted_next_to_realised_per_decile():
     assert out["by_decile"]["n_sent"].sum() == out["summary"]["n_sent"]
 
 
+def _older_format(sent: pd.DataFrame) -> pd.DataFrame:
+    """The same list as versions before the one convention wrote it: uplift_decile 0-9 with 9 = highest among the
+    selected (-1 otherwise) and rank from 0."""
+    old = sent.copy()
+    sel = old["uplift_decile"] > 0
+    old.loc[sel, "uplift_decile"] = 10 - old.loc[sel, "uplift_decile"]
+    if "rank" in old:
+        old.loc[old["rank"] > 0, "rank"] -= 1
+    return old
+
+
+def _ranked_list(n: int, seed: int) -> pd.DataFrame:
+    sent = small_list(n, seed=seed, coupons=("a", "b"), holdout=0.3)
+    sent = sent.sort_values("uplift", ascending=False, kind="stable").reset_index(drop=True)
+    sent["rank"] = np.where(sent["selected"], np.cumsum(sent["selected"]), -1)  # today's: from 1
+    return sent
+
+
+def test_a_list_of_an_older_version_is_read_in_its_own_convention(tmp_path):
+    """Older lists numbered the deciles the other way (9 = highest, rank from 0): the readout recognises them and
+    reports decile 1 = highest, the same table as for today's list, instead of reading them backwards."""
+    sent = _ranked_list(20_000, seed=11)
+    res = draw_results(sent, seed=12)
+    old = _older_format(sent)
+    assert set(old.loc[old["selected"], "uplift_decile"]) == set(range(10))
+    old.to_csv(tmp_path / "old.csv", index=False)
+    back = pd.read_csv(tmp_path / "old.csv")
+    today = readout(sent, res, id_col="customer_id", outcome="bought")
+    older = readout(back, res, id_col="customer_id", outcome="bought")
+    pd.testing.assert_frame_equal(today["by_decile"], older["by_decile"])
+    assert any("older version" in note for note in older["notes"])
+    assert not any("older version" in note for note in today["notes"])
+    top = older["by_decile"].iloc[0]
+    assert top["uplift_decile"] == 1 and top["predicted_uplift"] == older["by_decile"]["predicted_uplift"].max()
+
+
+def test_an_older_list_without_its_extreme_deciles_is_read_by_rank_or_direction():
+    """A short or filtered older list may hold neither decile 0 nor 10: rank from 0 says which convention, and
+    without a rank column the direction of the deciles against the predicted uplift does."""
+    sent = _ranked_list(20_000, seed=13)
+    res = draw_results(sent, seed=14)
+    keep = ~sent["uplift_decile"].isin([1, 10])  # today's extremes: old 9 and 0
+    sent, res = sent[keep].reset_index(drop=True), res[keep].reset_index(drop=True)
+    sent.loc[sent["rank"] > 0, "rank"] -= sent.loc[sent["rank"] > 0, "rank"].min() - 1  # today's ranks from 1
+    today = readout(sent, res, id_col="customer_id", outcome="bought")["by_decile"]
+    old = _older_format(sent)
+    assert old.loc[old["selected"], "rank"].min() == 0
+    for frame in (old, old.drop(columns="rank")):
+        out = readout(frame, res, id_col="customer_id", outcome="bought")
+        pd.testing.assert_frame_equal(today, out["by_decile"])
+        assert any("older version" in note for note in out["notes"])
+    # today's list without its rank column stays as it is
+    same = readout(sent.drop(columns="rank"), res, id_col="customer_id", outcome="bought")
+    pd.testing.assert_frame_equal(today, same["by_decile"])
+    assert not any("older version" in note for note in same["notes"])
+
+
 def test_hajek_with_constant_propensity_is_difference_in_means():
     rng = np.random.default_rng(0)
     y, t = rng.normal(size=500), rng.random(500) < 0.3

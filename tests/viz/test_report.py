@@ -188,6 +188,20 @@ def test_optional_sections_are_filled(rct_study, rct_report):
         assert any(a.startswith(expected) for a in alts), expected
 
 
+def test_every_treated_arm_is_explained_in_its_own_block(tmp_path):
+    """Two coupons: the SHAP section has one named block, figure and table per arm (not only the first arm's)."""
+    df = simulate_campaign(2000, n_arms=2, seed=8)
+    study = Study(df, treatment="treatment", outcome="conversion", id="customer_id",
+                  exclude=_truth(df) + ["revenue"]).fit(learners=["t"], n_folds=2, n_boot=10)
+    text = write_report(study.result, tmp_path / "two.html", data=study.data, segment_by=[]).read_text(encoding="utf-8")
+    drivers = text.split('id="drivers"')[1].split("<section")[0]
+    for arm in study.arms[1:]:
+        assert f"<h3>Arm {arm}</h3>" in drivers and f"(arm {arm})" in drivers
+    alts = [img.get("alt", "") for img in _parse(text).images]
+    assert sorted(a for a in alts if a.startswith("SHAP summary")) == [
+        f"SHAP summary of uplift drivers, arm {arm}" for arm in sorted(study.arms[1:])]
+
+
 def test_report_is_self_contained(rct_report):
     text = rct_report.read_text(encoding="utf-8")
     assert "http://" not in text and "https://" not in text
@@ -253,7 +267,7 @@ def test_report_renders_without_computing(rct_study, monkeypatch):
     import uplift.viz.report as report_module
 
     inputs = collect_report(rct_study.result, rct_study.data, cost=0.5, value=30.0, budget=200.0, explain=False)
-    for name in ("segment_uplift", "explain_uplift", "targeting_list"):
+    for name in ("segment_uplift", "explain_arms", "targeting_list"):
         monkeypatch.setattr(report_module, name, lambda *a, **k: pytest.fail("the renderer computed"))
     text = build_report(inputs)
     assert "the model&#x27;s list" in text or "the model's list" in text

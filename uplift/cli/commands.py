@@ -16,9 +16,9 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from PIL import Image
 from rich.text import Text
 
+from uplift._display import decimals, effect_unit, fmt_ci
 from uplift._files import atomic_write_bytes, atomic_write_text, check_output_path, exit_on_termination, json_text
 from uplift._versions import __version__
 from uplift.cli.demo import run_demo
@@ -27,6 +27,7 @@ from uplift.cli.render import (
     console,
     err_console,
     print_json,
+    readout_summary_table,
     readout_table,
     show_data_quality,
     show_drift,
@@ -60,24 +61,46 @@ from uplift.serving import serve as run_server
 from uplift.spark import read_customers, spark_session, target_spark
 from uplift.study import Study
 from uplift.targeting.economics import read_exclusions
+from uplift.targeting.lists import list_for_file
 from uplift.targeting.readouts import readout as run_readout
 from uplift.viz.plots import plot_profit_curve, plot_shap_summary
 
 
+def _standard_metavar(param) -> str:
+    """TEXT, INTEGER, FLOAT or PATH for a parameter's type (typer shows ``<str>``, ``<list[str]>``, ``<path>``)."""
+    shown = param.display_type(None).strip("<>").removeprefix("list[").removesuffix("]")
+    return _METAVARS.get(shown, "TEXT")
+
+
+class _Argument(typer.core.TyperArgument):
+    """A positional argument shown as click shows one: ``DATA`` in the usage line (typer 0.29 writes ``{DATA}``)
+    and its type as a standard metavar (``PATH``, not ``<path>``) in the help."""
+
+    def display_type_rich(self, ctx) -> str:
+        return _standard_metavar(self)
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
 class _StandardMetavars:
     """Help that shows the standard metavars (TEXT, INTEGER, FLOAT, PATH; none for a flag), not typer's
-    ``<str>`` / ``<list[str]>`` / ``<bool>``."""
+    ``<str>`` / ``<list[str]>`` / ``<bool>``, and each command's one-line summary as one paragraph (typer's rich
+    mode keeps the docstring's line breaks in the command list, which wraps it at odd places)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.help and not self.short_help:
+            self.short_help = " ".join(self.help.split("\n\n")[0].split())
         for param in self.params:
-            if param.metavar is not None:
-                continue
             if isinstance(param, typer.core.TyperArgument):
-                param.metavar = param.name.upper()
+                param.__class__ = _Argument
+                if param.metavar is None:
+                    param.metavar = param.name.upper()
                 continue
-            shown = param.display_type(None).strip("<>").removeprefix("list[").removesuffix("]")
-            param.metavar = "" if getattr(param, "is_flag", False) else _METAVARS.get(shown, "TEXT")
+            if param.metavar is None:
+                param.metavar = "" if getattr(param, "is_flag", False) else _standard_metavar(param)
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
@@ -232,8 +255,8 @@ def fit(
                                                    "in the data.")] = None,
     high_cardinality: Annotated[list[str], typer.Option(help="Text column to model as a category although it has "
                                                              "very many levels (repeat).")] = [],  # noqa: B006
-    allow_similar_arms: Annotated[bool, typer.Option(help="Accept a small arm whose label looks like a typo of "
-                                                          "another arm's.")] = False,
+    allow_similar_arms: Annotated[bool, typer.Option(
+        "--allow-similar-arms", help="Accept a small arm whose label looks like a typo of another arm's.")] = False,
     sql: SqlOpt = None,
     db: DbOpt = None,
     table_name: TableOpt = None,
@@ -399,6 +422,7 @@ def _save_png(fig, path: Path, protect: list | None = None) -> None:
 
 def _save_png_stack(figures: list, path: Path, protect: list | None = None) -> None:
     """Several figures (one per arm) as one PNG, one below the other."""
+    from PIL import Image  # matplotlib's own image library, only needed here
     if len(figures) == 1:
         _save_png(figures[0], path, protect)
         return
@@ -447,7 +471,8 @@ def segments(
     by: Annotated[list[str], typer.Option(help="Segment column (repeat for crossed segments).")] = [],  # noqa: B006
     bins: Annotated[int, typer.Option(help="Quantile bins for numeric columns.")] = 5,
     min_size: Annotated[int, typer.Option(help="Segments smaller than this are flagged, not reported.")] = 200,
-    discover: Annotated[bool, typer.Option(help="Also discover segments with an honest shallow tree.")] = True,
+    no_discover: Annotated[bool, typer.Option("--no-discover", help="Skip the segments discovered by an honest "
+                                                                    "shallow tree (shown by default).")] = False,
     max_depth: Annotated[int, typer.Option(help="Depth of the discovery tree (≤ 3 reads best).")] = 3,
     min_leaf: Annotated[int, typer.Option(help="Fewest customers per discovered segment.")] = 500,
     arm: ArmOpt = None,
@@ -477,12 +502,12 @@ def segments(
             seg = seg[seg["arm"] == arm].reset_index(drop=True)
         doc["segments"] = seg
         _write(seg, out, protect=inputs)
-    if discover:
+    if not no_discover:
         doc["discovered"] = study.discover_segments(max_depth=max_depth, min_leaf=min_leaf, arm=arm)
         if not by:
             _write(doc["discovered"], out, protect=inputs)
     if not doc:
-        raise UpliftInputError("nothing to do: give --by COLUMN and/or keep --discover")
+        raise UpliftInputError("nothing to do: give --by COLUMN, or drop --no-discover")
     if as_json:
         print_json(doc)
         return
@@ -621,7 +646,7 @@ def target(
     if out_table is not None:
         write_sql_table(res.list, out, out_table)
     else:
-        _write(res.list, out, protect=inputs)
+        _write(list_for_file(res.list), out, protect=inputs)
     if plot is not None:
         _save_png(plot_profit_curve(res.curve, currency=currency), plot, [*inputs, out])
     if as_json:
@@ -631,12 +656,13 @@ def target(
                        kind=study.crossfit_.kind)
         if res.holdout:
             h = res.holdout
-            mde = h.get("mde")
+            mde, unit = h.get("mde"), effect_unit(study.crossfit_.kind, currency)
+            mde_text = fmt_ci(mde, scale=unit.scale, unit=unit.short, digits=decimals(0, mde or 0, unit.scale))
             console.print(f"holdout: {h.get('n_holdout', 0):,} selected customers get no coupon (randomised, "
                           f"stratified by coupon and uplift decile); exploration: {h.get('n_explore', 0):,} "
                           "not-selected customers get one"
-                          + (f"; smallest detectable average uplift {mde:.4f} (80% power, 5% level)" if mde else ""),
-                          highlight=False)
+                          + (f"; smallest detectable average uplift {mde_text} per customer (80% power, 5% "
+                             "level)" if mde else ""), highlight=False)
             if h.get("warning"):
                 console.print(f"[yellow]warning:[/] {h['warning']}", highlight=False)
         show_drift(drift)
@@ -748,6 +774,8 @@ def readout(
     revenue: Annotated[str | None, typer.Option(help="Revenue column in RESULTS.")] = None,
     value: Annotated[float | None, typer.Option(help="Money per conversion (if no revenue column).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the readout as .json.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Currency of revenue and costs, shown with money "
+                                                      "(e.g. EUR).")] = None,
     sql: SqlOpt = None,
     db: DbOpt = None,
     table_name: TableOpt = None,
@@ -768,15 +796,16 @@ def readout(
         print_json(res)
         return
     summary = res["summary"]
-    console.print(table("Realised result of the targeted group (sent vs randomised holdout, 95% CI)",
-                        pd.DataFrame([{"measure": k, "value": v} for k, v in summary.items()
-                                      if not isinstance(v, dict | list)]), {"measure": "measure", "value": "value"}))
+    console.print(readout_summary_table(summary, currency=currency))
+    console.print(f"method: {summary['method']}", highlight=False)
     kind = "binary" if "incremental_conversions" in summary else "continuous"
+    money = f" (money in {currency})" if currency else ""
     for name, key in (("by_coupon", "coupon"), ("by_decile", "uplift_decile")):
         frame = res.get(name)
         if isinstance(frame, pd.DataFrame) and len(frame):
             title = "By coupon" if key == "coupon" else "By predicted-uplift decile (1 = highest; calibration)"
-            console.print(readout_table(title, frame, key, kind))
+            console.print(readout_table(title + (money if "profit" in frame else ""), frame, key, kind,
+                                        currency=currency))
     for note in res.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 
@@ -798,14 +827,15 @@ def serve(
     value: Annotated[float | None, typer.Option(help="Default money per conversion for /v1/decide.")] = None,
     max_rows: Annotated[int, typer.Option(help="Most customers per request (more: HTTP 413).")] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Customers in the rolling window of the drift metrics.")] = 5000,
-    log_ids: Annotated[bool, typer.Option(help="Log every decision with the customer id sent (off: ids are "
-                                               "never logged).")] = False,
-    access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status).")] = True,
+    log_ids: Annotated[bool, typer.Option(
+        "--log-ids", help="Log every decision with the customer id sent (off: ids are never logged).")] = False,
+    no_access_log: Annotated[bool, typer.Option("--no-access-log", help="No log line per request (by default one: "
+                                                                        "method, path, status).")] = False,
     trust_model: TrustOpt = False,
     require_signature: SignatureOpt = False,
 ) -> None:
     """Serve uplift and coupon decisions over HTTP (POST /v1/uplift, /v1/decide; GET /v1/model, /metrics)."""
-    run_server(model_dir, host=host, port=port, workers=workers, access_log=access_log, learner=learner,
+    run_server(model_dir, host=host, port=port, workers=workers, access_log=not no_access_log, learner=learner,
                expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
                drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature)
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from uplift._display import decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
+from uplift._display import PP, decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
 from uplift._files import json_text
 from uplift.effects.average import headline_effects
 
@@ -57,17 +58,59 @@ def print_json(doc: dict) -> None:
     sys.stdout.write(json_text(doc))
 
 
-def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = ()) -> Table:
+def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = (),
+          max_width: dict[str, int] | None = None) -> Table:
     """A table that reads at 80 columns: light rules, numbers right-aligned, every value rounded for people
     (:func:`cell`; ``--json`` keeps full precision). Cells wrap between words, never inside one."""
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    for key, label in columns.items():
+    # No outer edge (two more columns for the cells at 80); a blank line above the title separates tables instead.
+    # Columns apart by two characters (the rule's gap and one space), not three.
+    t = Table(title=f"\n{title}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
+              show_edge=False)
+    cells = [[cell(v) for v in frame[key]] for key in columns]
+    for i, (key, label) in enumerate(columns.items()):
         is_number = key in numeric or (key in frame and pd.api.types.is_numeric_dtype(frame[key])
                                        and not pd.api.types.is_bool_dtype(frame[key]))
-        t.add_column(label, justify="right" if is_number else "left", overflow="fold")
-    for row in frame[list(columns)].itertuples(index=False):
-        t.add_row(*[cell(v) for v in row])
+        unit = shared_unit(cells[i])
+        if unit:  # "+2.10 [1.40, 2.80] pp" on every row: the unit once, in the header, and each row one line
+            cells[i] = [v.removesuffix(f" {unit}") for v in cells[i]]
+            label = unit_label(label, unit)
+        t.add_column(label, justify="right" if is_number else "left", overflow="fold",
+                     max_width=(max_width or {}).get(key))
+    for row in zip(*cells, strict=True):
+        t.add_row(*row)
     return t
+
+
+def shared_unit(values: list[str]) -> str | None:
+    """The unit every non-empty value of a column ends with (``pp``, ``%``, a currency), if they share one.
+
+    Examples
+    --------
+    >>> shared_unit(["+2.10 [1.40, 2.80] pp", "-0.50 pp", ""])
+    'pp'
+    >>> shared_unit(["+2.10 pp", "+1.0 EUR"]) is None, shared_unit(["channel = web"]) is None
+    (True, True)
+    """
+    units = set()
+    for v in values:
+        if not v:
+            continue
+        number, _, unit = v.rpartition(" ")
+        if not number or not unit or any(c.isdigit() for c in unit) or not (number[-1].isdigit() or number[-1] == "]"):
+            return None
+        units.add(unit)
+    return units.pop() if len(units) == 1 else None
+
+
+def unit_label(label: str, unit: str) -> str:
+    """A column header with its unit on a line of its own, so the header is no wider than before.
+
+    Examples
+    --------
+    >>> unit_label("effect [95% CI]", "pp").splitlines()
+    ['effect [95% CI]', 'pp']
+    """
+    return f"{label}\n{unit}"
 
 
 def cell(value: object) -> str:
@@ -94,7 +137,7 @@ def cell(value: object) -> str:
     return str(value)
 
 
-def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table:
+def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table | Group:
     """The leaderboard at 80 columns: Qini and uplift@k with their bootstrap CIs, and each learner's DR loss
     paired with the chosen one's (the difference and its own 95% CI). AUUC and the absolute DR loss are in
     ``--json`` and the report."""
@@ -115,24 +158,37 @@ def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0
         lo, hi = r.dr_loss_vs_chosen_lower, r.dr_loss_vs_chosen_upper
         return fmt_ci(r.dr_loss_vs_chosen, lo, hi, scale=scale, signed=True, digits=decimals(lo, hi, scale))
 
+    def qini(r) -> str:  # two significant digits of the interval's width: the ranking, not the fourth decimal
+        return fmt_ci(r.qini, r.qini_lower, r.qini_upper, digits=max(0, decimals(r.qini_lower, r.qini_upper) - 1))
+
     shown = board.assign(
-        qini_ci=[fmt_ci(r.qini, r.qini_lower, r.qini_upper) for r in board.itertuples()],
+        qini_ci=[qini(r) for r in board.itertuples()],
         at_k=[fmt_effect(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, kind) for r in board.itertuples()],
         vs=[vs_chosen(r) for r in board.itertuples()],
     )
-    columns = {"rank": "#", "learner": "learner", "arm": "arm", "qini_ci": "Qini [95% CI]",
-               "at_k": f"uplift@{k:.0%} [95% CI]",
+    # Rows are in rank order (the rank itself is in --json); one block per treated arm, named, so that the
+    # four columns fit 80 characters with their intervals on one line.
+    columns = {"learner": "learner", "qini_ci": "Qini [95% CI]", "at_k": f"uplift@{k:.0%} [95% CI]",
                "vs": "DR loss − chosen" + (f" (×1e{power})" if power else "") + (" [95% CI]" if paired else "")}
-    if board["arm"].nunique() == 1:
-        del columns["arm"]
-    return table("Leaderboard (cross-fitted, out-of-fold; lower DR loss is better)", shown, columns)
+    title = "Leaderboard (cross-fitted, out-of-fold; lower DR loss is better)"
+    arms = list(dict.fromkeys(board["arm"])) if "arm" in board else [None]
+    if len(arms) == 1:
+        return table(title, shown, columns)
+    return Group(Text(f"\n{title}", style="italic"),
+                 *[table(f"arm {arm}", shown[shown["arm"] == arm], columns) for arm in arms])
 
 
 def ate_table(ate: pd.DataFrame) -> Table:
     """Average effects per arm and outcome, each in its display unit, with the relative lift."""
+    def effect(r) -> str:
+        # At most two decimals (the 95% CI's width keeps two or three significant digits; --json keeps all), and
+        # no "outcome units" after a spend or revenue effect: the label says nothing the outcome's name does not.
+        digits = min(2, decimals(r.lower_display, r.upper_display))
+        return fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit if r.unit == PP[0] else "",
+                      signed=True, digits=digits)
+
     shown = ate.assign(
-        effect=[fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
-                for r in ate.itertuples()],
+        effect=[effect(r) for r in ate.itertuples()],
         relative=[fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper) for r in ate.itertuples()],
         base=[f"{r.control_mean:.2%}" if r.unit == "pp" else fmt_level(r.control_mean) for r in ate.itertuples()],
     )
@@ -184,7 +240,7 @@ def show_segments(title: str, frame: pd.DataFrame) -> None:
             cols["label"] = "uplift [95% CI]"
         if "n" in cols:
             cols["n"] = "customers"
-        block = block.assign(note=block["note"].fillna("").astype(str).str.split(":").str[0]) \
+        block = block.assign(note=block["note"].fillna("").astype(str).str.split(":").str[0].str.replace("_", " ")) \
             if "note" in block else block
         console.print(table(f"Arm {arm} — {title}" if arm is not None else title, block, cols))
 
@@ -207,7 +263,44 @@ def show_importance(expl) -> None:
                         numeric=("rank",)))
 
 
-def readout_table(title: str, frame: pd.DataFrame, key: str, kind: str) -> Table:
+def readout_summary_table(summary: dict, *, currency: str | None = None) -> Table:
+    """The readout's headline at 80 columns, in the one convention (uplift in pp for a 0/1 outcome, money with the
+    currency, ROI as a percentage): realised with its 95% CI next to what the model predicted. The standard
+    errors and every unrounded figure are in ``--json``."""
+    kind = summary.get("kind", "binary")
+    name = "incremental_conversions" if "incremental_conversions" in summary else "incremental_outcome"
+
+    def ci(key: str) -> tuple[object, object, object]:
+        return summary.get(key), summary.get(f"{key}_lower"), summary.get(f"{key}_upper")
+
+    base = summary.get("holdout_mean")
+    rows = [("outcome", str(summary.get("outcome", "")), ""),
+            ("customers sent / held out", f"{summary['n_sent']:,} / {summary['n_holdout']:,}", ""),
+            ("holdout conversion rate" if kind == "binary" else f"holdout mean {summary.get('outcome', '')}".strip(),
+             (f"{base:.2%}" if kind == "binary" else fmt_level(base)) if base is not None else "", ""),
+            ("uplift per customer sent", fmt_effect(*ci("realised_uplift"), kind),
+             fmt_effect(summary.get("predicted_uplift"), None, None, kind, digits=decimals(
+                 summary.get("realised_uplift_lower"), summary.get("realised_uplift_upper"),
+                 effect_unit(kind).scale)))]
+    digits = 0 if kind == "binary" else None
+    rows.append((name.replace("_", " "), fmt_ci(*ci(name), signed=True, digits=digits),
+                 fmt_ci(summary.get(f"predicted_{name}"), signed=True, digits=digits)))
+    if "incremental_revenue" in summary:
+        rows.append(("incremental revenue", fmt_money(*ci("incremental_revenue"), currency=currency, signed=True), ""))
+    if "spend" in summary:
+        rows.append(("spend", fmt_money(summary["spend"], currency=currency), ""))
+    if "profit" in summary:
+        rows.append(("profit", fmt_money(*ci("profit"), currency=currency, signed=True), ""))
+    if "roi" in summary:
+        rows.append(("ROI", fmt_pct(*ci("roi")), ""))
+    if summary.get("n_unmeasured"):
+        rows.append(("customers not measurable", f"{summary['n_unmeasured']:,}", ""))
+    frame = pd.DataFrame(rows, columns=["measure", "realised", "predicted"])
+    return table("Realised result of the targeted group (sent vs randomised holdout)", frame,
+                 {"measure": "measure", "realised": "realised [95% CI]", "predicted": "predicted"})
+
+
+def readout_table(title: str, frame: pd.DataFrame, key: str, kind: str, *, currency: str | None = None) -> Table:
     """A readout table (by coupon or by decile) at 80 columns: sent, held out, predicted and realised uplift, and
     the realised profit when costs are known (every column in ``--json``)."""
     unit = effect_unit(kind)
@@ -219,7 +312,7 @@ def readout_table(title: str, frame: pd.DataFrame, key: str, kind: str) -> Table
     columns = {key: key.replace("uplift_", "").replace("_", " "), "n_sent": "sent", "n_holdout": "held out",
                "predicted": "predicted", "realised": "realised [95% CI]"}
     if "profit" in frame:
-        shown["profit_ci"] = [fmt_money(r.profit, r.profit_lower, r.profit_upper, signed=True)
+        shown["profit_ci"] = [fmt_money(r.profit, r.profit_lower, r.profit_upper, signed=True, currency=currency)
                               for r in frame.itertuples()]
         columns["profit_ci"] = "profit [95% CI]"
     return table(title, shown, columns, numeric=("n_sent", "n_holdout"))
@@ -310,15 +403,14 @@ def show_targeting(summary: dict, out: Path | None, *, currency: str | None = No
         return d.get(key), d.get(f"{key}_lower"), d.get(f"{key}_upper")
 
     money = f" ({currency})" if currency else ""
-    t = Table(title=f"Expected result{money} (doubly-robust, held-out rows, 95% CI)", title_justify="left",
-              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    t.add_column("policy", overflow="fold")
-    for col in ("customers", "spend", "profit [95% CI]", "ROI [95% CI]"):
-        t.add_column(col, justify="right", overflow="fold")
-    for name, d in rows:
-        t.add_row(name, fmt_number(d.get("n_selected"), 0), fmt_money(d.get("spend")),
-                  fmt_money(*ci(d, "profit"), signed=True), fmt_pct(*ci(d, "roi")))
-    console.print(t)
+    frame = pd.DataFrame([{"policy": name, "customers": fmt_number(d.get("n_selected"), 0),
+                           "spend": fmt_money(d.get("spend")), "profit": fmt_money(*ci(d, "profit"), signed=True),
+                           "roi": fmt_pct(*ci(d, "roi"))} for name, d in rows])
+    console.print(table(f"Expected result{money} (doubly-robust, held-out rows, 95% CI)", frame,
+                        {"policy": "policy", "customers": "customers", "spend": "spend", "profit": "profit [95% CI]",
+                         "roi": "ROI [95% CI]"}, numeric=("customers", "spend", "profit", "roi"),
+                        # the policy's name wraps (between words), so that each interval stays on one line
+                        max_width={"policy": 15}))
     by_coupon = ", ".join(f"{arm} {n:,}" for arm, n in summary["by_coupon"].items())
     console.print(f"selected {summary['customers_selected']:,} of {summary['customers_scored']:,} customers; "
                   f"spend {fmt_money(summary['spend'], currency=currency)}; by coupon: {by_coupon}"

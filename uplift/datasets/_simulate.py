@@ -13,8 +13,6 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
-from scipy.special import expit
 
 from uplift.errors import UpliftInputError
 
@@ -43,6 +41,7 @@ def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
 
 def _customers(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Customer attributes as a CRM holds them: RFM, tenure, age, channel, region, newsletter, and noise."""
+    from scipy.special import expit
     age = np.clip(np.rint(44 + 14 * rng.standard_normal(n, dtype=_F32)), 18, 90).astype(np.int32)
     # Many customers are new; a long tail has been around for years.
     tenure = np.minimum(1 + np.floor(30 * rng.standard_exponential(n, dtype=_F32)), 240).astype(np.int32)
@@ -85,8 +84,11 @@ def _reference() -> dict[str, np.ndarray]:
     return _customers(np.random.default_rng(_REF_SEED), _REF_N)
 
 
-def _solve_intercept(score: np.ndarray, target: float, link=expit) -> float:
+def _solve_intercept(score: np.ndarray, target: float, link=None) -> float:
     """Intercept b with mean(link(b + score)) == target (``link`` increasing, so the root is unique)."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+    link = expit if link is None else link
     return float(brentq(lambda b: link(b + score).mean() - target, -40.0, 40.0, xtol=1e-10))
 
 
@@ -120,6 +122,7 @@ def _uplift_profile(k: int, x: dict[str, np.ndarray]) -> np.ndarray:
     b (free shipping): appeals to web shoppers with large baskets; lapsed customers less so.
     c (loyalty points): appeals to store customers and newsletter readers.
     """
+    from scipy.special import expit
     lapsed = expit((x["recency_days"] - 150) / 40.0)
     heavy = expit((x["frequency"] - 6) / 1.0)
     ch = x["channel"]
@@ -326,6 +329,7 @@ def simulate_campaign(
     >>> list(multi["treatment"].cat.categories)
     ['control', 'coupon_a', 'coupon_b']
     """
+    from scipy.special import expit
     _check_args(n, design, n_arms, confounding, base_rate, outcome)
     n, n_arms = int(n), int(n_arms)
     rng = np.random.default_rng(seed)

@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from uplift._stats import Z95
 from uplift.data.campaign import feature_frame
@@ -101,6 +100,7 @@ def srm_test(counts: Mapping[str, int] | Sequence[int] | np.ndarray, expected_sh
     >>> srm_test([5_010, 4_990])["passed"]
     True
     """
+    from scipy import stats
     if isinstance(counts, Mapping):
         arms = [str(k) for k in counts]
         observed = np.asarray(list(counts.values()), dtype=np.float64)
@@ -284,7 +284,8 @@ def sample_ratio_check(codes, arms: Sequence[str], expected_split=None, *, alpha
         observed = np.asarray(list(counts.values()), dtype=np.float64)
         result["passed"] = None
         result["message"] = (f"not checked, the arms are not equal: {_split_text(list(counts), observed)}; "
-                             "the check needs the declared split")
+                             "the check needs the declared split (expected_split=... / CLI --expected-split "
+                             "ARM=SHARE)")
     result["vanished"] = vanished_arm(codes, list(counts))
     if result["vanished"]:
         result["passed"] = False
@@ -425,6 +426,7 @@ def delong_auc(y_true, score) -> tuple[float, float]:
     >>> round(auc, 2)
     0.75
     """
+    from scipy import stats
     y = np.asarray(y_true).astype(bool)
     s = np.asarray(score, dtype=np.float64)
     pos, neg = s[y], s[~y]
@@ -646,6 +648,7 @@ def outcome_proxy_check(X: pd.DataFrame, y, *, threshold: float = 0.995, max_row
     >>> outcome_proxy_check(X, y)["feature"].tolist()
     ['revenue']
     """
+    from scipy import stats
     X = feature_frame(X)
     y = np.asarray(y, dtype=np.float64)
     if len(y) > max_rows:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
 from uplift.data.campaign import FeatureSchema
 from uplift.errors import UpliftInputError
@@ -168,6 +167,7 @@ def psi_noise(shares: np.ndarray, n_train: int, n_score: int, rng: np.random.Gen
     >>> round(psi_noise(np.full(10, 0.1), 6000, 3000, np.random.default_rng(0)), 4)
     0.0085
     """
+    from scipy.stats import chi2
     if n_train < 1 or n_score < 1:
         return float("nan")
     p = np.asarray(shares, dtype=float)

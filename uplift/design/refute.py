@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.linear_model import LogisticRegression
 
 from uplift._stats import Z95
 from uplift.errors import UpliftInputError
@@ -223,6 +221,7 @@ def _observed_strength(data: pd.DataFrame, treatment: str, outcome: str, confoun
     is set to its average — the share of treatment flips it accounts for. On the outcome: |corr| times the
     outcome's SD — the outcome shift of a one-SD move (DoWhy's own default for a linear effect).
     """
+    from sklearn.linear_model import LogisticRegression
     Z = pd.get_dummies(data[confounders], dtype=np.float64).astype(np.float64)
     Z = Z.fillna(Z.mean())
     sd = Z.std(ddof=0).replace(0.0, 1.0)
@@ -245,6 +244,7 @@ def _observed_strength(data: pd.DataFrame, treatment: str, outcome: str, confoun
 def _mean_ci(values: list[float]) -> tuple[float, float, float, float, int]:
     """Mean of simulated estimates, its 95% CI (Student t: a handful of simulations is common), the
     standard error of the mean and its degrees of freedom."""
+    from scipy import stats
     v = np.asarray(values, dtype=np.float64)
     mean, df = float(v.mean()), len(v) - 1
     sem = float(v.std(ddof=1) / np.sqrt(len(v))) if df > 0 else 0.0
@@ -253,6 +253,7 @@ def _mean_ci(values: list[float]) -> tuple[float, float, float, float, int]:
 
 
 def _p_two_sided(diff: float, sem: float, df: int) -> float:
+    from scipy import stats
     if sem == 0.0:
         return 1.0 if diff == 0.0 else 0.0
     return float(2.0 * stats.t.sf(abs(diff) / sem, df))

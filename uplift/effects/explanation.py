@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -197,6 +196,7 @@ def explain(result, data, *, learner: str | None = None, arm: str | None = None,
     >>> int(ex.importance["rank"].min()), len(ex.top_drivers(k=2)) == 2 * len(ex.data)
     (1, True)
     """
+    import lightgbm as lgb
     with warnings.catch_warnings():
         # shap's import touches colormap APIs newer matplotlib marks as pending deprecation: not ours to fix.
         warnings.simplefilter("ignore", PendingDeprecationWarning)

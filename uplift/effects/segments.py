@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
-from sklearn.model_selection import train_test_split
-from sklearn.tree import DecisionTreeRegressor
 
 from uplift._display import fmt_effect, fmt_level
 from uplift._stats import Z95
@@ -456,6 +453,8 @@ def discover_segments(result, data, *, max_depth: int = 3, min_leaf: int = 500, 
 def _discover_arm(result, data, *, max_depth: int, min_leaf: int, arm: str, random_state: int,
                   learner: str | None) -> pd.DataFrame:
     """:func:`discover_segments` for one treated arm vs control."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.tree import DecisionTreeRegressor
     cf = result.crossfit
     _check_rows(result, data)
     learner = _learner(result, learner)
@@ -518,6 +517,7 @@ def _discover_arm(result, data, *, max_depth: int, min_leaf: int, arm: str, rand
 
 def _heterogeneity_p(uplift: np.ndarray, se: np.ndarray) -> float:
     """p-value of Cochran's Q test that every segment has the same uplift (independent estimates)."""
+    from scipy.stats import chi2
     ok = np.isfinite(uplift) & np.isfinite(se) & (se > 0)
     if ok.sum() < 2:
         return float("nan")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 
 from uplift._stats import z_for_alpha
 from uplift.data.campaign import CampaignData
@@ -334,6 +333,7 @@ def _stack_weights(gram: np.ndarray) -> tuple[np.ndarray, float]:
     centred cross-products; it is solved through a square root of that matrix, so the answer is the
     least-squares one on the rows themselves, found without a copy of the n x L design.
     """
+    from scipy.optimize import nnls
     L = gram.shape[0] - 2
     count, sums, target_sum = gram[L, L], gram[L, :L], gram[L, L + 1]
     cov = gram[:L, :L] - np.outer(sums, sums) / count

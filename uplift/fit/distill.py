@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
+
+if TYPE_CHECKING:  # imported where used, so that importing the package does not pay for LightGBM
+    import lightgbm as lgb
 
 #: Learner name that selects the fast scorer wherever a learner can be named (``--learner fast``).
 FAST = "fast"
@@ -289,6 +292,7 @@ class DistilledScorer:
 
     def fit(self, X: np.ndarray, teacher: np.ndarray) -> DistilledScorer:
         """Learn ``teacher`` (n, n_treated) from ``X`` (n, p); fidelity is measured on a held-out share."""
+        import lightgbm as lgb
         X = np.ascontiguousarray(X, dtype=np.float32)
         teacher = np.asarray(teacher, dtype=np.float64).reshape(len(X), -1)
         n = len(X)
@@ -331,6 +335,7 @@ class DistilledScorer:
 
     @classmethod
     def from_bytes(cls, models: list[bytes], fidelity: list[dict]) -> DistilledScorer:
+        import lightgbm as lgb
         scorer = cls()
         scorer.boosters_ = [lgb.Booster(model_str=m.decode()) for m in models]
         scorer.fidelity_ = list(fidelity)

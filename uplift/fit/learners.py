@@ -26,11 +26,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from uplift.errors import UpliftInputError
 from uplift.fit.models import LinearModel, ModelFactory, Rows
@@ -271,6 +266,11 @@ LINEAR_MAX_ROWS = 500_000
 def linear_final_stage(n_features: int, categorical: list[int]):
     """Ridge regression (penalty chosen by efficient leave-one-out CV) on median-imputed, standardised numeric
     columns and one-hot categorical codes (unseen codes at prediction time get no coefficient)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
     cat = sorted(set(categorical))
     num = [j for j in range(n_features) if j not in cat]
     parts = []

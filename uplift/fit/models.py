@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
-from sklearn.base import clone, is_classifier
-from sklearn.pipeline import Pipeline
 
 from uplift.fit.sizing import sized_params
+
+if TYPE_CHECKING:  # imported where used: LightGBM and scikit-learn cost ~0.5 s that `uplift --help` need not pay
+    import lightgbm as lgb
 
 #: Defaults for outcome/propensity (nuisance) models.
 NUISANCE_PARAMS = {
@@ -106,11 +107,13 @@ class BinnedMatrix:
         return X if self.extra is None else np.column_stack([X, self.extra[index].astype(np.float32)])
 
     def dataset(self, params: dict) -> lgb.Dataset:
+        import lightgbm as lgb
         key = tuple(params.get(k) for k in _BINNING)
         if key not in self._datasets:
             ds_params = {**{k: params[k] for k in _BINNING if k in params}, "verbosity": -1,
                          # Training may lower min_data_in_leaf for small subsets: keep every feature binned.
                          "feature_pre_filter": False}
+            lgb.Sequence.register(_WithExtra)
             data = self.X if self.extra is None else [_WithExtra(self.X, self.extra)]
             cat = self.categorical or "auto"
             ds = lgb.Dataset(data, label=np.zeros(len(self.X), np.float32), params=ds_params,
@@ -136,6 +139,7 @@ def _subset(reference: lgb.Dataset, index: np.ndarray) -> lgb.Dataset:
     ``Dataset.subset`` keeps the indices as a Python list of numpy scalars (~40 bytes a row, and seconds to sort at
     10M rows); here they stay one int32 array, which is what LightGBM's C API reads anyway.
     """
+    import lightgbm as lgb
     ds = lgb.Dataset(None, reference=reference, feature_name=reference.feature_name,
                      categorical_feature=reference.categorical_feature, params=reference.params,
                      free_raw_data=reference.free_raw_data)
@@ -145,8 +149,9 @@ def _subset(reference: lgb.Dataset, index: np.ndarray) -> lgb.Dataset:
     return ds.construct()
 
 
-class _WithExtra(lgb.Sequence):
-    """``[X, extra]`` served to LightGBM in row batches, so the wider matrix never exists whole."""
+class _WithExtra:
+    """``[X, extra]`` served to LightGBM in row batches, so the wider matrix never exists whole (registered as a
+    ``lightgbm.Sequence`` when LightGBM is first used, :meth:`BinnedMatrix.dataset`)."""
 
     batch_size = 65_536
 
@@ -234,6 +239,7 @@ class LGBMModel:
 
         With more than ``max_rows`` rows, the model trains on a random sample of ``max_rows`` of them.
         """
+        import lightgbm as lgb
         keep = sample_positions(len(y), self.max_rows, self.random_state)
         if base_score is not None and keep is not None:
             base_score = np.asarray(base_score)[keep]
@@ -278,6 +284,7 @@ class LGBMModel:
     def _dataset(self, X: np.ndarray | Rows, y: np.ndarray, weight: np.ndarray | None, mask: np.ndarray | None,
                  params: dict, reference: lgb.Dataset | None = None) -> lgb.Dataset:
         """The Dataset of rows ``mask`` (all if None): a subset of the binned matrix, or built from ``X[mask]``."""
+        import lightgbm as lgb
         label = y if mask is None else y[mask]
         w = None if weight is None or mask is None else weight[mask]
         w = weight if mask is None else w
@@ -325,6 +332,7 @@ class LGBMModel:
     @classmethod
     def from_bytes(cls, data: bytes, kind: str = "regression") -> LGBMModel:
         """The model in ``data`` (written by :meth:`to_bytes`); ``ValueError`` when it is not one."""
+        import lightgbm as lgb
         m = cls(kind)
         if data.startswith(b"offset:"):
             head, _, rest = data.partition(b"\n")
@@ -354,6 +362,7 @@ def quiet_lightgbm() -> Iterator[None]:
     writes ``[LightGBM] [Fatal] ...`` straight to file descriptor 2 before raising, and the caller's one-line
     error already says what failed. File descriptor 2 points to the null device meanwhile (a model load is
     short; anything else written to stderr in that moment is lost too)."""
+    import lightgbm as lgb
     basic = lgb.basic
     names = ("_LOGGER", "_INFO_METHOD_NAME", "_WARNING_METHOD_NAME")
     previous = [getattr(basic, n) for n in names] if all(hasattr(basic, n) for n in names) else None
@@ -399,6 +408,7 @@ def sample_positions(n: int, max_rows: int | None, seed: int) -> np.ndarray | No
 
 def _trim(booster: lgb.Booster) -> lgb.Booster:
     """Drop the trees grown after the best validation round."""
+    import lightgbm as lgb
     text = booster.model_to_string(num_iteration=booster.best_iteration)
     return lgb.Booster(model_str=text)
 
@@ -414,6 +424,9 @@ class SklearnModel:
     fitted_: object | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> SklearnModel:
+        from sklearn.base import clone, is_classifier
+        from sklearn.pipeline import Pipeline
+
         est = clone(self.estimator)
         X, y, weight = cap_rows(X, y, weight, self.max_rows, self.random_state)
         X, y = np.asarray(X), np.asarray(y)
@@ -429,6 +442,7 @@ class SklearnModel:
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.base import is_classifier
         if isinstance(self.fitted_, float):
             return np.full(len(X), self.fitted_)
         if is_classifier(self.fitted_):

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from uplift.data.campaign import FeatureSchema, feature_frame
 from uplift.errors import UpliftInputError
@@ -90,6 +89,7 @@ def make_folds(treatment: np.ndarray, n_folds: int, random_state: int,
     >>> np.bincount(folds[::2]).tolist(), np.bincount(folds[1::2]).tolist()  # each arm split evenly
     ([2, 2, 2], [2, 2, 2])
     """
+    from sklearn.model_selection import StratifiedKFold
     strata = treatment.astype(np.int64) * 2 + (0 if outcome is None else outcome.astype(np.int64))
     counts = np.bincount(strata)
     if counts[counts > 0].min() < n_folds:

@@ -20,7 +20,6 @@ import json
 import pickle
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -240,6 +239,7 @@ def pickled_models(state: dict) -> list[str]:
 
 
 def _load_model(name: str, raw: bytes, info: dict, where: Path):
+    from lightgbm.basic import LightGBMError
     kind = info["kind"]
     try:
         if name.endswith(".txt"):
@@ -251,7 +251,7 @@ def _load_model(name: str, raw: bytes, info: dict, where: Path):
             return SklearnModel(obj, kind, fitted_=obj) if info.get("sklearn") else obj
     except UpliftInputError as err:
         raise UpliftInputError(f"model file {name!r} in {where} {err}") from None
-    except (UnicodeDecodeError, ValueError, lgb.basic.LightGBMError) as err:
+    except (UnicodeDecodeError, ValueError, LightGBMError) as err:
         raise UpliftInputError(f"model file {name!r} in {where} is not a readable model "
                                f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
                                "the directory is damaged or foreign - save the model again") from None
@@ -298,6 +298,7 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
 
 
 def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bool) -> FitResult:
+    from lightgbm.basic import LightGBMError
     if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
         raise TypeError("expected an object with a 'models' table")
     pickles = pickled_models(state)
@@ -340,7 +341,7 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
         try:
             scorer = DistilledScorer.from_bytes([files[f"scorer/arm{a}.txt"] for a in range(1, n_arms)],
                                                 state["scorer_fidelity"])
-        except (UnicodeDecodeError, lgb.basic.LightGBMError) as err:
+        except (UnicodeDecodeError, LightGBMError) as err:
             raise UpliftInputError(f"the fast scorer in {directory}/scorer is not a readable LightGBM model "
                                    f"({type(err).__name__}); the directory is damaged - save the model again") from None
     training = state["training"]

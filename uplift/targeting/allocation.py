@@ -34,8 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array, vstack
 
 from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
@@ -918,6 +916,8 @@ def exact_allocation(uplift, cost, value: float = 1.0, *, budget: float | None =
     >>> exact_allocation(up, cost=[0.5, 2.0], value=30.0, budget=3.0).arm.tolist()
     [0, 1, -1, 0]
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import csr_array, vstack
     u, rule, profit, ok, lo, hi = _prepare(uplift, cost, value, budget, max_customers, min_roi, exclude,
                                            False, lower, upper)
     n = u.shape[0]

@@ -14,10 +14,12 @@ share up to one customer.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from uplift._display import decimals, effect_unit, fmt_ci
 from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
 
@@ -68,7 +70,7 @@ def uplift_deciles(uplift: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def _z_sum(alpha: float, power: float) -> float:
     """``z_{1-α/2} + z_{power}`` of the sample-size formulas: the two-sided test's ``z`` (from :mod:`uplift._stats`,
     as every interval's) plus the one-sided normal quantile of the power (any power in (0, 1), 50% included)."""
-    return z_for_alpha(alpha) + float(norm.ppf(power))
+    return z_for_alpha(alpha) + NormalDist().inv_cdf(power)
 
 
 def minimum_detectable_uplift(n_sent: int, n_holdout: int, *, base_rate: float | None = None,
@@ -262,7 +264,13 @@ def assign_holdout(targeting_list: pd.DataFrame, *, holdout: float = 0.1, explor
         need = required_holdout_share(n_sel, mean_up, sd, alpha=alpha, power=power)
         advice = (f"a holdout of about {need:.0%} would" if need is not None
                   else "no holdout share of this list would; target more customers or pool campaigns to")
+        # in the outcome's display unit (pp for a conversion), as every table shows uplift
+        unit = effect_unit("binary" if outcome_sd is None else "continuous")
+
+        def shown(x: float) -> str:
+            return fmt_ci(x, scale=unit.scale, unit=unit.short, digits=decimals(0, mde, unit.scale))
+
         summary["warning"] = (
-            f"the holdout of {n_held} customers can only detect an average uplift of {mde:.4g} per customer "
-            f"({power:.0%} power, {alpha:.0%} level) but the model predicts {mean_up:.4g}: {advice} detect it")
+            f"the holdout of {n_held:,} customers can only detect an average uplift of {shown(mde)} per customer "
+            f"({power:.0%} power, {alpha:.0%} level) but the model predicts {shown(mean_up)}: {advice} detect it")
     return out, summary

@@ -233,6 +233,26 @@ def _customer_column(frame: pd.DataFrame, id_col: str | None, rows: np.ndarray) 
     return "row", rows
 
 
+#: Decimals of every number in a written list file: 1e-6 is a ten-thousandth of a percentage point of uplift and
+#: far below a cent, and the file reads ``0.3`` instead of ``0.30000000000000004``.
+LIST_DECIMALS = 6
+
+
+def list_for_file(frame: pd.DataFrame, decimals: int = LIST_DECIMALS) -> pd.DataFrame:
+    """The targeting list as written to a file (CSV or Parquet) for people and CRM systems: every float column
+    rounded to ``decimals`` places; ids, arms, flags and ranks as they are (``--json`` and the API keep full
+    precision).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> list_for_file(pd.DataFrame({"id": ["007"], "cumulative_cost": [0.1 + 0.2], "rank": [1]})).iloc[0].tolist()
+    ['007', 0.3, 1]
+    """
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if floats else frame
+
+
 def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | dict | Iterable,
                    value: float | None = None, budget: float | None = None, max_customers: int | None = None,
                    min_roi: float | None = None, exclude: Iterable | None = None, allow_negative: bool = False,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from uplift._stats import z_for_alpha
 from uplift.errors import UpliftInputError
-from uplift.targeting.holdout import uplift_deciles
+from uplift.targeting.holdout import N_DECILES, uplift_deciles
 
 
 def _figures(est: float, se: float, z: float, name: str) -> dict:
@@ -194,6 +194,62 @@ def _outcome_values(results: pd.DataFrame, col: str, rows: np.ndarray, list_ids:
     return values[np.maximum(rows, 0)]
 
 
+def older_list_convention(deciles: np.ndarray, uplift: np.ndarray, groups: np.ndarray,
+                          rank: np.ndarray | None = None) -> bool:
+    """Whether a list's ``uplift_decile`` values (of its selected customers) follow the convention of lists
+    written before uplift 0.1's one convention: ``0``-``9`` with 9 = highest predicted uplift (and ``rank`` from 0),
+    instead of ``1``-``10`` with 1 = highest (``rank`` from 1).
+
+    A ``0`` decile or a ``rank`` starting at 0 can only be the older convention, a ``10`` decile only today's;
+    a short list that holds neither is read by direction: the older deciles rise with the predicted uplift of
+    their coupon, today's fall.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> up, groups = np.arange(20.0), np.zeros(20)
+    >>> older_list_convention(np.repeat(np.arange(10), 2), up, groups)      # 0-9, 9 = highest
+    True
+    >>> older_list_convention(np.repeat(np.arange(10, 0, -1), 2), up, groups)  # 1-10, 1 = highest
+    False
+    >>> older_list_convention(np.repeat(np.arange(1, 9), 2), up[:16], groups[:16])  # 1-8: read by direction
+    True
+    """
+    deciles = np.asarray(deciles, dtype=float)
+    if (deciles == 0).any():
+        return True
+    if (deciles == 10).any():
+        return False
+    if rank is not None and len(rank) and np.isfinite(rank).any():
+        return bool(np.nanmin(rank) == 0)
+    ok = np.isfinite(deciles) & np.isfinite(uplift)
+    if ok.sum() < 2:
+        return False
+    # within each coupon, the direction of decile against predicted uplift
+    frame = pd.DataFrame({"g": np.asarray(groups)[ok], "d": deciles[ok], "u": np.asarray(uplift, float)[ok]})
+    frame["d"] -= frame.groupby("g")["d"].transform("mean")
+    frame["u"] -= frame.groupby("g")["u"].transform("mean")
+    return bool((frame["d"] * frame["u"]).sum() > 0)
+
+
+def _list_deciles(sent_list: pd.DataFrame, t: np.ndarray, uplift: np.ndarray, groups: np.ndarray,
+                  notes: list[str]) -> np.ndarray:
+    """The predicted-uplift decile (1 = highest) of each targeted customer, as the list recorded it: a list of an
+    older version (0-9, 9 = highest) is translated, not read backwards; without the column they are recomputed."""
+    if "uplift_decile" not in sent_list.columns:
+        return uplift_deciles(uplift, groups)
+    dec = pd.to_numeric(sent_list["uplift_decile"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[t]
+    if np.isnan(dec).any() or not np.isin(dec, np.arange(0, N_DECILES + 1)).all():
+        return uplift_deciles(uplift, groups)
+    rank = (pd.to_numeric(sent_list["rank"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[t]
+            if "rank" in sent_list.columns else None)
+    if older_list_convention(dec, uplift, groups, rank):
+        notes.append("the sent list was written by an older version (uplift_decile 9 = highest, rank from 0); its "
+                     "deciles are read as 1 = highest, as in every table now")
+        dec = N_DECILES - dec
+    return dec.astype(int)
+
+
 def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outcome: str,
             revenue: str | None = None, value: float | None = None, cost_col: str = "cost",
             uplift_col: str = "uplift", arm_col: str = "coupon", alpha: float = 0.05) -> dict:
@@ -344,12 +400,7 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
 
     by_coupon = _table(coupons, "coupon", up[t], y[t], None if rev is None else rev[t],
                        None if cost is None else cost[t], send[t], arm_codes, z, kind)
-    if "uplift_decile" in sent_list.columns:
-        dec = pd.to_numeric(sent_list["uplift_decile"], errors="coerce").to_numpy()[t]
-        if np.isnan(dec).any():
-            dec = uplift_deciles(up[t], arm_codes)
-    else:
-        dec = uplift_deciles(up[t], arm_codes)
+    dec = _list_deciles(sent_list, t, up[t], arm_codes, notes)
     deciles, dec_codes = np.unique(dec.astype(int), return_inverse=True)
     by_decile = _table(deciles, "uplift_decile", up[t], y[t], None if rev is None else rev[t],
                        None if cost is None else cost[t], send[t], dec_codes, z, kind)

@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 import uplift.evaluate.metrics as metrics
 from uplift._display import effect_unit, fmt_ci
 from uplift.errors import UpliftInputError
+
+if TYPE_CHECKING:  # imported where a figure is drawn: matplotlib costs every `uplift` command ~0.5 s otherwise
+    from matplotlib.figure import Figure
 
 #: Colour-blind-safe palette (Okabe & Ito 2008), in the order learners / arms / estimands are drawn.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -44,6 +47,7 @@ GREY = "0.55"
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _new_figure(width: float = 7.0, height: float = 4.2) -> tuple[Figure, object]:
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), dpi=100)
     ax = fig.add_subplot()
     ax.grid(True, color="0.9", lw=0.6)
@@ -69,6 +73,7 @@ def _title(ax, text: str, fontsize: float = 10, width: int = 78) -> None:
 
 def _message_figure(text: str) -> Figure:
     """A small figure that says why there is nothing to draw (instead of an empty axes)."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(7, 1.2), dpi=100)
     fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, color="0.3", wrap=True)
     return fig
@@ -283,6 +288,7 @@ def plot_ate(table: pd.DataFrame) -> Figure:
     >>> fig.axes[0].get_xlabel()
     'effect on conversion (pp), 95% CI'
     """
+    from matplotlib.figure import Figure
     _require(table, ("arm", "outcome", "estimand", "estimate_display", "lower_display", "upper_display",
                      "unit"), "ATE")
     outcomes = list(dict.fromkeys(table["outcome"]))
@@ -594,6 +600,7 @@ def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
     --------
     >>> # fig = plot_shap_summary(explain(study.result, study.data)); fig.savefig("shap_summary.png")
     """
+    from matplotlib.figure import Figure
     ex = explanation
     unit = effect_unit(ex.kind)
     order = [ex.feature_names.index(f) for f in ex.importance["feature"][:max_display]][::-1]
@@ -646,6 +653,7 @@ def plot_shap_dependence(explanation, feature: str) -> Figure:
     --------
     >>> # fig = plot_shap_dependence(explain(study.result, study.data), "recency_days")
     """
+    from matplotlib.figure import Figure
     ex = explanation
     if feature not in ex.feature_names:
         raise UpliftInputError(f"feature {feature!r} was not explained; "

@@ -53,8 +53,7 @@ from uplift._versions import package_versions
 from uplift.data.campaign import CampaignData
 from uplift.data.inspect import DataQuality, inspect_data
 from uplift.effects.average import headline_effects
-from uplift.effects.explanation import Explanation
-from uplift.effects.explanation import explain as explain_uplift
+from uplift.effects.explanation import Explanation, explain_arms
 from uplift.effects.segments import default_segment_columns, segment_uplift
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
@@ -176,8 +175,9 @@ class ReportInputs:
         Its training data (sections that need the rows say so when it is missing).
     segments : list of (columns, table)
         :func:`uplift.effects.segment_uplift` tables, one per segmentation.
-    explanation : Explanation or None
-        :func:`uplift.effects.explain` of the chosen model (None: not requested or not computed).
+    explanations : dict of str to Explanation
+        :func:`uplift.effects.explain_arms` of the chosen model: one explanation per treated arm, by arm (empty:
+        not requested or not computed).
     targeting : TargetingResult or None
         :func:`uplift.targeting.targeting_list` of the training customers (None: not requested).
     targeting_request : dict or None
@@ -193,7 +193,7 @@ class ReportInputs:
     result: FitResult
     data: CampaignData | None = None
     segments: list = field(default_factory=list)
-    explanation: Explanation | None = None
+    explanations: dict[str, Explanation] = field(default_factory=dict)
     targeting: TargetingResult | None = None
     explain_requested: bool = True
     targeting_request: dict | None = None
@@ -241,7 +241,8 @@ def collect_report(result: FitResult, data: CampaignData | None = None, *,
             break
         inputs.segments.append((by, table))
     if explain:
-        inputs.explanation = _attempt(inputs, "drivers", "The SHAP summary", lambda: explain_uplift(result, data))
+        inputs.explanations = _attempt(inputs, "drivers", "The SHAP summary",
+                                       lambda: explain_arms(result, data)) or {}
     if cost is not None and (value is not None or result.kind != "binary"):
         inputs.targeting = _attempt(inputs, "targeting", "Targeting", lambda: targeting_list(
             result, data.frame, cost=cost, value=value, budget=budget))
@@ -588,26 +589,31 @@ class _Report:
             return _p("Not requested (write_report(..., explain=True) adds it).", "note")
         if self.data is None:
             return self._no_data_note("The SHAP summary")
-        expl = self.inputs.explanation
-        if expl is None:
+        if not self.inputs.explanations:
             return self._section_note("drivers") or _p("The SHAP summary was not computed.", "note")
         scale, unit = _effect_unit(self.kind)
-        lo, hi = expl.surrogate_r2_ci
-        out = [_p(f"SHAP values of a LightGBM surrogate of the {expl.learner} model's uplift (arm "
-                  f"{expl.arm}). Surrogate fidelity R² on held-out customers: "
-                  f"{fmt_ci(expl.surrogate_r2, lo, hi, digits=2)} — the closer to 1, the more the explanation "
-                  "describes the model itself.")]
-        out.append(_figure(plot.plot_shap_summary(expl), "SHAP summary of uplift drivers",
-                           "One dot per customer: how much each feature moves that customer's predicted "
-                           "uplift."))
-        imp = expl.importance
-        rows = [[int(r.get("rank", i + 1)), r["feature"],
-                 fmt_ci(r["mean_abs_shap"], r.get("lower", np.nan), r.get("upper", np.nan), scale=scale,
-                     unit=unit),
-                 f"{100 * r['share']:.1f}%" if "share" in r else ""]
-                for i, r in enumerate(imp.to_dict("records"))]
-        out.append(_table(["rank", "feature", "mean |SHAP| [95% CI]", "share of total"], rows,
-                          numeric=(0, 2, 3)))
+        out = []
+        if len(self.inputs.explanations) > 1:
+            out.append(_p("One block per treated arm: the feature that drives one coupon's uplift may not move "
+                          "another's."))
+        for arm, expl in self.inputs.explanations.items():
+            lo, hi = expl.surrogate_r2_ci
+            if len(self.inputs.explanations) > 1:
+                out.append(_Html(f"<h3>Arm {_e(arm)}</h3>"))
+            out.append(_p(f"SHAP values of a LightGBM surrogate of the {expl.learner} model's uplift (arm "
+                          f"{expl.arm}). Surrogate fidelity R² on held-out customers: "
+                          f"{fmt_ci(expl.surrogate_r2, lo, hi, digits=2)} — the closer to 1, the more the "
+                          "explanation describes the model itself."))
+            out.append(_figure(plot.plot_shap_summary(expl), f"SHAP summary of uplift drivers, arm {arm}",
+                               "One dot per customer: how much each feature moves that customer's predicted "
+                               "uplift."))
+            rows = [[int(r.get("rank", i + 1)), r["feature"],
+                     fmt_ci(r["mean_abs_shap"], r.get("lower", np.nan), r.get("upper", np.nan), scale=scale,
+                            unit=unit),
+                     f"{100 * r['share']:.1f}%" if "share" in r else ""]
+                    for i, r in enumerate(expl.importance.to_dict("records"))]
+            out.append(_table(["rank", "feature", "mean |SHAP| [95% CI]", "share of total"], rows,
+                              numeric=(0, 2, 3)))
         return "".join(out)
 
     # -- 9. targeting
