@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from uplift.errors import UpliftInputError
 
@@ -50,6 +49,8 @@ class EventLog:
 
 
 def _traits(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    from scipy.special import expit  # imported where used: scipy costs start-up every command would pay
+
     return {
         "activity": np.exp(rng.normal(np.log(0.016), 0.7, n)),          # visits per day
         "buy_rate": expit(rng.normal(-1.5, 0.7, n)),                    # P(purchase | visit)
