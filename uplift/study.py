@@ -23,7 +23,7 @@ from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
-from uplift.fit.progress import ProgressHook
+from uplift.fit.progress import PhaseTimes, ProgressHook
 from uplift.fit.result import FitResult
 from uplift.persist.store import load_result, save_result
 from uplift.pipeline import REFUTERS, check_pre_treatment, e_values, fit_study, refute_effect, training_data
@@ -52,6 +52,9 @@ class Study:
         text columns to model as categories despite their many levels, and accepting an arm label that looks
         like a typo of another; see :func:`uplift.data.campaign_data`. To look at a table before building a
         study (or one a study refuses), use :func:`uplift.data.inspect_data`.
+    times : PhaseTimes, optional
+        Where the wall time of each phase is recorded (validation here, then every phase of :meth:`fit` and
+        :meth:`save`); pass one that already holds earlier phases (the CLI's ``read``) to keep them first.
 
     Attributes
     ----------
@@ -59,6 +62,8 @@ class Study:
         The validated training data (``None`` for a study loaded from disk until :meth:`attach_data`).
     result : FitResult or None
         Everything :meth:`fit` produced (``None`` before fitting).
+    times : PhaseTimes
+        Wall seconds per phase so far; after :meth:`fit` the same table is ``result.timings``.
 
     Examples
     --------
@@ -79,12 +84,15 @@ class Study:
                  propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30,
                  pre_treatment: list[str] | bool | None = None, na_values: list[str] | tuple[str, ...] = (),
                  date_format: str | None = None, as_of: str | None = None,
-                 high_cardinality: list[str] | bool = (), allow_similar_arms: bool = False) -> None:
-        self.data: CampaignData | None = campaign_data(
-            data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
-            propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm, na_values=na_values,
-            date_format=date_format, as_of=as_of, high_cardinality=high_cardinality,
-            allow_similar_arms=allow_similar_arms)
+                 high_cardinality: list[str] | bool = (), allow_similar_arms: bool = False,
+                 times: PhaseTimes | None = None) -> None:
+        self.times = times if times is not None else PhaseTimes()
+        with self.times.phase("validate"):
+            self.data: CampaignData | None = campaign_data(
+                data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
+                propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm, na_values=na_values,
+                date_format=date_format, as_of=as_of, high_cardinality=high_cardinality,
+                allow_similar_arms=allow_similar_arms)
         self.pre_treatment = check_pre_treatment(self.data, pre_treatment)
         self.result: FitResult | None = None
 
@@ -94,6 +102,7 @@ class Study:
         optionally with its training data (verify a frame first with :func:`uplift.pipeline.training_data`)."""
         study = object.__new__(cls)
         study.data, study.result = data, result
+        study.times = PhaseTimes(result.timings)
         study.pre_treatment = list(result.roles.get("pre_treatment") or [])
         return study
 
@@ -141,7 +150,8 @@ class Study:
             self._training_data(), pre_treatment=self.pre_treatment, learners=learners, n_folds=n_folds,
             random_state=random_state, select=select, base_regressor=base_regressor,
             base_classifier=base_classifier, n_boot=n_boot, k=k, expected_split=expected_split,
-            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, progress=progress)
+            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, progress=progress,
+            times=self.times)
         return self
 
     # ------------------------------------------------------------------ state
@@ -294,8 +304,16 @@ class Study:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Save the fitted study as a verified model directory (see :mod:`uplift.persist`)."""
-        return save_result(self._fitted(), Path(directory))
+        """Save the fitted study as a verified model directory (see :mod:`uplift.persist`).
+
+        Adds the time of saving to :attr:`times` (the saved table's ``save`` counts serialising the models and
+        arrays; the one kept here also counts writing them).
+        """
+        result = self._fitted()
+        with self.times.phase("save"):
+            out = save_result(result, Path(directory))
+        result.timings["save"] = self.times.seconds["save"]
+        return out
 
     @classmethod
     def load(cls, directory: str | Path, *, trust: bool = False, expect_digest: str | None = None,

@@ -34,6 +34,7 @@ from uplift.cli.render import (
     show_segments,
     show_study,
     show_targeting,
+    show_timings,
     table,
 )
 from uplift.data.inspect import inspect_data
@@ -42,6 +43,7 @@ from uplift.datasets import load_hillstrom
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
+from uplift.fit.progress import PhaseTimes, phase_records
 from uplift.persist import KEY_ENV, check_model_dir_target, model_digest
 from uplift.scoring import score_file
 from uplift.serving import serve as run_server
@@ -171,9 +173,9 @@ def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
 
 
 def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
-               quiet: bool, **fit_kwargs) -> Study:
+               quiet: bool, times: PhaseTimes | None = None, **fit_kwargs) -> Study:
     names = [s.strip() for s in learners.split(",") if s.strip()]
-    study = Study(frame, **kwargs)
+    study = Study(frame, **kwargs, times=times)
     progress = RichProgress(enabled=not quiet)
     try:
         study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress, **fit_kwargs)
@@ -234,23 +236,27 @@ def fit(
     check_option("--max-train-rows", max_train_rows, 0, what=" (0 = no cap)")
     check_model_dir_target(out)
     check_output_path(out, protect=[data], directory=True)
-    frame = read_table(data, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
+    times = PhaseTimes()
+    with times.phase("read"):
+        frame = read_table(data, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
                   high_cardinality=list(high_cardinality), allow_similar_arms=allow_similar_arms)
     study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
                        select, as_json, expected_split=list(expected_split) or None, allow_srm=allow_srm,
                        allow_leakage=allow_leakage,
-                       max_train_rows=max_train_rows or None)
+                       max_train_rows=max_train_rows or None, times=times)
     study.save(out)
-    quality = study.inspect()
+    with times.phase("data-quality summary"):
+        quality = study.inspect()
     if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
         show_data_quality(quality, short=True)
     digest = model_digest(out)
     signed = "signed" if (out / "manifest.sig").is_file() else "unsigned"
     show_study(study, as_json, {"model_dir": str(out), "model_digest": digest, "signature": signed,
-                                "data_quality": quality.to_dict()})
+                                "data_quality": quality.to_dict(), "timings": phase_records(times)})
     if not as_json:
+        show_timings(times)
         console.print(f"saved study to [bold]{out}[/]")
         # Two lines that fit 80 columns: the digest is one 64-character word.
         console.print(f"model digest: {digest}", highlight=False, soft_wrap=True)

@@ -32,7 +32,7 @@ from uplift.data.campaign import FeatureSchema, feature_frame
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
 from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, ModelFactory, row_numbers
-from uplift.fit.progress import ProgressHook
+from uplift.fit.progress import PhaseTimes, ProgressHook, time_call
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
@@ -115,6 +115,7 @@ def fit_nuisances(
     dtype: type = np.float32,
     progress: ProgressHook | None = None,
     skip_fold: int | None = None,
+    times: PhaseTimes | None = None,
 ) -> OutOfFold:
     """Fit the nuisance models fold by fold and predict each held-out fold.
 
@@ -155,6 +156,9 @@ def fit_nuisances(
         small checks that compute on them directly.
     progress : ProgressHook, optional
         Receives one ``advance`` per fold.
+    times : PhaseTimes, optional
+        Receives the wall time of each nuisance over all folds: ``nuisance mu<a>`` (the outcome model of arm
+        ``a``, 0 = control) and ``nuisance e<a>`` (the propensity of arm ``a``, when it is a model).
 
     Returns
     -------
@@ -186,15 +190,17 @@ def fit_nuisances(
         fm = FoldModels(mu={}, e={})
         if y is not None:
             for a in range(n_arms):
-                rows = row_numbers(train & (treatment == a))
-                fm.mu[a] = factory.outcome(kind, seed=seeds(k, "outcome", a)).fit(training(rows), y[rows])
-                mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
+                with time_call(times, f"nuisance mu{a}"):
+                    rows = row_numbers(train & (treatment == a))
+                    fm.mu[a] = factory.outcome(kind, seed=seeds(k, "outcome", a)).fit(training(rows), y[rows])
+                    mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
         for a in range(1, n_arms) if propensity is not None else ():
             pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
             if propensity == "model":
-                fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
-                    training(pair), (treatment[pair] == a).astype(np.float32))
-                e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
+                with time_call(times, f"nuisance e{a}"):
+                    fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
+                        training(pair), (treatment[pair] == a).astype(np.float32))
+                    e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
             else:
                 fm.e[a] = float(np.mean(treatment[pair] == a))
                 e[test, a] = fm.e[a]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import time
 from pathlib import Path
 
 import lightgbm as lgb
@@ -151,7 +152,12 @@ def _npy_view(raw: bytes, name: str) -> np.ndarray:
 
 
 def save_result(result: FitResult, directory: Path) -> Path:
-    """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`)."""
+    """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`).
+
+    ``study.json`` keeps the result's phase timings, with ``save`` the time spent serialising models and arrays
+    so far (writing the files comes after it).
+    """
+    started = time.perf_counter()
     cf: CrossFit = result.crossfit
     files: dict[str, bytes | tuple] = {}
     models: dict[str, dict] = {}
@@ -201,6 +207,9 @@ def save_result(result: FitResult, directory: Path) -> Path:
         "scorer_fidelity": None if scorer is None else _plain(scorer.fidelity_),
         "training": {"n": training.n, "arm_counts": training.arm_counts, "outcome_kinds": training.outcome_kinds},
     }
+    # A list of [phase, seconds] pairs: the JSON is written with sorted keys, and the phases' order is their story.
+    timings = {**result.timings, "save": time.perf_counter() - started}
+    state["timings"] = [[name, round(seconds, 3)] for name, seconds in timings.items()]
     files["study.json"] = json.dumps(state, sort_keys=True, indent=1, default=float).encode()
     manifest = {"versions": package_versions(), "schema": result.schema.to_dict(),
                 "training_data_sha256": training.data_sha256}
@@ -357,5 +366,5 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
         profile=state["profile"], scorer=scorer, fit_params=state["fit_params"],
         training=TrainingSummary(int(training["n"]), training["arm_counts"], training["outcome_kinds"],
                                  manifest.get("training_data_sha256", "")),
-        manifest=manifest)
+        manifest=manifest, timings={str(name): float(sec) for name, sec in state.get("timings") or []})
 
