@@ -21,7 +21,7 @@ from uplift.design.refute import REFUTERS, dowhy_refute
 from uplift.effects.average import average_effects
 from uplift.errors import UpliftInputError
 from uplift.evaluate.selection import best_learner, calibration, leaderboard
-from uplift.fit.crossfit import CrossFit, cross_fit, predict_uplift, release_free_memory
+from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
@@ -70,7 +70,7 @@ def _check_fit_options(learners: tuple[str, ...], select: str, max_train_rows: i
 
 
 def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool | None = None,
-              learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int = 5, random_state: int = 0,
+              learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int | None = None, random_state: int = 0,
               select: str = "dr_loss", base_regressor: object | None = None, base_classifier: object | None = None,
               n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | list[str] | None = None,
               allow_srm: bool = False, allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
@@ -84,6 +84,7 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
     """
     learners = tuple(learners)
     _check_fit_options(learners, select, max_train_rows)
+    n_folds = default_folds(data.n) if n_folds is None else n_folds
     pre = check_pre_treatment(data, pre_treatment)
     progress = progress or NoProgress()
     times = times if times is not None else PhaseTimes()

@@ -107,7 +107,7 @@ class Study:
         return study
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
+    def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int | None = None,
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
             expected_split: dict[str, float] | list[str] | None = None, allow_srm: bool = False,
@@ -120,8 +120,8 @@ class Study:
         learners : list of str
             Registry names: ``"s"``, ``"t"``, ``"x"``, ``"r"``, ``"dr"``, ``"dr_linear"``, ``"causal_forest"``,
             ``"uplift_forest"``. With two or more, a stacked ``"ensemble"`` of them is evaluated too.
-        n_folds : int
-            Cross-fitting folds.
+        n_folds : int, optional
+            Cross-fitting folds; default 5, or 3 from 500,000 rows (:func:`uplift.fit.crossfit.default_folds`).
         random_state : int
             Seed; the same seed and data give the same study.
         select : {"dr_loss", "qini"}
