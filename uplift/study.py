@@ -10,6 +10,7 @@ CLI, the report and Spark call.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -306,18 +307,21 @@ class Study:
     def save(self, directory: str | Path) -> Path:
         """Save the fitted study as a verified model directory (see :mod:`uplift.persist`).
 
-        Adds the time of saving to :attr:`times` (the saved table's ``save`` counts serialising the models and
-        arrays; the one kept here also counts writing them).
+        The first save of a fit adds its time to :attr:`times` (the saved table's ``save`` counts serialising the
+        models and arrays; the one kept here also counts writing them). Saving a loaded study again keeps the
+        timings of the fit that made it, so the same study saves to the same bytes.
         """
         result = self._fitted()
-        with self.times.phase("save"):
-            out = save_result(result, Path(directory))
-        result.timings["save"] = self.times.seconds["save"]
+        first = "save" not in result.timings
+        start = time.perf_counter()
+        out = save_result(result, Path(directory))
+        if first:
+            result.timings["save"] = self.times.seconds["save"] = time.perf_counter() - start
         return out
 
     @classmethod
     def load(cls, directory: str | Path, *, trust: bool = False, expect_digest: str | None = None,
-             require_signature: bool = False) -> Study:
+             require_signature: bool = False, for_scoring: bool = False, learner: str | None = None) -> Study:
         """Load a study saved with :meth:`save`, verifying digest, signature, format version and hashes first.
 
         Parameters
@@ -333,6 +337,13 @@ class Study:
         require_signature : bool, default False
             Refuse a model without a valid signature under the key in ``UPLIFT_MODEL_KEY``
             (docs/security.md says what each option protects against).
+        for_scoring : bool, default False
+            Read only the models that scoring with ``learner`` (default: the chosen one; ``"fast"``: the
+            distilled scorer) needs, and no out-of-fold arrays: what ``uplift predict`` loads (see
+            :func:`uplift.persist.load_result`). Every file read is verified as in a full load.
+        learner : str, optional
+            With ``for_scoring``: the learner to score with.
         """
         return cls.from_result(load_result(Path(directory), trust=trust, expect_digest=expect_digest,
-                                           require_signature=require_signature))
+                                           require_signature=require_signature, for_scoring=for_scoring,
+                                           learner=learner))

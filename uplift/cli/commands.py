@@ -124,9 +124,11 @@ def check_option(name: str, value: float | None, low: float, high: float | None 
 
 
 def load_study(model_dir: Path, trust: bool = False, expect_digest: str | None = None,
-               require_signature: bool = False) -> Study:
-    """The saved study, verified as the loading options ask (the one loader of every command)."""
-    return Study.load(model_dir, trust=trust, expect_digest=expect_digest, require_signature=require_signature)
+               require_signature: bool = False, *, for_scoring: bool = False, learner: str | None = None) -> Study:
+    """The saved study, verified as the loading options ask (the one loader of every command); ``for_scoring``
+    reads only what scoring with ``learner`` needs (see :meth:`Study.load`)."""
+    return Study.load(model_dir, trust=trust, expect_digest=expect_digest, require_signature=require_signature,
+                      for_scoring=for_scoring, learner=learner)
 
 
 def _model_identity(study: Study) -> dict:
@@ -322,7 +324,8 @@ def predict(
 ) -> None:
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
     check_output_path(out, protect=[data, model_dir])
-    study = load_study(model_dir, trust_model, expect_digest, require_signature)
+    study = load_study(model_dir, trust_model, expect_digest, require_signature, for_scoring=True,
+                       learner="fast" if fast else learner)
     drift: dict = {}
     if fast and learner not in (None, "fast"):
         raise UpliftInputError(f"--fast scores with the chosen model ({study.best_learner_!r}) distilled; drop "

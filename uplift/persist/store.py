@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from uplift.data.campaign import FeatureSchema
 from uplift.design.checklist import DesignReport
 from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit, FoldModels
-from uplift.fit.distill import DistilledScorer
+from uplift.fit.distill import FAST, DistilledScorer
 from uplift.fit.learners import make_learner
 from uplift.fit.models import LGBMModel, LinearModel, SklearnModel, quiet_lightgbm
 from uplift.fit.result import FitResult, TrainingSummary
@@ -154,8 +155,8 @@ def _npy_view(raw: bytes, name: str) -> np.ndarray:
 def save_result(result: FitResult, directory: Path) -> Path:
     """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`).
 
-    ``study.json`` keeps the result's phase timings, with ``save`` the time spent serialising models and arrays
-    so far (writing the files comes after it).
+    ``study.json`` keeps the result's phase timings; a result saved for the first time adds ``save``, the time
+    spent serialising its models and arrays (writing the files comes after it).
     """
     started = time.perf_counter()
     cf: CrossFit = result.crossfit
@@ -208,7 +209,8 @@ def save_result(result: FitResult, directory: Path) -> Path:
         "training": {"n": training.n, "arm_counts": training.arm_counts, "outcome_kinds": training.outcome_kinds},
     }
     # A list of [phase, seconds] pairs: the JSON is written with sorted keys, and the phases' order is their story.
-    timings = {**result.timings, "save": time.perf_counter() - started}
+    timings = dict(result.timings)
+    timings.setdefault("save", time.perf_counter() - started)  # a re-save keeps the fit's own
     state["timings"] = [[name, round(seconds, 3)] for name, seconds in timings.items()]
     files["study.json"] = json.dumps(state, sort_keys=True, indent=1, default=float).encode()
     manifest = {"versions": package_versions(), "schema": result.schema.to_dict(),
@@ -268,7 +270,7 @@ def _load_model(name: str, raw: bytes, info: dict, where: Path):
 
 
 def load_result(directory: Path, *, trust: bool = False, expect_digest: str | None = None,
-                require_signature: bool = False) -> FitResult:
+                require_signature: bool = False, for_scoring: bool = False, learner: str | None = None) -> FitResult:
     """Load a result saved with :func:`save_result`, verifying digest, signature, format version and every
     file's sha256 first (see :func:`~uplift.persist.container.read_model_dir`).
 
@@ -284,9 +286,19 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
         Refuse the directory unless its digest (:func:`~uplift.persist.container.model_digest`) is this.
     require_signature : bool, default False
         Refuse a directory without a valid HMAC signature (needs ``UPLIFT_MODEL_KEY``).
+    for_scoring : bool, default False
+        Read only what scoring new customers with ``learner`` needs (``uplift predict``): the fold models of that
+        learner (every learner's for the ensemble) and the nuisances, or for ``learner="fast"`` the distilled
+        scorer and the propensity models; no out-of-fold array is read. Every file read is verified against
+        the manifest first, and the manifest against the digest and signature, as for a full load; files not
+        read are only checked to be present. Such a result scores, checks drift and reports its leaderboard,
+        effects and calibration, but holds no out-of-fold arrays (its ``crossfit.uplift`` values are None).
+    learner : str, optional
+        With ``for_scoring``: the learner to score with (default: the chosen one).
     """
     directory = Path(directory)
-    manifest, files = read_model_dir(directory, expect_digest=expect_digest, require_signature=require_signature)
+    manifest, files = read_model_dir(directory, expect_digest=expect_digest, require_signature=require_signature,
+                                     lazy=for_scoring)
     where = directory / "study.json"
     try:
         state = json.loads(files["study.json"])
@@ -298,7 +310,8 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
                                "model again") from None
     try:
         with quiet_lightgbm():
-            return _result(directory, manifest, files, state, trust)
+            return _result(directory, manifest, files, state, trust,
+                           _scoring_models(state, learner) if for_scoring else None)
     except UpliftInputError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
@@ -306,9 +319,29 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
                                "directory is damaged or foreign - save the model again") from None
 
 
-def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bool) -> FitResult:
+def _scoring_models(state: dict, learner: str | None):
+    """Which model paths scoring with ``learner`` reads (see :func:`load_result`'s ``for_scoring``)."""
     if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
         raise TypeError("expected an object with a 'models' table")
+    learner = learner or state["best_learner"]
+    names = () if learner == FAST else list(state["learners"]) if learner == "ensemble" else [learner]
+
+    def wanted(path: str) -> bool:
+        model = path.split("/", 1)[-1]
+        if re.fullmatch(r"e\d+", model):
+            return True  # propensities: the overlap flag of observational studies, and the nuisances
+        if re.fullmatch(r"mu\d+", model):
+            return learner != FAST
+        return any(re.match(rf"{re.escape(name)}_\d+_", model) for name in names)
+
+    return wanted
+
+
+def _result(directory: Path, manifest: dict, files, state: dict, trust: bool, wanted=None) -> FitResult:
+    if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
+        raise TypeError("expected an object with a 'models' table")
+    if wanted is not None:
+        state = {**state, "models": {p: info for p, info in state["models"].items() if wanted(p)}}
     pickles = pickled_models(state)
     if pickles and not trust:
         raise UpliftInputError(f"{directory} holds pickled models ({pickles[0]}"
@@ -324,7 +357,7 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
     n_arms = len(state["arms"])
     fold_models = []
     for k in range(state["n_folds"]):
-        mu = {a: loaded[f"fold{k}/mu{a}"] for a in range(n_arms)}
+        mu = {a: loaded[f"fold{k}/mu{a}"] for a in range(n_arms) if f"fold{k}/mu{a}" in loaded or wanted is None}
         e = {a: state["constants"].get(f"fold{k}/e{a}") or loaded[f"fold{k}/e{a}"] for a in range(1, n_arms)}
         fm = FoldModels(mu=mu, e=e)
         for name in state["learners"]:
@@ -332,10 +365,13 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
                 lrn = make_learner(name)
                 prefix = f"fold{k}/{name}_{a}_"
                 lrn.models_ = {p[len(prefix):]: m for p, m in loaded.items() if p.startswith(prefix)}
-                fm.learners[(name, a)] = lrn
+                if wanted is None or lrn.models_ or name == "t":  # the T-learner's models are the nuisances
+                    fm.learners[(name, a)] = lrn
         fold_models.append(fm)
 
-    def npy(name: str) -> np.ndarray:
+    def npy(name: str) -> np.ndarray | None:
+        if wanted is not None:
+            return None  # scoring reads no out-of-fold array
         return _npy_view(files.pop(f"oof/{name}.npy"), name)
 
     uplift = {name: npy(f"uplift_{name}")  # float32, as fitted
