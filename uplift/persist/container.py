@@ -219,7 +219,7 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
     >>> digest = write_model_dir(d, {"weights/a.txt": b"0.5"}, {"learner": "t"})
     >>> manifest, files = read_model_dir(d)
-    >>> manifest["learner"], files
+    >>> manifest["learner"], dict(files)
     ('t', {'weights/a.txt': b'0.5'})
     """
     directory = Path(directory)
@@ -316,11 +316,11 @@ def _leftovers(directory: Path) -> str:
 class VerifiedFiles(Mapping):
     """The listed files of a model directory, each read and checked against its manifest sha256 on first access.
 
-    :func:`read_model_dir` has already verified the manifest (digest, signature, format, ``self_sha256``) and that
-    the directory holds exactly the listed files. A file's bytes are handed out only after they match their
-    listed hash, so a caller that needs a few files (``uplift predict`` needs no out-of-fold arrays) neither
-    reads nor hashes the rest, and everything it parses is still covered by the digest. ``pop`` hands a file out
-    and forgets it (large arrays are not kept twice).
+    :func:`read_model_dir` has already verified the manifest (digest, signature, format, ``self_sha256``), that
+    the directory holds exactly the listed files, and every file's sha256. A file's bytes are read when first
+    asked for and handed out only after they match their listed hash again (so a change in between is caught
+    too): a caller that needs a few files (``uplift predict`` needs no out-of-fold arrays) never holds or
+    parses the rest. ``pop`` hands a file out and forgets it (large arrays are not kept twice).
     """
 
     def __init__(self, directory: Path, hashes: Mapping[str, str]) -> None:
@@ -342,6 +342,9 @@ class VerifiedFiles(Mapping):
 
     def __len__(self) -> int:
         return len(self._hashes)
+
+    def __repr__(self) -> str:
+        return f"VerifiedFiles({self._dir}, {len(self)} files, {len(self._read)} read)"
 
     def pop(self, name: str) -> bytes:
         data = self[name]
@@ -367,9 +370,10 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, req
         plus two fields added on reading: ``digest`` (:func:`model_digest`) and ``signature``
         (``"verified"``, ``"unsigned"`` or ``"signed, not verified (UPLIFT_MODEL_KEY not set)"``).
     files : VerifiedFiles
-        Every listed file's content, keyed by its relative POSIX name (a read-only mapping). With ``lazy`` a
-        file is read and its sha256 checked when first looked up (so files a caller never asks for are never
-        read); by default every file is read and checked here, before anything is returned.
+        Every listed file's content, keyed by its relative POSIX name (a read-only mapping). Every sha256 is
+        checked here, before anything is returned; by default every file's bytes are kept from that read. With
+        ``lazy`` the hashes are checked streaming (nothing is kept) and a file is read again, and checked again,
+        only when it is looked up: the memory and parsing of files a caller never asks for are saved.
 
     Examples
     --------
@@ -458,7 +462,12 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, req
                                "is incomplete - save it again")
 
     files = VerifiedFiles(directory, hashes)
-    if not lazy:
-        for name in files:
-            files[name]  # noqa: B018  (reads and verifies it now)
+    for name in files:
+        if not lazy:
+            files[name]  # noqa: B018  (reads, verifies and keeps it now)
+            continue
+        with open(directory / name, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != hashes[name]:
+                raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
+                                       f"{MANIFEST}: it was edited or corrupted - save the model again")
     return {**manifest, "digest": digest, "signature": signature}, files

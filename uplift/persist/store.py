@@ -289,9 +289,9 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
     for_scoring : bool, default False
         Read only what scoring new customers with ``learner`` needs (``uplift predict``): the fold models of that
         learner (every learner's for the ensemble) and the nuisances, or for ``learner="fast"`` the distilled
-        scorer and the propensity models; no out-of-fold array is read. Every file read is verified against
-        the manifest first, and the manifest against the digest and signature, as for a full load; files not
-        read are only checked to be present. Such a result scores, checks drift and reports its leaderboard,
+        scorer and the propensity models; no out-of-fold array is kept or parsed. The verification is that of a
+        full load (digest, signature, manifest, every file's sha256, streamed), and each file parsed is checked
+        again as it is read. Such a result scores, checks drift and reports its leaderboard,
         effects and calibration, but holds no out-of-fold arrays (its ``crossfit.uplift`` values are None).
     learner : str, optional
         With ``for_scoring``: the learner to score with (default: the chosen one).
@@ -365,7 +365,7 @@ def _result(directory: Path, manifest: dict, files, state: dict, trust: bool, wa
                 lrn = make_learner(name)
                 prefix = f"fold{k}/{name}_{a}_"
                 lrn.models_ = {p[len(prefix):]: m for p, m in loaded.items() if p.startswith(prefix)}
-                if wanted is None or lrn.models_ or name == "t":  # the T-learner's models are the nuisances
+                if wanted is None or lrn.models_ or (name == "t" and mu):  # the T-learner's models are the nuisances
                     fm.learners[(name, a)] = lrn
         fold_models.append(fm)
 
