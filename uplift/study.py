@@ -122,7 +122,7 @@ class Study:
             Registry names: ``"s"``, ``"t"``, ``"x"``, ``"r"``, ``"dr"``, ``"dr_linear"``, ``"causal_forest"``,
             ``"uplift_forest"``. With two or more, a stacked ``"ensemble"`` of them is evaluated too.
         n_folds : int, optional
-            Cross-fitting folds; default 5, or 3 from 500,000 rows (:func:`uplift.fit.crossfit.default_folds`).
+            Cross-fitting folds; default :func:`uplift.fit.crossfit.default_folds` (5).
         random_state : int
             Seed; the same seed and data give the same study.
         select : {"dr_loss", "qini"}

@@ -200,7 +200,7 @@ def fit(
     exclude: Annotated[list[str], typer.Option(help="Column never to use as a feature (repeat).")] = [],  # noqa: B006
     propensity: Annotated[str | None, typer.Option(help="Known treatment-probability column.")] = None,
     learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = ",".join(DEFAULT_LEARNERS),
-    folds: Annotated[int | None, typer.Option(help="Cross-fitting folds (default: 5, or 3 from 500,000 rows).")
+    folds: Annotated[int | None, typer.Option(help="Cross-fitting folds (default: 5).")
                      ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
