@@ -219,7 +219,7 @@ def write_model_dir(directory: PathLike, files: Mapping[str, bytes], manifest: M
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "model"
     >>> digest = write_model_dir(d, {"weights/a.txt": b"0.5"}, {"learner": "t"})
     >>> manifest, files = read_model_dir(d)
-    >>> manifest["learner"], dict(files)
+    >>> manifest["learner"], files
     ('t', {'weights/a.txt': b'0.5'})
     """
     directory = Path(directory)
@@ -353,7 +353,7 @@ class VerifiedFiles(Mapping):
 
 
 def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, require_signature: bool = False,
-                   lazy: bool = False) -> tuple[dict, VerifiedFiles]:
+                   lazy: bool = False) -> tuple[dict, dict[str, bytes] | VerifiedFiles]:
     """Read a directory written by :func:`write_model_dir`, verifying it completely first.
 
     Checks, in order: ``manifest.json`` exists; its digest is ``expect_digest`` (if given); its signature
@@ -369,7 +369,7 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, req
         The whole manifest, including ``format``, ``format_version``, ``uplift_version`` and ``sha256``,
         plus two fields added on reading: ``digest`` (:func:`model_digest`) and ``signature``
         (``"verified"``, ``"unsigned"`` or ``"signed, not verified (UPLIFT_MODEL_KEY not set)"``).
-    files : VerifiedFiles
+    files : dict or VerifiedFiles
         Every listed file's content, keyed by its relative POSIX name (a read-only mapping). Every sha256 is
         checked here, before anything is returned; by default every file's bytes are kept from that read. With
         ``lazy`` the hashes are checked streaming (nothing is kept) and a file is read again, and checked again,
@@ -470,4 +470,5 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, req
             if hashlib.file_digest(f, "sha256").hexdigest() != hashes[name]:
                 raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
                                        f"{MANIFEST}: it was edited or corrupted - save the model again")
-    return {**manifest, "digest": digest, "signature": signature}, files
+    # Read whole (the default): a plain dict of the verified bytes, which callers may edit and write again.
+    return {**manifest, "digest": digest, "signature": signature}, files if lazy else dict(files)
