@@ -21,12 +21,12 @@ from uplift.design.refute import REFUTERS, dowhy_refute
 from uplift.effects.average import average_effects
 from uplift.errors import UpliftInputError
 from uplift.evaluate.selection import best_learner, calibration, leaderboard
-from uplift.fit.crossfit import CrossFit, cross_fit, predict_uplift, release_free_memory
+from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
 from uplift.fit.nuisance import cross_fit_aipw, cross_fit_propensity
-from uplift.fit.progress import NoProgress, ProgressHook
+from uplift.fit.progress import NoProgress, PhaseTimes, ProgressHook
 from uplift.fit.result import FitResult, TrainingSummary
 
 #: The drift profile (feature and predicted-uplift quantiles) is taken on at most this many rows.
@@ -70,27 +70,32 @@ def _check_fit_options(learners: tuple[str, ...], select: str, max_train_rows: i
 
 
 def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool | None = None,
-              learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int = 5, random_state: int = 0,
+              learners: Sequence[str] = DEFAULT_LEARNERS, n_folds: int | None = None, random_state: int = 0,
               select: str = "dr_loss", base_regressor: object | None = None, base_classifier: object | None = None,
               n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | list[str] | None = None,
               allow_srm: bool = False, allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
-              progress: ProgressHook | None = None) -> FitResult:
+              progress: ProgressHook | None = None, times: PhaseTimes | None = None) -> FitResult:
     """Run the whole study on validated data and return its :class:`~uplift.fit.result.FitResult`.
 
     The parameters are those of :meth:`uplift.Study.fit`. A randomised study whose arms turn out predictable
     from the features is analysed as observational (``data.design`` is updated, and the result says so).
+    The wall time of every phase is recorded in ``times`` (phases already in it, such as reading the file,
+    stay first) and kept as ``FitResult.timings``.
     """
     learners = tuple(learners)
     _check_fit_options(learners, select, max_train_rows)
+    n_folds = default_folds(data.n) if n_folds is None else n_folds
     pre = check_pre_treatment(data, pre_treatment)
     progress = progress or NoProgress()
+    times = times if times is not None else PhaseTimes()
     roles = {**dict(data.roles), "pre_treatment": pre}
 
     progress.start(1, "design checks (sample ratio, balance)")
-    review = DesignReview(data, declared=roles.get("design_declared"), pre_treatment=pre,
-                          random_state=random_state, propensity=cross_fit_propensity)
-    review.randomisation(expected_split, allow_srm)
-    review.outcome_proxies(allow_leakage)
+    with times.phase("design checks"):
+        review = DesignReview(data, declared=roles.get("design_declared"), pre_treatment=pre,
+                              random_state=random_state, propensity=cross_fit_propensity)
+        review.randomisation(expected_split, allow_srm)
+        review.outcome_proxies(allow_leakage)
     progress.advance("design checks done")
     release_free_memory()
 
@@ -98,34 +103,41 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
     factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state,
                            max_rows=max_train_rows, n_rows=data.n, outcome_kind=data.outcome_kinds[data.outcome])
     cf: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
-                             factory=factory, progress=progress)
+                             factory=factory, progress=progress, times=times)
     release_free_memory()
     y = data.outcomes[cf.outcome]
     if data.design == "observational":
-        review.observational(cf.e, allow_leakage)
-    board = leaderboard(cf, y, data.treatment, k=k, n_boot=n_boot, random_state=random_state, select=select,
-                        progress=progress)
+        with times.phase("design checks"):
+            review.observational(cf.e, allow_leakage)
+    with times.phase("leaderboard (bootstrap CIs)"):
+        board = leaderboard(cf, y, data.treatment, k=k, n_boot=n_boot, random_state=random_state, select=select,
+                            progress=progress)
     chosen = best_learner(board)
 
     progress.start(4, "average effects, calibration, drift profile, fast scorer")
-    ate = _average_effects(data, cf, factory, n_folds, random_state)
+    with times.phase("average effects"):
+        ate = _average_effects(data, cf, factory, n_folds, random_state)
     progress.advance("average effects")
     release_free_memory()
-    cal = calibration(cf, y, data.treatment, chosen)
+    with times.phase("calibration"):
+        cal = calibration(cf, y, data.treatment, chosen)
     release_free_memory()
     progress.advance("calibration")
     # The training distribution travels with the model so every scoring call can check for drift.
     # Reference for predicted-uplift drift: the fitted model's own predictions (not out-of-fold ones, whose
     # spread is larger), i.e. exactly what scoring new customers produces. Quantiles need no more than
     # PROFILE_ROWS customers (a random sample beyond that; the profile records how many).
-    rows = sample_rows(np.arange(data.n), PROFILE_ROWS, random_state)
-    X_rows = data.X[rows]
-    fitted_uplift, _, _ = predict_uplift(cf, X_rows, chosen)
-    profile = training_profile(frame_rows(data.frame, rows, data.schema.names), data.schema, uplift=fitted_uplift)
+    with times.phase("drift profile"):
+        rows = sample_rows(np.arange(data.n), PROFILE_ROWS, random_state)
+        X_rows = data.X[rows]
+        fitted_uplift, _, _ = predict_uplift(cf, X_rows, chosen)
+        profile = training_profile(frame_rows(data.frame, rows, data.schema.names), data.schema,
+                                   uplift=fitted_uplift)
     progress.advance("drift profile")
     # The fast scorer learns the same predictions on the same sampled customers (no extra teacher cost).
-    scorer = DistilledScorer(categorical=data.schema.categorical_indices,
-                             random_state=random_state).fit(X_rows, fitted_uplift)
+    with times.phase("distillation (fast scorer)"):
+        scorer = DistilledScorer(categorical=data.schema.categorical_indices,
+                                 random_state=random_state).fit(X_rows, fitted_uplift)
     release_free_memory()
     progress.advance("fast scorer (distilled)")
     return FitResult(
@@ -135,7 +147,8 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
         fit_params={"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
                     "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows},
         training=TrainingSummary(int(data.n), data.arm_counts(), dict(data.outcome_kinds),
-                                 data_hash(data.X, data.treatment, y)))
+                                 data_hash(data.X, data.treatment, y)),
+        timings=times.seconds)
 
 
 def _average_effects(data: CampaignData, cf: CrossFit, factory: ModelFactory, n_folds: int,

@@ -10,6 +10,7 @@ CLI, the report and Spark call.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
-from uplift.fit.progress import ProgressHook
+from uplift.fit.progress import PhaseTimes, ProgressHook
 from uplift.fit.result import FitResult
 from uplift.persist.store import load_result, save_result
 from uplift.pipeline import REFUTERS, check_pre_treatment, e_values, fit_study, refute_effect, training_data
@@ -53,6 +54,9 @@ class Study:
         text columns to model as categories despite their many levels, and accepting an arm label that looks
         like a typo of another; see :func:`uplift.data.campaign_data`. To look at a table before building a
         study (or one a study refuses), use :func:`uplift.data.inspect_data`.
+    times : PhaseTimes, optional
+        Where the wall time of each phase is recorded (validation here, then every phase of :meth:`fit` and
+        :meth:`save`); pass one that already holds earlier phases (the CLI's ``read``) to keep them first.
 
     Attributes
     ----------
@@ -60,6 +64,8 @@ class Study:
         The validated training data (``None`` for a study loaded from disk until :meth:`attach_data`).
     result : FitResult or None
         Everything :meth:`fit` produced (``None`` before fitting).
+    times : PhaseTimes
+        Wall seconds per phase so far; after :meth:`fit` the same table is ``result.timings``.
 
     Examples
     --------
@@ -80,12 +86,15 @@ class Study:
                  propensity: str | None = None, design: str = "auto", min_rows_per_arm: int = 30,
                  pre_treatment: list[str] | bool | None = None, na_values: list[str] | tuple[str, ...] = (),
                  date_format: str | None = None, as_of: str | None = None,
-                 high_cardinality: list[str] | bool = (), allow_similar_arms: bool = False) -> None:
-        self.data: CampaignData | None = campaign_data(
-            data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
-            propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm, na_values=na_values,
-            date_format=date_format, as_of=as_of, high_cardinality=high_cardinality,
-            allow_similar_arms=allow_similar_arms)
+                 high_cardinality: list[str] | bool = (), allow_similar_arms: bool = False,
+                 times: PhaseTimes | None = None) -> None:
+        self.times = times if times is not None else PhaseTimes()
+        with self.times.phase("validate"):
+            self.data: CampaignData | None = campaign_data(
+                data, treatment, outcome, control=control, features=features, exclude=exclude, id=id,
+                propensity=propensity, design=design, min_rows_per_arm=min_rows_per_arm, na_values=na_values,
+                date_format=date_format, as_of=as_of, high_cardinality=high_cardinality,
+                allow_similar_arms=allow_similar_arms)
         self.pre_treatment = check_pre_treatment(self.data, pre_treatment)
         self.result: FitResult | None = None
 
@@ -118,11 +127,12 @@ class Study:
         optionally with its training data (verify a frame first with :func:`uplift.pipeline.training_data`)."""
         study = object.__new__(cls)
         study.data, study.result = data, result
+        study.times = PhaseTimes(result.timings)
         study.pre_treatment = list(result.roles.get("pre_treatment") or [])
         return study
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int = 5,
+    def fit(self, learners: list[str] | tuple[str, ...] = DEFAULT_LEARNERS, *, n_folds: int | None = None,
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
             expected_split: dict[str, float] | list[str] | None = None, allow_srm: bool = False,
@@ -135,8 +145,8 @@ class Study:
         learners : list of str
             Registry names: ``"s"``, ``"t"``, ``"x"``, ``"r"``, ``"dr"``, ``"dr_linear"``, ``"causal_forest"``,
             ``"uplift_forest"``. With two or more, a stacked ``"ensemble"`` of them is evaluated too.
-        n_folds : int
-            Cross-fitting folds.
+        n_folds : int, optional
+            Cross-fitting folds; default :func:`uplift.fit.crossfit.default_folds` (5).
         random_state : int
             Seed; the same seed and data give the same study.
         select : {"dr_loss", "qini"}
@@ -165,7 +175,8 @@ class Study:
             self._training_data(), pre_treatment=self.pre_treatment, learners=learners, n_folds=n_folds,
             random_state=random_state, select=select, base_regressor=base_regressor,
             base_classifier=base_classifier, n_boot=n_boot, k=k, expected_split=expected_split,
-            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, progress=progress)
+            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, progress=progress,
+            times=self.times)
         return self
 
     # ------------------------------------------------------------------ state
@@ -318,12 +329,23 @@ class Study:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Save the fitted study as a verified model directory (see :mod:`uplift.persist`)."""
-        return save_result(self._fitted(), Path(directory))
+        """Save the fitted study as a verified model directory (see :mod:`uplift.persist`).
+
+        The first save of a fit adds its time to :attr:`times` (the saved table's ``save`` counts serialising the
+        models and arrays; the one kept here also counts writing them). Saving a loaded study again keeps the
+        timings of the fit that made it, so the same study saves to the same bytes.
+        """
+        result = self._fitted()
+        first = "save" not in result.timings
+        start = time.perf_counter()
+        out = save_result(result, Path(directory))
+        if first:
+            result.timings["save"] = self.times.seconds["save"] = time.perf_counter() - start
+        return out
 
     @classmethod
     def load(cls, directory: str | Path, *, trust: bool = False, expect_digest: str | None = None,
-             require_signature: bool = False) -> Study:
+             require_signature: bool = False, for_scoring: bool = False, learner: str | None = None) -> Study:
         """Load a study saved with :meth:`save`, verifying digest, signature, format version and hashes first.
 
         Parameters
@@ -339,6 +361,13 @@ class Study:
         require_signature : bool, default False
             Refuse a model without a valid signature under the key in ``UPLIFT_MODEL_KEY``
             (docs/security.md says what each option protects against).
+        for_scoring : bool, default False
+            Read only the models that scoring with ``learner`` (default: the chosen one; ``"fast"``: the
+            distilled scorer) needs, and no out-of-fold arrays: what ``uplift predict`` loads (see
+            :func:`uplift.persist.load_result`). Every file read is verified as in a full load.
+        learner : str, optional
+            With ``for_scoring``: the learner to score with.
         """
         return cls.from_result(load_result(Path(directory), trust=trust, expect_digest=expect_digest,
-                                           require_signature=require_signature))
+                                           require_signature=require_signature, for_scoring=for_scoring,
+                                           learner=learner))

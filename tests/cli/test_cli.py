@@ -30,7 +30,22 @@ def model_dir(campaign_csv):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["chosen_learner"] in {"t", "dr", "ensemble"} and doc["ate"]
+    phases = [r["phase"] for r in doc["timings"]]  # time per phase, in the order they ran
+    assert phases[:3] == ["read", "validate", "design checks"] and "learner dr" in phases and "save" in phases
+    assert all(r["seconds"] >= 0 for r in doc["timings"])
+    saved = json.loads((out / "study.json").read_text())["timings"]
+    assert [name for name, _ in saved] == phases[:phases.index("save") + 1]
     return out
+
+
+def test_fit_prints_time_per_phase_in_80_columns(campaign_csv, tmp_path):
+    res = runner.invoke(app, ["fit", str(campaign_csv), "--treatment", "treatment", "--outcome", "conversion",
+                              "--id", "customer_id", "--exclude", "revenue", "--learners", "t,x", "--folds", "2",
+                              "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    table = res.stdout[res.stdout.index("Time per phase"):res.stdout.index("saved study to")]
+    assert "learner x" in table and "nuisance mu1" in table and "total" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
 
 
 def test_evaluate_json_and_tables(model_dir):

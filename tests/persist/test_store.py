@@ -89,3 +89,31 @@ def test_treatment_and_outcome_vectors_travel_with_the_model_and_older_dirs_stil
     old = dataclasses.replace(result, crossfit=dataclasses.replace(result.crossfit, treatment=None, y=None))
     before = load_result(save_result(old, tmp_path / "old"))
     assert before.crossfit.treatment is None and before.crossfit.y is None
+
+
+@pytest.mark.parametrize("learner", ["fast", None, "dr", "ensemble"])
+def test_a_scoring_load_scores_as_the_full_one_without_out_of_fold_arrays(fitted, saved, learner):
+    df, _ = fitted
+    full = load_result(saved)
+    scoring = load_result(saved, for_scoring=True, learner=learner)
+    pd.testing.assert_frame_equal(scoring.predict_uplift(df.head(300), learner=learner),
+                                  full.predict_uplift(df.head(300), learner=learner))
+    assert all(v is None for v in scoring.crossfit.uplift.values()) and scoring.crossfit.dr is None
+    models = {key for fm in scoring.crossfit.fold_models for key in fm.learners}
+    if learner == "fast":
+        assert not models and not scoring.crossfit.fold_models[0].mu  # the scorer needs no fold model
+    elif learner == "dr":
+        assert {name for name, _ in models} <= {"t", "dr"}
+    assert scoring.manifest["digest"] == full.manifest["digest"]
+    pd.testing.assert_frame_equal(scoring.leaderboard, full.leaderboard)
+
+
+def test_a_scoring_load_still_refuses_a_changed_file_it_does_not_parse(saved, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(saved, copy)
+    oof = copy / "oof" / "uplift_t.npy"
+    oof.write_bytes(oof.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(UpliftInputError, match="sha256"):  # every hash is checked, as docs/security.md says
+        load_result(copy, for_scoring=True, learner="fast")

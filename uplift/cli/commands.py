@@ -35,6 +35,7 @@ from uplift.cli.render import (
     show_segments,
     show_study,
     show_targeting,
+    show_timings,
     table,
 )
 from uplift.cli.sources import (
@@ -55,6 +56,7 @@ from uplift.errors import UpliftInputError
 from uplift.features import build_features, schema_path
 from uplift.fit.learners import DEFAULT_LEARNERS
 from uplift.fit.models import MAX_TRAIN_ROWS
+from uplift.fit.progress import PhaseTimes, phase_records
 from uplift.persist import KEY_ENV, check_model_dir_target, model_digest
 from uplift.scoring import score_file
 from uplift.serving import serve as run_server
@@ -157,9 +159,11 @@ def check_option(name: str, value: float | None, low: float, high: float | None 
 
 
 def load_study(model_dir: Path, trust: bool = False, expect_digest: str | None = None,
-               require_signature: bool = False) -> Study:
-    """The saved study, verified as the loading options ask (the one loader of every command)."""
-    return Study.load(model_dir, trust=trust, expect_digest=expect_digest, require_signature=require_signature)
+               require_signature: bool = False, *, for_scoring: bool = False, learner: str | None = None) -> Study:
+    """The saved study, verified as the loading options ask (the one loader of every command); ``for_scoring``
+    reads only what scoring with ``learner`` needs (see :meth:`Study.load`)."""
+    return Study.load(model_dir, trust=trust, expect_digest=expect_digest, require_signature=require_signature,
+                      for_scoring=for_scoring, learner=learner)
 
 
 def _model_identity(study: Study) -> dict:
@@ -206,9 +210,9 @@ def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
 
 
 def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
-               quiet: bool, **fit_kwargs) -> Study:
+               quiet: bool, times: PhaseTimes | None = None, **fit_kwargs) -> Study:
     names = [s.strip() for s in learners.split(",") if s.strip()]
-    study = Study(frame, **kwargs)
+    study = Study(frame, **kwargs, times=times)
     progress = RichProgress(enabled=not quiet)
     try:
         study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress, **fit_kwargs)
@@ -232,7 +236,8 @@ def fit(
     exclude: Annotated[list[str], typer.Option(help="Column never to use as a feature (repeat).")] = [],  # noqa: B006
     propensity: Annotated[str | None, typer.Option(help="Known treatment-probability column.")] = None,
     learners: Annotated[str, typer.Option(help="Comma-separated learners to cross-fit.")] = ",".join(DEFAULT_LEARNERS),
-    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    folds: Annotated[int | None, typer.Option(help="Cross-fitting folds (default: 5).")
+                     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     select: Annotated[str, typer.Option(help="Selection criterion: dr_loss | qini.")] = "dr_loss",
     pre_treatment: Annotated[list[str], typer.Option(help="Feature measured before the campaign (repeat): never "
@@ -274,23 +279,27 @@ def fit(
     check_model_dir_target(out)
     source = table_source(data, sql, db, table_name)
     check_output_path(out, protect=source_inputs(source), directory=True)
-    frame = read_source(source, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
+    times = PhaseTimes()
+    with times.phase("read"):
+        frame = read_source(source, text=[treatment, *([id_col] if id_col else [])], na_values=na_values)
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
                   high_cardinality=list(high_cardinality), allow_similar_arms=allow_similar_arms)
     study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
                        select, as_json, expected_split=list(expected_split) or None, allow_srm=allow_srm,
                        allow_leakage=allow_leakage,
-                       max_train_rows=max_train_rows or None)
+                       max_train_rows=max_train_rows or None, times=times)
     study.save(out)
-    quality = study.inspect()
+    with times.phase("data-quality summary"):
+        quality = study.inspect()
     if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
         show_data_quality(quality, short=True)
     digest = model_digest(out)
     signed = "signed" if (out / "manifest.sig").is_file() else "unsigned"
     show_study(study, as_json, {"model_dir": str(out), "model_digest": digest, "signature": signed,
-                                "data_quality": quality.to_dict()})
+                                "data_quality": quality.to_dict(), "timings": phase_records(times)})
     if not as_json:
+        show_timings(times)
         console.print(f"saved study to [bold]{out}[/]")
         # Two lines that fit 80 columns: the digest is one 64-character word.
         console.print(f"model digest: {digest}", highlight=False, soft_wrap=True)
@@ -365,7 +374,8 @@ def predict(
     """Predict uplift for every row of DATA (id, uplift and CI columns where available), streamed in batches."""
     data = table_source(data, sql, db, table_name)
     check_output_path(out, protect=[*source_inputs(data), model_dir])
-    study = load_study(model_dir, trust_model, expect_digest, require_signature)
+    study = load_study(model_dir, trust_model, expect_digest, require_signature, for_scoring=True,
+                       learner="fast" if fast else learner)
     drift: dict = {}
     if fast and learner not in (None, "fast"):
         raise UpliftInputError(f"--fast scores with the chosen model ({study.best_learner_!r}) distilled; drop "

@@ -21,6 +21,7 @@ from rich.text import Text
 from uplift._display import PP, decimals, effect_unit, fmt_ci, fmt_effect, fmt_level, fmt_money, fmt_number, fmt_pct
 from uplift._files import json_text
 from uplift.effects.average import headline_effects
+from uplift.fit.progress import phase_records
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -436,3 +437,20 @@ def show_data_quality(quality, short: bool = False) -> None:
         console.print(table("Arms", arms, {c: c for c in arms.columns}))
     for note in quality.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+def show_timings(times) -> None:
+    """Wall time per phase of the fit (a :class:`~uplift.fit.progress.PhaseTimes`), in the order the phases
+    ran, with each one's share of the total: where the time went, in one narrow table."""
+    records = phase_records(times)
+    if not records:
+        return
+    t = Table(title="Time per phase", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    t.add_column("phase", overflow="fold", max_width=40)
+    t.add_column("seconds", justify="right")
+    t.add_column("share", justify="right")
+    for r in records:
+        t.add_row(r["phase"], f"{r['seconds']:.1f}", f"{r['share']:.0%}")
+    t.add_section()
+    t.add_row("total", f"{sum(r['seconds'] for r in records):.1f}", "")
+    console.print(t)

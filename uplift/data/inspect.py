@@ -74,18 +74,17 @@ class DataQuality:
         return lines
 
 
-def _kind(col: pd.Series, name: str, date_format: str | None) -> tuple[str, str | None, str]:
-    """(type, date format, note) of one column."""
+def _kind(col: pd.Series, name: str, date_format: str | None, levels: int) -> tuple[str, str | None, str]:
+    """(type, date format, note) of one column with ``levels`` distinct non-missing values."""
     present = int(col.notna().sum())
     if present == 0:
         return "empty", None, "every value is missing: not used"
     if pd.api.types.is_bool_dtype(col):
         return "binary", None, ""
     if pd.api.types.is_numeric_dtype(col):
-        values = col.dropna()
-        if values.nunique() == 1:
+        if levels == 1:
             return "constant", None, "one value in every row: not used"
-        return ("binary" if values.isin((0, 1)).all() else "number"), None, ""
+        return ("binary" if col.dropna().isin((0, 1)).all() else "number"), None, ""
     try:
         fmt = date_format_of(col, name, date_format)
     except UpliftInputError:
@@ -97,7 +96,6 @@ def _kind(col: pd.Series, name: str, date_format: str | None) -> tuple[str, str 
         count, rows = stray
         shown = ", ".join(repr(str(col.iloc[r])) for r in rows[:3])
         return "number with stray text", None, f"{count:,} non-numeric values ({shown}): fit refuses; --na-values"
-    levels = int(col.nunique(dropna=True))
     if levels <= 1:
         return "constant", None, "one value in every row: not used"
     if high_cardinality_reason(col) is not None:
@@ -153,7 +151,11 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
     n = len(frame)
     for name in frame.columns:
         col = frame[name]
-        kind, fmt, note = _kind(col, str(name), date_format)
+        # One counting pass per column gives its levels and its most frequent value (a 1M-row table has
+        # columns with a million distinct values, where each pass is a hash of every row).
+        top = col.value_counts(dropna=False)
+        levels = int(((top > 0) & top.index.notna()).sum())
+        kind, fmt, note = _kind(col, str(name), date_format, levels)
         if role[name] in ("id", "treatment") and kind in ("text", "category", "number", "binary"):
             kind, note = ("id" if role[name] == "id" else "arm label"), ""
         found, outliers = [], None
@@ -161,11 +163,11 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
             found = [(v, c) for v, c in sentinels(values) if f"{v:g}" not in na]
             outliers = outlier_share(values[~np.isin(values, [v for v, _ in found])]) if kind == "number" else 0.0
-        top = col.value_counts(dropna=False, normalize=True)
-        if kind not in ("constant", "empty", "id") and len(top) and top.iloc[0] >= NEAR_CONSTANT:
-            note = (note + "; " if note else "") + f"near-constant ({top.iloc[0]:.1%} {top.index[0]!r})"
+        share = top.iloc[0] / n if len(top) else 0.0
+        if kind not in ("constant", "empty", "id") and share >= NEAR_CONSTANT:
+            note = (note + "; " if note else "") + f"near-constant ({share:.1%} {top.index[0]!r})"
         rows.append({"column": str(name), "role": role[name], "type": kind,
-                     "missing_share": float(col.isna().mean()), "levels": int(col.nunique(dropna=True)),
+                     "missing_share": float(col.isna().mean()), "levels": levels,
                      "sentinels": ", ".join(f"{v:g} x {c:,}" for v, c in found), "outlier_share": outliers,
                      "date_format": fmt, "note": note})
         for v, c in found:

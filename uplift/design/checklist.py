@@ -23,8 +23,10 @@ import uplift.design.checks as checks
 from uplift.data.campaign import CampaignData
 from uplift.errors import DesignCheckError
 
-#: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample).
-CHECK_ROWS = 1_000_000
+#: Design checks on features (balance AUC and SMD, leakage) use at most this many rows (a random sample). At
+#: 250,000 rows the balance AUC's 95% interval is about +-0.003 wide, far inside its 0.55 threshold, and the
+#: check's cross-fitted propensity costs a quarter of what it did on 1M rows (24 s of a 1M-row study before).
+CHECK_ROWS = 250_000
 #: The outcome-proxy check uses at most this many rows.
 PROXY_ROWS = 200_000
 #: Folds of the balance check's cross-fitted propensity.

@@ -86,8 +86,11 @@ def paired_dr_loss_difference(dr: np.ndarray, uplift: np.ndarray, reference: np.
 _LOSS_BLOCK = 1 << 20
 
 
-#: Rows the leaderboard's bootstrap resamples (m-out-of-n beyond this; point estimates use every row).
-BOOTSTRAP_ROWS = 1_000_000
+#: Rows the leaderboard's bootstrap resamples (m-out-of-n beyond this; point estimates use every row). Each draw
+#: costs a pass over these rows per learner: with 1M draw rows the leaderboard of a 1M-row study took 118 s of
+#: its 657 s (benchmarks/results/scale.md, stages_1000000); 250,000 rows give the spread of these root-n
+#: statistics as well once rescaled, at a quarter of the cost.
+BOOTSTRAP_ROWS = 250_000
 
 
 def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float = 0.3, n_boot: int = 200,

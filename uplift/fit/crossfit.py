@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from uplift.fit.nuisance import (
     make_folds,
     predict_rows,
 )
-from uplift.fit.progress import NoProgress, ProgressHook
+from uplift.fit.progress import NoProgress, PhaseTimes, ProgressHook, time_call
 
 
 @dataclass
@@ -71,6 +72,28 @@ class CrossFit:
         return overlap_weights(self.e[:, arm] if rows is None else self.e[rows, arm])
 
 
+#: From this many training rows a study cross-fits with :data:`LARGE_STUDY_FOLDS` folds instead of 5.
+LARGE_STUDY_ROWS = 500_000
+#: Folds of a large study (see :func:`default_folds`). 5, as below: 3 folds at 1M rows were measured 2x faster
+#: but raised held-out PEHE by +0.00026 [+0.00024, +0.00028] (paired bootstrap, benchmarks/results/speed.md),
+#: beyond its CI, so fewer folds are not the default.
+LARGE_STUDY_FOLDS = 5
+
+
+def default_folds(n: int) -> int:
+    """The study's number of cross-fitting folds for ``n`` training rows (:data:`LARGE_STUDY_FOLDS` from
+    :data:`LARGE_STUDY_ROWS` rows, else 5). Measured: 3 folds at 1M rows halved the study's time but cost
+    held-out PEHE beyond the paired-bootstrap CI, so the large-study rule is 5 folds too until a cheaper change
+    keeps the accuracy. An explicit ``n_folds`` always wins.
+
+    Examples
+    --------
+    >>> default_folds(64_000), default_folds(1_000_000)
+    (5, 5)
+    """
+    return LARGE_STUDY_FOLDS if n >= LARGE_STUDY_ROWS else 5
+
+
 def release_free_memory() -> None:
     """Hand memory freed by a finished stage back to the OS (glibc keeps freed heap pages otherwise, and the
     next stage's peak then sits on top of them). A no-op where glibc's ``malloc_trim`` is not available."""
@@ -101,6 +124,7 @@ def cross_fit(
     factory: ModelFactory | None = None,
     progress: ProgressHook | None = None,
     nested: bool = False,
+    times: PhaseTimes | None = None,
 ) -> CrossFit:
     """Cross-fit nuisances and learners on ``data``.
 
@@ -127,6 +151,10 @@ def cross_fit(
         training row saw fold k's outcomes: a small leak into their "out-of-fold" predictions for fold k.
         Costs K − 1 more nuisance sets per fold; opt-in (the effect on the 100k/1M benchmarks is not yet
         measured). The average effects use the out-of-fold nuisances either way.
+    times : PhaseTimes, optional
+        Receives the wall time of each nuisance (``nuisance mu0`` ...), each learner's final stages over all
+        folds and arms (``learner x`` ...; fit and out-of-fold prediction), the AIPW and policy scores and the
+        stacked ensemble.
 
     Examples
     --------
@@ -173,7 +201,8 @@ def cross_fit(
     # toward the other arm's outcomes rather than toward its own (different) population's mean.
     observational = data.design == "observational"
     nuisances = fit_nuisances(X, T, folds, factory, y=y, kind=kind, matrix=matrix, progress=progress,
-                              propensity="model" if observational else "share", pooled_outcome=observational)
+                              propensity="model" if observational else "share", pooled_outcome=observational,
+                              times=times)
     mu, e, fold_models = nuisances.mu, nuisances.e, nuisances.fold_models
     del nuisances
     uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
@@ -183,7 +212,7 @@ def cross_fit(
     if nested and any(_reads_nuisances(make_learner(name)) for name in names):
         for k in range(n_folds):
             inner[k] = fit_nuisances(
-                X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k,
+                X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k, times=times,
                 propensity="model" if observational else "share", pooled_outcome=observational,
                 seeds=lambda j, model, a, k=k: fold_seed(j, model, a) + 10_000 * (k + 1))
             if data.propensity is not None:
@@ -199,15 +228,17 @@ def cross_fit(
         pair = row_numbers(in_pair)
         t_pair = (T == a).astype(np.float32)  # 0/1, exact; float64 would be 8 bytes a row
         nuis_all = Nuisance(mu[:, 0], mu[:, a], e[:, a])
-        for start in range(0, len(pair), PREDICT_BATCH):
-            idx = pair[start:start + PREDICT_BATCH]
-            dr[idx, a - 1] = aipw_scores(y[idx], t_pair[idx], nuis_all.subset(idx))
+        with time_call(times, "AIPW scores"):
+            for start in range(0, len(pair), PREDICT_BATCH):
+                idx = pair[start:start + PREDICT_BATCH]
+                dr[idx, a - 1] = aipw_scores(y[idx], t_pair[idx], nuis_all.subset(idx))
         arm_matrix = matrix.for_arm(t_pair)
         # Learner by learner (each over all folds), so only the binned matrix the current learner trains on is
         # held: the S-learner's (X plus the treatment column) and the others' are never in memory together.
         for name in names:
             if name == "s":
                 matrix.release()
+            started = time.perf_counter()
             for k in range(n_folds):
                 rows = row_numbers((folds != k) & in_pair)
                 test = row_numbers(folds == k)
@@ -246,8 +277,11 @@ def cross_fit(
             if a == n_arms - 1:
                 parking.park(uplift, name)
             release_free_memory()  # the learner's training state, before the next learner allocates its own
+            if times is not None:
+                times.add(f"learner {name}", time.perf_counter() - started)
     del matrix  # the binned copies are no longer needed
-    policy_dr = policy_scores(y, T, mu, e)  # before the parked arrays come back: its temporaries come first
+    with time_call(times, "AIPW scores"):
+        policy_dr = policy_scores(y, T, mu, e)  # before the parked arrays come back: its temporaries come first
     release_free_memory()
     parking.restore(uplift)
 
@@ -255,7 +289,8 @@ def cross_fit(
     cf.policy_dr = policy_dr
     cf.treatment, cf.y = np.asarray(T), np.asarray(y)
     if len(names) > 1:
-        _add_ensemble(cf, T)
+        with time_call(times, "ensemble (stacking)"):
+            _add_ensemble(cf, T)
     return cf
 
 

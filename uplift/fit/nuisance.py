@@ -31,7 +31,7 @@ from uplift.data.campaign import FeatureSchema, feature_frame
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
 from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, LGBMModel, ModelFactory, row_numbers
-from uplift.fit.progress import ProgressHook
+from uplift.fit.progress import PhaseTimes, ProgressHook, time_call
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
@@ -116,6 +116,7 @@ def fit_nuisances(
     progress: ProgressHook | None = None,
     skip_fold: int | None = None,
     pooled_outcome: bool = False,
+    times: PhaseTimes | None = None,
 ) -> OutOfFold:
     """Fit the nuisance models fold by fold and predict each held-out fold.
 
@@ -163,6 +164,9 @@ def fit_nuisances(
         different population in each arm, so where one arm is rare μ₁ − μ₀ is mostly the gap between the two
         arms' averages. Started from the pooled model, both arms shrink toward the same surface. For
         observational designs (in a randomised one both arms' averages describe the same population).
+    times : PhaseTimes, optional
+        Receives the wall time of each nuisance over all folds: ``nuisance mu<a>`` (the outcome model of arm
+        ``a``, 0 = control) and ``nuisance e<a>`` (the propensity of arm ``a``, when it is a model).
 
     Returns
     -------
@@ -199,20 +203,22 @@ def fit_nuisances(
                 base = factory.outcome(kind, seed=seeds(k, "outcome", n_arms)).fit(training(rows), y[rows])
                 base = base if isinstance(base, LGBMModel) and base.constant_ is None else None
             for a in range(n_arms):
-                rows = row_numbers(train & (treatment == a))
-                model = factory.outcome(kind, seed=seeds(k, "outcome", a))
-                if base is not None and isinstance(model, LGBMModel):
-                    score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
-                    fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
-                else:
-                    fm.mu[a] = model.fit(training(rows), y[rows])
-                mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
+                with time_call(times, f"nuisance mu{a}"):
+                    rows = row_numbers(train & (treatment == a))
+                    model = factory.outcome(kind, seed=seeds(k, "outcome", a))
+                    if base is not None and isinstance(model, LGBMModel):
+                        score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
+                        fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
+                    else:
+                        fm.mu[a] = model.fit(training(rows), y[rows])
+                    mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
         for a in range(1, n_arms) if propensity is not None else ():
             pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
             if propensity == "model":
-                fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
-                    training(pair), (treatment[pair] == a).astype(np.float32))
-                e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
+                with time_call(times, f"nuisance e{a}"):
+                    fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
+                        training(pair), (treatment[pair] == a).astype(np.float32))
+                    e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
             else:
                 fm.e[a] = float(np.mean(treatment[pair] == a))
                 e[test, a] = fm.e[a]

@@ -72,6 +72,10 @@ class FitResult:
         Size, arm counts, outcome kinds and fingerprint of the training data.
     manifest : dict
         The model directory's manifest when the result was loaded from disk (package versions, hashes).
+    timings : dict
+        Wall seconds per phase of the fit, in the order they ran (read, validation, design checks, each
+        nuisance, each learner, ensemble, leaderboard, effects, calibration, drift profile, distillation, save);
+        see :class:`uplift.fit.progress.PhaseTimes`. Empty for a model saved before they were recorded.
     """
 
     schema: FeatureSchema
@@ -90,6 +94,7 @@ class FitResult:
     fit_params: dict
     training: TrainingSummary
     manifest: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ facts
     @property

@@ -313,8 +313,47 @@ def _leftovers(directory: Path) -> str:
     return f" (an interrupted save left {found[0].name} next to it; it may hold a previous model)"
 
 
-def read_model_dir(directory: PathLike, *, expect_digest: str | None = None,
-                   require_signature: bool = False) -> tuple[dict, dict[str, bytes]]:
+class VerifiedFiles(Mapping):
+    """The listed files of a model directory, each read and checked against its manifest sha256 on first access.
+
+    :func:`read_model_dir` has already verified the manifest (digest, signature, format, ``self_sha256``), that
+    the directory holds exactly the listed files, and every file's sha256. A file's bytes are read when first
+    asked for and handed out only after they match their listed hash again (so a change in between is caught
+    too): a caller that needs a few files (``uplift predict`` needs no out-of-fold arrays) never holds or
+    parses the rest. ``pop`` hands a file out and forgets it (large arrays are not kept twice).
+    """
+
+    def __init__(self, directory: Path, hashes: Mapping[str, str]) -> None:
+        self._dir, self._hashes, self._read = directory, dict(hashes), {}
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._hashes:
+            raise KeyError(name)
+        if name not in self._read:
+            data = (self._dir / name).read_bytes()
+            if _sha256(data) != self._hashes[name]:
+                raise UpliftInputError(f"model file {name!r} in {self._dir} does not match its sha256 in "
+                                       f"{MANIFEST}: it was edited or corrupted - save the model again")
+            self._read[name] = data
+        return self._read[name]
+
+    def __iter__(self):
+        return iter(sorted(self._hashes))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __repr__(self) -> str:
+        return f"VerifiedFiles({self._dir}, {len(self)} files, {len(self._read)} read)"
+
+    def pop(self, name: str) -> bytes:
+        data = self[name]
+        del self._read[name], self._hashes[name]
+        return data
+
+
+def read_model_dir(directory: PathLike, *, expect_digest: str | None = None, require_signature: bool = False,
+                   lazy: bool = False) -> tuple[dict, dict[str, bytes] | VerifiedFiles]:
     """Read a directory written by :func:`write_model_dir`, verifying it completely first.
 
     Checks, in order: ``manifest.json`` exists; its digest is ``expect_digest`` (if given); its signature
@@ -330,8 +369,11 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None,
         The whole manifest, including ``format``, ``format_version``, ``uplift_version`` and ``sha256``,
         plus two fields added on reading: ``digest`` (:func:`model_digest`) and ``signature``
         (``"verified"``, ``"unsigned"`` or ``"signed, not verified (UPLIFT_MODEL_KEY not set)"``).
-    files : dict of str to bytes
-        Every listed file's content, keyed by its relative POSIX name.
+    files : dict or VerifiedFiles
+        Every listed file's content, keyed by its relative POSIX name (a read-only mapping). Every sha256 is
+        checked here, before anything is returned; by default every file's bytes are kept from that read. With
+        ``lazy`` the hashes are checked streaming (nothing is kept) and a file is read again, and checked again,
+        only when it is looked up: the memory and parsing of files a caller never asks for are saved.
 
     Examples
     --------
@@ -419,11 +461,14 @@ def read_model_dir(directory: PathLike, *, expect_digest: str | None = None,
         raise UpliftInputError(f"{directory} is missing {missing[0]!r}, which its manifest lists; the model "
                                "is incomplete - save it again")
 
-    files: dict[str, bytes] = {}
-    for name in sorted(hashes):
-        data = (directory / name).read_bytes()
-        if _sha256(data) != hashes[name]:
-            raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
-                                   f"{MANIFEST}: it was edited or corrupted - save the model again")
-        files[name] = data
-    return {**manifest, "digest": digest, "signature": signature}, files
+    files = VerifiedFiles(directory, hashes)
+    for name in files:
+        if not lazy:
+            files[name]  # noqa: B018  (reads, verifies and keeps it now)
+            continue
+        with open(directory / name, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != hashes[name]:
+                raise UpliftInputError(f"model file {name!r} in {directory} does not match its sha256 in "
+                                       f"{MANIFEST}: it was edited or corrupted - save the model again")
+    # Read whole (the default): a plain dict of the verified bytes, which callers may edit and write again.
+    return {**manifest, "digest": digest, "signature": signature}, files if lazy else dict(files)

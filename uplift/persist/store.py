@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ from uplift.data.campaign import FeatureSchema
 from uplift.design.checklist import DesignReport
 from uplift.errors import UpliftInputError
 from uplift.fit.crossfit import CrossFit, FoldModels
-from uplift.fit.distill import DistilledScorer
+from uplift.fit.distill import FAST, DistilledScorer
 from uplift.fit.learners import make_learner
 from uplift.fit.models import LGBMModel, LinearModel, SklearnModel, quiet_lightgbm
 from uplift.fit.result import FitResult, TrainingSummary
@@ -150,7 +152,12 @@ def _npy_view(raw: bytes, name: str) -> np.ndarray:
 
 
 def save_result(result: FitResult, directory: Path) -> Path:
-    """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`)."""
+    """Save a fitted result as a verified model directory (written atomically; see :mod:`uplift.persist`).
+
+    ``study.json`` keeps the result's phase timings; a result saved for the first time adds ``save``, the time
+    spent serialising its models and arrays (writing the files comes after it).
+    """
+    started = time.perf_counter()
     cf: CrossFit = result.crossfit
     files: dict[str, bytes | tuple] = {}
     models: dict[str, dict] = {}
@@ -200,6 +207,10 @@ def save_result(result: FitResult, directory: Path) -> Path:
         "scorer_fidelity": None if scorer is None else _plain(scorer.fidelity_),
         "training": {"n": training.n, "arm_counts": training.arm_counts, "outcome_kinds": training.outcome_kinds},
     }
+    # A list of [phase, seconds] pairs: the JSON is written with sorted keys, and the phases' order is their story.
+    timings = dict(result.timings)
+    timings.setdefault("save", time.perf_counter() - started)  # a re-save keeps the fit's own
+    state["timings"] = [[name, round(seconds, 3)] for name, seconds in timings.items()]
     files["study.json"] = json.dumps(state, sort_keys=True, indent=1, default=float).encode()
     manifest = {"versions": package_versions(), "schema": result.schema.to_dict(),
                 "training_data_sha256": training.data_sha256}
@@ -259,7 +270,7 @@ def _load_model(name: str, raw: bytes, info: dict, where: Path):
 
 
 def load_result(directory: Path, *, trust: bool = False, expect_digest: str | None = None,
-                require_signature: bool = False) -> FitResult:
+                require_signature: bool = False, for_scoring: bool = False, learner: str | None = None) -> FitResult:
     """Load a result saved with :func:`save_result`, verifying digest, signature, format version and every
     file's sha256 first (see :func:`~uplift.persist.container.read_model_dir`).
 
@@ -275,9 +286,19 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
         Refuse the directory unless its digest (:func:`~uplift.persist.container.model_digest`) is this.
     require_signature : bool, default False
         Refuse a directory without a valid HMAC signature (needs ``UPLIFT_MODEL_KEY``).
+    for_scoring : bool, default False
+        Read only what scoring new customers with ``learner`` needs (``uplift predict``): the fold models of that
+        learner (every learner's for the ensemble) and the nuisances, or for ``learner="fast"`` the distilled
+        scorer and the propensity models; no out-of-fold array is kept or parsed. The verification is that of a
+        full load (digest, signature, manifest, every file's sha256, streamed), and each file parsed is checked
+        again as it is read. Such a result scores, checks drift and reports its leaderboard,
+        effects and calibration, but holds no out-of-fold arrays (its ``crossfit.uplift`` values are None).
+    learner : str, optional
+        With ``for_scoring``: the learner to score with (default: the chosen one).
     """
     directory = Path(directory)
-    manifest, files = read_model_dir(directory, expect_digest=expect_digest, require_signature=require_signature)
+    manifest, files = read_model_dir(directory, expect_digest=expect_digest, require_signature=require_signature,
+                                     lazy=for_scoring)
     where = directory / "study.json"
     try:
         state = json.loads(files["study.json"])
@@ -289,7 +310,8 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
                                "model again") from None
     try:
         with quiet_lightgbm():
-            return _result(directory, manifest, files, state, trust)
+            return _result(directory, manifest, files, state, trust,
+                           _scoring_models(state, learner) if for_scoring else None)
     except UpliftInputError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
@@ -297,10 +319,31 @@ def load_result(directory: Path, *, trust: bool = False, expect_digest: str | No
                                "directory is damaged or foreign - save the model again") from None
 
 
-def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bool) -> FitResult:
-    from lightgbm.basic import LightGBMError
+def _scoring_models(state: dict, learner: str | None):
+    """Which model paths scoring with ``learner`` reads (see :func:`load_result`'s ``for_scoring``)."""
     if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
         raise TypeError("expected an object with a 'models' table")
+    learner = learner or state["best_learner"]
+    names = () if learner == FAST else list(state["learners"]) if learner == "ensemble" else [learner]
+
+    def wanted(path: str) -> bool:
+        model = path.split("/", 1)[-1]
+        if re.fullmatch(r"e\d+", model):
+            return True  # propensities: the overlap flag of observational studies, and the nuisances
+        if re.fullmatch(r"mu\d+", model):
+            return learner != FAST
+        return any(re.match(rf"{re.escape(name)}_\d+_", model) for name in names)
+
+    return wanted
+
+
+def _result(directory: Path, manifest: dict, files, state: dict, trust: bool, wanted=None) -> FitResult:
+    from lightgbm.basic import LightGBMError
+
+    if not isinstance(state, dict) or not isinstance(state.get("models"), dict):
+        raise TypeError("expected an object with a 'models' table")
+    if wanted is not None:
+        state = {**state, "models": {p: info for p, info in state["models"].items() if wanted(p)}}
     pickles = pickled_models(state)
     if pickles and not trust:
         raise UpliftInputError(f"{directory} holds pickled models ({pickles[0]}"
@@ -316,7 +359,7 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
     n_arms = len(state["arms"])
     fold_models = []
     for k in range(state["n_folds"]):
-        mu = {a: loaded[f"fold{k}/mu{a}"] for a in range(n_arms)}
+        mu = {a: loaded[f"fold{k}/mu{a}"] for a in range(n_arms) if f"fold{k}/mu{a}" in loaded or wanted is None}
         e = {a: state["constants"].get(f"fold{k}/e{a}") or loaded[f"fold{k}/e{a}"] for a in range(1, n_arms)}
         fm = FoldModels(mu=mu, e=e)
         for name in state["learners"]:
@@ -324,10 +367,13 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
                 lrn = make_learner(name)
                 prefix = f"fold{k}/{name}_{a}_"
                 lrn.models_ = {p[len(prefix):]: m for p, m in loaded.items() if p.startswith(prefix)}
-                fm.learners[(name, a)] = lrn
+                if wanted is None or lrn.models_ or (name == "t" and mu):  # the T-learner's models are the nuisances
+                    fm.learners[(name, a)] = lrn
         fold_models.append(fm)
 
-    def npy(name: str) -> np.ndarray:
+    def npy(name: str) -> np.ndarray | None:
+        if wanted is not None:
+            return None  # scoring reads no out-of-fold array
         return _npy_view(files.pop(f"oof/{name}.npy"), name)
 
     uplift = {name: npy(f"uplift_{name}")  # float32, as fitted
@@ -358,5 +404,5 @@ def _result(directory: Path, manifest: dict, files: dict, state: dict, trust: bo
         profile=state["profile"], scorer=scorer, fit_params=state["fit_params"],
         training=TrainingSummary(int(training["n"]), training["arm_counts"], training["outcome_kinds"],
                                  manifest.get("training_data_sha256", "")),
-        manifest=manifest)
+        manifest=manifest, timings={str(name): float(sec) for name, sec in state.get("timings") or []})
 
