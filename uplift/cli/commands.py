@@ -656,7 +656,7 @@ def target(
     if out_table is not None:
         write_sql_table(res.list, out, out_table)
     else:
-        _write(list_for_file(res.list), out, protect=inputs)
+        _write(list_for_file(res.list, out), out, protect=inputs)
     if plot is not None:
         _save_png(plot_profit_curve(res.curve, currency=currency), plot, [*inputs, out])
     if as_json:

@@ -12,6 +12,7 @@ demo and ``uplift target`` all call it: the same customers give the same list fr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -238,17 +239,23 @@ def _customer_column(frame: pd.DataFrame, id_col: str | None, rows: np.ndarray) 
 LIST_DECIMALS = 6
 
 
-def list_for_file(frame: pd.DataFrame, decimals: int = LIST_DECIMALS) -> pd.DataFrame:
-    """The targeting list as written to a file (CSV or Parquet) for people and CRM systems: every float column
-    rounded to ``decimals`` places; ids, arms, flags and ranks as they are (``--json`` and the API keep full
-    precision).
+def list_for_file(frame: pd.DataFrame, path: str | os.PathLike, decimals: int = LIST_DECIMALS) -> pd.DataFrame:
+    """The targeting list as written to ``path``. A CSV/TSV file is text that people open: every float column is
+    rounded to ``decimals`` places there (``0.3``, not ``0.30000000000000004``). A Parquet file is read by
+    programs and keeps full precision, as ``--json``, the API and a database table do. Ids, arms, flags and ranks
+    are as they are.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> list_for_file(pd.DataFrame({"id": ["007"], "cumulative_cost": [0.1 + 0.2], "rank": [1]})).iloc[0].tolist()
-    ['007', 0.3, 1]
+    >>> lst = pd.DataFrame({"id": ["007"], "cumulative_cost": [0.1 + 0.2], "rank": [1]})
+    >>> list_for_file(lst, "targets.csv").to_dict("list")
+    {'id': ['007'], 'cumulative_cost': [0.3], 'rank': [1]}
+    >>> list_for_file(lst, "targets.parquet")["cumulative_cost"].tolist()
+    [0.30000000000000004]
     """
+    if os.fspath(path).lower().endswith((".parquet", ".pq")):
+        return frame
     floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
     return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if floats else frame
 
