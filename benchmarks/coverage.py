@@ -42,7 +42,6 @@ from scipy.stats import norm  # noqa: E402
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._provenance import git_state  # noqa: E402
-
 from uplift import Study, simulate_campaign  # noqa: E402
 from uplift._stats import Z95  # noqa: E402
 from uplift.data.campaign import campaign_data  # noqa: E402

@@ -49,8 +49,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from benchmarks._provenance import git_state  # noqa: E402
 
+from benchmarks._provenance import git_state  # noqa: E402
 from uplift import Study, simulate_campaign  # noqa: E402
 
 RESULTS = HERE / "results"
