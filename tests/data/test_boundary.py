@@ -361,3 +361,13 @@ def test_the_report_has_a_data_quality_section(shop):
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert '<section id="quality"><h2>Data quality</h2>' in html and "days_since_signup_date" in html
+
+
+def test_near_constant_note_names_the_value_as_the_data_has_it():
+    """The note reads "near-constant (99.0% 0)", not the NumPy repr "np.int64(0)" a report would print."""
+    frame = pd.DataFrame({"spend": np.r_[np.zeros(990), np.ones(10)],
+                          "orders": np.r_[np.zeros(990, int), np.ones(10, int)],
+                          "tier": ["gold"] * 990 + ["silver"] * 10})
+    notes = inspect_data(frame).columns.set_index("column")["note"]
+    assert notes["spend"] == "near-constant (99.0% 0.0)" and notes["orders"] == "near-constant (99.0% 0)"
+    assert notes["tier"] == "near-constant (99.0% 'gold')"

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from tests.conftest import SHOP_DRIVERS
 from uplift import Study, UpliftInputError, simulate_campaign
 from uplift.datasets import UPLIFT_DRIVERS_SINGLE
 from uplift.effects.explanation import explain
@@ -126,6 +127,23 @@ def test_multi_arm_explains_the_chosen_arm():
     assert rank_b["monetary"] < rank_b[NOISE].min()
     assert rank_a["monetary"] > rank_a[list(UPLIFT_DRIVERS_SINGLE)].max()
     assert ex_b.arm == "coupon_b" and ex_a.arm == "coupon_a"
+
+
+def test_each_coupon_is_explained_by_its_own_drivers(three_coupons):
+    """Three coupons driven by different features: the fitted model's explanation of each arm ranks that arm's
+    own driver first, and the drivers of the other coupons below it (an explanation of the first arm only, or of
+    the wrong arm's column, fails)."""
+    study, _ = three_coupons
+    explanations = study.explain_arms(max_rows=800)
+    assert list(explanations) == ["free_shipping", "pct10", "pct20"]
+    for arm, expl in explanations.items():
+        ranks = expl.importance.set_index("feature")["rank"]
+        assert expl.arm == arm and (expl.importance["arm"] == arm).all()
+        assert ranks.index[0] in SHOP_DRIVERS[arm], (arm, list(ranks.index[:3]))
+        others = {f for a, drivers in SHOP_DRIVERS.items() if a != arm for f in drivers} - set(SHOP_DRIVERS[arm])
+        assert ranks[list(others)].min() > 1
+    only = study.explain_arms(arm="pct20", max_rows=300)
+    assert list(only) == ["pct20"]
 
 
 def test_bad_input_raises_one_line_errors(sim):

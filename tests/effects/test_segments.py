@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from tests.conftest import SHOP_DRIVERS
 from uplift import Study, UpliftInputError, simulate_campaign
 from uplift._stats import Z95
 from uplift.effects.segments import default_segment_columns, discover_segments, segment_uplift
@@ -309,6 +310,22 @@ def test_discover_on_revenue_uses_money_units_and_validates_input(strong):
         discover_segments(study.result, study.data, max_depth=0)
     with pytest.raises(UpliftInputError, match="not a treated arm"):
         discover_segments(study.result, study.data, arm="0")
+
+
+def test_each_coupon_gets_its_own_discovered_segments(three_coupons):
+    """Three coupons driven by different features: every arm has its own honest rules, split on its own driver
+    (the first arm's rules for every arm, or another arm's scores, would split elsewhere)."""
+    study, _ = three_coupons
+    leaves = study.discover_segments(max_depth=1, min_leaf=1000)
+    assert list(leaves["arm"].unique()) == ["free_shipping", "pct10", "pct20"]
+    assert set(leaves.attrs["heterogeneity_p_by_arm"]) == {"free_shipping", "pct10", "pct20"}
+    for arm, block in leaves.groupby("arm"):
+        assert len(block) == 2, block
+        split_on = {f for rule in block["rule"] for f in re.findall(r"[a-z_]+(?= (?:≤|>|=|≠|in) )", rule)}
+        assert split_on and split_on <= set(SHOP_DRIVERS[arm]), (arm, list(block["rule"]))
+        assert leaves.attrs["heterogeneity_p_by_arm"][arm] < 0.05
+    one = study.discover_segments(max_depth=1, min_leaf=1000, arm="pct10")
+    assert set(one["arm"]) == {"pct10"}
 
 
 # ------------------------------------------------------------------------------------------ default segments

@@ -26,7 +26,7 @@ from uplift import Study
 from uplift.datasets import simulate_campaign
 from uplift.viz.report import ReportInputs, build_report, collect_report, write_report
 
-SECTION_IDS = ("data", "diagnostics", "effects", "leaderboard", "curves", "calibration", "segments",
+SECTION_IDS = ("data", "diagnostics", "effects", "leaderboard", "curves", "calibration", "segments", "discovered",
                "drivers", "targeting", "reproducibility")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -100,7 +100,7 @@ class _Page(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append("".join(self._cell).strip())
+            self._row.append("".join(self._cell).replace("\u00a0", " ").strip())  # as a reader sees it
             self._cell = None
         elif tag == "tr" and self._row is not None:
             self.tables[self.section][-1].append(self._row)

@@ -506,10 +506,7 @@ def segments(
     study = _load_with_data(model_dir, data, trust_model, expect_digest, require_signature)
     doc: dict = {}
     if by:
-        seg = study.segments(list(by), bins=bins, min_size=min_size)
-        if arm is not None:
-            study.result.arm_code(arm)  # a named arm must exist
-            seg = seg[seg["arm"] == arm].reset_index(drop=True)
+        seg = study.segments(list(by), bins=bins, min_size=min_size, arm=arm)
         doc["segments"] = seg
         _write(seg, out, protect=inputs)
     if not no_discover:

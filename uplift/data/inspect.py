@@ -165,7 +165,8 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
             outliers = outlier_share(values[~np.isin(values, [v for v, _ in found])]) if kind == "number" else 0.0
         share = top.iloc[0] / n if len(top) else 0.0
         if kind not in ("constant", "empty", "id") and share >= NEAR_CONSTANT:
-            note = (note + "; " if note else "") + f"near-constant ({share:.1%} {top.index[0]!r})"
+            value = top.index[0].item() if isinstance(top.index[0], np.generic) else top.index[0]  # 0, not np.int64(0)
+            note = (note + "; " if note else "") + f"near-constant ({share:.1%} {value!r})"
         rows.append({"column": str(name), "role": role[name], "type": kind,
                      "missing_share": float(col.isna().mean()), "levels": levels,
                      "sentinels": ", ".join(f"{v:g} x {c:,}" for v, c in found), "outlier_share": outliers,

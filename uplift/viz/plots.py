@@ -365,7 +365,9 @@ def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | Ma
     labels = [str(s) + (f" [arm {a}]" if multi_arm else "") + (f"  (n={int(n):,})" if n is not None else "")
               for s, a, n in zip(table["segment"], table["arm"] if "arm" in table else [None] * len(table),
                                  table["n"] if "n" in table else [None] * len(table), strict=True)]
-    fig, ax = _new_figure(7.5, 0.8 + 0.34 * len(table))
+    height = 0.8 + 0.34 * len(table)
+    legend_height = 0.3  # inches below the axes: a legend inside them would cover segments' intervals
+    fig, ax = _new_figure(7.5, height + legend_height)
     pos = np.arange(len(table))[::-1]
     est = table["uplift"].to_numpy(float) * scale
     err = np.vstack([est - table["lower"].to_numpy(float) * scale,
@@ -386,8 +388,9 @@ def plot_segments(segments_df: pd.DataFrame, *, kind: str, reference: float | Ma
     ax.set_ylim(-0.7, len(table) - 0.3)
     ax.set_xlabel(_plain(f"uplift ({unit.long}), 95% CI"))
     ax.set_title("Uplift by segment (mean doubly-robust score)", fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="best")
-    fig.tight_layout()
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, frameon=False, loc="lower center", ncol=min(len(names), 3))
+    fig.tight_layout(rect=(0, legend_height / (height + legend_height), 1, 1))
     return fig
 
 

@@ -1,18 +1,19 @@
 """One self-contained HTML report of a fitted study, to e-mail or archive next to the targeting list.
 
 Two steps, so that rendering computes nothing: :func:`collect_report` calls the same functions as the notebook
-API and the CLI (:func:`uplift.effects.segment_uplift`, :func:`uplift.effects.explain`,
-:func:`uplift.targeting.targeting_list`) and gathers their results in a :class:`ReportInputs`;
-:func:`build_report` renders those results and the fitted :class:`~uplift.fit.result.FitResult` (effects,
-leaderboard, calibration, design checks) with :mod:`uplift.viz.plots`. :func:`write_report` does both and writes
-the file atomically. The file has no scripts and no network references: figures are embedded as base64 PNG,
-styles are inline, and a Content-Security-Policy forbids anything else, so it opens the same offline, in a mail
-client or years later.
+API and the CLI (:func:`uplift.effects.segment_uplift`, :func:`uplift.effects.discover_segments`,
+:func:`uplift.effects.explain_arms`, :func:`uplift.targeting.targeting_list`) and gathers their results in a
+:class:`ReportInputs`; :func:`build_report` renders those results and the fitted
+:class:`~uplift.fit.result.FitResult` (effects, leaderboard, calibration, design checks) with
+:mod:`uplift.viz.plots`. :func:`write_report` does both and writes the file atomically. The file has no scripts
+and no network references: figures are embedded as base64 PNG, styles are inline, and a Content-Security-Policy
+forbids anything else, so it opens the same offline, in a mail client or years later.
 
 Sections: data and column roles, design diagnostics, average effects (naive vs adjusted for observational
-designs), leaderboard, Qini/uplift curves, calibration, segments, drivers of uplift (SHAP), targeting, and a
-reproducibility footer (package versions, seed, training-data hash, command line). Every estimate is shown
-with its 95% CI and unit. An analysis that could not be computed says why in its section; one that fails shows
+designs), leaderboard, Qini/uplift curves, calibration, segments, discovered segments and drivers of uplift
+(SHAP) for every treated arm (one named block per arm), targeting, and a reproducibility footer (package
+versions, seed, training-data hash, command line). Every estimate is shown with its 95% CI and unit. An
+analysis that could not be computed says why in its section; one that fails shows
 the error in place (and warns) instead of losing the whole report.
 
 Examples
@@ -54,7 +55,7 @@ from uplift.data.campaign import CampaignData
 from uplift.data.inspect import DataQuality, inspect_data
 from uplift.effects.average import headline_effects
 from uplift.effects.explanation import Explanation, explain_arms
-from uplift.effects.segments import default_segment_columns, segment_uplift
+from uplift.effects.segments import default_segment_columns, discover_segments, segment_uplift
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
 from uplift.targeting.lists import TargetingResult, targeting_list
@@ -116,7 +117,8 @@ def _table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], *, nu
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         cells = "".join(
             f"<th>{_e(c)}</th>" if header is None and j == 0 else
-            f'<td{" class=num" if j in numeric else ""}>{_e(c)}</td>' for j, c in enumerate(row))
+            f'<td class=num>{_e(_keep_together(str(c)))}</td>' if j in numeric else f"<td>{_e(c)}</td>"
+            for j, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return _Html(f"<table>{head}<tbody>{''.join(body)}</tbody></table>")
 
@@ -146,8 +148,42 @@ def _effect(row) -> str:
                signed=True)
 
 
-def _fact(value: object) -> str:
-    return fmt_number(value, 2) if isinstance(value, float) else str(value)
+#: Keys of the targeting summary that hold money (shown with the currency), and the one that is a ratio.
+MONEY_KEYS = frozenset({"spend", "budget", "value_per_unit", "profit", "incremental_revenue"})
+
+
+def _fact(value: object, key: str = "", currency: str | None = None) -> str:
+    """One fact of the targeting summary for people: counts with thousands separators, money with its currency
+    (cents only below 100), ROI as a percentage, other numbers to two decimals.
+
+    Examples
+    --------
+    >>> _fact(64000), _fact(1280.0, "spend", "$"), _fact(7.16, "value_per_unit", "$"), _fact(6.2468, "roi")
+    ('64,000', '1,280 $', '7.16 $', '+624.7 %')
+    >>> _fact({"Mens E-Mail": 11187, "Womens E-Mail": 1613}, "by_coupon")
+    'Mens E-Mail 11,187; Womens E-Mail 1,613'
+    """
+    if isinstance(value, dict):
+        return "; ".join(f"{'ROI' if k == 'roi' else str(k).replace('_', ' ')} "
+                         f"{_fact(v, k if key != 'cost_per_coupon' else 'spend', currency)}" for k, v in value.items())
+    if value is None or isinstance(value, bool | str):
+        return "none" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        if key == "roi":
+            return fmt_ci(value, scale=100.0, unit="%", signed=True, digits=1)
+        if key in MONEY_KEYS:
+            return fmt_money(value, currency=currency, digits=2 if abs(value) < 100 else 0,
+                             signed=key == "profit")
+        return fmt_number(value, 2)
+    return str(value)
+
+
+def _keep_together(cell: str) -> str:
+    """A numeric cell wraps only before its interval: "+7,525 [5,992, 9,059] $" may break before "[", never
+    inside the interval or before its unit (a lone "pp" or "$" on a second line)."""
+    return " [".join(part.replace(" ", "\u00a0") for part in cell.split(" ["))
 
 
 def _effect_unit(kind: str) -> tuple[float, str]:
@@ -175,6 +211,9 @@ class ReportInputs:
         Its training data (sections that need the rows say so when it is missing).
     segments : list of (columns, table)
         :func:`uplift.effects.segment_uplift` tables, one per segmentation.
+    discovered : DataFrame or None
+        :func:`uplift.effects.discover_segments` of every treated arm (rows name their ``arm``), as
+        ``uplift segments`` shows them (None: not computed).
     explanations : dict of str to Explanation
         :func:`uplift.effects.explain_arms` of the chosen model: one explanation per treated arm, by arm (empty:
         not requested or not computed).
@@ -193,6 +232,7 @@ class ReportInputs:
     result: FitResult
     data: CampaignData | None = None
     segments: list = field(default_factory=list)
+    discovered: pd.DataFrame | None = None
     explanations: dict[str, Explanation] = field(default_factory=dict)
     targeting: TargetingResult | None = None
     explain_requested: bool = True
@@ -240,6 +280,8 @@ def collect_report(result: FitResult, data: CampaignData | None = None, *,
         if table is None:
             break
         inputs.segments.append((by, table))
+    inputs.discovered = _attempt(inputs, "discovered", "Discovered segments",
+                                 lambda: discover_segments(result, data))
     if explain:
         inputs.explanations = _attempt(inputs, "drivers", "The SHAP summary",
                                        lambda: explain_arms(result, data)) or {}
@@ -583,6 +625,35 @@ class _Report:
             out.append(note)
         return "".join(out)
 
+    # -- 7b. discovered segments
+    def discovered(self) -> str:
+        if self.data is None:
+            return self._no_data_note("Discovered segments")
+        table = self.inputs.discovered
+        if table is None:
+            return self._section_note("discovered") or _p("Discovered segments were not computed.", "note")
+        scale, unit = _effect_unit(self.kind)
+        out = [_p("Groups whose uplift differs, found by a shallow tree on one random half of the customers and "
+                  "measured on the other half, so the search does not inflate the estimates (uplift segments "
+                  "MODEL_DIR FILE shows the same rules). One block per treated arm: a rule that singles out the "
+                  "responders to one coupon may not exist for another.")]
+        p_by_arm = table.attrs.get("heterogeneity_p_by_arm", {})
+        for arm, block in table.groupby("arm", sort=False):
+            p_value = p_by_arm.get(arm, np.nan)
+            out.append(_Html(f"<h3>Arm {_e(arm)}</h3>"))
+            if np.isfinite(p_value):
+                out.append(_p(f"Test that every segment of this arm has the same uplift: p = {p_value:.2g}"
+                              + (" (the segments differ)." if p_value < 0.05 else
+                                 " (no evidence that they differ).")))
+            rows = [[r["rule"], f"{int(r['n']):,}",
+                     fmt_ci(r["uplift"], r["lower"], r["upper"], scale=scale, unit=unit, signed=True),
+                     fmt_number(r["predicted_uplift"] * scale, 2) + f" {unit}",
+                     str(r.get("note", "") or "").split(":")[0].replace("_", " ")]
+                    for r in block.to_dict("records")]
+            out.append(_table(["rule", "customers (estimation half)", "uplift [95% CI]", "model's mean prediction",
+                               "note"], rows, numeric=(1, 2, 3)))
+        return "".join(out)
+
     # -- 8. drivers (SHAP)
     def drivers(self) -> str:
         if not self.inputs.explain_requested:
@@ -646,30 +717,26 @@ class _Report:
         for key, val in summary.items():
             if key in ("estimated", "baselines", "warning"):
                 continue
-            if isinstance(val, dict):
-                text = ", ".join(f"{k.replace('_', ' ')}: {fmt_pct(v) if k == 'roi' else _fact(v)}"
-                                 for k, v in val.items())
-                facts.append([FACT_LABELS.get(key, key.replace("_", " ")), text])
-            else:
-                facts.append([FACT_LABELS.get(key, key.replace("_", " ")), _fact(val)])
+            facts.append([FACT_LABELS.get(key, key.replace("_", " ")), _fact(val, key, self.currency)])
         out = lead + ([_table(None, facts)] if facts else [])
         if policies:
             scale, unit = _effect_unit(self.kind)
-            outcome_unit = "conversions" if self.kind == "binary" else "outcome units"
+            outcome = "incremental conversions" if self.kind == "binary" else f"incremental {self.outcome}"
+            # The units every row shares go to the header, so each cell is a number and its interval.
+            money = f" ({self.currency})" if self.currency else ""
             rows = []
             for name, v in policies:
-                rows.append([POLICY_LABELS.get(name, name.replace("_", " ")),
+                rows.append([POLICY_LABELS.get(name, name.removeprefix("baselines: ").replace("_", " ")),
                              f"{int(v.get('n_selected', 0)):,}",
                              fmt_ci(v.get("incremental_outcome"), v.get("incremental_outcome_lower"),
-                                    v.get("incremental_outcome_upper"), unit=outcome_unit, signed=True),
-                             fmt_money(v.get("spend", np.nan), currency=self.currency),
-                             fmt_money(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"),
-                                       currency=self.currency, signed=True),
-                             fmt_pct(v.get("roi", np.nan), v.get("roi_lower", np.nan),
-                                     v.get("roi_upper", np.nan))])
+                                    v.get("incremental_outcome_upper"), signed=True),
+                             fmt_money(v.get("spend", np.nan)),
+                             fmt_money(v.get("profit"), v.get("profit_lower"), v.get("profit_upper"), signed=True),
+                             fmt_ci(v.get("roi", np.nan), v.get("roi_lower", np.nan), v.get("roi_upper", np.nan),
+                                    scale=100.0, signed=True)])
             out.append(_Html("<h3>Estimated value (held-out, doubly robust)</h3>"))
-            out.append(_table(["policy", "customers", "incremental outcome [95% CI]", "spend",
-                               "profit [95% CI]", "ROI [95% CI]"], rows, numeric=(1, 2, 3, 4, 5)))
+            out.append(_table(["policy", "customers", f"{outcome} [95% CI]", f"spend{money}",
+                               f"profit [95% CI]{money}", "ROI [95% CI] (%)"], rows, numeric=(1, 2, 3, 4, 5)))
             money = f"Money in {self.currency}" if self.currency else "Money in the units of cost and value"
             out.append(_p(f"{money}. The model's list: the same targeting rule "
                           "applied to customers the model did not see, valued with doubly-robust scores; "
@@ -743,6 +810,7 @@ def build_report(inputs: ReportInputs, *, command_line: str | None = None, title
         _Section("curves", "Qini and uplift curves", r._optional("Qini and uplift curves", r.curves)),
         _Section("calibration", "Calibration", r.calibration()),
         _Section("segments", "Uplift by segment", r._optional("Segment uplift", r.segments)),
+        _Section("discovered", "Discovered segments", r._optional("Discovered segments", r.discovered)),
         _Section("drivers", "What drives uplift (SHAP)", r._optional("The SHAP summary", r.drivers)),
         _Section("targeting", "Targeting", r._optional("Targeting", r.targeting)),
     ]
