@@ -127,7 +127,7 @@ def test_target_footer_units_plot_and_honest_warning(shop, narrow, tmp_path):
     text = narrow.getvalue()
     _fits_80(text)
     assert "{" not in text and "by coupon: coupon_a" in text  # no Python dict in the footer
-    assert "(EUR)" in text and "%" in text  # money labelled, ROI as a percentage
+    assert "Expected result in EUR" in text and "%" in text  # money labelled, ROI as a percentage
     lst = pd.read_csv(out)
     assert lst["rank"].min() == 1 if len(lst) else True
     assert not re.search(r"\.\d{7,}", out.read_text())  # rounded for people (see the readout test)

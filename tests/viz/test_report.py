@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.conftest import SHOP_DRIVERS
 from uplift import Study
 from uplift.datasets import simulate_campaign
 from uplift.viz.report import ReportInputs, build_report, collect_report, write_report
@@ -200,6 +201,31 @@ def test_every_treated_arm_is_explained_in_its_own_block(tmp_path):
     alts = [img.get("alt", "") for img in _parse(text).images]
     assert sorted(a for a in alts if a.startswith("SHAP summary")) == [
         f"SHAP summary of uplift drivers, arm {arm}" for arm in sorted(study.arms[1:])]
+
+
+def test_three_coupons_each_have_their_own_discovered_segments_and_drivers(three_coupons, tmp_path):
+    """Three coupons driven by different features: the discovered-segments and SHAP sections have one named block
+    per arm, with the rules `uplift segments` / Study.discover_segments give and each arm's own driver first."""
+    study, _ = three_coupons
+    text = write_report(study.result, tmp_path / "three.html", data=study.data, segment_by=[]).read_text(
+        encoding="utf-8")
+    page = _parse(text)
+    found = text.split('id="discovered"')[1].split("<section")[0]
+    expected = study.discover_segments()
+    arms = ["free_shipping", "pct10", "pct20"]
+    assert re.findall(r"<h3>Arm ([^<]+)</h3>", found) == arms
+    for table, arm in zip(page.tables["discovered"], arms, strict=True):
+        assert [r[0] for r in table[1:]] == list(expected.loc[expected["arm"] == arm, "rule"])
+    for table, arm in zip(page.tables["drivers"], arms, strict=True):
+        assert table[1][0] == "1" and table[1][1] in SHOP_DRIVERS[arm], (arm, table[1])
+
+
+def test_a_revenue_effect_is_shown_in_the_currency_given(rct_study):
+    """--currency labels money everywhere: the effect on revenue too, not "outcome units"."""
+    inputs = collect_report(rct_study.result, rct_study.data, segment_by=[], explain=False)
+    page = _parse(build_report(inputs, currency="EUR"))
+    rows = [r for r in page.tables["effects"][0][1:] if r[0] == "revenue"]
+    assert rows and all(r[4].endswith("EUR") and "outcome units" not in " ".join(r) for r in rows)
 
 
 def test_report_is_self_contained(rct_report):

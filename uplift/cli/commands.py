@@ -715,8 +715,9 @@ def report(
                     ] = [],  # noqa: B006
     value: Annotated[float | None, typer.Option(help="Money per conversion, for the targeting section.")] = None,
     budget: Annotated[float | None, typer.Option(help="Budget for the targeting section.")] = None,
-    currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. '$' or EUR (default: none, "
-                                                      "the units of --cost and --value).")] = None,
+    currency: Annotated[str | None, typer.Option(help="Label of money amounts (costs, profit, effects on a "
+                                                      "revenue outcome), e.g. '$' or EUR (default: none, the units "
+                                                      "of --cost and --value).")] = None,
     sql: SqlOpt = None,
     db: DbOpt = None,
     table_name: TableOpt = None,

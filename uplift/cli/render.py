@@ -403,7 +403,7 @@ def show_targeting(summary: dict, out: Path | None, *, currency: str | None = No
     def ci(d: dict, key: str) -> tuple[object, object, object]:
         return d.get(key), d.get(f"{key}_lower"), d.get(f"{key}_upper")
 
-    money = f" ({currency})" if currency else ""
+    money = f" in {currency}" if currency else ""
     frame = pd.DataFrame([{"policy": name, "customers": fmt_number(d.get("n_selected"), 0),
                            "spend": fmt_money(d.get("spend")), "profit": fmt_money(*ci(d, "profit"), signed=True),
                            "roi": fmt_pct(*ci(d, "roi"))} for name, d in rows])

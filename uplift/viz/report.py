@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 import uplift.viz.plots as plot
-from uplift._display import effect_unit, fmt_ci, fmt_money, fmt_number, fmt_pct
+from uplift._display import OUTCOME_UNITS, effect_unit, fmt_ci, fmt_money, fmt_number, fmt_pct
 from uplift._files import atomic_write_text
 from uplift._stats import Z95
 from uplift._versions import package_versions
@@ -186,8 +186,8 @@ def _keep_together(cell: str) -> str:
     return " [".join(part.replace(" ", "\u00a0") for part in cell.split(" ["))
 
 
-def _effect_unit(kind: str) -> tuple[float, str]:
-    unit = effect_unit(kind)
+def _effect_unit(kind: str, currency: str | None = None) -> tuple[float, str]:
+    unit = effect_unit(kind, currency)
     return unit.scale, unit.short
 
 
@@ -305,6 +305,8 @@ class _Report:
         self.command_line = command_line
         self.errors: list[str] = list(inputs.errors)
         self.ate_table = self.result.ate
+        if currency:  # a continuous outcome (revenue, spend) is money: in the currency given, as costs and profit
+            self.ate_table = self.ate_table.assign(unit=self.ate_table["unit"].replace(OUTCOME_UNITS[1], currency))
 
     # -- robustness: a section that fails to render must not lose the whole report
     def _optional(self, what: str, fn: Callable[[], str]) -> str:
@@ -524,7 +526,7 @@ class _Report:
     # -- 4. leaderboard
     def leaderboard(self) -> str:
         board = self.result.leaderboard
-        scale, unit = _effect_unit(self.kind)
+        scale, unit = _effect_unit(self.kind, self.currency)
         k = self.result.fit_params.get("k", 0.3)
         rows, classes = [], []
         for r in board.itertuples(index=False):
@@ -577,7 +579,7 @@ class _Report:
     # -- 6. calibration
     def calibration(self) -> str:
         table = self.result.calibration
-        scale, unit = _effect_unit(self.kind)
+        scale, unit = _effect_unit(self.kind, self.currency)
         out = [_figure(plot.plot_calibration(table, kind=self.kind), "Calibration plot",
                        f"Bins of the {self.result.best_learner} model's out-of-fold predicted uplift "
                        "(bin 1 = highest); observed uplift with 95% CI.")]
@@ -606,11 +608,12 @@ class _Report:
                  "the dotted lines are the overall average effects, one per arm")
         for by, table in self.inputs.segments:
             out.append(_Html(f"<h3>By {_e(' × '.join(by))}</h3>"))
-            out.append(_figure(plot.plot_segments(table, kind=self.kind, reference=reference or None),
+            out.append(_figure(plot.plot_segments(table, kind=self.kind, reference=reference or None,
+                                               currency=self.currency),
                                f"Segment uplift by {', '.join(by)}",
                                "Mean doubly-robust score per segment with 95% CI"
                                + (f"; {lines}." if reference else ".")))
-            scale, unit = _effect_unit(self.kind)
+            scale, unit = _effect_unit(self.kind, self.currency)
             rows = []
             for r in table.to_dict("records"):
                 rows.append([r.get("arm", ""), r["segment"], f"{int(r.get('n', 0)):,}",
@@ -632,7 +635,7 @@ class _Report:
         table = self.inputs.discovered
         if table is None:
             return self._section_note("discovered") or _p("Discovered segments were not computed.", "note")
-        scale, unit = _effect_unit(self.kind)
+        scale, unit = _effect_unit(self.kind, self.currency)
         out = [_p("Groups whose uplift differs, found by a shallow tree on one random half of the customers and "
                   "measured on the other half, so the search does not inflate the estimates (uplift segments "
                   "MODEL_DIR FILE shows the same rules). One block per treated arm: a rule that singles out the "
@@ -662,7 +665,7 @@ class _Report:
             return self._no_data_note("The SHAP summary")
         if not self.inputs.explanations:
             return self._section_note("drivers") or _p("The SHAP summary was not computed.", "note")
-        scale, unit = _effect_unit(self.kind)
+        scale, unit = _effect_unit(self.kind, self.currency)
         out = []
         if len(self.inputs.explanations) > 1:
             out.append(_p("One block per treated arm: the feature that drives one coupon's uplift may not move "
@@ -720,7 +723,7 @@ class _Report:
             facts.append([FACT_LABELS.get(key, key.replace("_", " ")), _fact(val, key, self.currency)])
         out = lead + ([_table(None, facts)] if facts else [])
         if policies:
-            scale, unit = _effect_unit(self.kind)
+            scale, unit = _effect_unit(self.kind, self.currency)
             outcome = "incremental conversions" if self.kind == "binary" else f"incremental {self.outcome}"
             # The units every row shares go to the header, so each cell is a number and its interval.
             money = f" ({self.currency})" if self.currency else ""
@@ -862,7 +865,8 @@ def write_report(result: FitResult, path: str | Path, *, data: CampaignData | No
     title : str, optional
         Page title.
     currency : str, optional
-        Label of money amounts (e.g. ``"$"``); default none, the units of the cost and value given.
+        Label of money amounts (e.g. ``"$"``): costs, profit, and the effects on a continuous outcome such as
+        revenue; default none, the units of the cost and value given ("outcome units" for effects).
 
     Returns
     -------
