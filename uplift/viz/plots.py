@@ -551,7 +551,7 @@ def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) ->
     _require(curve_df, ("share_targeted", "expected_profit"), "profit curve")
     share = curve_df["share_targeted"].to_numpy(float)
     keep = _thin_index(len(share))
-    fig, ax = _new_figure(7.0, 4.0)
+    fig, ax = _new_figure(7.0, 4.5)
     honest = {"estimated_profit", "estimated_profit_lower", "estimated_profit_upper"} <= set(curve_df.columns)
     if honest:
         est, lo, hi = (curve_df[c].to_numpy(float)[keep] for c in
@@ -574,10 +574,14 @@ def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) ->
     ax.axhline(0, color="0.3", lw=0.6)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of customers targeted (most profitable first, by the model)")
+    from matplotlib.ticker import StrMethodFormatter
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))  # 30,000 as the tables write money
     ax.set_ylabel(f"cumulative incremental profit{f' ({_plain(currency)})' if currency else ''}")
     ax.set_title("Profit as the list grows: honest estimate vs the model's expectation", fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="best")
-    fig.tight_layout()
+    # Below the axes: inside them the legend sat on the band or the budget cut.
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, frameon=False, loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
