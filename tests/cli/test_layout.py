@@ -242,3 +242,51 @@ def test_readout_at_80_columns_in_the_one_convention_and_of_an_older_list(shop, 
     older = narrow.getvalue()
     assert "older version" in older
     assert older.split("By predicted-uplift decile")[1].split("note:")[0] == today.split("note:")[0]
+
+
+@pytest.fixture(scope="module")
+def three_coupon_export(tmp_path_factory):
+    """The realistic shop export (tests/shop.py: text dates, a -999 code, control 40% and three coupons at 20%)
+    as a user's CSV, and the fit's captured 80-column output."""
+    from tests.shop import shop_campaign
+    folder = tmp_path_factory.mktemp("three")
+    export, _ = shop_campaign(6000, seed=2)
+    path = folder / "shop.csv"
+    export.to_csv(path, index=False)
+    buf = io.StringIO()
+    console = Console(width=80, file=buf, color_system=None, force_terminal=False)
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (render, commands):
+            mp.setattr(module, "console", console)
+        res = runner.invoke(app, ["fit", str(path), "--treatment", "coupon", "--outcome", "converted", "--id",
+                                  "customer_id", "--exclude", "revenue", "--learners", "t", "--folds", "2",
+                                  "--out", str(folder / "model")])
+    assert res.exit_code == 0, res.output
+    return path, folder / "model", buf.getvalue()
+
+
+def test_fit_of_a_three_coupon_export_names_cli_flags_and_fits_80_columns(three_coupon_export):
+    """An unequal design (control 40%) fits with the check on; the notes and the check name the CLI's flags,
+    not Python's arguments."""
+    _, _, text = three_coupon_export
+    _fits_80(text)
+    flat = " ".join(text.split())
+    assert "needs the declared split (--expected-split ARM=SHARE)" in flat
+    assert "--na-values -999" in flat and "--as-of" in flat
+    for python in ("expected_split=", "na_values=", "as_of=", "allow_srm=", "exclude=["):
+        assert python not in flat, python
+
+
+def test_explain_arm_chooses_one_of_three_coupons(three_coupon_export, narrow):
+    data, model, _ = three_coupon_export
+    doc = json.loads(runner.invoke(app, ["explain", str(model), str(data), "--max-rows", "200", "--arm", "pct20",
+                                         "--json"]).stdout)
+    assert {r["arm"] for r in doc["importance"]} == {"pct20"} and set(doc["surrogate_r2"]) == {"pct20"}
+    every = json.loads(runner.invoke(app, ["explain", str(model), str(data), "--max-rows", "200", "--json"]).stdout)
+    assert {r["arm"] for r in every["importance"]} == {"free_shipping", "pct10", "pct20"}
+    assert all("arm" in r for r in every["top_drivers_preview"])
+    seg = json.loads(runner.invoke(app, ["segments", str(model), str(data), "--by", "channel", "--arm", "pct10",
+                                         "--min-leaf", "300", "--json"]).stdout)
+    assert {r["arm"] for r in seg["segments"]} == {"pct10"} and {r["arm"] for r in seg["discovered"]} == {"pct10"}
+    res = runner.invoke(app, ["explain", str(model), str(data), "--arm", "pct99"])
+    assert res.exit_code == 2 and "pct99" in res.output and "Traceback" not in res.output

@@ -24,6 +24,7 @@ from uplift._versions import __version__
 from uplift.cli.demo import run_demo
 from uplift.cli.render import (
     RichProgress,
+    cli_wording,
     console,
     err_console,
     print_json,
@@ -193,7 +194,7 @@ def cli_command(func):
                 warnings.simplefilter("ignore")
                 return func(*args, **kwargs)
         except UpliftInputError as exc:
-            message = getattr(exc, "cli_message", None) or str(exc)
+            message = getattr(exc, "cli_message", None) or cli_wording(str(exc))
             err_console.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -815,7 +816,7 @@ def readout(
             console.print(readout_table(title + (money if "profit" in frame else ""), frame, key, kind,
                                         currency=currency))
     for note in res.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {cli_wording(note)}", highlight=False)
 
 
 @app.command()
@@ -925,7 +926,7 @@ def features(
     console.print(f"wrote {len(built.frame):,} customers x {len(built.feature_names)} features and outcomes "
                   f"{', '.join(built.outcome_names)} to [bold]{out}[/] (schema: {schema_file})", highlight=False)
     for note in built.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {cli_wording(note)}", highlight=False)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Everything here takes results (tables, dicts) and prints them; nothing computes 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +58,32 @@ class RichProgress:
 
 def print_json(doc: dict) -> None:
     sys.stdout.write(json_text(doc))
+
+
+#: Messages written for both interfaces name the Python argument and then the flag ("na_values=['-999'] (CLI
+#: --na-values -999)", "as_of=... / CLI --as-of", "value=..., CLI --value"); a command-line user gets the flag only.
+_BOTH_FORMS = (
+    (re.compile(r"\b\w+=(?:\.\.\.|\[[^\]]*\]|\{[^}]*\}|[^\s(),]+) \(CLI (--[^)]*)\)"), r"\1"),
+    (re.compile(r"\b\w+=(?:\.\.\.|\[[^\]]*\]) / CLI (--[\w-]+(?: [A-Z_]+=[A-Z_]+)?)"), r"\1"),
+    (re.compile(r"\b\w+=\.\.\., CLI (--[\w-]+)"), r"\1"),
+)
+
+
+def cli_wording(message: str) -> str:
+    """A message for the command line: each "python_argument (CLI --flag)" pair reduced to the flag.
+
+    Examples
+    --------
+    >>> cli_wording("probably a missing-value code; pass na_values=['-999'] (CLI --na-values -999) to read it")
+    'probably a missing-value code; pass --na-values -999 to read it'
+    >>> cli_wording("the check needs the declared split (expected_split=... / CLI --expected-split ARM=SHARE)")
+    'the check needs the declared split (--expected-split ARM=SHARE)'
+    >>> cli_wording("set as_of=... / CLI --as-of for the campaign start; give the value (value=..., CLI --value)")
+    'set --as-of for the campaign start; give the value (--value)'
+    """
+    for pattern, replacement in _BOTH_FORMS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def table(title: str, frame: pd.DataFrame, columns: dict[str, str], *, numeric: tuple[str, ...] = (),
@@ -336,7 +363,7 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
     console.print(f"design: [bold]{study.design}[/]; arms: control={study.arms[0]!r}, treated="
                   f"{', '.join(map(repr, study.arms[1:]))}; modelled outcome: {study.crossfit_.outcome!r}")
     for note in study.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {cli_wording(note)}", highlight=False)
     show_diagnostics(diag)
     console.print(leaderboard_table(doc["leaderboard"], study.best_learner_, kind, k=k))
     console.print(ate_table(doc["ate"]))
@@ -360,7 +387,7 @@ def show_diagnostics(diag: Mapping) -> None:
 
     srm = diag.get("srm")
     if srm:
-        t.add_row("sample ratio (chi-square vs declared split)", srm.get("message", ""),
+        t.add_row("sample ratio (chi-square vs declared split)", cli_wording(srm.get("message", "")),
                   status(srm.get("passed", True)))
     for arm, chk in (diag.get("balance_auc") or {}).items():
         t.add_row(f"balance: can features predict {arm!r}? (cross-fitted AUC, 0.5 = no)",
@@ -372,7 +399,7 @@ def show_diagnostics(diag: Mapping) -> None:
         t.add_row("covariate balance (|SMD| > 0.1 flagged)",
                   f"{len(flagged)} of {len(frame)} feature levels flagged", status(len(flagged) == 0))
     for arm, ov in (diag.get("overlap") or {}).items():
-        t.add_row(f"overlap for {arm!r} (propensity outside [0.05, 0.95])", ov.get("message", ""),
+        t.add_row(f"overlap for {arm!r} (propensity outside [0.05, 0.95])", cli_wording(ov.get("message", "")),
                   status(ov.get("passed", True)))
     leak = diag.get("leakage")
     if leak is not None:
@@ -425,7 +452,7 @@ def show_data_quality(quality, short: bool = False) -> None:
     or the per-column table with the arm shares and every finding."""
     if short:
         for line in quality.summary():
-            console.print(line, highlight=False, soft_wrap=True)
+            console.print(line, highlight=False)
         return
     cols = quality.columns.assign(missing_share=quality.columns["missing_share"].map(lambda v: f"{v:.1%}"),
                                   outlier_share=quality.columns["outlier_share"].map(
@@ -436,7 +463,7 @@ def show_data_quality(quality, short: bool = False) -> None:
         arms = quality.arms.assign(share=quality.arms["share"].map(lambda v: f"{v:.1%}"))
         console.print(table("Arms", arms, {c: c for c in arms.columns}))
     for note in quality.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {cli_wording(note)}", highlight=False)
 
 
 def show_timings(times) -> None:
