@@ -56,6 +56,23 @@ def test_estimate_equals_difference_in_means_and_scales_to_number_sent():
     assert s["predicted_incremental_conversions"] == pytest.approx(sel.loc[sel["send"], "uplift"].sum())
 
 
+def test_a_revenue_models_list_read_out_on_conversions_predicts_nothing_in_pp():
+    """A list from a revenue model carries expected_incremental_outcome (money); read out on a 0/1 outcome, its
+    uplift is not a conversion probability: the predicted figures are left out with a note, not shown as pp.
+    Read out on the revenue itself they are kept."""
+    sent = small_list(3000, seed=4)
+    sent["uplift"] *= 50.0  # the revenue model's uplift, money per customer
+    sent["expected_incremental_outcome"] = sent["uplift"]
+    res = draw_results(sent, seed=5)
+    out = readout(sent, res, id_col="customer_id", outcome="bought", revenue="spend")
+    s = out["summary"]
+    assert np.isnan(s["predicted_uplift"]) and np.isnan(s["predicted_incremental_conversions"])
+    assert np.isfinite(s["realised_uplift"]) and out["by_coupon"]["predicted_uplift"].isna().all()
+    assert any("fitted on (a continuous outcome such as revenue), not of 'bought'" in n for n in out["notes"])
+    same = readout(sent, res, id_col="customer_id", outcome="spend")["summary"]
+    assert same["predicted_uplift"] == pytest.approx(sent.loc[sent["selected"], "uplift"].mean(), rel=0.05)
+
+
 def test_continuous_outcome_is_its_own_revenue():
     sent = small_list(3000, seed=2)
     res = draw_results(sent, seed=3)

@@ -310,7 +310,9 @@ def readout_summary_table(summary: dict, *, currency: str | None = None) -> Tabl
              fmt_effect(summary.get("predicted_uplift"), None, None, kind, digits=decimals(
                  summary.get("realised_uplift_lower"), summary.get("realised_uplift_upper"),
                  effect_unit(kind).scale)))]
-    digits = 0 if kind == "binary" else None
+    lo, hi = ci(name)[1:]
+    # The realised interval sets the decimals of both columns: "+11,203 [3,838, 18,568]" next to "+9,506".
+    digits = 0 if kind == "binary" or lo is None or hi is None else decimals(lo, hi)
     rows.append((name.replace("_", " "), fmt_ci(*ci(name), signed=True, digits=digits),
                  fmt_ci(summary.get(f"predicted_{name}"), signed=True, digits=digits)))
     if "incremental_revenue" in summary:

@@ -345,6 +345,15 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     if uplift_col not in sent_list.columns:
         raise UpliftInputError(f"the sent list has no predicted uplift column {uplift_col!r}")
     up = pd.to_numeric(sent_list[uplift_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    # A list says which outcome its model predicted (targeting_list names the column); a revenue model's uplift
+    # (money) read out on conversions would show as "+250 pp" next to the realised +5 pp.
+    fitted_kind = ("binary" if "expected_incremental_conversions" in sent_list.columns else
+                   "continuous" if "expected_incremental_outcome" in sent_list.columns else None)
+    if fitted_kind is not None and fitted_kind != kind:
+        fitted = "a conversion (0/1)" if fitted_kind == "binary" else "a continuous outcome such as revenue"
+        notes.append(f"the list's predicted uplift is of the outcome its model was fitted on ({fitted}), not of "
+                     f"{outcome!r}: the predicted figures are left out; read out that outcome to compare them")
+        up = np.full(len(sent_list), np.nan)
     arm_labels = (sent_list[arm_col].astype(str).to_numpy() if arm_col in sent_list.columns
                   else np.full(len(sent_list), "coupon", dtype=object))
     cost = None
@@ -382,9 +391,10 @@ def readout(sent_list: pd.DataFrame, results: pd.DataFrame, *, id_col: str, outc
     summary = {"outcome": outcome, "kind": kind, "n_selected": len(t), "n_sent": n_sent, "n_holdout": n_held,
                "n_unmeasured": int((~in_measured).sum()), "holdout_mean": float(y[held].mean())}
     summary |= _figures(est / n_meas, se / n_meas, z, "realised_uplift")
-    summary["predicted_uplift"] = float(np.nanmean(up[t][in_measured]))
+    predicted = np.isfinite(up[t][in_measured]).any()
+    summary["predicted_uplift"] = float(np.nanmean(up[t][in_measured])) if predicted else float("nan")
     summary |= _figures(est, se, z, name)
-    summary[f"predicted_{name}"] = float(np.nansum(up[t][send[t] & in_measured]))
+    summary[f"predicted_{name}"] = float(np.nansum(up[t][send[t] & in_measured])) if predicted else float("nan")
     if rev is not None:
         r_est, r_se = _total(_group_effects(rev[t], send[t], strata, n_strata), eff["n_s"])
         summary |= _figures(r_est, r_se, z, "incremental_revenue")
@@ -449,7 +459,7 @@ def _exploration(y, rev, up, send, selected, prop, cost, z, kind, notes) -> dict
     n = len(rest)
     out = {"n_not_selected": n, "n_explored": n_exp}
     out |= _figures(est, se, z, "realised_uplift")
-    out["predicted_uplift"] = float(np.nanmean(up[rest]))
+    out["predicted_uplift"] = float(np.nanmean(up[rest])) if np.isfinite(up[rest]).any() else float("nan")
     name = "incremental_conversions" if kind == "binary" else "incremental_outcome"
     # What sending the coupon to every not-selected customer would have added: the model's "no" is vindicated
     # when this interval lies at or below the value of the coupons it would cost.
