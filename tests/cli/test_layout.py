@@ -262,6 +262,7 @@ def three_coupon_export(tmp_path_factory):
                                   "customer_id", "--exclude", "revenue", "--learners", "t", "--folds", "2",
                                   "--out", str(folder / "model")])
     assert res.exit_code == 0, res.output
+    assert res.stderr == ""  # not a terminal (a pipe): no progress bar, no stray blank line on stderr
     return path, folder / "model", buf.getvalue()
 
 
@@ -290,3 +291,16 @@ def test_explain_arm_chooses_one_of_three_coupons(three_coupon_export, narrow):
     assert {r["arm"] for r in seg["segments"]} == {"pct10"} and {r["arm"] for r in seg["discovered"]} == {"pct10"}
     res = runner.invoke(app, ["explain", str(model), str(data), "--arm", "pct99"])
     assert res.exit_code == 2 and "pct99" in res.output and "Traceback" not in res.output
+
+
+def test_report_takes_a_cost_per_coupon_as_target_does(three_coupon_export, tmp_path):
+    data, model, _ = three_coupon_export
+    html = tmp_path / "report.html"
+    res = runner.invoke(app, ["report", str(model), "--data", str(data), "--out", str(html), "--cost", "pct10=1",
+                              "--cost", "pct20=2.5", "--cost", "free_shipping=1.5", "--value", "40", "--currency",
+                              "EUR", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"report": str(html), "with_data": True}
+    text = html.read_text(encoding="utf-8")
+    assert "free_shipping 1.50 EUR; pct10 1.00 EUR; pct20 2.50 EUR" in text
+    assert 'alt="Honest profit curve"' in text and "Discovered segments" in text

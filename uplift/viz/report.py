@@ -164,8 +164,9 @@ def _fact(value: object, key: str = "", currency: str | None = None) -> str:
     'Mens E-Mail 11,187; Womens E-Mail 1,613'
     """
     if isinstance(value, dict):
-        return "; ".join(f"{'ROI' if k == 'roi' else str(k).replace('_', ' ')} "
-                         f"{_fact(v, k if key != 'cost_per_coupon' else 'spend', currency)}" for k, v in value.items())
+        by_arm = key in ("cost_per_coupon", "by_coupon")  # arm labels as the data spells them
+        return "; ".join(f"{k if by_arm else 'ROI' if k == 'roi' else str(k).replace('_', ' ')} "
+                         f"{_fact(v, 'spend' if key == 'cost_per_coupon' else k, currency)}" for k, v in value.items())
     if value is None or isinstance(value, bool | str):
         return "none" if value is None else str(value)
     if isinstance(value, int | np.integer):
