@@ -334,9 +334,33 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_report_renders_in_headless_chromium(rct_report, tmp_path):
+def _needs_chromium() -> None:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip(f"headless browser test needs Chromium at {CHROMIUM} (apt-get install -y chromium)")
+
+
+def _page_size_at_1280(report: Path, tmp_path: Path) -> tuple[int, int]:
+    """``document.scrollingElement``'s scrollWidth and clientWidth of the report laid out 1280 px wide.
+
+    The report forbids scripts (its CSP), so a scripted page next to it loads it in a 1280 px frame, reads the
+    frame's scroll width and writes it into its own DOM, which --dump-dom prints.
+    """
+    probe = tmp_path / "measure.html"
+    probe.write_text(
+        '<!DOCTYPE html><html><body style="margin:0"><iframe id="f" src="' + report.resolve().as_uri()
+        + '" style="width:1280px;height:900px;border:0"></iframe><pre id="out">pending</pre><script>'
+        "document.getElementById('f').onload=function(){var s=this.contentDocument.scrollingElement;"
+        "document.getElementById('out').textContent='scroll '+s.scrollWidth+' '+s.clientWidth;};"
+        "</script></body></html>", encoding="utf-8")
+    dom = _chromium(["--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom",
+                     probe.resolve().as_uri()], tmp_path / "profile_measure")
+    found = re.search(r"scroll (\d+) (\d+)", dom.stdout)
+    assert found, dom.stdout[-500:] + dom.stderr[-2000:]
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_report_renders_in_headless_chromium(rct_report, tmp_path):
+    _needs_chromium()
     url = rct_report.resolve().as_uri()
 
     # 1. The parsed DOM: every embedded image survives parsing, and no script crept in.
@@ -371,6 +395,30 @@ def test_report_renders_in_headless_chromium(rct_report, tmp_path):
     ink = np.abs(np.asarray(Image.open(wide).convert("RGB"), dtype=float) - 255).sum(axis=2) > 30
     columns = np.flatnonzero(ink.any(axis=0))
     assert columns.max() <= (1600 + 1180) // 2 and columns.min() >= (1600 - 1180) // 2 - 1
+    # ... and measured: the page is no wider than the 1280 px window.
+    width, client = _page_size_at_1280(rct_report, tmp_path)
+    assert width <= client <= 1280
+
+    # 4. The honest profit curve is on the page, with its band and the budget cut named under it.
+    figure = text_of_figure(dom.stdout, "Honest profit curve")
+    assert "band" in figure and "the dotted line is this list" in figure
+
+
+def text_of_figure(html_text: str, alt: str) -> str:
+    """The caption of the figure whose image has this alt text."""
+    start = html_text.index(f'alt="{alt}"')
+    return html_text[start:html_text.index("</figure>", start)]
+
+
+def test_a_three_coupon_report_has_no_horizontal_scroll_at_1280_px(three_coupons, tmp_path):
+    """The widest report: three arms in every table (leaderboard, segments, discovered rules, SHAP, targeting)."""
+    _needs_chromium()
+    study, _ = three_coupons
+    path = write_report(study.result, tmp_path / "three.html", data=study.data, explain=False,
+                        cost={"pct10": 1.0, "pct20": 2.5, "free_shipping": 1.5}, value=60.0, budget=5000.0,
+                        currency="EUR")
+    width, client = _page_size_at_1280(path, tmp_path)
+    assert width <= client <= 1280
 
 
 def test_study_report_method_writes_the_same_report(obs_study, tmp_path):
