@@ -299,6 +299,22 @@ def test_report_renders_without_computing(rct_study, monkeypatch):
     assert "the model&#x27;s list" in text or "the model's list" in text
 
 
+def test_a_list_that_may_lose_money_is_said_in_words_above_its_figures(rct_study):
+    """When the honest interval of the list's profit reaches zero, the targeting section says so first, in the
+    words the CLI prints (one profit_warning), with the list's own figures."""
+    from uplift.targeting.lists import profit_warning
+
+    inputs = collect_report(rct_study.result, rct_study.data, segment_by=[], cost=0.5, value=30.0, budget=200.0,
+                            explain=False)
+    est = inputs.targeting.summary["estimated"]
+    risky = {**est, "profit_lower": -abs(est["profit"]) - 1.0}
+    inputs.targeting.summary.update(estimated=risky, warning=profit_warning(risky, 999.0))
+    section = build_report(inputs).split('id="targeting"')[1]
+    box = re.search(r'<div class="warnbox"><b>Warning:</b> ([^<]+)\.</div>', section)
+    assert box and section.index("warnbox") < section.index("<table")
+    assert "may lose money" in box.group(1) and "999" in box.group(1)
+
+
 def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):
     text = write_report(obs_study.result, tmp_path / "obs.html", data=obs_study.data,
                         explain=False).read_text(encoding="utf-8")
