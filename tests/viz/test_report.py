@@ -24,6 +24,7 @@ from PIL import Image
 
 from tests.conftest import SHOP_DRIVERS
 from uplift import Study
+from uplift._display import fmt_money
 from uplift.datasets import simulate_campaign
 from uplift.viz.report import ReportInputs, build_report, collect_report, write_report
 
@@ -313,6 +314,26 @@ def test_a_list_that_may_lose_money_is_said_in_words_above_its_figures(rct_study
     box = re.search(r'<div class="warnbox"><b>Warning:</b> ([^<]+)\.</div>', section)
     assert box and section.index("warnbox") < section.index("<table")
     assert "may lose money" in box.group(1) and "999" in box.group(1)
+
+
+def test_the_profit_curve_caption_names_the_lists_own_value_where_the_curve_differs():
+    """With coupons of different costs under a budget the list buys another mix than the curve's "everyone their
+    most profitable coupon"; the caption then gives the list's own honest value instead of a second, silent one."""
+    from uplift.targeting.allocation import profit_curve
+    from uplift.viz.report import profit_curve_caption
+
+    rng = np.random.default_rng(0)
+    curve = profit_curve(rng.uniform(0, 0.3, 200), 1.0, value=10.0, dr=rng.normal(0.15, 0.5, 200))
+    curve.attrs.update(cutoff=50)
+    at_cut = curve.iloc[50]
+    width = at_cut["estimated_profit_upper"] - at_cut["estimated_profit_lower"]
+    same = {"profit": at_cut["estimated_profit"] + 0.01 * width, "profit_lower": at_cut["estimated_profit_lower"],
+            "profit_upper": at_cut["estimated_profit_upper"]}
+    assert "the list itself" not in profit_curve_caption(curve, "EUR", same)
+    other = {**same, "profit": at_cut["estimated_profit"] + 0.3 * width}
+    text = profit_curve_caption(curve, "EUR", other)
+    assert "the list itself" in text and fmt_money(other["profit"], other["profit_lower"], other["profit_upper"],
+                                                   currency="EUR", signed=True) in text
 
 
 def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):

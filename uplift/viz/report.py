@@ -708,7 +708,7 @@ class _Report:
         curve = listing.curve
         if isinstance(curve, pd.DataFrame) and not curve.empty:
             out.append(_figure(plot.plot_profit_curve(curve, currency=self.currency), "Honest profit curve",
-                               profit_curve_caption(curve, self.currency)))
+                               profit_curve_caption(curve, self.currency, listing.summary.get("estimated"))))
         return "".join(out)
 
     def _targeting_summary(self, summary: dict) -> str:
@@ -767,8 +767,12 @@ class _Report:
         return self.result.training.data_sha256 or "n/a"
 
 
-def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None) -> str:
+def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None, listed: dict | None = None) -> str:
     """What the honest profit curve shows, in words, with the list's cut and both peaks.
+
+    ``listed`` is the list's own honest value (``summary["estimated"]``). The curve gives every customer their
+    most profitable coupon; a budget with coupons of different costs can buy another mix, so where the two differ
+    the caption says so, with the list's figure, rather than leave two numbers for one list unexplained.
 
     Examples
     --------
@@ -791,6 +795,15 @@ def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None) -> st
         band = f": honest profit {ci if np.isfinite(lo) else ci + ' [n/a]'}"
     text += (f"; the dotted line is this list ({int(row['n_targeted']):,} customers, {row['share_targeted']:.0%} "
              f"of the base){band}")
+    if listed is not None and "estimated_profit" in curve:
+        own = fmt_money(listed.get("profit"), listed.get("profit_lower"), listed.get("profit_upper"),
+                        currency=currency, signed=True)
+        width = float(listed.get("profit_upper", np.nan)) - float(listed.get("profit_lower", np.nan))
+        gap = abs(float(listed.get("profit", np.nan)) - float(row["estimated_profit"]))
+        if gap > 0.05 * width:  # not a rounding difference: a different mix of coupons
+            text += (f" — the list itself, with the coupon each customer gets within the budget, is valued at {own} "
+                     "(table above); the curve gives everyone their most profitable coupon, another mix at "
+                     "this size")
     for key, what in (("model_peak", "the model's expectation peaks"), ("honest_peak", "the honest estimate peaks")):
         peak = curve.attrs.get(key)
         if peak is not None and 0 <= int(peak) < len(curve):
