@@ -586,7 +586,7 @@ def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------------- drivers (SHAP)
-def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
+def plot_shap_summary(explanation, *, max_display: int = 15, currency: str | None = None) -> Figure:
     """Beeswarm-style summary: one row per feature (strongest on top), one dot per customer.
 
     Dots are coloured by the feature's value (low blue → high red; categories in grey), so the plot shows
@@ -598,6 +598,8 @@ def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
         The result of :func:`uplift.effects.explanation.explain`.
     max_display : int
         Most features drawn (the strongest ones).
+    currency : str, optional
+        Unit of a continuous outcome's SHAP values (money, e.g. ``"EUR"``), as the report's tables show it.
 
     Returns
     -------
@@ -609,7 +611,7 @@ def plot_shap_summary(explanation, *, max_display: int = 15) -> Figure:
     """
     from matplotlib.figure import Figure
     ex = explanation
-    unit = effect_unit(ex.kind)
+    unit = effect_unit(ex.kind, currency)
     order = [ex.feature_names.index(f) for f in ex.importance["feature"][:max_display]][::-1]
     fig = Figure(figsize=(7, 0.45 * len(order) + 1.5))
     ax = fig.add_subplot()

@@ -679,7 +679,8 @@ class _Report:
                           f"{expl.arm}). Surrogate fidelity R² on held-out customers: "
                           f"{fmt_ci(expl.surrogate_r2, lo, hi, digits=2)} — the closer to 1, the more the "
                           "explanation describes the model itself."))
-            out.append(_figure(plot.plot_shap_summary(expl), f"SHAP summary of uplift drivers, arm {arm}",
+            out.append(_figure(plot.plot_shap_summary(expl, currency=self.currency),
+                               f"SHAP summary of uplift drivers, arm {arm}",
                                "One dot per customer: how much each feature moves that customer's predicted "
                                "uplift."))
             rows = [[int(r.get("rank", i + 1)), r["feature"],
