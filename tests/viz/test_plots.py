@@ -201,6 +201,16 @@ def test_shap_summary_puts_the_strongest_driver_on_top_in_percentage_points(expl
     np.testing.assert_allclose(np.sort(top[:, 0]), np.sort(100 * explanation.values[:, 0]))
 
 
+def test_shap_summary_of_a_revenue_outcome_is_in_the_currency_given(explanation):
+    """A continuous outcome's SHAP values are money: the axis says so in the report's currency, unscaled."""
+    import dataclasses
+
+    revenue = dataclasses.replace(explanation, kind="continuous")
+    ax = plots.plot_shap_summary(revenue, max_display=2, currency="EUR").axes[0]
+    assert ax.get_xlabel() == "effect on predicted uplift (EUR)"
+    np.testing.assert_allclose(np.sort(ax.collections[1].get_offsets()[:, 0]), np.sort(revenue.values[:, 0]))
+
+
 def test_shap_dependence_marks_the_mean_of_each_level(explanation):
     ax = plots.plot_shap_dependence(explanation, "channel").axes[0]
     levels = [t.get_text() for t in ax.get_xticklabels()]
