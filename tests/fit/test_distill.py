@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from uplift import Study, simulate_campaign
 from uplift.cli import app
 from uplift.errors import UpliftInputError
-from uplift.fit.distill import CompiledTrees, DistilledScorer
+from uplift.fit.distill import CompiledTrees, DistilledScorer, Forest
 
 
 def _mixed_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,3 +188,32 @@ def test_numeric_kernel_equals_lightgbm(n_rows):
     Xt[rng.random(n_rows) < 0.3, :] = np.nan  # NaN in every feature, incl. those that had none in training
     Xt[rng.random(n_rows) < 0.2, 3] = 0.0
     np.testing.assert_allclose(compiled.predict(Xt), booster.predict(Xt), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", [{}, {"use_missing": False}, {"max_cat_to_onehot": 64},
+                                    {"num_leaves": 7, "min_data_in_leaf": 1}])
+@pytest.mark.parametrize("n_rows", [1, 300, 5_000])
+def test_forest_equals_lightgbm(params, n_rows):
+    # The binned, level-synchronous forest of several boosters (the arms) scores each exactly as LightGBM: NaN,
+    # zeros, -0.0, unseen (12), negative (-1) and fractional (3.7) categories, numeric values on a threshold.
+    X, y = _mixed_data(20_000, 1)
+    X[:, 5] = np.floor(X[:, 5] / 2)  # 20 categories: within the forest's 32-bit sets
+    boosters = [lgb.train({"objective": "regression", "verbosity": -1, "num_leaves": 31, "seed": s, **params},
+                          lgb.Dataset(X, y * (s + 1), categorical_feature=[4, 5]), 40) for s in range(2)]
+    trees = [CompiledTrees.from_booster(b) for b in boosters]
+    forest = Forest.from_trees(trees)
+    assert forest is not None
+    Xt = _hostile(_mixed_data(max(n_rows, 400), 2)[0])[:n_rows]
+    Xt[-1:, 0] = trees[0].threshold[0] if not trees[0].flags[0] & 1 else Xt[-1:, 0]
+    want = np.column_stack([b.predict(Xt) for b in boosters])
+    assert np.array_equal(forest.predict(Xt), want)
+    assert np.array_equal(forest.predict(Xt.astype(np.float64)), want)
+
+
+def test_forest_declines_what_it_cannot_bin():
+    X, y = _mixed_data(5_000, 1)
+    many = lgb.train({"objective": "regression", "verbosity": -1}, lgb.Dataset(X, y, categorical_feature=[4, 5]), 20)
+    zero = lgb.train({"objective": "regression", "verbosity": -1, "zero_as_missing": True},
+                     lgb.Dataset(X, y, categorical_feature=[4]), 20)
+    for booster in (many, zero):  # 40 categories; zero-as-missing
+        assert Forest.from_trees([CompiledTrees.from_booster(booster)]) is None
