@@ -91,6 +91,21 @@ def test_the_api_answers_overlap_and_refuses_a_bad_flag(observational):
         assert bad.status_code == 422 and bad.json()["error"].startswith("skip_extrapolated: expected true or false")
 
 
+def test_the_service_default_applies_unless_a_request_says_otherwise(observational):
+    # uplift serve --skip-extrapolated: the default of every /v1/decide; a request's own false overrides it.
+    model_dir, customers = observational
+    rows = customers.to_dict(orient="records")
+    with TestClient(create_app(model_dir, skip_extrapolated=True)) as client:
+        by_default = client.post("/v1/decide", json={"customers": rows, **ECONOMICS}).json()
+        overridden = client.post("/v1/decide", json={"customers": rows, **ECONOMICS,
+                                                     "skip_extrapolated": False}).json()
+        assert client.get("/v1/model").json()["default_skip_extrapolated"] is True
+    assert by_default["skip_extrapolated"] is True and overridden["skip_extrapolated"] is False
+    outside = [c for c in by_default["customers"] if not c["overlap"]]
+    assert outside and all(c["arm"] is None for c in outside)
+    assert any(c["arm"] is not None for c in overridden["customers"] if not c["overlap"])
+
+
 def test_a_randomised_study_has_no_overlap_fields(fitted):
     model_dir, _, customers = fitted
     service = ModelService(model_dir)

@@ -836,6 +836,9 @@ def serve(
     value: Annotated[float | None, typer.Option(help="Default money per conversion for /v1/decide.")] = None,
     max_rows: Annotated[int, typer.Option(help="Most customers per request (more: HTTP 413).")] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Customers in the rolling window of the drift metrics.")] = 5000,
+    skip_extrapolated: Annotated[bool, typer.Option(
+        "--skip-extrapolated", help="/v1/decide gives no coupon to customers outside an observational study's "
+        "overlap unless a request says \"skip_extrapolated\": false.")] = False,
     log_ids: Annotated[bool, typer.Option(
         "--log-ids", help="Log every decision with the customer id sent (off: ids are never logged).")] = False,
     no_access_log: Annotated[bool, typer.Option("--no-access-log", help="No log line per request (by default one: "
@@ -846,7 +849,8 @@ def serve(
     """Serve uplift and coupon decisions over HTTP (POST /v1/uplift, /v1/decide; GET /v1/model, /metrics)."""
     run_server(model_dir, host=host, port=port, workers=workers, access_log=not no_access_log, learner=learner,
                expect_digest=expect_digest, cost=list(cost) or None, value=value, max_rows=max_rows,
-               drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature)
+               drift_window=drift_window, log_ids=log_ids, trust=trust_model, require_signature=require_signature,
+               skip_extrapolated=skip_extrapolated)
 
 
 # ---------------------------------------------------------------------------------------------------------

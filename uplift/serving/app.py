@@ -52,7 +52,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
                cost: float | dict | list | None = None, value: float | None = None,
                max_rows: int = MAX_BATCH_ROWS, max_body_bytes: int = MAX_BODY_BYTES,
                drift_window: int = DRIFT_WINDOW, log_ids: bool = False, trust: bool = False,
-               require_signature: bool = False):
+               require_signature: bool = False, skip_extrapolated: bool = False):
     """The FastAPI app serving one saved study (embed it, mount it, or test it in-process).
 
     The model directory is verified and loaded here, once: a directory that fails verification (a changed
@@ -68,6 +68,9 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         The model digest to insist on (see :func:`uplift.serving.service.model_digest`).
     cost, value : optional
         Default cost per coupon and value per conversion of ``/v1/decide`` (a request may give its own).
+    skip_extrapolated : bool, default False
+        Default of ``/v1/decide``'s ``skip_extrapolated`` (a request may give its own): customers outside an
+        observational study's overlap get no coupon by the rule.
     max_rows, max_body_bytes : int
         Largest batch (customers) and request body (bytes) accepted; larger: HTTP 413.
     drift_window : int
@@ -103,7 +106,7 @@ def create_app(model_dir: str | Path, *, learner: str | None = None, expect_dige
         _extra(exc.name or "fastapi")
 
     service = ModelService(model_dir, learner=learner, expect_digest=expect_digest, cost=cost, value=value,
-                           trust=trust, require_signature=require_signature)
+                           trust=trust, require_signature=require_signature, skip_extrapolated=skip_extrapolated)
     result = service.result
     window = DriftWindow(result.schema, len(service.arms), size=drift_window)
     metrics = ServiceMetrics(service, window)

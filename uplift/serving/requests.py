@@ -262,7 +262,8 @@ class DecisionOptions:
     ``cost`` is one number or ``{arm: cost}``; ``value`` the money per unit of outcome; ``min_roi`` the lowest
     ROI a coupon may have; ``holdout`` the share of targeted customers kept back (no coupon) and ``explore``
     the share of the others who get their best coupon anyway, each drawn from the customer id and ``seed``;
-    ``skip_extrapolated`` withholds the coupon from customers outside an observational study's overlap.
+    ``skip_extrapolated`` withholds the coupon from customers outside an observational study's overlap (None:
+    not given, the service's default applies, ``uplift serve --skip-extrapolated``).
     """
 
     cost: float | dict | None = None
@@ -271,7 +272,7 @@ class DecisionOptions:
     holdout: float = 0.0
     explore: float = 0.0
     seed: int = 0
-    skip_extrapolated: bool = False
+    skip_extrapolated: bool | None = None
 
 
 def _number(body: dict, key: str, *, share: bool = False) -> float | None:
@@ -320,8 +321,8 @@ def decision_options(body: object) -> DecisionOptions:
     seed = body.get("seed", 0)
     if type(seed) is not int or not 0 <= seed < 2**31:
         raise RequestError(f"seed: expected a whole number in [0, 2**31), got {_type_name(seed)}")
-    skip = body.get("skip_extrapolated", False)
-    if type(skip) is not bool:
+    skip = body.get("skip_extrapolated")
+    if skip is not None and type(skip) is not bool:
         raise RequestError(f"skip_extrapolated: expected true or false, got {_type_name(skip)}")
     return DecisionOptions(cost=cost, value=value, min_roi=_number(body, "min_roi"), holdout=holdout,
                            explore=explore, seed=seed, skip_extrapolated=skip)

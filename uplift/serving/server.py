@@ -10,6 +10,7 @@ are shared through a temporary multiprocess directory, removed at exit.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,23 @@ from pathlib import Path
 from uplift.errors import UpliftInputError
 from uplift.serving.app import CONFIG_ENV, create_app, environment_config
 from uplift.serving.service import ModelService
+
+
+def _check(model_dir: str, options: dict) -> str:
+    service = ModelService(model_dir, learner=options.get("learner"), expect_digest=options.get("expect_digest"),
+                           cost=options.get("cost"), value=options.get("value"), trust=options.get("trust", False),
+                           require_signature=options.get("require_signature", False),
+                           skip_extrapolated=options.get("skip_extrapolated", False))
+    return service.digest
+
+
+def verified_digest(model_dir: str | Path, **options) -> str:
+    """The digest of ``model_dir`` once it loads as the service would load it (else
+    :class:`~uplift.errors.UpliftInputError`), checked in a child process: the process that supervises
+    ``--workers`` then never holds a model, its scorer or LightGBM (it held as much memory as a worker).
+    """
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_check, (str(model_dir), options))
 
 
 def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -35,7 +53,7 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, w
         uvicorn's logging (the access log holds method, path and status, not bodies).
     **options
         Passed to :func:`uplift.serving.app.create_app` (``learner``, ``expect_digest``, ``cost``, ``value``,
-        ``max_rows``, ``drift_window``, ``log_ids``, ``trust``, ``require_signature``).
+        ``max_rows``, ``drift_window``, ``log_ids``, ``trust``, ``require_signature``, ``skip_extrapolated``).
     """
     try:
         import uvicorn
@@ -55,12 +73,8 @@ def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, w
         app = create_app(model_dir, **options)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
         return
-    # Verify once here, then pin the verified digest for the workers.
-    service = ModelService(model_dir, learner=options.get("learner"), expect_digest=options.get("expect_digest"),
-                           cost=options.get("cost"), value=options.get("value"), trust=options.get("trust", False),
-                           require_signature=options.get("require_signature", False))
-    options["expect_digest"] = service.digest
-    del service
+    # Verify once, then pin the verified digest for the workers.
+    options["expect_digest"] = verified_digest(model_dir, **options)
     with tempfile.TemporaryDirectory(prefix="uplift-metrics-") as shared:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
         os.environ[CONFIG_ENV] = environment_config(model_dir, **options)

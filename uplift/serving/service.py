@@ -110,6 +110,10 @@ class ModelService:
         As :func:`uplift.persist.load_result`: allow pickled models (forests); refuse an unsigned model.
     cost, value : optional
         Default economics of ``decide`` (per request values override them), as ``uplift target --cost/--value``.
+    skip_extrapolated : bool, default False
+        Default of ``decide``'s ``skip_extrapolated`` (a request's own ``true``/``false`` overrides it): no coupon
+        by the rule for a customer outside an observational study's overlap (``uplift target
+        --skip-extrapolated``).
 
     Examples
     --------
@@ -131,7 +135,7 @@ class ModelService:
 
     def __init__(self, model_dir: str | Path, *, learner: str | None = None, expect_digest: str | None = None,
                  cost: float | dict | list | None = None, value: float | None = None, trust: bool = False,
-                 require_signature: bool = False) -> None:
+                 require_signature: bool = False, skip_extrapolated: bool = False) -> None:
         self.model_dir = Path(model_dir)
         # Every file verified against the manifest; the digest is that of the manifest bytes actually read.
         self.result: FitResult = load_result(self.model_dir, trust=trust, expect_digest=expect_digest,
@@ -146,6 +150,7 @@ class ModelService:
                                    f"{', '.join(self.result.crossfit.uplift)} (or fast)")
         self.learner = learner
         self.default_cost, self.default_value = None, value
+        self.default_skip_extrapolated = bool(skip_extrapolated)
         if cost is not None:  # a bad default fails at start-up, not per request
             costs, _ = costs_and_value(self.result, cost, value)
             self.default_cost = dict(zip(self.result.treated_arms, costs.tolist(), strict=True))
@@ -184,6 +189,7 @@ class ModelService:
                          "data_sha256": r.training.data_sha256},
             "design": r.design, "fit_params": dict(r.fit_params),
             "default_cost": self.default_cost, "default_value": self.default_value,
+            "default_skip_extrapolated": self.default_skip_extrapolated,
         }
 
     # ------------------------------------------------------------------ scoring
@@ -270,7 +276,8 @@ class ModelService:
         """
         costs, value = self.economics(options)
         outside = None
-        if options.skip_extrapolated and scores.overlap is not None:
+        skip = self.default_skip_extrapolated if options.skip_extrapolated is None else options.skip_extrapolated
+        if skip and scores.overlap is not None:
             outside = ~scores.overlap
         try:
             alloc = allocate(scores.uplift, costs, value, min_roi=options.min_roi, exclude=outside)
@@ -307,7 +314,7 @@ class ModelService:
             columns = {"id": ids, **columns}
         rule = {"cost": dict(zip(self.arms, costs.tolist(), strict=True)), "value": value, "min_roi": options.min_roi,
                 "holdout": options.holdout, "explore": options.explore, "seed": options.seed,
-                "skip_extrapolated": options.skip_extrapolated,
+                "skip_extrapolated": skip,
                 "rule": "every customer whose best coupon has positive expected profit gets it (uplift target "
                         "without a budget)"}
         return columns, rule
