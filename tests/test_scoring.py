@@ -44,3 +44,14 @@ def test_failure_mid_file_leaves_existing_output_untouched(study_and_frame, tmp_
         score_file(study.result, tmp_path / "bad.csv", out, batch_rows=1000)
     assert out.read_text() == "previous list\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_id_repeated_in_a_later_batch_is_refused_at_its_row(study_and_frame, tmp_path):
+    study, df = study_and_frame
+    bad = df.copy()
+    bad.loc[2600, "customer_id"] = bad.loc[12, "customer_id"]  # batch 4 repeats an id of batch 1
+    bad.loc[2900, "customer_id"] = bad.loc[700, "customer_id"]
+    bad.to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(UpliftInputError, match=r"repeats .13. at row 2600 of c.parquet; ids must be unique"):
+        score_file(study.result, tmp_path / "c.parquet", tmp_path / "s.parquet", batch_rows=700)
+    assert not (tmp_path / "s.parquet").exists()

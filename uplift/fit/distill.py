@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import os
+import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -223,7 +224,12 @@ def _kernel(numeric: bool, parallel: bool = True):
         for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py), ("bins", _bins_py),
                          ("forest", _forest_py)):
             _KERNELS[name] = numba.njit(parallel=True, nogil=True, cache=cache)(fn)
-            _KERNELS[name + "_serial"] = numba.njit(nogil=True, cache=cache)(fn)
+            # A copy under its own name: numba's on-disk cache is keyed by the function's name and argument
+            # types, not by ``parallel``, so the same function compiled both ways shared one cache entry and
+            # whichever was compiled first served both (the "parallel" kernels ran on one thread).
+            serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__)
+            serial.__qualname__ = fn.__qualname__ + "_serial"
+            _KERNELS[name + "_serial"] = numba.njit(nogil=True, cache=cache)(serial)
     return _KERNELS[("numeric" if numeric else "general") + ("" if parallel else "_serial")]
 
 
