@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if sys.path and Path(sys.path[0]).resolve() == HERE:  # this folder's coverage.py would shadow numba's import
     sys.path.pop(0)
-sys.path.insert(0, str(HERE))
-from _provenance import git_state  # noqa: E402
+sys.path.insert(0, str(REPO))  # the checkout's uplift, in this process as in the CLI's
+from benchmarks._provenance import git_state  # noqa: E402
 
 RESULTS = HERE / "results"
 
@@ -86,7 +86,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="uplift-predict-bench-"))
     model_dir = args.model or fit_model(args.n_train, tmp)
     data = args.data or write_customers(args.rows, tmp / "customers.parquet")
-    import numpy as np
     import pyarrow.parquet as pq
 
     rows = pq.ParquetFile(data).metadata.num_rows
@@ -122,6 +121,7 @@ def main() -> None:
     doc["tree_walk"] = {"rows": len(X), "rows_per_s": len(X) / (time.perf_counter() - t),
                         "cpu_s_per_million": 1e6 * (time.process_time() - c) / len(X), "load": load(),
                         "trees": [b.num_trees() for b in result.scorer.boosters_],
+                        "depth_mean": float(result.scorer._forest.depths.mean()) if result.scorer._forest else None,
                         "forest": result.scorer._forest is not None}
     t, c, load0 = time.perf_counter(), time.process_time(), load()
     score_file(result, data, out, learner="fast")
@@ -134,7 +134,6 @@ def main() -> None:
     (RESULTS / "predict_fast.json").write_text(json.dumps(doc, indent=1))
     (RESULTS / "predict_fast.md").write_text(markdown(doc))
     print(markdown(doc))
-    np.seterr()
 
 
 def markdown(doc: dict) -> str:
