@@ -18,6 +18,10 @@ error against the true uplift) with a paired-bootstrap 95% CI of the difference 
 (scikit-uplift's ``qini_auc_score``), the top-20% policy value (mean true uplift of the 20% ranked highest, over
 that of the 20% with the highest true uplift), and whether the study's ATE interval covers the true ATE.
 
+``--compare LABEL=DIR`` (repeatable) adds the default study run from another copy of the code (e.g. ``git archive``
+of an earlier revision unpacked in ``DIR``), interleaved with ``ours`` on the same data: the paired before/after
+of a change, with the paired-bootstrap CI of its PEHE difference to ``ours``.
+
 ``--multi-arm`` adds a 5-arm experiment (control and four coupons) of 200,000 rows against a 2-arm one of the
 same size: what each further arm costs.
 
@@ -142,11 +146,11 @@ def run_peer(key: str, a: dict) -> np.ndarray:
     raise ValueError(f"unknown method {key!r}")
 
 
-def worker(key: str, directory: Path, out: Path) -> None:
+def worker(key: str, directory: Path, out: Path, repo: Path = REPO) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(repo))
     if key.startswith("ours"):
         import uplift  # noqa: F401  (imports before the clock, as for the peers)
 
@@ -165,10 +169,10 @@ def worker(key: str, directory: Path, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- parent
-def run_method(key: str, directory: Path) -> dict:
-    out = directory / f"speed_{key}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--data", str(directory),
-           "--out", str(out)]
+def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
+    out = directory / f"speed_{key.replace('@', '_at_')}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key.split("@")[0], "--data", str(directory),
+           "--out", str(out), *(["--repo", str(repo)] if repo else [])]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -217,6 +221,11 @@ def quality(directory: Path, rows: list[dict], reference: str = "econml_x", n_bo
         if ref is not None and r["key"] != reference:
             diff = np.array([pehe_of(u[b], tau[b]) - pehe_of(ref[b], tau[b]) for b in boot])
             r["pehe_vs_ref"] = [r["pehe"] - pehe_of(ref, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
+    for r in ok:  # each --compare revision against the current code, paired on the same held-out rows
+        if "@" in r["key"] and "ours" in preds:
+            a, b = preds["ours"], preds[r["key"]]
+            diff = np.array([pehe_of(a[i], tau[i]) - pehe_of(b[i], tau[i]) for i in boot])
+            r["ours_vs_this"] = [pehe_of(a, tau) - pehe_of(b, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
     if "ours" in preds and "ours_5_folds" in preds:  # the fold rule's own accuracy check, paired
         a, b5 = preds["ours"], preds["ours_5_folds"]
         diff = np.array([pehe_of(a[b], tau[b]) - pehe_of(b5[b], tau[b]) for b in boot])
@@ -257,6 +266,13 @@ def render(blocks: list[dict], env: dict) -> str:
                        f"{r.get('chosen', '—')} | {r['load']:.1f} |")
         out.append("")
         for r in b["rows"]:
+            if r.get("ours_vs_this"):
+                d, other = r["ours_vs_this"], next((x for x in b["rows"] if x["key"] == "ours"), {})
+                ratio = _fmt(other["seconds"] / r["seconds"], ".2f") if other.get("seconds") else "—"
+                out += [f"Against {r['label']}: PEHE of the current study minus its PEHE, same held-out rows: "
+                        f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); wall time ratio "
+                        f"{ratio}.", ""]
+        for r in b["rows"]:
             if r.get("pehe_vs_5_folds"):
                 d = r["pehe_vs_5_folds"]
                 out += [f"Fold rule: PEHE with {r['n_folds']} folds minus PEHE with 5 folds, same held-out rows: "
@@ -278,17 +294,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--multi-arm", type=int, default=200_000, help="rows of the 5-arm vs 2-arm run (0: skip)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uplift-speed"))
     ap.add_argument("--name", default="speed")
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
+                    help="also run the default study from the code in DIR (repeatable), interleaved after 'ours'")
+    ap.add_argument("--repo", type=Path, default=REPO)
     ap.add_argument("--worker")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.data, args.out)
+        worker(args.worker, args.data, args.out, args.repo)
         return
     peers = _peers()
     env = {"cpus": os.cpu_count(), "python": platform.python_version(), "git": peers.git_state(),
            "versions": peers._versions(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     methods = [m for m in ORDER if m in args.methods.split(",")]
+    compare = dict(c.split("=", 1) for c in args.compare)
+    if compare:  # each earlier revision right after the current code, so both see the same load
+        at = methods.index("ours") + 1 if "ours" in methods else len(methods)
+        methods[at:at] = [f"ours@{label}" for label in compare]
     blocks = []
     for n in [int(s) for s in args.sizes.split(",") if s]:
         directory = args.work / f"rct_{n}"
@@ -296,7 +319,10 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for key in methods:
             print(f"{n:,} rows: {key} ...", flush=True)
-            rows.append(run_method(key, directory))
+            label = key.split("@")[1] if "@" in key else None
+            rows.append(run_method(key, directory, Path(compare[label]) if label else None))
+            if label:
+                rows[-1]["label"] = f"uplift default study at {label}"
             print(f"  {rows[-1]['status']} {rows[-1].get('seconds', 0):.1f} s", flush=True)
         quality(directory, rows)
         blocks.append({"title": f"{n:,} training rows, 2 arms", "n": n, "data": info, "rows": rows})
