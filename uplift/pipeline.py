@@ -21,7 +21,7 @@ from uplift.design.refute import REFUTERS, dowhy_refute
 from uplift.effects.average import average_effects
 from uplift.errors import UpliftInputError
 from uplift.evaluate.selection import best_learner, calibration, leaderboard
-from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory
+from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory, tree_counts
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
@@ -145,7 +145,9 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
         notes=tuple(data.notes) + tuple(review.notes), crossfit=cf, best_learner=chosen, leaderboard=board,
         ate=ate, calibration=cal, diagnostics=review.report, profile=profile, scorer=scorer,
         fit_params={"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
-                    "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows},
+                    "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows,
+                    # what early stopping chose: trees kept per LightGBM model and fold (uplift.fit.crossfit)
+                    "trees": tree_counts(cf)},
         training=TrainingSummary(int(data.n), data.arm_counts(), dict(data.outcome_kinds),
                                  data_hash(data.X, data.treatment, y)),
         timings=times.seconds)

@@ -24,7 +24,7 @@ from uplift._stats import z_for_alpha
 from uplift.data.campaign import CampaignData
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import E_CLIP, Nuisance, aipw_scores, make_learner, overlap_weights
-from uplift.fit.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
+from uplift.fit.models import BinnedMatrix, LGBMModel, ModelFactory, row_numbers, sample_positions
 from uplift.fit.nuisance import (
     PREDICT_BATCH,
     FoldModels,
@@ -464,6 +464,43 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
         return out, None, None
     return out, out - z * se, out + z * se
+
+
+def tree_counts(cf: CrossFit) -> dict[str, list[int]]:
+    """Trees each LightGBM model of the study kept after early stopping, one number per fold.
+
+    Keys name the model as the phase table does: ``mu<arm>`` and ``e<arm>`` for the nuisances (arm codes, 0 =
+    control), ``<learner> <model>`` for a final stage (``x tau1``, ``dr tau``), with `` arm <code>`` after it
+    when there are several treated arms. Models that are not LightGBM boosters (a user's scikit-learn model, a
+    linear final stage, a randomised design's propensity share) are not listed.
+
+    Examples
+    --------
+    >>> from uplift.datasets import simulate_campaign
+    >>> from uplift.data.campaign import campaign_data
+    >>> df = simulate_campaign(3000, seed=1)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id",
+    ...                   exclude=[c for c in df if c.startswith("true_") or c == "propensity" or c == "revenue"])
+    >>> trees = tree_counts(cross_fit(d, learners=("t", "dr"), n_folds=3))
+    >>> sorted(trees), len(trees["dr tau"]), all(n >= 0 for n in trees["mu0"])
+    (['dr tau', 'mu0', 'mu1'], 3, True)
+    """
+    several = len(cf.arms) > 2
+    out: dict[str, list[int]] = {}
+
+    def add(name: str, model: object) -> None:
+        if isinstance(model, LGBMModel):
+            out.setdefault(name, []).append(model.n_trees)
+
+    for fm in cf.fold_models:
+        for a, model in fm.mu.items():
+            add(f"mu{a}", model)
+        for a, model in fm.e.items():
+            add(f"e{a}", model)
+        for (name, a), learner in fm.learners.items():
+            for part, model in learner.models_.items():
+                add(f"{name} {part}" + (f" arm {a}" if several else ""), model)
+    return out
 
 
 def predict_propensity(cf: CrossFit, X: np.ndarray) -> np.ndarray:
