@@ -280,7 +280,7 @@ def render(blocks: list[dict], env: dict) -> str:
         for r in b["rows"]:
             if r.get("timings"):
                 total = sum(r["timings"].values())
-                out += [f"Per phase, {r.get('label', METHODS[r['key']])} (`FitResult.timings`, seconds):", "",
+                out += [f"Per phase, {r.get('label') or METHODS[r['key']]} (`FitResult.timings`, seconds):", "",
                         "| phase | s | share |", "|---|---:|---:|"]
                 out += [f"| {name} | {s:.1f} | {s / total:.0%} |" for name, s in r["timings"].items()]
                 out.append("")
