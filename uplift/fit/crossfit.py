@@ -425,6 +425,16 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
     cf.uplift["ensemble"] = ens
 
 
+def ensemble_members(cf: CrossFit) -> list[str]:
+    """The learners the stacked ensemble predicts with: those with a non-zero weight for some arm.
+
+    The non-negative stacking weights are often exactly 0 for several learners; their fold models need not
+    score anyone, and leaving them out changes no prediction (each would add ``0 * uplift``).
+    """
+    return [name for name in cf.learners
+            if any(w.get(name, 0.0) != 0.0 for w in cf.ensemble_weights.values())]
+
+
 def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | None = None):
     """Uplift of new customers: the average of the fold models (n, n_treated), and CIs when available.
 
@@ -439,14 +449,17 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     n_arms = len(cf.arms)
     out = np.zeros((len(X), n_arms - 1))
     se = np.zeros_like(out) if alpha is not None else None
-    base = [learner] if learner != "ensemble" else list(cf.learners)
+    base = [learner] if learner != "ensemble" else ensemble_members(cf)
     n_f = len(cf.fold_models)
     parts = {name: np.zeros_like(out) for name in base}
     z = None if alpha is None else z_for_alpha(alpha)
+    # The outcome and propensity models are predicted only when a learner's prediction reads them (T, X).
+    with_nuisance = any(make_learner(name).predict_uses_nuisance for name in base)
+    unused = Nuisance(*(np.full(len(X), np.nan) for _ in range(3)))
     for fm in cf.fold_models:
-        mu0 = fm.mu[0].predict(X)
+        mu0 = fm.mu[0].predict(X) if with_nuisance else None
         for a in range(1, n_arms):
-            nuis = fm.nuisance(X, a, mu0)
+            nuis = fm.nuisance(X, a, mu0) if with_nuisance else unused
             for name in base:
                 lrn = fm.learners[(name, a)]
                 parts[name][:, a - 1] += lrn.predict(X, nuis) / n_f
