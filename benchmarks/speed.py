@@ -58,12 +58,15 @@ TREES = 200
 METHODS = {
     "ours": "uplift default study",
     "ours_5_folds": "uplift default study, 5 folds",
+    "ours_race": "uplift study with racing (Study.fit(race=True))",
     "econml_x": "econml XLearner (LightGBM 200 trees)",
     "econml_dr": "econml DRLearner (LightGBM 200 trees)",
     "causalml_x": "causalml BaseXRegressor (LightGBM 200 trees, p known)",
 }
-#: Interleaved: the reference (XLearner) first, then ours, a peer, ours with 5 folds, the other peer.
-ORDER = ("econml_x", "ours", "econml_dr", "ours_5_folds", "causalml_x")
+#: Interleaved: the reference (XLearner) first, then ours, a peer, ours with 5 folds, the other peer; racing
+#: only when asked for (``--methods``).
+ORDER = ("econml_x", "ours", "ours_race", "econml_dr", "ours_5_folds", "causalml_x")
+DEFAULT_METHODS = ("econml_x", "ours", "econml_dr", "ours_5_folds", "causalml_x")
 
 
 def _peers():
@@ -97,7 +100,7 @@ def _lgbm(classifier: bool = False):
 
 
 # ----------------------------------------------------------------------------------------------- worker
-def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
+def run_ours(directory: Path, n_folds: int | None, race: bool = False) -> tuple[np.ndarray, dict]:
     import pandas as pd
 
     from uplift import Study
@@ -107,7 +110,7 @@ def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
     t0 = time.perf_counter()
     study = Study(train, treatment="treatment", outcome="conversion", id="customer_id",
                   exclude=truth + ["revenue"], design="rct")
-    study.fit(n_folds=n_folds)
+    study.fit(n_folds=n_folds, **({"race": True} if race else {}))
     pred = study.predict_uplift(test)
     seconds = time.perf_counter() - t0
     arms = study.arms[1:]
@@ -119,7 +122,8 @@ def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
         true = float(train["true_uplift" if len(arms) == 1 else f"true_uplift_{arm}"].mean())
         covered.append(bool(r["lower"] <= true <= r["upper"]))
     extra = {"seconds": seconds, "chosen": study.best_learner_, "n_folds": study.result.fit_params["n_folds"],
-             "timings": study.result.timings, "ate_covered": covered}
+             "timings": study.result.timings, "ate_covered": covered,
+             "trees": study.result.fit_params.get("trees"), "race": study.result.fit_params.get("race")}
     return pred[columns].to_numpy(), extra
 
 
@@ -154,7 +158,7 @@ def worker(key: str, directory: Path, out: Path, repo: Path = REPO) -> None:
     if key.startswith("ours"):
         import uplift  # noqa: F401  (imports before the clock, as for the peers)
 
-        uplift_hat, extra = run_ours(directory, 5 if key == "ours_5_folds" else None)
+        uplift_hat, extra = run_ours(directory, 5 if key == "ours_5_folds" else None, race=key == "ours_race")
     else:
         import causalml.inference.meta  # noqa: F401
         import econml.dr
@@ -184,7 +188,9 @@ def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
         tail = (stderr.strip().splitlines() or [f"exit status {status}"])[-1]
         return {"key": key, "status": f"failed: {tail[:200]}", "load": load}
     res = json.loads(out.read_text())
+    # CPU seconds of the child (user + system, the whole process): steadier than wall time on a shared machine.
     return {"key": key, "status": "ok", **res, "process_wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "process_cpu_s": usage.ru_utime + usage.ru_stime,
             "load": load, "uplift": np.load(out.with_suffix(".npy"))}
 
 
@@ -226,6 +232,11 @@ def quality(directory: Path, rows: list[dict], reference: str = "econml_x", n_bo
             a, b = preds["ours"], preds[r["key"]]
             diff = np.array([pehe_of(a[i], tau[i]) - pehe_of(b[i], tau[i]) for i in boot])
             r["ours_vs_this"] = [pehe_of(a, tau) - pehe_of(b, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
+    if "ours" in preds and "ours_race" in preds:  # racing against the full field, paired
+        a, b = preds["ours_race"], preds["ours"]
+        diff = np.array([pehe_of(a[i], tau[i]) - pehe_of(b[i], tau[i]) for i in boot])
+        row = next(r for r in ok if r["key"] == "ours_race")
+        row["pehe_vs_ours"] = [pehe_of(a, tau) - pehe_of(b, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
     if "ours" in preds and "ours_5_folds" in preds:  # the fold rule's own accuracy check, paired
         a, b5 = preds["ours"], preds["ours_5_folds"]
         diff = np.array([pehe_of(a[b], tau[b]) - pehe_of(b5[b], tau[b]) for b in boot])
@@ -245,13 +256,13 @@ def render(blocks: list[dict], env: dict) -> str:
            f"{env['cpus']}: other work competed for the CPUs).", ""]
     for b in blocks:
         out += [f"### {b['title']}", "",
-                "| method | wall s | / XLearner | peak RSS MB | / XLearner | PEHE | PEHE − XLearner [95% CI] | Qini | "
-                "top-20% value / oracle | ATE covered | folds | chosen | load |",
-                "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---:|"]
+                "| method | wall s | / XLearner | process CPU s | peak RSS MB | / XLearner | PEHE | PEHE − XLearner "
+                "[95% CI] | Qini | top-20% value / oracle | ATE covered | folds | chosen | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---:|"]
         ref = next((r for r in b["rows"] if r["key"] == "econml_x" and r["status"] == "ok"), None)
         for r in b["rows"]:
             if r["status"] != "ok":
-                out.append(f"| {METHODS.get(r['key'], r['key'])} | {r['status']} |" + " |" * 11)
+                out.append(f"| {METHODS.get(r['key'], r['key'])} | {r['status']} |" + " |" * 12)
                 continue
             def ratio(key: str, r: dict = r, ref: dict | None = ref) -> str:
                 return _fmt(r[key] / ref[key], ".2f") if ref else "—"
@@ -261,7 +272,8 @@ def render(blocks: list[dict], env: dict) -> str:
             cov = "—" if "ate_covered" not in r else ("yes" if all(r["ate_covered"]) else
                                                        f"{sum(r['ate_covered'])}/{len(r['ate_covered'])}")
             out.append(f"| {r.get('label', METHODS.get(r['key'], r['key']))} | {r['seconds']:.1f} | "
-                       f"{ratio('seconds')} | {r['peak_rss_mb']:.0f} | {ratio('peak_rss_mb')} | {r['pehe']:.5f} | "
+                       f"{ratio('seconds')} | {_fmt(r.get('process_cpu_s'), '.0f')} | "
+                       f"{r['peak_rss_mb']:.0f} | {ratio('peak_rss_mb')} | {r['pehe']:.5f} | "
                        f"{ci} | {r['qini']:.4f} | {r['policy_top20']:.3f} | {cov} | {r.get('n_folds', '—')} | "
                        f"{r.get('chosen', '—')} | {r['load']:.1f} |")
         out.append("")
@@ -269,9 +281,17 @@ def render(blocks: list[dict], env: dict) -> str:
             if r.get("ours_vs_this"):
                 d, other = r["ours_vs_this"], next((x for x in b["rows"] if x["key"] == "ours"), {})
                 ratio = _fmt(other["seconds"] / r["seconds"], ".2f") if other.get("seconds") else "—"
+                cpu = (_fmt(other["process_cpu_s"] / r["process_cpu_s"], ".2f")
+                       if other.get("process_cpu_s") and r.get("process_cpu_s") else "—")
                 out += [f"Against {r['label']}: PEHE of the current study minus its PEHE, same held-out rows: "
                         f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); wall time ratio "
-                        f"{ratio}.", ""]
+                        f"{ratio}, CPU time ratio {cpu} (current / earlier).", ""]
+        for r in b["rows"]:
+            if r.get("pehe_vs_ours"):
+                d = r["pehe_vs_ours"]
+                kept = "; ".join(f"{g['rows']:,} rows: kept {', '.join(g['kept'])}" for g in r.get("race") or [])
+                out += [f"Racing: PEHE with racing minus PEHE of the full field, same held-out rows: "
+                        f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); {kept}.", ""]
         for r in b["rows"]:
             if r.get("pehe_vs_5_folds"):
                 d = r["pehe_vs_5_folds"]
@@ -290,7 +310,7 @@ def render(blocks: list[dict], env: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,100000")
-    ap.add_argument("--methods", default=",".join(ORDER))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--multi-arm", type=int, default=200_000, help="rows of the 5-arm vs 2-arm run (0: skip)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uplift-speed"))
     ap.add_argument("--name", default="speed")
