@@ -286,6 +286,18 @@ def render(blocks: list[dict], env: dict) -> str:
                 out += [f"Against {r['label']}: PEHE of the current study minus its PEHE, same held-out rows: "
                         f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); wall time ratio "
                         f"{ratio}, CPU time ratio {cpu} (current / earlier).", ""]
+        current = next((x for x in b["rows"] if x["key"] == "ours" and x.get("timings")), None)
+        for r in b["rows"]:
+            if r.get("ours_vs_this") and current and r.get("timings"):
+                out += [f"Per phase, before ({r['label']}) and after (the current study), seconds:", "",
+                        "| phase | before | after | after − before |", "|---|---:|---:|---:|"]
+                for name in dict.fromkeys([*r["timings"], *current["timings"]]):
+                    old, new = r["timings"].get(name), current["timings"].get(name)
+                    change = "—" if old is None or new is None else f"{new - old:+.1f}"
+                    out.append(f"| {name} | {_fmt(old, '.1f')} | {_fmt(new, '.1f')} | {change} |")
+                total_old, total_new = sum(r["timings"].values()), sum(current["timings"].values())
+                out += [f"| **sum of phases** | {total_old:.1f} | {total_new:.1f} | {total_new - total_old:+.1f} |",
+                        ""]
         for r in b["rows"]:
             if r.get("pehe_vs_ours"):
                 d = r["pehe_vs_ours"]
