@@ -18,6 +18,7 @@ Two kinds of score:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ import pandas as pd
 
 import uplift.evaluate.metrics as metrics
 from uplift._stats import Z95
-from uplift.fit.crossfit import CrossFit, release_free_memory
+from uplift.fit.crossfit import CrossFit, cross_fit, release_free_memory
 
 
 def dr_loss(dr: np.ndarray, uplift: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
@@ -252,9 +253,6 @@ def race_learners(data, learners: tuple[str, ...], *, n_folds: int, random_state
     >>> rungs[0]["rows"], set(survivors) <= {"t", "dr", "dr_linear", "r"}, len(survivors) >= 2
     (1500, True, True)
     """
-    import dataclasses
-
-    from uplift.fit.crossfit import cross_fit
     names, rungs = list(dict.fromkeys(learners)), []
     size = max(RACE_MIN_ROWS if min_rows is None else min_rows, int(data.n * RACE_FIRST_SHARE))
     for rung in range(RACE_RUNGS):
