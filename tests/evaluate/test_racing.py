@@ -38,7 +38,7 @@ def test_racing_keeps_the_learner_that_wins_on_all_rows(design):
     assert race_learners(data, DEFAULT_LEARNERS, n_folds=3, min_rows=5000) == (survivors, rungs)  # same seed
 
 
-def test_a_raced_study_ranks_only_the_survivors_out_of_fold_on_every_row(rct_df, monkeypatch):
+def test_a_raced_study_ranks_only_the_survivors_out_of_fold_on_every_row(rct_df, monkeypatch, tmp_path):
     import uplift.evaluate.selection as selection
     monkeypatch.setattr(selection, "RACE_MIN_ROWS", 1000)
     study = Study(rct_df, "treatment", "conversion", id="customer_id", exclude=[*truth_columns(rct_df), "revenue"])
@@ -48,3 +48,6 @@ def test_a_raced_study_ranks_only_the_survivors_out_of_fold_on_every_row(rct_df,
     assert set(study.leaderboard_["learner"]) == {*rungs[-1]["kept"], "ensemble"}
     assert (study.leaderboard_["n"] == len(rct_df)).all()  # the final ranking reads every row
     assert abs(rungs[0]["rows"] - len(rct_df) // 8) <= 1  # the first rung: 1/8 of the rows
+    from uplift.persist import load_result
+    study.save(tmp_path / "model")
+    assert load_result(tmp_path / "model").fit_params["race"] == rungs
