@@ -18,6 +18,10 @@ error against the true uplift) with a paired-bootstrap 95% CI of the difference 
 (scikit-uplift's ``qini_auc_score``), the top-20% policy value (mean true uplift of the 20% ranked highest, over
 that of the 20% with the highest true uplift), and whether the study's ATE interval covers the true ATE.
 
+``--compare LABEL=DIR`` (repeatable) adds the default study run from another copy of the code (e.g. ``git archive``
+of an earlier revision unpacked in ``DIR``), interleaved with ``ours`` on the same data: the paired before/after
+of a change, with the paired-bootstrap CI of its PEHE difference to ``ours``.
+
 ``--multi-arm`` adds a 5-arm experiment (control and four coupons) of 200,000 rows against a 2-arm one of the
 same size: what each further arm costs.
 
@@ -54,12 +58,15 @@ TREES = 200
 METHODS = {
     "ours": "uplift default study",
     "ours_5_folds": "uplift default study, 5 folds",
+    "ours_race": "uplift study with racing (Study.fit(race=True))",
     "econml_x": "econml XLearner (LightGBM 200 trees)",
     "econml_dr": "econml DRLearner (LightGBM 200 trees)",
     "causalml_x": "causalml BaseXRegressor (LightGBM 200 trees, p known)",
 }
-#: Interleaved: the reference (XLearner) first, then ours, a peer, ours with 5 folds, the other peer.
-ORDER = ("econml_x", "ours", "econml_dr", "ours_5_folds", "causalml_x")
+#: Interleaved: the reference (XLearner) first, then ours, a peer, ours with 5 folds, the other peer; racing
+#: only when asked for (``--methods``).
+ORDER = ("econml_x", "ours", "ours_race", "econml_dr", "ours_5_folds", "causalml_x")
+DEFAULT_METHODS = ("econml_x", "ours", "econml_dr", "ours_5_folds", "causalml_x")
 
 
 def _peers():
@@ -93,7 +100,7 @@ def _lgbm(classifier: bool = False):
 
 
 # ----------------------------------------------------------------------------------------------- worker
-def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
+def run_ours(directory: Path, n_folds: int | None, race: bool = False) -> tuple[np.ndarray, dict]:
     import pandas as pd
 
     from uplift import Study
@@ -103,7 +110,7 @@ def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
     t0 = time.perf_counter()
     study = Study(train, treatment="treatment", outcome="conversion", id="customer_id",
                   exclude=truth + ["revenue"], design="rct")
-    study.fit(n_folds=n_folds)
+    study.fit(n_folds=n_folds, **({"race": True} if race else {}))
     pred = study.predict_uplift(test)
     seconds = time.perf_counter() - t0
     arms = study.arms[1:]
@@ -115,7 +122,8 @@ def run_ours(directory: Path, n_folds: int | None) -> tuple[np.ndarray, dict]:
         true = float(train["true_uplift" if len(arms) == 1 else f"true_uplift_{arm}"].mean())
         covered.append(bool(r["lower"] <= true <= r["upper"]))
     extra = {"seconds": seconds, "chosen": study.best_learner_, "n_folds": study.result.fit_params["n_folds"],
-             "timings": study.result.timings, "ate_covered": covered}
+             "timings": study.result.timings, "ate_covered": covered,
+             "trees": study.result.fit_params.get("trees"), "race": study.result.fit_params.get("race")}
     return pred[columns].to_numpy(), extra
 
 
@@ -142,15 +150,15 @@ def run_peer(key: str, a: dict) -> np.ndarray:
     raise ValueError(f"unknown method {key!r}")
 
 
-def worker(key: str, directory: Path, out: Path) -> None:
+def worker(key: str, directory: Path, out: Path, repo: Path = REPO) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(repo))
     if key.startswith("ours"):
         import uplift  # noqa: F401  (imports before the clock, as for the peers)
 
-        uplift_hat, extra = run_ours(directory, 5 if key == "ours_5_folds" else None)
+        uplift_hat, extra = run_ours(directory, 5 if key == "ours_5_folds" else None, race=key == "ours_race")
     else:
         import causalml.inference.meta  # noqa: F401
         import econml.dr
@@ -165,10 +173,10 @@ def worker(key: str, directory: Path, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- parent
-def run_method(key: str, directory: Path) -> dict:
-    out = directory / f"speed_{key}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--data", str(directory),
-           "--out", str(out)]
+def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
+    out = directory / f"speed_{key.replace('@', '_at_')}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key.split("@")[0], "--data", str(directory),
+           "--out", str(out), *(["--repo", str(repo)] if repo else [])]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -180,7 +188,9 @@ def run_method(key: str, directory: Path) -> dict:
         tail = (stderr.strip().splitlines() or [f"exit status {status}"])[-1]
         return {"key": key, "status": f"failed: {tail[:200]}", "load": load}
     res = json.loads(out.read_text())
+    # CPU seconds of the child (user + system, the whole process): steadier than wall time on a shared machine.
     return {"key": key, "status": "ok", **res, "process_wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "process_cpu_s": usage.ru_utime + usage.ru_stime,
             "load": load, "uplift": np.load(out.with_suffix(".npy"))}
 
 
@@ -217,6 +227,16 @@ def quality(directory: Path, rows: list[dict], reference: str = "econml_x", n_bo
         if ref is not None and r["key"] != reference:
             diff = np.array([pehe_of(u[b], tau[b]) - pehe_of(ref[b], tau[b]) for b in boot])
             r["pehe_vs_ref"] = [r["pehe"] - pehe_of(ref, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
+    for r in ok:  # each --compare revision against the current code, paired on the same held-out rows
+        if "@" in r["key"] and "ours" in preds:
+            a, b = preds["ours"], preds[r["key"]]
+            diff = np.array([pehe_of(a[i], tau[i]) - pehe_of(b[i], tau[i]) for i in boot])
+            r["ours_vs_this"] = [pehe_of(a, tau) - pehe_of(b, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
+    if "ours" in preds and "ours_race" in preds:  # racing against the full field, paired
+        a, b = preds["ours_race"], preds["ours"]
+        diff = np.array([pehe_of(a[i], tau[i]) - pehe_of(b[i], tau[i]) for i in boot])
+        row = next(r for r in ok if r["key"] == "ours_race")
+        row["pehe_vs_ours"] = [pehe_of(a, tau) - pehe_of(b, tau), *map(float, np.quantile(diff, [0.025, 0.975]))]
     if "ours" in preds and "ours_5_folds" in preds:  # the fold rule's own accuracy check, paired
         a, b5 = preds["ours"], preds["ours_5_folds"]
         diff = np.array([pehe_of(a[b], tau[b]) - pehe_of(b5[b], tau[b]) for b in boot])
@@ -236,13 +256,13 @@ def render(blocks: list[dict], env: dict) -> str:
            f"{env['cpus']}: other work competed for the CPUs).", ""]
     for b in blocks:
         out += [f"### {b['title']}", "",
-                "| method | wall s | / XLearner | peak RSS MB | / XLearner | PEHE | PEHE − XLearner [95% CI] | Qini | "
-                "top-20% value / oracle | ATE covered | folds | chosen | load |",
-                "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---:|"]
+                "| method | wall s | / XLearner | process CPU s | peak RSS MB | / XLearner | PEHE | PEHE − XLearner "
+                "[95% CI] | Qini | top-20% value / oracle | ATE covered | folds | chosen | load |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---:|"]
         ref = next((r for r in b["rows"] if r["key"] == "econml_x" and r["status"] == "ok"), None)
         for r in b["rows"]:
             if r["status"] != "ok":
-                out.append(f"| {METHODS.get(r['key'], r['key'])} | {r['status']} |" + " |" * 11)
+                out.append(f"| {METHODS.get(r['key'], r['key'])} | {r['status']} |" + " |" * 12)
                 continue
             def ratio(key: str, r: dict = r, ref: dict | None = ref) -> str:
                 return _fmt(r[key] / ref[key], ".2f") if ref else "—"
@@ -252,10 +272,38 @@ def render(blocks: list[dict], env: dict) -> str:
             cov = "—" if "ate_covered" not in r else ("yes" if all(r["ate_covered"]) else
                                                        f"{sum(r['ate_covered'])}/{len(r['ate_covered'])}")
             out.append(f"| {r.get('label', METHODS.get(r['key'], r['key']))} | {r['seconds']:.1f} | "
-                       f"{ratio('seconds')} | {r['peak_rss_mb']:.0f} | {ratio('peak_rss_mb')} | {r['pehe']:.5f} | "
+                       f"{ratio('seconds')} | {_fmt(r.get('process_cpu_s'), '.0f')} | "
+                       f"{r['peak_rss_mb']:.0f} | {ratio('peak_rss_mb')} | {r['pehe']:.5f} | "
                        f"{ci} | {r['qini']:.4f} | {r['policy_top20']:.3f} | {cov} | {r.get('n_folds', '—')} | "
                        f"{r.get('chosen', '—')} | {r['load']:.1f} |")
         out.append("")
+        for r in b["rows"]:
+            if r.get("ours_vs_this"):
+                d, other = r["ours_vs_this"], next((x for x in b["rows"] if x["key"] == "ours"), {})
+                ratio = _fmt(other["seconds"] / r["seconds"], ".2f") if other.get("seconds") else "—"
+                cpu = (_fmt(other["process_cpu_s"] / r["process_cpu_s"], ".2f")
+                       if other.get("process_cpu_s") and r.get("process_cpu_s") else "—")
+                out += [f"Against {r['label']}: PEHE of the current study minus its PEHE, same held-out rows: "
+                        f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); wall time ratio "
+                        f"{ratio}, CPU time ratio {cpu} (current / earlier).", ""]
+        current = next((x for x in b["rows"] if x["key"] == "ours" and x.get("timings")), None)
+        for r in b["rows"]:
+            if r.get("ours_vs_this") and current and r.get("timings"):
+                out += [f"Per phase, before ({r['label']}) and after (the current study), seconds:", "",
+                        "| phase | before | after | after − before |", "|---|---:|---:|---:|"]
+                for name in dict.fromkeys([*r["timings"], *current["timings"]]):
+                    old, new = r["timings"].get(name), current["timings"].get(name)
+                    change = "—" if old is None or new is None else f"{new - old:+.1f}"
+                    out.append(f"| {name} | {_fmt(old, '.1f')} | {_fmt(new, '.1f')} | {change} |")
+                total_old, total_new = sum(r["timings"].values()), sum(current["timings"].values())
+                out += [f"| **sum of phases** | {total_old:.1f} | {total_new:.1f} | {total_new - total_old:+.1f} |",
+                        ""]
+        for r in b["rows"]:
+            if r.get("pehe_vs_ours"):
+                d = r["pehe_vs_ours"]
+                kept = "; ".join(f"{g['rows']:,} rows: kept {', '.join(g['kept'])}" for g in r.get("race") or [])
+                out += [f"Racing: PEHE with racing minus PEHE of the full field, same held-out rows: "
+                        f"{d[0]:+.5f} [{d[1]:+.5f}, {d[2]:+.5f}] (paired bootstrap 95% CI); {kept}.", ""]
         for r in b["rows"]:
             if r.get("pehe_vs_5_folds"):
                 d = r["pehe_vs_5_folds"]
@@ -264,7 +312,7 @@ def render(blocks: list[dict], env: dict) -> str:
         for r in b["rows"]:
             if r.get("timings"):
                 total = sum(r["timings"].values())
-                out += [f"Per phase, {r.get('label', METHODS[r['key']])} (`FitResult.timings`, seconds):", "",
+                out += [f"Per phase, {r.get('label') or METHODS[r['key']]} (`FitResult.timings`, seconds):", "",
                         "| phase | s | share |", "|---|---:|---:|"]
                 out += [f"| {name} | {s:.1f} | {s / total:.0%} |" for name, s in r["timings"].items()]
                 out.append("")
@@ -274,21 +322,28 @@ def render(blocks: list[dict], env: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,100000")
-    ap.add_argument("--methods", default=",".join(ORDER))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--multi-arm", type=int, default=200_000, help="rows of the 5-arm vs 2-arm run (0: skip)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uplift-speed"))
     ap.add_argument("--name", default="speed")
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
+                    help="also run the default study from the code in DIR (repeatable), interleaved after 'ours'")
+    ap.add_argument("--repo", type=Path, default=REPO)
     ap.add_argument("--worker")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.data, args.out)
+        worker(args.worker, args.data, args.out, args.repo)
         return
     peers = _peers()
     env = {"cpus": os.cpu_count(), "python": platform.python_version(), "git": peers.git_state(),
            "versions": peers._versions(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     methods = [m for m in ORDER if m in args.methods.split(",")]
+    compare = dict(c.split("=", 1) for c in args.compare)
+    if compare:  # each earlier revision right after the current code, so both see the same load
+        at = methods.index("ours") + 1 if "ours" in methods else len(methods)
+        methods[at:at] = [f"ours@{label}" for label in compare]
     blocks = []
     for n in [int(s) for s in args.sizes.split(",") if s]:
         directory = args.work / f"rct_{n}"
@@ -296,7 +351,10 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for key in methods:
             print(f"{n:,} rows: {key} ...", flush=True)
-            rows.append(run_method(key, directory))
+            label = key.split("@")[1] if "@" in key else None
+            rows.append(run_method(key, directory, Path(compare[label]) if label else None))
+            if label:
+                rows[-1]["label"] = f"uplift default study at {label}"
             print(f"  {rows[-1]['status']} {rows[-1].get('seconds', 0):.1f} s", flush=True)
         quality(directory, rows)
         blocks.append({"title": f"{n:,} training rows, 2 arms", "n": n, "data": info, "rows": rows})

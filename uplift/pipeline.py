@@ -20,8 +20,8 @@ from uplift.design.drift import training_profile
 from uplift.design.refute import REFUTERS, dowhy_refute
 from uplift.effects.average import average_effects
 from uplift.errors import UpliftInputError
-from uplift.evaluate.selection import best_learner, calibration, leaderboard
-from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory
+from uplift.evaluate.selection import RACE_KEEP, best_learner, calibration, leaderboard, race_learners
+from uplift.fit.crossfit import CrossFit, cross_fit, default_folds, predict_uplift, release_free_memory, tree_counts
 from uplift.fit.distill import DistilledScorer
 from uplift.fit.learners import DEFAULT_LEARNERS, REGISTRY
 from uplift.fit.models import MAX_TRAIN_ROWS, ModelFactory
@@ -74,7 +74,8 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
               select: str = "dr_loss", base_regressor: object | None = None, base_classifier: object | None = None,
               n_boot: int = 200, k: float = 0.3, expected_split: dict[str, float] | list[str] | None = None,
               allow_srm: bool = False, allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
-              progress: ProgressHook | None = None, times: PhaseTimes | None = None) -> FitResult:
+              race: bool = False, progress: ProgressHook | None = None,
+              times: PhaseTimes | None = None) -> FitResult:
     """Run the whole study on validated data and return its :class:`~uplift.fit.result.FitResult`.
 
     The parameters are those of :meth:`uplift.Study.fit`. A randomised study whose arms turn out predictable
@@ -102,7 +103,14 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
     # LightGBM settings fitted to the study's size (uplift.fit.sizing): smaller trees for a small study.
     factory = ModelFactory(base_regressor, base_classifier, data.schema.categorical_indices, random_state,
                            max_rows=max_train_rows, n_rows=data.n, outcome_kind=data.outcome_kinds[data.outcome])
-    cf: CrossFit = cross_fit(data, learners=learners, n_folds=n_folds, random_state=random_state,
+    rungs = None
+    fitted = learners
+    if race and len(learners) > RACE_KEEP:
+        with times.phase("racing (samples)"):
+            fitted, rungs = race_learners(data, learners, n_folds=n_folds, random_state=random_state,
+                                          factory=factory)
+        release_free_memory()
+    cf: CrossFit = cross_fit(data, learners=fitted, n_folds=n_folds, random_state=random_state,
                              factory=factory, progress=progress, times=times)
     release_free_memory()
     y = data.outcomes[cf.outcome]
@@ -145,7 +153,10 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
         notes=tuple(data.notes) + tuple(review.notes), crossfit=cf, best_learner=chosen, leaderboard=board,
         ate=ate, calibration=cal, diagnostics=review.report, profile=profile, scorer=scorer,
         fit_params={"learners": list(learners), "n_folds": n_folds, "random_state": random_state,
-                    "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows},
+                    "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows,
+                    # what early stopping chose: trees kept per LightGBM model and fold (uplift.fit.crossfit)
+                    "trees": tree_counts(cf),
+                    **({"race": rungs} if rungs is not None else {})},
         training=TrainingSummary(int(data.n), data.arm_counts(), dict(data.outcome_kinds),
                                  data_hash(data.X, data.treatment, y)),
         timings=times.seconds)

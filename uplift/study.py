@@ -136,7 +136,7 @@ class Study:
             random_state: int = 0, select: str = "dr_loss", base_regressor: object | None = None,
             base_classifier: object | None = None, n_boot: int = 200, k: float = 0.3,
             expected_split: dict[str, float] | list[str] | None = None, allow_srm: bool = False,
-            allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS,
+            allow_leakage: bool = False, max_train_rows: int | None = MAX_TRAIN_ROWS, race: bool = False,
             progress: ProgressHook | None = None) -> Study:
         """Cross-fit every learner, evaluate out of fold, pick the best, and estimate average effects.
 
@@ -168,6 +168,10 @@ class Study:
             Cap on the rows any one base model trains on (default 4,000,000; None: no cap). Beyond it each model
             trains on its own random sample; every row still gets out-of-fold predictions and counts in the
             evaluation. It bounds the memory and time of very large studies (see docs/concepts.md).
+        race : bool
+            Race the learners first (:func:`uplift.evaluate.selection.race_learners`: successive halving by
+            cross-fitted DR loss on growing samples) and fit on every row only the survivors; their ranking stays
+            out of fold on all rows. Off by default (its accuracy is measured in benchmarks/results/speed.md).
         progress : ProgressHook, optional
             Progress display (the CLI passes a rich progress bar).
         """
@@ -175,8 +179,8 @@ class Study:
             self._training_data(), pre_treatment=self.pre_treatment, learners=learners, n_folds=n_folds,
             random_state=random_state, select=select, base_regressor=base_regressor,
             base_classifier=base_classifier, n_boot=n_boot, k=k, expected_split=expected_split,
-            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, progress=progress,
-            times=self.times)
+            allow_srm=allow_srm, allow_leakage=allow_leakage, max_train_rows=max_train_rows, race=race,
+            progress=progress, times=self.times)
         return self
 
     # ------------------------------------------------------------------ state

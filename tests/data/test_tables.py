@@ -722,3 +722,21 @@ def test_missing_model_dir_mentions_an_interrupted_save(tmp_path):
     (tmp_path / ".model.uplift-tmp-77-k2j4-old").mkdir()
     with pytest.raises(UpliftInputError, match=r"interrupted save left \.model\.uplift-tmp-77-k2j4-old"):
         read_model_dir(tmp_path / "model")
+
+
+@pytest.mark.parametrize("index", [None, pd.RangeIndex(5, 10), pd.Index(["a", "b", "c", "d", "e"], name="customer"),
+                                   pd.Index([3, 1, 4, 1, 5])])
+def test_parquet_read_column_by_column_is_the_whole_table_read(tmp_path, index):
+    from uplift.data.tables import _parquet_frame
+    frame = pd.DataFrame({
+        "spend": [1.5, None, 3.0, 4.0, 5.0], "visits": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+        "channel": pd.Categorical(["web", "app", "web", None, "store"]), "note": ["x", None, "z", "w", "v"],
+        "when": pd.to_datetime(["2024-01-01", None, "2024-03-01", "2024-04-01", "2024-05-01"]).tz_localize("UTC"),
+        "code": [1, 2, 3, 4, 5]}, index=index)
+    p = tmp_path / "t.parquet"
+    frame.to_parquet(p)
+    names = pq.ParquetFile(p).schema_arrow.names
+    for columns in (None, ["code", "spend"], names):
+        expected = pq.read_table(p, columns=columns).to_pandas()
+        pd.testing.assert_frame_equal(_parquet_frame(pq.ParquetFile(p), columns), expected)
+    assert read_table(p)["spend"].isna().sum() == 1

@@ -160,3 +160,39 @@ def test_nested_nuisances_keep_a_folds_outcomes_out_of_its_own_predictions(obs_d
             assert same == nested, (name, nested)
         # The average effects' out-of-fold nuisances are the same either way.
         assert np.array_equal(before.mu, cross_fit(data, **kwargs).mu)
+
+
+def test_the_ensemble_predicts_with_its_weighted_learners_only_and_gives_the_same_uplift(multi):
+    from uplift.fit.crossfit import ensemble_members, predict_uplift
+
+    data = multi[0]
+    cf = cross_fit(data, learners=("t", "x", "dr", "s"), n_folds=2)
+    X = data.X[:500]
+    for a in cf.ensemble_weights:  # one learner weighs nothing in every arm, another in one arm only
+        cf.ensemble_weights[a].update(t=0.2, x=0.3, dr=0.4, s=0.0)
+    cf.ensemble_weights[1]["dr"] = 0.0
+    assert ensemble_members(cf) == ["t", "x", "dr"]
+    by_hand = np.zeros((len(X), len(cf.arms) - 1))
+    for a, w in cf.ensemble_weights.items():
+        by_hand[:, a - 1] = w["_intercept"] + sum(
+            w[name] * predict_uplift(cf, X, name)[0][:, a - 1] for name in cf.learners)
+    calls = []
+    for fm in cf.fold_models:  # the S-learner's fold models are never asked
+        for (name, _arm), lrn in fm.learners.items():
+            if name == "s":
+                lrn.predict = lambda *args, **kw: calls.append(1)
+    np.testing.assert_array_equal(predict_uplift(cf, X, "ensemble")[0], np.clip(by_hand, -1, 1))
+    assert calls == []
+
+
+def test_learners_that_ignore_nuisances_score_without_the_outcome_models(rct_df):
+    from uplift.fit.crossfit import predict_uplift
+
+    cf = cross_fit(_data(rct_df, "conversion", "rct"), learners=("dr", "s"), n_folds=2)
+    X = _data(rct_df, "conversion", "rct").X[:300]
+    expected = predict_uplift(cf, X, "dr")[0]
+    for fm in cf.fold_models:
+        for a in fm.mu:
+            fm.mu[a] = None  # any prediction of an outcome model would fail
+    np.testing.assert_array_equal(predict_uplift(cf, X, "dr")[0], expected)
+    assert np.isfinite(predict_uplift(cf, X, "ensemble")[0]).all()

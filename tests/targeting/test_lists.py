@@ -269,3 +269,31 @@ def test_demo_study_target_and_cli_select_the_same_customers(hillstrom, tmp_path
     assert res.exit_code == 0, res.output
     for coupon, n in api.summary["by_coupon"].items():
         assert f"{coupon} {n:,}" in html.read_text(encoding="utf-8")  # "Mens E-Mail 8,463", counts for people
+
+
+def test_the_list_keeps_its_scores_so_a_drift_check_reads_them_instead_of_scoring_again(result, customers):
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0)
+    expected = result.predict_uplift(customers)
+    pd.testing.assert_frame_equal(res.scores, expected)
+    again, reused = result.drift(customers), result.drift(customers, uplift=res.scores)
+    assert reused["uplift_psi"] == again["uplift_psi"] and reused["warnings"] == again["warnings"]
+
+
+def test_uplift_target_scores_the_customers_once(result, customers, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+    from uplift.fit.result import FitResult
+    from uplift.persist import save_result
+
+    save_result(result, tmp_path / "model")
+    customers.to_csv(tmp_path / "customers.csv", index=False)
+    calls = []
+    score = FitResult.score
+    monkeypatch.setattr(FitResult, "score", lambda self, X, **kw: calls.append(len(X)) or score(self, X, **kw))
+    res = CliRunner().invoke(app, ["target", str(tmp_path / "model"), str(tmp_path / "customers.csv"), "--cost",
+                                   COSTS[0], "--cost", COSTS[1], "--value", "40", "--budget", "400", "--out",
+                                   str(tmp_path / "list.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert calls == [len(customers)]  # the list's scores feed the drift check too
+    assert json.loads(res.stdout)["drift"]["n_score"] == len(customers)

@@ -462,3 +462,12 @@ def test_study_report_method_writes_the_same_report(obs_study, tmp_path):
     path = obs_study.report(tmp_path / "obs.html", explain=False)
     html = path.read_text(encoding="utf-8")
     assert path == tmp_path / "obs.html" and "<img" in html and "naive" in html.lower()
+
+
+def test_footer_lists_the_trees_early_stopping_kept_apart_from_the_fit_parameters(loaded_study):
+    trees = loaded_study.result.fit_params["trees"]
+    text = build_report(ReportInputs(loaded_study.result))
+    assert "trees kept per fold (early stopping)" in text and "trees=" not in text
+    name, counts = next(iter(trees.items()))
+    shown = f"{name} {min(counts)}–{max(counts)}" if min(counts) != max(counts) else f"{name} {counts[0]}"
+    assert shown in text

@@ -650,7 +650,7 @@ def target(
                        min_roi=min_roi, exclude=excluded, allow_negative=allow_negative, include_all=all_rows,
                        random_state=seed, learner="fast" if fast else None, holdout=holdout, explore=explore,
                        skip_extrapolated=skip_extrapolated)
-    drift = study.drift(frame)
+    drift = study.drift(frame, uplift=res.scores)  # the list's own scores: the customers are scored once
     if out_table is not None:
         write_sql_table(res.list, out, out_table)
     else:

@@ -24,7 +24,7 @@ from uplift._stats import z_for_alpha
 from uplift.data.campaign import CampaignData
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import E_CLIP, Nuisance, aipw_scores, make_learner, overlap_weights
-from uplift.fit.models import BinnedMatrix, ModelFactory, row_numbers, sample_positions
+from uplift.fit.models import BinnedMatrix, LGBMModel, ModelFactory, row_numbers, sample_positions
 from uplift.fit.nuisance import (
     PREDICT_BATCH,
     FoldModels,
@@ -425,6 +425,16 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
     cf.uplift["ensemble"] = ens
 
 
+def ensemble_members(cf: CrossFit) -> list[str]:
+    """The learners the stacked ensemble predicts with: those with a non-zero weight for some arm.
+
+    The non-negative stacking weights are often exactly 0 for several learners; their fold models need not
+    score anyone, and leaving them out changes no prediction (each would add ``0 * uplift``).
+    """
+    return [name for name in cf.learners
+            if any(w.get(name, 0.0) != 0.0 for w in cf.ensemble_weights.values())]
+
+
 def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | None = None):
     """Uplift of new customers: the average of the fold models (n, n_treated), and CIs when available.
 
@@ -439,14 +449,17 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     n_arms = len(cf.arms)
     out = np.zeros((len(X), n_arms - 1))
     se = np.zeros_like(out) if alpha is not None else None
-    base = [learner] if learner != "ensemble" else list(cf.learners)
+    base = [learner] if learner != "ensemble" else ensemble_members(cf)
     n_f = len(cf.fold_models)
     parts = {name: np.zeros_like(out) for name in base}
     z = None if alpha is None else z_for_alpha(alpha)
+    # The outcome and propensity models are predicted only when a learner's prediction reads them (T, X).
+    with_nuisance = any(make_learner(name).predict_uses_nuisance for name in base)
+    unused = Nuisance(*(np.full(len(X), np.nan) for _ in range(3)))
     for fm in cf.fold_models:
-        mu0 = fm.mu[0].predict(X)
+        mu0 = fm.mu[0].predict(X) if with_nuisance else None
         for a in range(1, n_arms):
-            nuis = fm.nuisance(X, a, mu0)
+            nuis = fm.nuisance(X, a, mu0) if with_nuisance else unused
             for name in base:
                 lrn = fm.learners[(name, a)]
                 parts[name][:, a - 1] += lrn.predict(X, nuis) / n_f
@@ -464,6 +477,43 @@ def predict_uplift(cf: CrossFit, X: np.ndarray, learner: str, *, alpha: float | 
     if se is None or not make_learner(learner if learner != "ensemble" else "t").gives_intervals:
         return out, None, None
     return out, out - z * se, out + z * se
+
+
+def tree_counts(cf: CrossFit) -> dict[str, list[int]]:
+    """Trees each LightGBM model of the study kept after early stopping, one number per fold.
+
+    Keys name the model as the phase table does: ``mu<arm>`` and ``e<arm>`` for the nuisances (arm codes, 0 =
+    control), ``<learner> <model>`` for a final stage (``x tau1``, ``dr tau``), with `` arm <code>`` after it
+    when there are several treated arms. Models that are not LightGBM boosters (a user's scikit-learn model, a
+    linear final stage, a randomised design's propensity share) are not listed.
+
+    Examples
+    --------
+    >>> from uplift.datasets import simulate_campaign
+    >>> from uplift.data.campaign import campaign_data
+    >>> df = simulate_campaign(3000, seed=1)
+    >>> d = campaign_data(df, "treatment", "conversion", id="customer_id",
+    ...                   exclude=[c for c in df if c.startswith("true_") or c == "propensity" or c == "revenue"])
+    >>> trees = tree_counts(cross_fit(d, learners=("t", "dr"), n_folds=3))
+    >>> sorted(trees), len(trees["dr tau"]), all(n >= 0 for n in trees["mu0"])
+    (['dr tau', 'mu0', 'mu1'], 3, True)
+    """
+    several = len(cf.arms) > 2
+    out: dict[str, list[int]] = {}
+
+    def add(name: str, model: object) -> None:
+        if isinstance(model, LGBMModel):
+            out.setdefault(name, []).append(model.n_trees)
+
+    for fm in cf.fold_models:
+        for a, model in fm.mu.items():
+            add(f"mu{a}", model)
+        for a, model in fm.e.items():
+            add(f"e{a}", model)
+        for (name, a), learner in fm.learners.items():
+            for part, model in learner.models_.items():
+                add(f"{name} {part}" + (f" arm {a}" if several else ""), model)
+    return out
 
 
 def predict_propensity(cf: CrossFit, X: np.ndarray) -> np.ndarray:

@@ -103,6 +103,9 @@ class Learner:
     in_fold_nuisance: ClassVar[bool] = False
     #: Whether ``fit`` reads the nuisances of its training rows (if not, the study skips copying them).
     uses_nuisance: ClassVar[bool] = True
+    #: Whether ``predict`` reads the nuisances of the rows it scores (if no learner scored does, scoring new
+    #: customers skips predicting the fold's outcome and propensity models).
+    predict_uses_nuisance: ClassVar[bool] = False
     #: Whether ``fit`` trains its models on the rows of both arms together (True) or on each arm's rows apart.
     #: A pooled learner's models would each take a uniform sample under the training-row cap anyway, so the
     #: study hands it such a sample directly and never builds its per-row inputs for the other rows.
@@ -123,6 +126,7 @@ class Learner:
 class TLearner(Learner):
     name = "t"
     uses_nuisance = False  # the fit is a no-op: the per-arm outcome models are the nuisances
+    predict_uses_nuisance = True
     pooled = False
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):
@@ -153,6 +157,7 @@ class SLearner(Learner):
 class XLearner(Learner):
     name = "x"
     in_fold_nuisance = True  # mu0 is used on treated rows and mu1 on control rows only: never in-sample
+    predict_uses_nuisance = True  # the propensity blends the two effect models
     pooled = False  # one effect model per arm: a small control arm keeps all its rows under the cap
 
     def fit(self, X, t, y, nuis, factory, kind, seed=0):

@@ -67,7 +67,10 @@ class FitResult:
     scorer : DistilledScorer or None
         The distilled fast scorer of the chosen learner.
     fit_params : dict
-        The parameters of the fit (learners, folds, seed, selection, bootstrap, k, training-row cap).
+        The parameters of the fit (learners, folds, seed, selection, bootstrap, k, training-row cap) and what early
+        stopping chose: ``trees``, the trees kept per LightGBM model and fold
+        (:func:`uplift.fit.crossfit.tree_counts`; absent for models saved before it was recorded); after a raced
+        fit (``Study.fit(race=True)``) also ``race``, the rungs of :func:`uplift.evaluate.selection.race_learners`.
     training : TrainingSummary
         Size, arm counts, outcome kinds and fingerprint of the training data.
     manifest : dict

@@ -43,12 +43,18 @@ class TargetingResult:
         95% band, the model's expectation beside it, and the list's own size marked.
     holdout : dict or None
         The summary of :func:`uplift.targeting.holdout.assign_holdout` (None without holdout or exploration).
+    scores : DataFrame or None
+        The customers' predicted uplift as :meth:`FitResult.predict_uplift
+        <uplift.fit.result.FitResult.predict_uplift>` returned it, one row per customer given, in their order:
+        what a drift check of the same customers reads (``FitResult.drift(customers, uplift=scores)``) instead
+        of scoring them a second time.
     """
 
     list: pd.DataFrame
     summary: dict
     curve: pd.DataFrame
     holdout: dict | None = None
+    scores: pd.DataFrame | None = None
 
 
 def _scale(d: dict, factor: float) -> dict:
@@ -396,4 +402,4 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
             out = out[out["selected"] | out["send"]].reset_index(drop=True)
 
     curve = honest_profit_curve(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected)
-    return TargetingResult(out, summary, curve, design)
+    return TargetingResult(out, summary, curve, design, scores=pred)

@@ -753,8 +753,15 @@ class _Report:
         versions = [["python", platform.python_version()], ["platform", platform.platform(terse=True)]]
         versions += [[pkg, version] for pkg, version in package_versions().items()]
         fp = dict(self.result.fit_params)
+        trees = fp.pop("trees", None) or {}  # what early stopping chose, not a parameter: one range per model
+        race = fp.pop("race", None) or []
         rows = [["seed (random_state)", str(fp.get("random_state", "n/a"))],
                 ["fit parameters", ", ".join(f"{k}={v}" for k, v in fp.items())],
+                *([["trees kept per fold (early stopping)", ", ".join(
+                    f"{k} {min(v)}–{max(v)}" if min(v) != max(v) else f"{k} {v[0]}" for k, v in trees.items() if v)]]
+                  if trees else []),
+                *([["racing (rows: learners kept)", "; ".join(
+                    f"{r['rows']:,}: {', '.join(r['kept'])}" for r in race)]] if race else []),
                 ["training-data sha256", self._data_hash()],
                 ["command line", self.command_line or "not given (written from Python)"],
                 ["written", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")]]
