@@ -145,6 +145,7 @@ def population_truth(design: str, n: int, seed: int) -> dict[str, float]:
     df = simulate(design, n, seed)  # the truth does not depend on the campaign's size
     tau, e = df["true_uplift"].to_numpy(), df["propensity"].to_numpy()
     out = {"ATE": float(tau.mean()), "ATT": float((e * tau).sum() / e.sum())}
+    out.update(segment_means(df, design))
     if design == "weak_overlap":
         lo, hi = crump_bounds(e)
         keep = (e >= lo) & (e <= hi)
@@ -170,21 +171,30 @@ def sample_truths(df, e_hat: np.ndarray | None, table) -> dict[str, float]:
     return out
 
 
-def estimate(df, design: str, n_folds: int, seed: int):
+def estimate(df, design: str, n_folds: int, seed: int, with_study: bool = False):
     """Average-effects table by the same steps as ``Study.fit`` (T-learner nuisances only).
 
     Returns the table, for an observational design diagnostic rows (AIPW with the same cross-fitted outcome
     models but the simulator's *true* propensity, which separates propensity-model error from the rest when
-    coverage falls short) and the out-of-fold propensity (None for an RCT).
+    coverage falls short), the out-of-fold propensity (None for an RCT) and, with ``with_study`` (observational
+    designs), the fitted :class:`~uplift.Study` whose nuisances these are (else None).
     """
-    data = campaign_data(df, "treatment", OUTCOME, id="customer_id",
-                         exclude=[c for c in truth_columns(df) + ["revenue"] if c in df], design=design)
-    mu = e = None
+    exclude = [c for c in truth_columns(df) + ["revenue"] if c in df]
+    data = campaign_data(df, "treatment", OUTCOME, id="customer_id", exclude=exclude, design=design)
+    mu = e = study = None
     diagnostic = []
     y = data.outcomes[OUTCOME]
-    if design == "observational":
+    if design == "observational" and with_study:
+        # The study's own fit (T-learner only, the same folds and seeds as cross_fit below: replication 0's
+        # agreement check holds it to that), so its segments and targeting list can be scored as well.
+        study = Study(df, treatment="treatment", outcome=OUTCOME, id="customer_id", exclude=exclude,
+                      design=design).fit(learners=["t"], n_folds=n_folds, random_state=seed, n_boot=20)
+        cf = study.result.crossfit
+        mu, e = cf.mu, cf.e
+    elif design == "observational":
         cf = cross_fit(data, learners=("t",), n_folds=n_folds, random_state=seed)
         mu, e = cf.mu, cf.e
+    if design == "observational":
         t, e_true = data.treatment.astype(float), df["propensity"].to_numpy()
         # A candidate fix, measured before it is made: the same out-of-fold propensity, Platt-calibrated on
         # the logit scale by calibrators fitted on the other folds (as the design checks' propensity is).
@@ -196,7 +206,118 @@ def estimate(df, design: str, n_folds: int, seed: int):
                                    "lower": est - Z95 * se, "upper": est + Z95 * se})
     table = average_effects(y, data.treatment, data.arms, outcome=OUTCOME, kind=data.outcome_kinds[OUTCOME],
                             design=design, mu=mu, e=e)
-    return table, diagnostic, None if e is None else e[:, 1].astype(np.float64)
+    return table, diagnostic, None if e is None else e[:, 1].astype(np.float64), study
+
+
+#: Segments scored per design (column: None for its categories, or the inner edges of fixed numeric bands, so the
+#: population truth of each band is defined): the weak-overlap design's x1 drives both targeting and uplift.
+SEGMENTS = {"weak_overlap": {"region": None, "x1": [-1.0, 0.0, 1.0]},
+            "small_observational": {"channel": None, "region": None}}
+#: The targeting list scored: the top LIST_SHARE of customers by predicted uplift (a coupon costs LIST_COST per
+#: unit of conversion, so every customer with a predicted uplift above it qualifies).
+LIST_SHARE, LIST_COST = 0.2, 0.001
+
+
+def segment_keys(df, col: str, edges) -> np.ndarray:
+    """Each row's segment key: its category, or the index of its band (right-closed, as ``segment_uplift``)."""
+    if edges is None:
+        return df[col].astype(str).to_numpy()
+    return np.searchsorted(np.asarray(edges, dtype=np.float32), df[col].to_numpy(np.float32), side="left")
+
+
+def segment_means(df, design: str) -> dict[str, float]:
+    """Mean true uplift per segment of :data:`SEGMENTS`, keyed ``"col=key"``."""
+    out = {}
+    tau = df["true_uplift"].to_numpy()
+    for col, edges in SEGMENTS.get(design, {}).items():
+        keys = segment_keys(df, col, edges)
+        for k in np.unique(keys):
+            out[f"{col}={k}"] = float(tau[keys == k].mean())
+    return out
+
+
+def study_checks(study, df, design: str) -> list[dict]:
+    """Segment effects (``Study.segments``) and the targeting list's honest value (``Study.target``) of one
+    replication, each with its in-sample target: the segment's mean true uplift, the list's summed true uplift."""
+    out = []
+    tau = df["true_uplift"].to_numpy()
+    for col, edges in SEGMENTS.get(design, {}).items():
+        table = study.segments([col], **({} if edges is None else {"bins": {col: edges}}), min_size=0)
+        keys = segment_keys(df, col, edges)
+        present = np.unique(keys)
+        for i, row in enumerate(table.itertuples(index=False)):
+            key = str(getattr(row, col)) if edges is None else present[i]
+            rows = keys == key
+            assert rows.sum() == row.n, f"segment {col}={key}: {rows.sum()} rows here, {row.n} in the table"
+            out.append({"estimand": f"segment {col}={key}", "label": row.segment, "estimate": row.uplift,
+                        "se": row.se, "lower": row.lower, "upper": row.upper, "sample_truth": float(tau[rows].mean()),
+                        "key": f"{col}={key}"})
+    n_list = int(round(LIST_SHARE * len(df)))
+    for skip in (False, True) if design == "weak_overlap" else (False,):
+        res = study.target(cost=LIST_COST, value=1.0, max_customers=n_list, skip_extrapolated=skip)
+        est = res.summary["estimated"]
+        listed = df["customer_id"].isin(res.list["customer_id"]).to_numpy()
+        out.append({"estimand": "list value" + (", overlap only" if skip else ""),
+                    "label": f"top {LIST_SHARE:.0%} by predicted uplift" + (", skip_extrapolated" if skip else ""),
+                    "estimate": est["incremental_outcome"], "se": est["incremental_outcome_se"],
+                    "lower": est["incremental_outcome_lower"], "upper": est["incremental_outcome_upper"],
+                    "model_expected": res.summary["model_expected"]["incremental_outcome"],
+                    "sample_truth": float(tau[listed].sum()), "n_listed": int(listed.sum())})
+    return out
+
+
+def summarise_checks(records: list[dict], population: dict[str, float]) -> list[dict]:
+    """Coverage of the segment and list intervals: of the in-sample target, and of the population segment mean."""
+    rows = []
+    for estimand in dict.fromkeys(r["estimand"] for r in records):
+        rs = [r for r in records if r["estimand"] == estimand and np.isfinite(r["lower"])]
+        if not rs:
+            continue
+        lo, hi = np.array([r["lower"] for r in rs]), np.array([r["upper"] for r in rs])
+        est, sample = np.array([r["estimate"] for r in rs]), np.array([r["sample_truth"] for r in rs])
+        k = len(rs)
+        hits = int(((lo <= sample) & (sample <= hi)).sum())
+        row = {"estimand": estimand, "label": rs[0]["label"], "reps": k, "truth": float(sample.mean()),
+               "coverage_sample": hits / k, "coverage_sample_ci": wilson(hits, k),
+               "mean_width": float((hi - lo).mean()), "bias": float((est - sample).mean()),
+               "bias_mc_se": float((est - sample).std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0,
+               "se_over_sd": float(np.mean([r["se"] for r in rs]) / (est - sample).std(ddof=1)) if k > 1
+               else float("nan")}
+        key = rs[0].get("key")
+        if key in population:
+            ph = int(((lo <= population[key]) & (population[key] <= hi)).sum())
+            row.update(population_truth=population[key], coverage_population=ph / k,
+                       coverage_population_ci=wilson(ph, k))
+        if "model_expected" in rs[0]:
+            row["model_expected_bias"] = float(np.mean([r["model_expected"] for r in rs]) - sample.mean())
+        rows.append(row)
+    return rows
+
+
+def render_checks(summary: dict[str, list[dict]]) -> list[str]:
+    """The segment and targeting-list rows of the results table."""
+    if not any(summary.values()):
+        return []
+    lines = ["", "### Segment effects and the targeting list's value", "",
+             "`Study.segments([col])` (mean AIPW score per segment; numeric columns in fixed bands) and "
+             f"`Study.target(cost={LIST_COST}, value=1, max_customers={LIST_SHARE:.0%} of n)` (honest value: the "
+             "doubly-robust value of the same rule on out-of-fold rows) of the same T-learner study. Targets: the "
+             "segment's in-sample mean true uplift (and its population mean from the truth draw); the summed true "
+             "uplift of the customers on the list (its incremental conversions).", "",
+             "| design | estimand | rule | reps | mean target | coverage of in-sample target [Wilson 95%] | "
+             "coverage of population mean | mean CI width | bias (± MC se) | mean SE / SD(error) |",
+             "|---|---|---|---:|---:|---|---|---:|---:|---:|"]
+    for design, rows in summary.items():
+        for r in rows:
+            lo, hi = r["coverage_sample_ci"]
+            pop = (f"{r['coverage_population']:.3f} [{r['coverage_population_ci'][0]:.3f}, "
+                   f"{r['coverage_population_ci'][1]:.3f}]" if "coverage_population" in r else "—")
+            extra = (f" (model's own expectation: bias {r['model_expected_bias']:+.2f})"
+                     if "model_expected_bias" in r else "")
+            lines.append(f"| {design} | {r['estimand']} | {r['label']}{extra} | {r['reps']} | {r['truth']:.4g} "
+                         f"| {r['coverage_sample']:.3f} [{lo:.3f}, {hi:.3f}] | {pop} | {r['mean_width']:.4g} "
+                         f"| {r['bias']:+.4g} ± {r['bias_mc_se']:.2g} | {r['se_over_sd']:.2f} |")
+    return lines
 
 
 def check_against_study(df, design: str, n_folds: int, seed: int, table) -> float:
@@ -290,7 +411,8 @@ def render(summary: dict, args, elapsed: float, checks: dict, truth: dict) -> st
               "estimated e(1 − e). `headline` is whichever row the study leads with (the trimmed effect when the "
               "overlap check fails, the ATE otherwise), scored against that row's target: the interval an analyst "
               "reads first. Population truths: " + "; ".join(
-                  f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()) for d, t in truth.items()) + "."]
+                  f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in t.items() if "=" not in k)
+                  for d, t in truth.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -381,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     print("population truth:", json.dumps(truth), flush=True)
     records: dict[str, list[dict]] = {d: [] for d in designs}
     checks: dict[str, float] = {}
+    checks_records: dict[str, list[dict]] = {d: [] for d in designs}
     for rep in range(args.reps):
         if args.time_budget is not None and time.perf_counter() - start > args.time_budget:
             print(f"time budget reached after {rep} replications per design", flush=True)
@@ -388,7 +511,10 @@ def main(argv: list[str] | None = None) -> None:
         for design in designs:
             seed = args.seed + rep
             df = simulate(design, sizes[design], seed)
-            table, diagnostic, e_hat = estimate(df, analysed_as(design), args.n_folds, seed)
+            table, diagnostic, e_hat, study = estimate(df, analysed_as(design), args.n_folds, seed,
+                                                       with_study=design in SEGMENTS)
+            if study is not None:
+                checks_records[design] += [{"rep": rep, **r} for r in study_checks(study, df, design)]
             if rep == 0 and not args.no_study_check:
                 checks[design] = check_against_study(df, analysed_as(design), args.n_folds, seed, table)
             sample = sample_truths(df, e_hat, table)
@@ -408,7 +534,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{cov:.3f}, headline {hcov:.3f}", flush=True)
     elapsed = time.perf_counter() - start
     summary = {d: summarise(records[d], truth[d]) for d in designs}
-    text = render(summary, args, elapsed, checks, truth)
+    checks_summary = {d: summarise_checks(checks_records[d], truth[d]) for d in designs}
+    text = render(summary, args, elapsed, checks, truth) + "\n".join(render_checks(checks_summary)) + "\n"
     print()
     print(text)
     RESULTS.mkdir(exist_ok=True)
@@ -416,7 +543,8 @@ def main(argv: list[str] | None = None) -> None:
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps(
         {"args": vars(args), "uplift_commit": git_state(), "truth": truth, "summary": summary,
-         "study_agreement": checks, "elapsed_seconds": elapsed, "records": records}, indent=1))
+         "study_agreement": checks, "elapsed_seconds": elapsed, "records": records,
+         "segments_and_list": checks_summary, "segments_and_list_records": checks_records}, indent=1))
 
 
 if __name__ == "__main__":
