@@ -52,7 +52,7 @@ def _ratio(u: np.ndarray, tau: np.ndarray, mask: np.ndarray) -> float:
     return float(np.sqrt(np.mean((u[mask] - tau[mask]) ** 2)) / np.sqrt(np.mean((tau[mask].mean() - tau[mask]) ** 2)))
 
 
-def one_replication(n: int, n_test: int, seed: int, variant: str) -> dict:
+def one_replication(n: int, n_test: int, seed: int, variant: str, save: Path | None = None) -> dict:
     df = weak_overlap_campaign(n, seed, variant)
     test = weak_overlap_campaign(n_test, seed + 10_000, variant)
     t0 = time.perf_counter()
@@ -67,12 +67,21 @@ def one_replication(n: int, n_test: int, seed: int, variant: str) -> dict:
     head_truth = float(df["true_uplift"].to_numpy()[kept if kept is not None else slice(None)].mean())
     board = study.leaderboard()
     rank = dict(zip(board["learner"], board["rank"], strict=False))
-    learners = {}
+    learners, held_out = {}, {}
     for name in study.result.crossfit.uplift:
-        ul = study.predict_uplift(test, learner=name)["uplift"].to_numpy()
+        ul = held_out[name] = study.predict_uplift(test, learner=name)["uplift"].to_numpy()
         learners[name] = {"rank": int(rank.get(name, -1)), "ratio_all": _ratio(ul, tau, everyone),
                           "ratio_overlap": _ratio(ul, tau, ov),
                           "mean_error_overlap": float(ul[ov].mean() - tau[ov].mean())}
+    if save is not None:  # what another selection or stacking rule needs, to be scored without refitting
+        cf = study.result.crossfit
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save / f"{variant}_{seed}.npz", names=np.array(list(held_out)),
+                            held_out=np.column_stack(list(held_out.values())).astype(np.float32),
+                            oof=np.column_stack([cf.uplift[k][:, 0] for k in held_out]).astype(np.float32),
+                            dr=cf.dr[:, 0], e=cf.e[:, 1], folds=cf.folds, tau=df["true_uplift"].to_numpy(),
+                            tau_test=tau, overlap_test=ov, dr_loss=board.set_index("learner").loc[
+                                list(held_out), "dr_loss"].to_numpy())
     return {"variant": variant, "seed": seed, "chosen": study.result.best_learner, "seconds": seconds,
             "overlap_share": float(ov.mean()), "ratio_all": _ratio(u, tau, everyone),
             "ratio_overlap": _ratio(u, tau, ov), "mean_error_all": float(u.mean() - tau.mean()),
@@ -116,13 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=10_000)
     ap.add_argument("--variants", default="tanh", help=f"comma-separated: {', '.join(OVERLAP_VARIANTS)}")
     ap.add_argument("--tag", default="", help="suffix for the result files (weak_overlap_<tag>.md)")
+    ap.add_argument("--save-arrays", type=Path, default=None,
+                    help="folder for each replication's out-of-fold and held-out predictions (.npz)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     rows = []
     for variant in args.variants.split(","):
         for rep in range(args.reps):
-            rows.append(one_replication(args.n, args.test_rows, args.seed + rep, variant))
+            rows.append(one_replication(args.n, args.test_rows, args.seed + rep, variant, args.save_arrays))
             print(json.dumps(rows[-1]), flush=True)
     elapsed = time.perf_counter() - start
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("load average:")[-1]
