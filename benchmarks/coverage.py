@@ -46,7 +46,7 @@ from uplift import Study, simulate_campaign  # noqa: E402
 from uplift._stats import Z95  # noqa: E402
 from uplift.data.campaign import campaign_data  # noqa: E402
 from uplift.design.checks import crump_bounds  # noqa: E402
-from uplift.effects.average import aipw_ate, average_effects, headline_effects  # noqa: E402
+from uplift.effects.average import aipw_ate, average_effects  # noqa: E402
 from uplift.fit.crossfit import cross_fit  # noqa: E402
 from uplift.fit.nuisance import calibrate_out_of_fold  # noqa: E402
 
@@ -416,55 +416,6 @@ def render(summary: dict, args, elapsed: float, checks: dict, truth: dict) -> st
     return "\n".join(lines) + "\n"
 
 
-def _pehe(u: np.ndarray, tau: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """√PEHE of the predictions on ``mask`` and of the constant (the rows' true mean effect) beside it."""
-    return (float(np.sqrt(np.mean((u[mask] - tau[mask]) ** 2))),
-            float(np.sqrt(np.mean((tau[mask].mean() - tau[mask]) ** 2))))
-
-
-def prediction_check(reps: int, n: int, seed: int, n_test: int = 20_000,
-                     variants: tuple[str, ...] = ("tanh",)) -> str:
-    """The default study on weak-overlap campaigns: its predictions on fresh customers, overall and in the
-    overlap region (``overlap`` True), against the truth and the constant-ATE baseline; and its headline."""
-    rows = []
-    for variant, rep in ((v, r) for v in variants for r in range(reps)):
-        df = weak_overlap_campaign(n, seed + rep, variant)
-        test = weak_overlap_campaign(n_test, seed + 10_000 + rep, variant)
-        study = Study(df, treatment="treatment", outcome=OUTCOME, id="customer_id",
-                      exclude=truth_columns(df), design="observational").fit(random_state=rep)
-        pred = study.predict_uplift(test)
-        u, tau, ov = pred["uplift"].to_numpy(), test["true_uplift"].to_numpy(), pred["overlap"].to_numpy()
-        head = headline_effects(study.ate()).iloc[0]
-        kept = study.result.training_overlap()
-        head_truth = float(df["true_uplift"].to_numpy()[kept].mean())
-
-        (p_all, c_all), (p_ov, c_ov) = _pehe(u, tau, np.ones(len(u), bool)), _pehe(u, tau, ov)
-        rows.append({"variant": variant, "rep": rep, "learner": study.result.best_learner,
-                     "overlap_share": float(ov.mean()),
-                     "mean_error_all": float(u.mean() - tau.mean()),
-                     "mean_error_overlap": float(u[ov].mean() - tau[ov].mean()),
-                     "pehe_all": p_all, "const_all": c_all, "pehe_overlap": p_ov, "const_overlap": c_ov,
-                     "min": float(u.min()), "max": float(u.max()), "headline": head["estimand"],
-                     "headline_covers": bool(head["lower"] <= head_truth <= head["upper"])})
-        print(json.dumps(rows[-1]), flush=True)
-    lines = [f"## Weak overlap: the default study's predictions ({reps} replications, n = {n:,})", "",
-             f"`weak_overlap_campaign(n={n}, seed={seed}+rep, variant)` fitted with `Study.fit()` (default "
-             f"learners), scored on {n_test:,} fresh customers of the same design; uplift at `{git_state()}`. "
-             "Overlap region: customers with `overlap` True in `predict_uplift`. Errors in pp of conversion; the "
-             "constant-ATE baseline predicts the customers' own true mean uplift for everyone.", "",
-             "| variant | rep | chosen | overlap share | mean error, all | mean error, overlap | √PEHE / constant-ATE "
-             "√PEHE, all | same, overlap | prediction range | headline covers its truth |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['rep']} | {r['learner']} | {r['overlap_share']:.1%} "
-                     f"| {100 * r['mean_error_all']:+.2f} "
-                     f"| {100 * r['mean_error_overlap']:+.2f} | {r['pehe_all']:.4f} / {r['const_all']:.4f} "
-                     f"({r['pehe_all'] / r['const_all']:.2f}) | {r['pehe_overlap']:.4f} / {r['const_overlap']:.4f} "
-                     f"({r['pehe_overlap'] / r['const_overlap']:.2f}) | [{r['min']:+.3f}, {r['max']:+.3f}] "
-                     f"| {r['headline']}: {'yes' if r['headline_covers'] else 'no'} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200, help="replications per design")
@@ -481,21 +432,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-budget", type=float, default=None,
                     help="stop starting new replications after this many seconds "
                     "(every design gets the same count)")
-    ap.add_argument("--prediction-reps", type=int, default=0,
-                    help="instead of coverage: fit the default study on this many weak-overlap campaigns and "
-                    "score its predictions (results in coverage_predictions.md)")
-    ap.add_argument("--prediction-n", type=int, default=50_000)
-    ap.add_argument("--prediction-variants", default="tanh",
-                    help=f"comma-separated weak-overlap variants for --prediction-reps: {', '.join(OVERLAP_VARIANTS)}")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    if args.prediction_reps:
-        text = prediction_check(args.prediction_reps, args.prediction_n, args.seed,
-                                variants=tuple(args.prediction_variants.split(",")))
-        print(text)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"coverage_predictions{'_' + args.tag if args.tag else ''}.md").write_text(text)
-        return
     designs = args.designs.split(",")
     start = time.perf_counter()
     sizes = {d: args.small_n if d == "small_observational" else args.n for d in designs}

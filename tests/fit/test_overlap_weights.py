@@ -73,7 +73,7 @@ def test_weak_overlap_held_out_mean_in_the_overlap_region_is_close_to_the_truth(
     u, ov, tau = pred["uplift"].to_numpy(), pred["overlap"].to_numpy(), test["true_uplift"].to_numpy()
     assert 0.4 < ov.mean() < 0.95  # the check has a region to leave out
     # At 12,000 training rows the overlap population's effect itself has a standard error of ~0.9 pp (its AIPW
-    # estimate), so 2 pp is what this size allows; benchmarks/coverage.py --prediction-reps checks 1 pp at 50k.
+    # estimate), so 2 pp is what this size allows; benchmarks/weak_overlap.py checks 1 pp at 50k.
     # Before the outcome models were pooled, the T-learner was +4.2 pp off here and the X-learner +2.4 pp.
     assert abs(u[ov].mean() - tau[ov].mean()) < 0.02
     for name in ("t", "x"):
