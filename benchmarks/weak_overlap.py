@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = f"weak_overlap_{args.tag}" if args.tag else "weak_overlap"
     (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"args": vars(args), "uplift_commit": git_state(),
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v
+                                                               for k, v in vars(args).items()},
+                                                      "uplift_commit": git_state(),
                                                       "elapsed_seconds": elapsed, "load": load, "rows": rows},
                                                      indent=1))
 
