@@ -156,6 +156,9 @@ def fit_study(data: CampaignData, *, pre_treatment: Sequence[str] | str | bool |
                     "select": select, "n_boot": n_boot, "k": k, "max_train_rows": max_train_rows,
                     # what early stopping chose: trees kept per LightGBM model and fold (uplift.fit.crossfit)
                     "trees": tree_counts(cf),
+                    # outcome models boosted from a pooled one: observational studies with weak overlap
+                    "pooled_outcome": any(getattr(fm.mu.get(0), "base_", None) is not None
+                                          for fm in cf.fold_models),
                     **({"race": rungs} if rungs is not None else {})},
         training=TrainingSummary(int(data.n), data.arm_counts(), dict(data.outcome_kinds),
                                  data_hash(data.X, data.treatment, y)),

@@ -13,7 +13,7 @@ from uplift.data.campaign import campaign_data
 from uplift.fit.crossfit import cross_fit
 from uplift.fit.learners import E_CLIP
 from uplift.fit.models import BinnedMatrix, ModelFactory
-from uplift.fit.nuisance import fit_nuisances, fold_seed, make_folds
+from uplift.fit.nuisance import fit_nuisances, fold_seed, make_folds, weak_overlap
 
 
 def _data(df, outcome: str, design: str):
@@ -64,13 +64,18 @@ def test_propensity_of_a_fold_is_a_model_of_the_other_folds_refitted_by_hand(obs
     model = factory.propensity(seed=fold_seed(k, "propensity", 1)).fit(matrix.rows(train),
                                                                       (T[train] == 1).astype(np.float32))
     np.testing.assert_array_equal(cf.e[test, 1], model.predict(X[test]).astype(np.float32))
-    # Observational: each arm's outcome model is boosted from a pooled model of both arms' training rows.
+    # Observational: each arm's outcome model is boosted from a pooled model of both arms' training rows when
+    # the out-of-fold propensities fail the overlap check, else fitted on its own arm's rows.
     y = data.outcomes["conversion"]
-    pooled = factory.outcome("binary", seed=fold_seed(k, "outcome", len(data.arms))).fit(matrix.rows(train),
-                                                                                        y[train])
     rows = train[T[train] == 0]
-    mu0 = factory.outcome("binary", seed=fold_seed(k, "outcome", 0)).fit(
-        matrix.rows(rows), y[rows], base=pooled, base_score=pooled.raw_score(X[rows]))
+    mu0 = factory.outcome("binary", seed=fold_seed(k, "outcome", 0))
+    if weak_overlap(cf.e, T):
+        pooled = factory.outcome("binary", seed=fold_seed(k, "outcome", len(data.arms))).fit(
+            matrix.rows(train), y[train])
+        mu0.fit(matrix.rows(rows), y[rows], base=pooled, base_score=pooled.raw_score(X[rows]))
+    else:
+        mu0.fit(matrix.rows(rows), y[rows])
+    assert (cf.fold_models[k].mu[0].base_ is None) is not weak_overlap(cf.e, T)
     np.testing.assert_array_equal(cf.mu[test, 0], mu0.predict(X[test]).astype(np.float32))
     # ... and it is the fold model cross_fit keeps for new customers.
     np.testing.assert_array_equal(cf.e[test, 1], cf.fold_models[k].e[1].predict(X[test]).astype(np.float32))
@@ -138,7 +143,7 @@ def test_cross_fit_nuisances_are_the_shared_loop_called_with_the_studys_inputs(o
     np.testing.assert_array_equal(folds, cf.folds)
     matrix = BinnedMatrix(data.X, data.schema.categorical_indices, max_rows=factory.max_rows)
     oof = fit_nuisances(data.X, data.treatment, folds, factory, y=y, kind="binary", matrix=matrix,
-                        pooled_outcome=True)  # an observational study's outcome models start from a pooled one
+                        pooled_outcome="weak overlap")  # an observational study's rule
     np.testing.assert_array_equal(oof.mu, cf.mu)
     np.testing.assert_array_equal(oof.e, cf.e)
 

@@ -162,3 +162,41 @@ def test_cross_fit_aipw_reproduces_the_refutations_former_estimate():
     assert scores.mean() == value and scores.std(ddof=1) / np.sqrt(len(y)) == se
     assert abs(value - 1.0) < 3 * se  # the true effect is 1.0 ...
     assert abs(y[t == 1].mean() - y[t == 0].mean() - 1.0) > 5 * se  # ... and the naive difference is far off
+
+
+# ------------------------------------------------------------------------- pooled outcome models, when
+def _targeted(n: int, steepness: float, seed: int):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    e = 1 / (1 + np.exp(-steepness * X[:, 0]))
+    t = (rng.random(n) < e).astype(int)
+    y = (rng.random(n) < 0.1 + 0.05 * t + 0.05 * (X[:, 1] > 0)).astype(float)
+    return X, t, y
+
+
+@pytest.mark.parametrize("steepness, pooled", [(0.5, False), (6.0, True)])
+def test_outcome_models_pool_only_where_the_overlap_check_fails(steepness, pooled):
+    """``"weak overlap"``: the decision follows the propensities the same call fitted; the models it then
+    fits are exactly those of the explicit choice (same seeds, same rows), and the propensities are the same
+    whichever way the outcome models go."""
+    X, t, y = _targeted(4000, steepness, seed=5)
+    folds = make_folds(t, 3, 0, outcome=y)
+    factory = ModelFactory()
+    auto = fit_nuisances(X, t, folds, factory, y=y, kind="binary", pooled_outcome="weak overlap")
+    explicit = fit_nuisances(X, t, folds, factory, y=y, kind="binary", pooled_outcome=pooled)
+    other = fit_nuisances(X, t, folds, factory, y=y, kind="binary", pooled_outcome=not pooled)
+    assert auto.pooled is pooled and explicit.pooled is pooled
+    np.testing.assert_array_equal(auto.mu, explicit.mu)
+    assert not np.array_equal(auto.mu, other.mu)
+    np.testing.assert_array_equal(auto.e, other.e)
+    assert all((fm.mu[0].base_ is not None) is pooled for fm in auto.fold_models)
+
+
+def test_a_randomised_design_never_pools_and_a_bad_choice_is_named():
+    X, t, y = _targeted(1500, 6.0, seed=6)  # even with the arm following x0: a share is not a model
+    folds = make_folds(t, 3, 0)
+    share = fit_nuisances(X, t, folds, ModelFactory(), y=y, kind="binary", propensity="share",
+                          pooled_outcome="weak overlap")
+    assert share.pooled is False
+    with pytest.raises(ValueError, match="pooled_outcome"):
+        fit_nuisances(X, t, folds, ModelFactory(), y=y, kind="binary", pooled_outcome="always")

@@ -197,13 +197,14 @@ def cross_fit(
     # Pass 1: nuisances, out of fold. Out-of-fold arrays are float32: they are model outputs (a few significant
     # digits), and at 14M rows each float64 column would cost 112 MB. Sums over them (metrics, effects) are
     # taken in float64. A randomised design's propensity is the arm's share, not a model of the features.
-    # Observational: each arm's outcome model is boosted from a pooled one, so where an arm is rare it shrinks
-    # toward the other arm's outcomes rather than toward its own (different) population's mean.
+    # Observational with weak overlap: each arm's outcome model is boosted from a pooled one, so where an arm
+    # is rare it shrinks toward the other arm's outcomes rather than toward its own (different) population's
+    # mean. With adequate overlap each arm's own model is the more accurate (fit_nuisances' pooled_outcome).
     observational = data.design == "observational"
     nuisances = fit_nuisances(X, T, folds, factory, y=y, kind=kind, matrix=matrix, progress=progress,
-                              propensity="model" if observational else "share", pooled_outcome=observational,
-                              times=times)
-    mu, e, fold_models = nuisances.mu, nuisances.e, nuisances.fold_models
+                              propensity="model" if observational else "share",
+                              pooled_outcome="weak overlap" if observational else False, times=times)
+    mu, e, fold_models, pooled = nuisances.mu, nuisances.e, nuisances.fold_models, nuisances.pooled
     del nuisances
     uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
     if data.propensity is not None:
@@ -213,7 +214,7 @@ def cross_fit(
         for k in range(n_folds):
             inner[k] = fit_nuisances(
                 X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k, times=times,
-                propensity="model" if observational else "share", pooled_outcome=observational,
+                propensity="model" if observational else "share", pooled_outcome=pooled,
                 seeds=lambda j, model, a, k=k: fold_seed(j, model, a) + 10_000 * (k + 1))
             if data.propensity is not None:
                 inner[k].e[:, 1] = data.propensity
