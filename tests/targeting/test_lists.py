@@ -16,6 +16,7 @@ from uplift.targeting import (
     allocate,
     allocation_arms,
     exclusion_mask,
+    honest_rule,
     parse_costs,
     policy_value,
     profit_warning,
@@ -118,13 +119,59 @@ def test_the_honest_profit_curve_marks_the_list_and_keeps_the_model_curve_beside
     assert (band["estimated_profit_lower"] <= band["estimated_profit"]).all()
     assert (band["estimated_profit"] <= band["estimated_profit_upper"]).all()
     cut = curve.attrs["cutoff"]
-    assert curve["n_targeted"].iloc[cut] == pytest.approx(res.summary["customers_selected"], abs=2)
-    # The honest curve is the out-of-fold DR value: at the whole base it is "everyone gets their best coupon".
+    assert curve["n_targeted"].iloc[cut] == res.summary["customers_selected"]
+    # The honest curve is the out-of-fold DR value of the list's rule, continued: at the whole base every row has
+    # the coupon the rule gave it, or (not on the list) its most profitable one.
     up, dr = result.oof_uplift(), result.crossfit.policy_dr
     costs = parse_costs(COSTS, result.arms)
-    best = np.argmax(up * 40.0 - costs, axis=1)
-    everyone = policy_value(dr, best, costs, 40.0)
-    assert curve["estimated_profit"].iloc[-1] == pytest.approx(everyone["profit"])
+    rule = honest_rule(result, result.best_learner, costs, 40.0, n_list=len(customers),
+                       n_selected=res.summary["customers_selected"], spend=res.summary["spend"])
+    everyone = np.where(rule >= 0, rule, np.argmax(up * 40.0 - costs, axis=1))
+    whole = policy_value(dr, everyone, costs, 40.0)
+    spend_gap = res.summary["spend"] - policy_value(dr, rule, costs, 40.0)["spend"]  # the list's own spend
+    assert curve["estimated_profit"].iloc[-1] == pytest.approx(whole["profit"] - spend_gap)
+    assert curve["estimated_profit_upper"].iloc[-1] - curve["estimated_profit"].iloc[-1] == pytest.approx(
+        whole["profit_upper"] - whole["profit"])
+
+
+def _at_the_cut(res) -> tuple[dict, dict]:
+    row = res.curve.iloc[res.curve.attrs["cutoff"]]
+    est = res.summary["estimated"]
+    keys = ("n_targeted", "cumulative_cost", "estimated_profit", "estimated_profit_lower", "estimated_profit_upper")
+    return ({k: float(row[k]) for k in keys},
+            {k: float(est[e]) for k, e in zip(keys, ("n_selected", "spend", "profit", "profit_lower", "profit_upper"),
+                                                strict=True)})
+
+
+def test_the_honest_curve_at_the_budget_cut_is_the_lists_honest_value_one_coupon():
+    df = simulate_campaign(3000, seed=43)
+    fit = Study(df, "treatment", "conversion", id="customer_id", exclude=[*truth_columns(df), "revenue"]).fit(
+        learners=["t"], n_folds=2, n_boot=20).result
+    res = targeting_list(fit, simulate_campaign(2000, seed=44), cost=0.5, value=40.0, budget=300.0)
+    curve, listed = _at_the_cut(res)
+    assert curve == pytest.approx(listed, rel=1e-9)
+    assert 0 < res.curve.attrs["cutoff"] < len(res.curve) - 1  # the budget binds: the curve goes on past it
+
+
+def test_the_honest_curve_follows_the_lists_mix_of_three_coupons_under_a_budget(three_coupons):
+    """Coupons of 1, 2.5 and 1.5 under a budget of 5,000: the list buys another mix than "everyone their most
+    profitable coupon"; the curve takes the list's customers with the list's coupons, so at the cut it reads the
+    list's honest value, and the rows up to the cut carry the coupons the rule gives them."""
+    from tests.shop import BASKET
+    from tests.shop import COSTS as SHOP_COSTS
+    study, _ = three_coupons
+    result = study.result
+    res = study.target(cost=SHOP_COSTS, value=BASKET, budget=5000.0)  # the API call
+    curve, listed = _at_the_cut(res)
+    assert curve == pytest.approx(listed, rel=1e-9)
+    costs = parse_costs(SHOP_COSTS, result.arms)
+    rule = honest_rule(result, result.best_learner, costs, BASKET, n_list=len(study.data.frame),
+                       n_selected=res.summary["customers_selected"], spend=res.summary["spend"])
+    cut = res.curve.attrs["cutoff"]
+    on_list = res.curve["coupon"].to_numpy()[1:cut + 1]
+    assert np.bincount(on_list, minlength=3).tolist() == np.bincount(rule[rule >= 0], minlength=3).tolist()
+    best = np.argmax(result.oof_uplift() * BASKET - costs, axis=1)
+    assert (best[rule >= 0] != rule[rule >= 0]).any()  # the budget's mix is not everyone's most profitable coupon
 
 
 def test_exclusions_match_text_ids_with_leading_zeros_exactly(result, customers, tmp_path):

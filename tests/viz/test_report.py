@@ -316,24 +316,19 @@ def test_a_list_that_may_lose_money_is_said_in_words_above_its_figures(rct_study
     assert "may lose money" in box.group(1) and "999" in box.group(1)
 
 
-def test_the_profit_curve_caption_names_the_lists_own_value_where_the_curve_differs():
-    """With coupons of different costs under a budget the list buys another mix than the curve's "everyone their
-    most profitable coupon"; the caption then gives the list's own honest value instead of a second, silent one."""
-    from uplift.targeting.allocation import profit_curve
+def test_the_profit_curve_caption_reads_the_lists_own_honest_value_at_the_cut(three_coupons):
+    """Three coupons of different costs under a budget: the list buys a mix, and the curve follows that mix, so
+    the caption's value at the cut is the list's honest value in the table (no second number for one list)."""
+    from tests.shop import BASKET, COSTS
     from uplift.viz.report import profit_curve_caption
 
-    rng = np.random.default_rng(0)
-    curve = profit_curve(rng.uniform(0, 0.3, 200), 1.0, value=10.0, dr=rng.normal(0.15, 0.5, 200))
-    curve.attrs.update(cutoff=50)
-    at_cut = curve.iloc[50]
-    width = at_cut["estimated_profit_upper"] - at_cut["estimated_profit_lower"]
-    same = {"profit": at_cut["estimated_profit"] + 0.01 * width, "profit_lower": at_cut["estimated_profit_lower"],
-            "profit_upper": at_cut["estimated_profit_upper"]}
-    assert "the list itself" not in profit_curve_caption(curve, "EUR", same)
-    other = {**same, "profit": at_cut["estimated_profit"] + 0.3 * width}
-    text = profit_curve_caption(curve, "EUR", other)
-    assert "the list itself" in text and fmt_money(other["profit"], other["profit_lower"], other["profit_upper"],
-                                                   currency="EUR", signed=True) in text
+    study, _ = three_coupons
+    res = study.target(cost=COSTS, value=BASKET, budget=5000.0)
+    est = res.summary["estimated"]
+    text = profit_curve_caption(res.curve, "EUR")
+    listed = fmt_money(est["profit"], est["profit_lower"], est["profit_upper"], currency="EUR", signed=True)
+    assert f"honest profit {listed}, as in the table above" in text
+    assert f"this list ({res.summary['customers_selected']:,} customers" in text
 
 
 def test_observational_report_shows_naive_vs_adjusted(obs_study, tmp_path):

@@ -23,6 +23,7 @@ from uplift.targeting.holdout import assign_holdout, minimum_detectable_uplift, 
 from uplift.targeting.lists import (
     TargetingResult,
     honest_profit_curve,
+    honest_rule,
     list_summary,
     profit_warning,
     targeting_list,
@@ -32,6 +33,6 @@ from uplift.targeting.readouts import readout
 __all__ = [
     "Allocation", "TargetingResult", "TargetingRule", "allocate", "allocation_arms", "assign_holdout",
     "baseline_policies", "check_rule", "costs_and_value", "exact_allocation", "exclusion_keys", "exclusion_mask",
-    "honest_profit_curve", "list_summary", "minimum_detectable_uplift", "parse_costs", "policy_value", "profit_curve",
-    "profit_warning", "read_exclusions", "readout", "targeting_list", "uplift_deciles",
+    "honest_profit_curve", "honest_rule", "list_summary", "minimum_detectable_uplift", "parse_costs", "policy_value",
+    "profit_curve", "profit_warning", "read_exclusions", "readout", "targeting_list", "uplift_deciles",
 ]

@@ -1114,7 +1114,8 @@ def baseline_policies(dr, cost, value: float = 1.0, budget: float | None = None,
     return out
 
 
-def profit_curve(uplift_best, cost_best, value: float = 1.0, dr=None, *, alpha: float = 0.05) -> pd.DataFrame:
+def profit_curve(uplift_best, cost_best, value: float = 1.0, dr=None, *, alpha: float = 0.05, arm=None,
+                 ranked: bool = False) -> pd.DataFrame:
     """Cumulative incremental profit against the share of customers targeted, best customers first.
 
     Parameters
@@ -1127,6 +1128,15 @@ def profit_curve(uplift_best, cost_best, value: float = 1.0, dr=None, *, alpha: 
         Money per unit of outcome.
     dr : array (n,), optional
         Held-out doubly-robust scores of the same coupon; adds the estimated profit with a CI per point.
+    alpha : float
+        1 − confidence level of the band.
+    arm : int array (n,), optional
+        The coupon of each row: the band then has :func:`policy_value`'s standard error (per coupon, rows times
+        the variance of their scores, summed), so every point is the policy value of the rows taken so far.
+        Default: one pooled variance, as for a single coupon.
+    ranked : bool
+        True: the rows are already in the order to take them (e.g. an allocation's list order); default: by
+        expected profit, descending, ties by row.
 
     Returns
     -------
@@ -1156,7 +1166,7 @@ def profit_curve(uplift_best, cost_best, value: float = 1.0, dr=None, *, alpha: 
     v = _as_value(value)
     z = _z(alpha)
     profit = u * v - c
-    o = np.lexsort((np.arange(n), -profit))
+    o = np.arange(n) if ranked else np.lexsort((np.arange(n), -profit))
     zero = np.zeros(1)
     expected = np.concatenate([zero, np.cumsum(profit[o])])
     cutoff = int(np.argmax(expected))
@@ -1170,15 +1180,31 @@ def profit_curve(uplift_best, cost_best, value: float = 1.0, dr=None, *, alpha: 
             raise UpliftInputError(f"dr must be finite scores of length {n} (one per customer); "
                                    f"got shape {d.shape}")
         ds = d[o]
-        k = np.arange(1, n + 1)
-        s1, s2 = np.cumsum(ds), np.cumsum(ds**2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = np.where(k > 1, (s2 - s1**2 / k) / (k - 1), np.nan)  # running row-level variance
-        se = np.concatenate([zero, v * np.sqrt(k * np.maximum(var, 0))])
-        est = np.concatenate([zero, v * s1 - np.cumsum(c[o])])
+        a = np.zeros(n, dtype=int) if arm is None else np.asarray(arm)
+        if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or (a < 0).any():
+            raise UpliftInputError(f"arm must be one coupon index >= 0 per customer (length {n}); "
+                                   f"got shape {a.shape}")
+        se = np.concatenate([zero, v * _running_se(ds, a[o])])
+        est = np.concatenate([zero, v * np.cumsum(ds) - np.cumsum(c[o])])
         frame["estimated_profit"] = est
         frame["estimated_profit_lower"] = est - z * se
         frame["estimated_profit_upper"] = est + z * se
     frame["within_cutoff"] = frame["n_targeted"] <= cutoff
     frame.attrs["cutoff"] = cutoff
     return frame
+
+
+def _running_se(scores: np.ndarray, arm: np.ndarray) -> np.ndarray:
+    """:func:`policy_value`'s standard error of the sum of the first k scores, for every k = 1..n: per coupon, its
+    rows so far times their variance, summed; a coupon with a single row so far borrows the pooled variance."""
+    k = np.arange(1, scores.size + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1, s2 = np.cumsum(scores), np.cumsum(scores**2)
+        pooled = np.where(k > 1, (s2 - s1**2 / k) / (k - 1), np.nan)
+        var = np.zeros(scores.size)
+        for j in np.unique(arm):  # a handful of coupons, each vectorised over rows
+            mine = arm == j
+            cnt, t1, t2 = np.cumsum(mine), np.cumsum(scores * mine), np.cumsum(scores**2 * mine)
+            own = np.where(cnt > 1, (t2 - t1**2 / cnt) / (cnt - 1), pooled)
+            var += np.where(cnt > 0, cnt * own, 0.0)
+    return np.sqrt(np.maximum(var, 0))

@@ -39,8 +39,9 @@ class TargetingResult:
     summary : dict
         The model's expectation for the list and the honest estimate with 95% CIs, next to the baselines.
     curve : DataFrame
-        :func:`honest_profit_curve`: the doubly-robust profit of the model's ranking on held-out rows with its
-        95% band, the model's expectation beside it, and the list's own size marked.
+        :func:`honest_profit_curve`: the doubly-robust profit on held-out rows, taken in the order and with the
+        coupon the list's allocation gives them, with its 95% band and the model's expectation beside it; at the
+        list's own size (marked) it is the list's honest value.
     holdout : dict or None
         The summary of :func:`uplift.targeting.holdout.assign_holdout` (None without holdout or exploration).
     scores : DataFrame or None
@@ -71,10 +72,32 @@ def _scale(d: dict, factor: float) -> dict:
     return out
 
 
+def honest_rule(result: FitResult, learner: str, costs: np.ndarray, value: float, *, n_list: int, n_selected: int,
+                spend: float, min_roi: float | None = None, skip_extrapolated: bool = False) -> np.ndarray:
+    """The list's rule applied to the study's out-of-fold training rows: the coupon column each row gets (−1: none).
+
+    The rule is the list's at its size and spend, scaled to the training rows (not a budget it did not use):
+    out-of-fold predictions spread wider than the fitted model's, so "everyone with positive profit" would
+    otherwise pick another, larger list on the training rows than on the customers. The fast scorer imitates
+    the chosen model, whose out-of-fold predictions stand in for it here. Both the list's honest value
+    (:func:`list_summary`) and the honest profit curve (:func:`honest_profit_curve`) are valued on it.
+    """
+    train_up = result.oof_uplift(learner)
+    n_train = len(train_up)
+    factor = n_list / n_train
+    if n_selected <= 0:
+        return np.full(n_train, -1)
+    inside = result.training_overlap() if skip_extrapolated else None
+    return allocation_arms(train_up, costs, value, budget=spend / factor if spend > 0 else None,
+                           max_customers=max(1, int(round(n_selected / factor))), min_roi=min_roi,
+                           allow_negative=True, exclude=None if inside is None else ~inside)
+
+
 def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: float, *, n_list: int,
                  n_selected: int, spend: float, incremental_outcome: float, profit: float, by_coupon: Iterable[int],
                  budget: float | None = None, max_customers: int | None = None, min_roi: float | None = None,
-                 allow_negative: bool = False, random_state: int = 0, skip_extrapolated: bool = False) -> dict:
+                 allow_negative: bool = False, random_state: int = 0, skip_extrapolated: bool = False,
+                 rule: np.ndarray | None = None) -> dict:
     """Summary of a targeting list of ``n_list`` scored customers: the model's expectation for the list
     (from its totals) and the honest estimate with 95% CIs, next to the baselines.
 
@@ -96,6 +119,8 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
     budget, max_customers, min_roi, allow_negative, random_state, skip_extrapolated
         The rule, as given to :func:`targeting_list` (``skip_extrapolated``: training rows outside the overlap,
         :meth:`FitResult.training_overlap <uplift.fit.result.FitResult.training_overlap>`, are never chosen).
+    rule : int array, optional
+        :func:`honest_rule` of these arguments, when the caller has it already (it is computed otherwise).
 
     Returns
     -------
@@ -103,23 +128,12 @@ def list_summary(result: FitResult, learner: str, costs: np.ndarray, value: floa
     """
     cf = result.crossfit
     arms = result.arms
-    # Honest value: the same rule on held-out training rows (their out-of-fold uplift and DR scores). The fast
-    # scorer imitates the chosen model, whose out-of-fold predictions stand in for it here.
-    train_up = result.oof_uplift(learner)
-    n_train = len(train_up)
-    factor = n_list / n_train
     spend = float(spend)
     n_selected = int(n_selected)
-    # The rule is valued at the size and spend the list actually has (not at a budget it did not use): out-of-fold
-    # predictions spread wider than the fitted model's, so "everyone with positive profit" would otherwise pick
-    # another, larger list on the training rows than on the customers.
-    inside = result.training_overlap() if skip_extrapolated else None
-    if n_selected > 0:
-        rule = allocation_arms(train_up, costs, value, budget=spend / factor if spend > 0 else None,
-                               max_customers=max(1, int(round(n_selected / factor))), min_roi=min_roi,
-                               allow_negative=True, exclude=None if inside is None else ~inside)
-    else:
-        rule = np.full(n_train, -1)
+    if rule is None:
+        rule = honest_rule(result, learner, costs, value, n_list=n_list, n_selected=n_selected, spend=spend,
+                           min_roi=min_roi, skip_extrapolated=skip_extrapolated)
+    factor = n_list / len(rule)
     honest = _scale(policy_value(cf.policy_dr, rule, costs, value), factor)
     del rule
     honest = _at_list_spend(honest, n_selected, spend, value)
@@ -178,38 +192,80 @@ def profit_warning(estimated: dict, model_profit: float | None = None) -> str | 
 
 
 def honest_profit_curve(result: FitResult, learner: str, costs: np.ndarray, value: float, *, n_list: int,
-                        n_selected: int) -> pd.DataFrame:
+                        n_selected: int, spend: float, min_roi: float | None = None,
+                        skip_extrapolated: bool = False, rule: np.ndarray | None = None) -> pd.DataFrame:
     """Cumulative doubly-robust profit as the list grows, on the study's out-of-fold rows, with a 95% band.
 
-    Each training row gets the coupon with the highest out-of-fold predicted profit; rows are taken most
-    profitable first, and every point is valued with the held-out doubly-robust scores of those rows (what the
-    model's ranking honestly earns), next to the model's own expectation (``expected_profit``). Money and counts
-    are scaled to ``n_list`` customers, like the list's summary.
+    The rows are taken in the order and with the coupon the list's own allocation gives them
+    (:func:`honest_rule`, the rule the list's honest value is computed from): first the rows the rule selects,
+    in its list order (expected profit descending), then, beyond the budget, the others at their most
+    profitable coupon, best first. Every point is valued with the held-out doubly-robust scores of those rows
+    and has :func:`uplift.targeting.allocation.policy_value`'s interval; the model's own expectation
+    (``expected_profit``) is computed along the same rows and coupons. Money and counts are scaled to
+    ``n_list`` customers, like the list's summary, and up to the cut they are the list's own (its customers
+    and spend, known exactly; the rule on the training rows spends within about one coupon of it), so at the
+    cut the curve's value and band *are* the list's honest value (``summary["estimated"]``).
+
+    Parameters
+    ----------
+    result, learner, costs, value, n_list, n_selected, spend, min_roi, skip_extrapolated
+        As for :func:`list_summary`.
+    rule : int array, optional
+        :func:`honest_rule` of these arguments, when the caller has it already.
 
     Returns
     -------
     DataFrame
         :func:`uplift.targeting.allocation.profit_curve` columns with ``estimated_profit`` and its
-        ``_lower``/``_upper`` band. ``attrs["cutoff"]``: the row of the list's own size (the budget cut);
-        ``attrs["model_peak"]``: where the model's expected profit peaks; ``attrs["honest_peak"]``: where the
-        honest estimate peaks.
+        ``_lower``/``_upper`` band, and ``coupon`` (the coupon column each row gets). ``attrs["cutoff"]``: the
+        row of the list (the budget cut); ``attrs["model_peak"]``: where the model's expected profit peaks;
+        ``attrs["honest_peak"]``: where the honest estimate peaks.
     """
     up = result.oof_uplift(learner)
     dr = result.crossfit.policy_dr
-    best = np.argmax(up * value - costs, axis=1)
-    rows = np.arange(len(up))
-    curve = profit_curve(up[rows, best], costs[best], value, dr=dr[rows, best])
-    factor = n_list / len(up)
+    if rule is None:
+        rule = honest_rule(result, learner, costs, value, n_list=n_list, n_selected=n_selected, spend=spend,
+                           min_roi=min_roi, skip_extrapolated=skip_extrapolated)
+    n = len(up)
+    rows = np.arange(n)
+    chosen = rule >= 0
+    coupon = np.where(chosen, rule, np.argmax(up * value - costs, axis=1))
+    profit = up[rows, coupon] * value - costs[coupon]
+    # The list first (its own order: expected profit descending, ties by row), then the rest, best first.
+    order = np.lexsort((rows, -profit, ~chosen))
+    coupon = coupon[order]
+    curve = profit_curve(up[order, coupon], costs[coupon], value, dr=dr[order, coupon], arm=coupon, ranked=True)
+    curve["coupon"] = np.concatenate([[-1], coupon])
+    cut = int(chosen.sum())
+    factor = n_list / n
     money = ["cumulative_cost", "expected_profit", "estimated_profit", "estimated_profit_lower",
              "estimated_profit_upper"]
     curve[money] = curve[money] * factor
-    curve["n_targeted"] = np.round(curve["n_targeted"] * factor).astype(np.int64)
+    # Up to the cut, the list's own spend and customers: the spend gap moves every profit column with it.
+    spent = curve["cumulative_cost"].to_numpy()
+    cost = _through(spent, cut, float(spend))
+    curve[money[1:]] = curve[money[1:]].to_numpy() - (cost - spent)[:, None]
+    curve["cumulative_cost"] = cost
+    curve["n_targeted"] = np.round(_through(curve["n_targeted"].to_numpy() * factor, cut, n_selected)).astype(
+        np.int64)
+    curve["share_targeted"] = curve["n_targeted"] / max(n_list, 1)
     model_peak = int(curve.attrs["cutoff"])
-    cut = int(np.clip(round(n_selected / factor), 0, len(up)))
     curve["within_cutoff"] = np.arange(len(curve)) <= cut
     curve.attrs.update(cutoff=cut, model_peak=model_peak, honest_peak=int(np.argmax(curve["estimated_profit"])),
                        scaled_to=n_list)
     return curve
+
+
+def _through(running: np.ndarray, cut: int, at_cut: float) -> np.ndarray:
+    """A running total made to pass through ``at_cut`` at row ``cut``: scaled up to it, shifted after it."""
+    out = np.asarray(running, dtype=float).copy()
+    here = out[cut]
+    if here > 0:
+        out[: cut + 1] *= at_cut / here
+    else:
+        out[: cut + 1] += np.linspace(0.0, at_cut - here, cut + 1)
+    out[cut + 1:] += at_cut - here
+    return out
 
 
 def _share(name: str, share) -> float:
@@ -355,13 +411,16 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
                      exclude=mask, allow_negative=allow_negative, lower=lo, upper=hi)
 
     n_list = len(up)
+    # One rule on the training rows values both the list and its curve, so they agree at the cut.
+    rule = honest_rule(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected,
+                       spend=alloc.total_cost, min_roi=min_roi, skip_extrapolated=skip_extrapolated)
     summary = list_summary(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected,
                            spend=alloc.total_cost, incremental_outcome=alloc.total_incremental_outcome,
                            profit=alloc.total_profit,
                            by_coupon=[int((alloc.arm == a).sum()) for a in range(len(arms) - 1)],
                            budget=budget, max_customers=max_customers, min_roi=min_roi,
                            allow_negative=allow_negative, random_state=random_state,
-                           skip_extrapolated=skip_extrapolated)
+                           skip_extrapolated=skip_extrapolated, rule=rule)
 
     frame_list = alloc.to_frame(list(arms[1:]))
     rows = frame_list["customer"].to_numpy()
@@ -401,5 +460,7 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
         if not include_all:
             out = out[out["selected"] | out["send"]].reset_index(drop=True)
 
-    curve = honest_profit_curve(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected)
+    curve = honest_profit_curve(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected,
+                                spend=alloc.total_cost, rule=rule)
+    del rule
     return TargetingResult(out, summary, curve, design, scores=pred)

@@ -573,7 +573,7 @@ def plot_profit_curve(curve_df: pd.DataFrame, *, currency: str | None = None) ->
             ax.plot([x], [y], "o", color=PALETTE[0], ms=5)
     ax.axhline(0, color="0.3", lw=0.6)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of customers targeted (most profitable first, by the model)")
+    ax.set_xlabel("share of customers targeted (in the list's order, then the rest best first)")
     from matplotlib.ticker import StrMethodFormatter
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))  # 30,000 as the tables write money
     ax.set_ylabel(f"cumulative incremental profit{f' ({_plain(currency)})' if currency else ''}")

@@ -709,7 +709,7 @@ class _Report:
         curve = listing.curve
         if isinstance(curve, pd.DataFrame) and not curve.empty:
             out.append(_figure(plot.plot_profit_curve(curve, currency=self.currency), "Honest profit curve",
-                               profit_curve_caption(curve, self.currency, listing.summary.get("estimated"))))
+                               profit_curve_caption(curve, self.currency)))
         return "".join(out)
 
     def _targeting_summary(self, summary: dict) -> str:
@@ -775,12 +775,11 @@ class _Report:
         return self.result.training.data_sha256 or "n/a"
 
 
-def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None, listed: dict | None = None) -> str:
+def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None) -> str:
     """What the honest profit curve shows, in words, with the list's cut and both peaks.
 
-    ``listed`` is the list's own honest value (``summary["estimated"]``). The curve gives every customer their
-    most profitable coupon; a budget with coupons of different costs can buy another mix, so where the two differ
-    the caption says so, with the list's figure, rather than leave two numbers for one list unexplained.
+    The curve (:func:`uplift.targeting.honest_profit_curve`) follows the list's own allocation, so the value it
+    reads at the cut is the list's honest value in the table above it.
 
     Examples
     --------
@@ -789,29 +788,21 @@ def profit_curve_caption(curve: pd.DataFrame, currency: str | None = None, liste
     >>> c = profit_curve(np.array([0.3, 0.1, 0.0]), 1.0, value=10.0, dr=np.array([0.2, 0.05, 0.1]))
     >>> c.attrs.update(cutoff=1, model_peak=2, honest_peak=1)
     >>> profit_curve_caption(c).split("; ")[1]
-    'the dotted line is this list (1 customers, 33% of the base): honest profit +1 [n/a]'
+    'the dotted line is this list (1 customers, 33% of the base): honest profit +1 [n/a], as in the table above'
     """
     cut = int(curve.attrs.get("cutoff", 0))
     row = curve.iloc[min(cut, len(curve) - 1)]
-    text = ("Cumulative profit as the list grows, customers ranked by the model's expected profit: the solid line "
-            "and band are the honest estimate (doubly-robust scores of held-out rows, 95% CI), the dashed line "
-            "is the model's own expectation")
+    text = ("Cumulative profit as the list grows, customers taken in the order and with the coupon the list's "
+            "allocation gives them (beyond the budget, the others at their most profitable coupon): the solid "
+            "line and band are the honest estimate (doubly-robust scores of held-out rows, 95% CI), the dashed "
+            "line is the model's own expectation")
     band = ""
     if "estimated_profit" in curve:
         lo, hi = row.get("estimated_profit_lower"), row.get("estimated_profit_upper")
         ci = fmt_money(row["estimated_profit"], lo, hi, currency=currency, signed=True)
-        band = f": honest profit {ci if np.isfinite(lo) else ci + ' [n/a]'}"
+        band = f": honest profit {ci if np.isfinite(lo) else ci + ' [n/a]'}, as in the table above"
     text += (f"; the dotted line is this list ({int(row['n_targeted']):,} customers, {row['share_targeted']:.0%} "
              f"of the base){band}")
-    if listed is not None and "estimated_profit" in curve:
-        own = fmt_money(listed.get("profit"), listed.get("profit_lower"), listed.get("profit_upper"),
-                        currency=currency, signed=True)
-        width = float(listed.get("profit_upper", np.nan)) - float(listed.get("profit_lower", np.nan))
-        gap = abs(float(listed.get("profit", np.nan)) - float(row["estimated_profit"]))
-        if gap > 0.05 * width:  # not a rounding difference: a different mix of coupons
-            text += (f" — the list itself, with the coupon each customer gets within the budget, is valued at {own} "
-                     "(table above); the curve gives everyone their most profitable coupon, another mix at "
-                     "this size")
     for key, what in (("model_peak", "the model's expectation peaks"), ("honest_peak", "the honest estimate peaks")):
         peak = curve.attrs.get(key)
         if peak is not None and 0 <= int(peak) < len(curve):
