@@ -304,3 +304,42 @@ def test_report_takes_a_cost_per_coupon_as_target_does(three_coupon_export, tmp_
     text = html.read_text(encoding="utf-8")
     assert "free_shipping 1.50 EUR; pct10 1.00 EUR; pct20 2.50 EUR" in text
     assert 'alt="Honest profit curve"' in text and "Discovered segments" in text
+
+
+def test_fit_says_each_data_finding_once(three_coupon_export):
+    """The -999 code and the date columns are data findings: the fit's output gives each one once (as a note,
+    with the flag and the reference date), not again in the data summary above it."""
+    _, _, text = three_coupon_export
+    flat = " ".join(text.split())
+    assert flat.count("rows equal -999") == 1
+    for date in ("signup_date", "last_order_date"):
+        assert flat.count(f"days_since_{date}") == 1, date
+    assert "days before 2024-" in flat  # the reference date of the days_since features is still said
+    assert flat.startswith("data: 6,000 rows")  # the data summary still heads the output
+
+
+def test_fit_and_evaluate_label_a_revenue_outcome_in_the_currency_given(shop, narrow, tmp_path):
+    """Money in one convention: with --currency the effects, uplift@k and calibration of a revenue outcome carry
+    it (once, in the header), as target/report/readout do; --json keeps plain numbers."""
+    data, _ = shop
+    res = runner.invoke(app, ["fit", str(data), "--treatment", "treatment", "--outcome", "revenue", "--id",
+                              "customer_id", "--exclude", "conversion", "--learners", "t", "--folds", "2",
+                              "--out", str(tmp_path / "rev"), "--currency", "EUR"])
+    assert res.exit_code == 0, res.output
+    fitted = narrow.getvalue()
+    narrow.truncate(0)
+    narrow.seek(0)
+    assert runner.invoke(app, ["evaluate", str(tmp_path / "rev"), "--currency", "EUR"]).exit_code == 0
+    evaluated = narrow.getvalue()
+    for text in (fitted, evaluated):
+        _fits_80(text)
+        for block in ("Leaderboard", "Average effect", "Calibration"):
+            header = text.split(block, 1)[1].split("─", 1)[0]
+            assert "EUR" in header, block
+        assert "outcome units" not in text
+    narrow.truncate(0)
+    narrow.seek(0)
+    runner.invoke(app, ["evaluate", str(tmp_path / "rev")])
+    assert "EUR" not in narrow.getvalue()
+    doc = json.loads(runner.invoke(app, ["evaluate", str(tmp_path / "rev"), "--currency", "EUR", "--json"]).stdout)
+    assert isinstance(doc["ate"][0]["estimate"], float)

@@ -134,6 +134,9 @@ StrictDriftOpt = Annotated[bool, typer.Option(
     "--strict-drift", help="Fail (exit 2) when the customers drifted from the training data; the output is still "
     "written.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
+#: Money on `fit` and `evaluate` (a revenue outcome's effects, uplift and calibration), as on target/report/readout.
+CurrencyOpt = Annotated[str | None, typer.Option(help="Label of money amounts (effects, uplift and calibration of a "
+                                                      "revenue outcome), e.g. EUR or '$' (default: none).")]
 NaValuesOpt = Annotated[list[str], typer.Option(help="Value meaning 'missing' in the feature columns, e.g. -999 or "
                                                      "N/A (repeat); saved with the model and applied at scoring.")]
 DateFormatOpt = Annotated[str | None, typer.Option(help="Format of ambiguous date columns, e.g. '%d/%m/%Y' "
@@ -263,6 +266,7 @@ def fit(
                                                              "very many levels (repeat).")] = [],  # noqa: B006
     allow_similar_arms: Annotated[bool, typer.Option(
         "--allow-similar-arms", help="Accept a small arm whose label looks like a typo of another arm's.")] = False,
+    currency: CurrencyOpt = None,
     sql: SqlOpt = None,
     db: DbOpt = None,
     table_name: TableOpt = None,
@@ -294,11 +298,12 @@ def fit(
     with times.phase("data-quality summary"):
         quality = study.inspect()
     if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
-        show_data_quality(quality, short=True)
+        show_data_quality(quality, short=True, said=study.notes)  # each finding once: the notes say it in full
     digest = model_digest(out)
     signed = "signed" if (out / "manifest.sig").is_file() else "unsigned"
     show_study(study, as_json, {"model_dir": str(out), "model_digest": digest, "signature": signed,
-                                "data_quality": quality.to_dict(), "timings": phase_records(times)})
+                                "data_quality": quality.to_dict(), "timings": phase_records(times)},
+               currency=currency)
     if not as_json:
         show_timings(times)
         console.print(f"saved study to [bold]{out}[/]")
@@ -341,6 +346,7 @@ def evaluate(
     trust_model: TrustOpt = False,
     expect_digest: DigestOpt = None,
     require_signature: SignatureOpt = False,
+    currency: CurrencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a saved study's digest, cross-fitted leaderboard, average effects and calibration."""
@@ -349,7 +355,7 @@ def evaluate(
     if not as_json:
         console.print(f"model digest: {identity['model_digest']}", highlight=False, soft_wrap=True)
         console.print(f"signature: {identity['signature']}", highlight=False)
-    show_study(study, as_json, identity)
+    show_study(study, as_json, identity, currency=currency)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -165,10 +165,11 @@ def cell(value: object) -> str:
     return str(value)
 
 
-def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3) -> Table | Group:
+def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0.3,
+                      currency: str | None = None) -> Table | Group:
     """The leaderboard at 80 columns: Qini and uplift@k with their bootstrap CIs, and each learner's DR loss
     paired with the chosen one's (the difference and its own 95% CI). AUUC and the absolute DR loss are in
-    ``--json`` and the report."""
+    ``--json`` and the report. ``currency`` labels the uplift of a revenue outcome, as ``target`` does."""
     paired = "dr_loss_vs_chosen" in board  # absent in model directories saved before the paired difference
     key = "dr_loss_vs_chosen" if paired else "dr_loss_vs_best"
     # DR-loss differences are small numbers (the loss carries the outcome's noise variance): shown in a power of
@@ -191,7 +192,8 @@ def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0
 
     shown = board.assign(
         qini_ci=[qini(r) for r in board.itertuples()],
-        at_k=[fmt_effect(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, kind) for r in board.itertuples()],
+        at_k=[fmt_effect(r.uplift_at_k, r.uplift_at_k_lower, r.uplift_at_k_upper, kind, currency=currency)
+              for r in board.itertuples()],
         vs=[vs_chosen(r) for r in board.itertuples()],
     )
     # Rows are in rank order (the rank itself is in --json); one block per treated arm, named, so that the
@@ -206,19 +208,31 @@ def leaderboard_table(board: pd.DataFrame, best: str, kind: str, *, k: float = 0
                  *[table(f"arm {arm}", shown[shown["arm"] == arm], columns) for arm in arms])
 
 
-def ate_table(ate: pd.DataFrame) -> Table:
-    """Average effects per arm and outcome, each in its display unit, with the relative lift."""
+def _money(unit: str, currency: str | None) -> str:
+    """The label of an effect cell: pp for a conversion, the currency (when given) for a revenue outcome, else none
+    (no "outcome units" after a spend or revenue effect: the label says nothing the outcome's name does not)."""
+    return unit if unit == PP[0] else (currency or "")
+
+
+def ate_table(ate: pd.DataFrame, *, currency: str | None = None) -> Table:
+    """Average effects per arm and outcome, each in its display unit (``currency`` for money), with the relative
+    lift."""
     def effect(r) -> str:
-        # At most two decimals (the 95% CI's width keeps two or three significant digits; --json keeps all), and
-        # no "outcome units" after a spend or revenue effect: the label says nothing the outcome's name does not.
+        # At most two decimals (the 95% CI's width keeps two or three significant digits; --json keeps all).
         digits = min(2, decimals(r.lower_display, r.upper_display))
-        return fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit if r.unit == PP[0] else "",
+        return fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=_money(r.unit, currency),
                       signed=True, digits=digits)
+
+    def base(r) -> str:
+        if r.unit == PP[0]:
+            return f"{r.control_mean:.2%}"
+        money = _money(r.unit, currency)
+        return fmt_level(r.control_mean) + (f" {money}" if money else "")
 
     shown = ate.assign(
         effect=[effect(r) for r in ate.itertuples()],
         relative=[fmt_pct(r.relative_lift, r.relative_lower, r.relative_upper) for r in ate.itertuples()],
-        base=[f"{r.control_mean:.2%}" if r.unit == "pp" else fmt_level(r.control_mean) for r in ate.itertuples()],
+        base=[base(r) for r in ate.itertuples()],
     )
     columns = {"arm": "arm", "outcome": "outcome", "estimand": "estimand", "effect": "effect [95% CI]",
                "relative": "relative lift", "base": "control"}
@@ -230,13 +244,14 @@ def ate_table(ate: pd.DataFrame) -> Table:
     return table(title, shown, columns)
 
 
-def headline_lines(ate: pd.DataFrame) -> list[str]:
+def headline_lines(ate: pd.DataFrame, *, currency: str | None = None) -> list[str]:
     """The effect to lead with, per arm and outcome, when it is not the all-customer ATE (weak overlap), and
     every propensity-clipping note, in words."""
     lines = []
     for r in headline_effects(ate).itertuples():
         if r.estimand != "ATE":
-            effect = fmt_ci(r.estimate_display, r.lower_display, r.upper_display, unit=r.unit, signed=True)
+            effect = fmt_ci(r.estimate_display, r.lower_display, r.upper_display,
+                            unit=r.unit if r.unit == PP[0] else (currency or r.unit), signed=True)
             lines.append(f"[bold]headline (arm {r.arm}, {r.outcome}):[/] {effect}: {r.note}")
     if "note" in ate:
         lines += [f"[yellow]note:[/] {r.arm}, {r.outcome}: {r.note}" for r in ate.itertuples()
@@ -244,17 +259,17 @@ def headline_lines(ate: pd.DataFrame) -> list[str]:
     return lines
 
 
-def calibration_table(cal: pd.DataFrame, learner: str, kind: str) -> Table:
-    """Predicted vs observed uplift by decile, both in the outcome's unit."""
-    unit = effect_unit(kind)
+def calibration_table(cal: pd.DataFrame, learner: str, kind: str, *, currency: str | None = None) -> Table:
+    """Predicted vs observed uplift by decile, both in the outcome's unit (``currency`` for a revenue outcome)."""
+    unit = effect_unit(kind, currency)
 
     def predicted(r) -> str:
         d = decimals(r.observed_lower, r.observed_upper, unit.scale)
         return fmt_ci(r.predicted_uplift, scale=unit.scale, unit=unit.short, signed=True, digits=d)
 
     shown = cal.assign(pred=[predicted(r) for r in cal.itertuples()],
-                       obs=[fmt_effect(r.observed_uplift, r.observed_lower, r.observed_upper, kind)
-                            for r in cal.itertuples()])
+                       obs=[fmt_effect(r.observed_uplift, r.observed_lower, r.observed_upper, kind,
+                                       currency=currency) for r in cal.itertuples()])
     return table(f"Calibration of {learner!r}: predicted vs observed uplift by decile", shown,
                  {"arm": "arm", "bin": "decile (1 = highest)", "n": "n", "pred": "predicted",
                   "obs": "observed (95% CI)"}, numeric=("bin", "n"))
@@ -348,8 +363,9 @@ def readout_table(title: str, frame: pd.DataFrame, key: str, kind: str, *, curre
     return table(title, shown, columns, numeric=("n_sent", "n_holdout"))
 
 
-def show_study(study, as_json: bool, extra: dict | None = None) -> None:
-    """The fitted study in the terminal: design, notes, design checks, leaderboard, effects, calibration."""
+def show_study(study, as_json: bool, extra: dict | None = None, *, currency: str | None = None) -> None:
+    """The fitted study in the terminal: design, notes, design checks, leaderboard, effects, calibration;
+    ``currency`` labels the money of a revenue outcome (``--json`` keeps plain numbers)."""
     diag = getattr(study, "diagnostics_", {})
     doc = {
         "design": study.design, "arms": list(study.arms), "outcome": study.crossfit_.outcome,
@@ -367,11 +383,11 @@ def show_study(study, as_json: bool, extra: dict | None = None) -> None:
     for note in study.notes:
         console.print(f"[yellow]note:[/] {cli_wording(note)}", highlight=False)
     show_diagnostics(diag)
-    console.print(leaderboard_table(doc["leaderboard"], study.best_learner_, kind, k=k))
-    console.print(ate_table(doc["ate"]))
-    for line in headline_lines(doc["ate"]):
+    console.print(leaderboard_table(doc["leaderboard"], study.best_learner_, kind, k=k, currency=currency))
+    console.print(ate_table(doc["ate"], currency=currency))
+    for line in headline_lines(doc["ate"], currency=currency):
         console.print(line, highlight=False)
-    console.print(calibration_table(doc["calibration"], study.best_learner_, kind))
+    console.print(calibration_table(doc["calibration"], study.best_learner_, kind, currency=currency))
 
 
 def show_diagnostics(diag: Mapping) -> None:
@@ -449,11 +465,12 @@ def show_targeting(summary: dict, out: Path | None, *, currency: str | None = No
         console.print(f"[bold yellow]warning:[/] {summary['warning']}", highlight=False)
 
 
-def show_data_quality(quality, short: bool = False) -> None:
+def show_data_quality(quality, short: bool = False, said: Sequence[str] = ()) -> None:
     """The data-quality report (:func:`uplift.data.inspect_data`): a few lines (``short``, the top of ``uplift fit``)
-    or the per-column table with the arm shares and every finding."""
+    or the per-column table with the arm shares and every finding. ``said``: notes the same output prints anyway
+    (the fit's), whose findings the short summary leaves to them."""
     if short:
-        for line in quality.summary():
+        for line in quality.summary(said=said):
             console.print(line, highlight=False)
         return
     cols = quality.columns.assign(missing_share=quality.columns["missing_share"].map(lambda v: f"{v:.1%}"),

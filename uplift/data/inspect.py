@@ -8,6 +8,8 @@ is one the fit turns into ``days_since_<column>``, and a sentinel it names is on
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,16 +64,43 @@ class DataQuality:
                 "columns": self.columns.replace({np.nan: None}).to_dict(orient="records"),
                 "arms": None if self.arms is None else self.arms.to_dict(orient="records")}
 
-    def summary(self, max_notes: int = 6) -> list[str]:
-        """A few lines for a terminal: the table's shape, column types and the main findings."""
+    def summary(self, max_notes: int = 6, said: Sequence[str] = ()) -> list[str]:
+        """A few lines for a terminal: the table's shape, column types and the main findings.
+
+        ``said``: notes printed elsewhere in the same output (the fit's own notes): a finding one of them already
+        gives (the same missing-value code of the same column, the same date column) is left out here, so each
+        is said once.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> q = inspect_data(pd.DataFrame({"income": [-999] * 5 + list(range(20_000, 20_950, 10)),
+        ...                                "signup": pd.date_range("2023-01-01", periods=100).astype(str)}))
+        >>> len(q.summary()), len(q.summary(said=["column 'income': 5 rows equal -999, probably a missing-value "
+        ...                                       "code; pass --na-values -999 to read it as missing"]))
+        (3, 2)
+        """
         kinds = self.columns["type"].value_counts()
         lines = [f"data: {self.rows:,} rows, {len(self.columns)} columns ("
                  + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")"]
-        shown = self.notes[:max_notes]
+        known = set().union(*(_findings(note) for note in said)) if said else set()
+        notes = [note for note in self.notes if not (_findings(note) and _findings(note) <= known)]
+        shown = notes[:max_notes]
         lines += [f"  {note}" for note in shown]
-        if len(self.notes) > len(shown):
-            lines.append(f"  ... and {len(self.notes) - len(shown)} more (uplift inspect for all)")
+        if len(notes) > len(shown):
+            lines.append(f"  ... and {len(notes) - len(shown)} more (uplift inspect for all)")
         return lines
+
+
+_SENTINEL = re.compile(r"column '(.+?)': [\d,]+ rows equal (\S+?),? probably a missing-value code")
+_DATE = re.compile(r"\bdays_since_(\w+)")
+
+
+def _findings(note: str) -> set[tuple[str, ...]]:
+    """The data findings a note gives, whichever part of the package worded it: a column's missing-value code
+    (``("code", column, value)``) and a date column modelled as days (``("date", column)``)."""
+    found = {("code", col, code) for col, code in _SENTINEL.findall(note)}
+    return found | {("date", col) for col in _DATE.findall(note)}
 
 
 def _kind(col: pd.Series, name: str, date_format: str | None, levels: int) -> tuple[str, str | None, str]:
