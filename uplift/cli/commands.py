@@ -603,8 +603,10 @@ def target(
                                        "scorer (see `uplift predict --fast`); the list's honest value is still "
                                        "that of the full model's rule.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the honest profit curve here (.png): held-out "
-                                                   "doubly-robust profit with its 95% band, the list's cut "
-                                                   "marked, the model's expectation beside it.")] = None,
+                                                   "doubly-robust profit of the list's customers and coupons "
+                                                   "in its order, with its 95% band, the list's cut marked (there "
+                                                   "it is the list's honest value), the model's expectation "
+                                                   "beside it.")] = None,
     currency: Annotated[str | None, typer.Option(help="Label of money amounts, e.g. EUR or '$' (default: none, "
                                                       "the units of --cost and --value).")] = None,
     skip_extrapolated: Annotated[bool, typer.Option("--skip-extrapolated", help="Observational studies: never "
