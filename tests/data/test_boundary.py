@@ -371,3 +371,21 @@ def test_near_constant_note_names_the_value_as_the_data_has_it():
     notes = inspect_data(frame).columns.set_index("column")["note"]
     assert notes["spend"] == "near-constant (99.0% 0.0)" and notes["orders"] == "near-constant (99.0% 0)"
     assert notes["tier"] == "near-constant (99.0% 'gold')"
+
+
+def test_the_data_summary_leaves_to_the_fits_notes_what_they_say_in_full():
+    """A -999 code and a date column found by the fit (its notes, with the flag and the reference date) are not
+    said again in the data summary above them; a finding the notes do not give, or a line that says more than
+    the finding (a near-constant date column), stays."""
+    n = 200
+    frame = pd.DataFrame({"income": np.r_[np.full(10, -999.0), np.linspace(2e4, 9e4, n - 10)],
+                          "signup": pd.date_range("2023-01-01", periods=n).strftime("%Y-%m-%d"),
+                          "last_seen": ["2024-01-01"] * (n - 1) + ["2024-02-01"]})
+    q = inspect_data(frame)
+    fit_notes = campaign_data(frame.assign(t=[0, 1] * (n // 2), y=[0, 1] * (n // 2)), "t", "y").notes
+    assert any("income" in note for note in fit_notes) and any("days_since_signup" in note for note in fit_notes)
+    alone, beside_the_notes = " ".join(q.summary()), " ".join(q.summary(said=fit_notes))
+    assert "-999" in alone and "days_since_signup" in alone
+    assert "-999" not in beside_the_notes and "days_since_signup" not in beside_the_notes
+    assert "near-constant" in beside_the_notes  # last_seen: a date that says more than the date finding
+    assert " ".join(q.summary(said=["column 'age': 3 rows equal -999, probably a missing-value code"])) == alone

@@ -84,7 +84,7 @@ class DataQuality:
         lines = [f"data: {self.rows:,} rows, {len(self.columns)} columns ("
                  + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")"]
         known = set().union(*(_findings(note) for note in said)) if said else set()
-        notes = [note for note in self.notes if not (_findings(note) and _findings(note) <= known)]
+        notes = [note for note in self.notes if not (_ONLY.fullmatch(note) and _findings(note) <= known)]
         shown = notes[:max_notes]
         lines += [f"  {note}" for note in shown]
         if len(notes) > len(shown):
@@ -94,6 +94,9 @@ class DataQuality:
 
 _SENTINEL = re.compile(r"column '(.+?)': [\d,]+ rows equal (\S+?),? probably a missing-value code")
 _DATE = re.compile(r"\bdays_since_(\w+)")
+#: A summary line that is one such finding and nothing more (a date column that is also near-constant stays).
+_ONLY = re.compile(r"column '.+?'(?: \(date\): modelled as days_since_\w+|: [\d,]+ rows equal \S+, probably a "
+                   r"missing-value code \(--na-values \S+\))")
 
 
 def _findings(note: str) -> set[tuple[str, ...]]:
