@@ -402,3 +402,23 @@ def test_partial_sort_equals_the_stable_full_sort():
     values = rng.integers(0, 40, size=5000).astype(float)  # many ties
     for m in (0, 1, 7, 250, 4999, 5000, 6000):
         np.testing.assert_array_equal(_smallest(values, m), np.argsort(values, kind="stable")[:m])
+
+
+def test_profit_curve_in_a_given_order_is_the_policy_value_of_every_prefix():
+    """With the rows' coupons and ``ranked``, each point of the curve (value and band) is :func:`policy_value` of
+    the rows taken so far, with their coupons: the per-coupon standard error, not one pooled variance."""
+    rng = np.random.default_rng(3)
+    n, costs = 60, np.array([1.0, 2.5, 1.5])
+    arm = rng.integers(0, 3, n)
+    dr = np.column_stack([rng.normal(m, s, n) for m, s in ((0.05, 0.2), (0.1, 1.5), (0.02, 0.6))])
+    rows = np.arange(n)
+    curve = profit_curve(rng.uniform(0, 0.2, n), costs[arm], 40.0, dr=dr[rows, arm], arm=arm, ranked=True)
+    for k in (5, 17, 42, n):
+        take = np.where(rows < k, arm, -1)
+        pv = policy_value(dr, take, costs, 40.0)
+        got = curve.iloc[k]
+        assert got["cumulative_cost"] == pytest.approx(pv["spend"])
+        assert got["estimated_profit"] == pytest.approx(pv["profit"])
+        assert got["estimated_profit_upper"] == pytest.approx(pv["profit_upper"])
+    pooled = profit_curve(rng.uniform(0, 0.2, n), costs[arm], 40.0, dr=dr[rows, arm], ranked=True)
+    assert pooled["estimated_profit_upper"].iloc[n] != pytest.approx(curve["estimated_profit_upper"].iloc[n])
