@@ -241,6 +241,17 @@ def _forest_kernels(parallel: bool):
 
 
 @dataclass
+
+def _feature_block(X: np.ndarray, n_features: int) -> np.ndarray:
+    """``X`` as a C-contiguous float32/float64 matrix of at least ``n_features`` columns, what the kernels read."""
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    X = np.ascontiguousarray(X)
+    if X.ndim != 2 or X.shape[1] < n_features:
+        raise ValueError(f"expected {n_features} feature columns, got shape {X.shape}")
+    return X
+
 class CompiledTrees:
     """A LightGBM regression booster flattened into arrays and evaluated by compiled, multi-threaded code.
 
@@ -304,12 +315,7 @@ class CompiledTrees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Sum of the trees' leaf values per row of ``X`` (float32 or float64, shape (n, n_features))."""
-        X = np.asarray(X)
-        if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float32)
-        X = np.ascontiguousarray(X)
-        if X.ndim != 2 or X.shape[1] < self.n_features:
-            raise ValueError(f"expected {self.n_features} feature columns, got shape {X.shape}")
+        X = _feature_block(X, self.n_features)
         out = np.empty(len(X), np.float64)
         if not len(X):
             return out
@@ -416,12 +422,7 @@ class Forest:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Sum of each arm's trees per row of ``X`` (float32 or float64), shape (n, n_arms)."""
-        X = np.asarray(X)
-        if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float32)
-        X = np.ascontiguousarray(X)
-        if X.ndim != 2 or X.shape[1] < self.n_features:
-            raise ValueError(f"expected {self.n_features} feature columns, got shape {X.shape}")
+        X = _feature_block(X, self.n_features)
         out = np.zeros((len(X), self.n_arms), np.float64)
         if not len(X):
             return out
