@@ -240,8 +240,6 @@ def _forest_kernels(parallel: bool):
     return _KERNELS["bins" + suffix], _KERNELS["forest" + suffix]
 
 
-@dataclass
-
 def _feature_block(X: np.ndarray, n_features: int) -> np.ndarray:
     """``X`` as a C-contiguous float32/float64 matrix of at least ``n_features`` columns, what the kernels read."""
     X = np.asarray(X)
@@ -252,6 +250,8 @@ def _feature_block(X: np.ndarray, n_features: int) -> np.ndarray:
         raise ValueError(f"expected {n_features} feature columns, got shape {X.shape}")
     return X
 
+
+@dataclass
 class CompiledTrees:
     """A LightGBM regression booster flattened into arrays and evaluated by compiled, multi-threaded code.
 
