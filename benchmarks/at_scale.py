@@ -36,7 +36,7 @@ def policy_value(u, tau, k):
     return float(np.mean(tau[top]))
 
 
-def run(design: str, n: int, n_test: int, seed: int, k: float, n_boot: int) -> dict:
+def run(design: str, n: int, n_test: int, seed: int, k: float, n_boot: int, save: Path | None = None) -> dict:
     import numpy as np
 
     from uplift import Study, simulate_campaign
@@ -50,6 +50,16 @@ def run(design: str, n: int, n_test: int, seed: int, k: float, n_boot: int) -> d
     seconds = time.perf_counter() - t0
     u = study.predict_uplift(test)["uplift"].to_numpy()
     tau = test["true_uplift"].to_numpy()
+    if save is not None:  # every learner's out-of-fold and held-out uplift, to score other selection rules
+        cf = study.result.crossfit
+        names = list(cf.uplift)
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save / f"at_scale_{design}_{n}.npz", names=np.array(names),
+                            held_out=np.column_stack([study.predict_uplift(test, learner=k)["uplift"].to_numpy()
+                                                      for k in names]),
+                            oof=np.column_stack([cf.uplift[k][:, 0] for k in names]), dr=cf.dr[:, 0],
+                            e=cf.e[:, 1], folds=cf.folds, tau_test=tau, design=cf.design,
+                            chosen=study.result.best_learner, k=k)
     rng = np.random.default_rng(seed)
     boots = rng.integers(0, len(u), size=(n_boot, len(u)))
     pehe = [float(np.sqrt(np.mean((u[b] - tau[b]) ** 2))) for b in boots]
@@ -71,12 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--tag", default="current")
     ap.add_argument("--compare", help="another run's .json: add the paired differences to it")
+    ap.add_argument("--save-arrays", type=Path, default=None,
+                    help="folder for each design's out-of-fold and held-out predictions (.npz)")
     args = ap.parse_args(argv)
     sys.path.insert(0, args.repo)
     warnings.filterwarnings("ignore")
     import numpy as np
 
-    runs = [run(d, args.n, args.test_rows, args.seed, args.k, args.n_boot) for d in args.designs.split(",")]
+    runs = [run(d, args.n, args.test_rows, args.seed, args.k, args.n_boot, args.save_arrays)
+            for d in args.designs.split(",")]
     lines = [f"## At scale: the default study on {args.n:,}-row simulated campaigns ({args.tag})", "",
              f"`simulate_campaign(n={args.n} + {args.test_rows}, design=…, seed={args.seed})`, outcome conversion; "
              f"the first {args.n:,} rows train `Study.fit()`, the last {args.test_rows:,} are scored. Policy value: "
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     out = HERE / "results"
     (out / f"at_scale_{args.tag}.md").write_text(text)
-    (out / f"at_scale_{args.tag}.json").write_text(json.dumps({"args": vars(args), "runs": runs}))
+    (out / f"at_scale_{args.tag}.json").write_text(json.dumps({"args": vars(args), "runs": runs}, default=str))
 
 
 if __name__ == "__main__":

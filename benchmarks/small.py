@@ -97,15 +97,31 @@ def pehe(u: np.ndarray, tau: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(u, dtype=float) - tau) ** 2)))
 
 
-def fit_study(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict[str, float]:
+def fit_study(train: pd.DataFrame, test: pd.DataFrame, seed: int, save: Path | None = None) -> dict[str, float]:
     study = Study(train, treatment="treatment", outcome="y", exclude=["true_uplift"], design="observational")
     study.fit(random_state=seed, n_boot=20)
     tau = test["true_uplift"].to_numpy()
     learners = list(study.result.crossfit.learners)
-    single = {name: pehe(study.predict_uplift(test, learner=name)["uplift"], tau) for name in learners}
+    held_out = {name: study.predict_uplift(test, learner=name)["uplift"].to_numpy()
+                for name in study.result.crossfit.uplift}
+    single = {name: pehe(held_out[name], tau) for name in learners}
     best = min(single, key=single.get)
+    if save is not None:  # what another selection or stacking rule needs, to be scored without refitting
+        save_arrays(save, study, held_out, tau)
     return {"default study": pehe(study.predict_uplift(test)["uplift"], tau), "best meta-learner": single[best],
             "_chosen": study.result.best_learner, "_best_single": best}
+
+
+def save_arrays(path: Path, study, held_out: dict[str, np.ndarray], tau_test: np.ndarray) -> None:
+    """Every learner's out-of-fold and held-out uplift, the DR scores, propensities and folds of one fit (.npz),
+    as ``benchmarks/weak_overlap.py --save-arrays`` keeps them (read by ``benchmarks/selection_rules.py``)."""
+    cf = study.result.crossfit
+    names = list(held_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, names=np.array(names), held_out=np.column_stack(list(held_out.values())),
+                        oof=np.column_stack([cf.uplift[k][:, 0] for k in names]), dr=cf.dr[:, 0],
+                        e=cf.e[:, 1], folds=cf.folds, tau_test=tau_test, design=cf.design,
+                        chosen=study.result.best_learner)
 
 
 def fit_bart(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict[str, float]:
@@ -176,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="", help="suffix for the result files (small_<tag>.md)")
+    ap.add_argument("--study-only", action="store_true",
+                    help="skip BART, BCF and CausalForestDML (the quick loop of a selection rule)")
+    ap.add_argument("--save-arrays", type=Path, default=None,
+                    help="folder for each replication's out-of-fold and held-out predictions (.npz)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
@@ -188,9 +208,10 @@ def main(argv: list[str] | None = None) -> None:
             test = np.random.default_rng([seed, 20]).random(len(df)) < 0.2
             train, held = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
             rec = {"rep": rep, "_rows": len(df)}
-            for fit in (fit_study, fit_bart, fit_causal_forest):
+            save = None if args.save_arrays is None else args.save_arrays / f"{name}_{seed}.npz"
+            for fit in (fit_study,) if args.study_only else (fit_study, fit_bart, fit_causal_forest):
                 t0 = time.perf_counter()
-                rec.update(fit(train, held, seed))
+                rec.update(fit(train, held, seed, save) if fit is fit_study else fit(train, held, seed))
                 rec[f"_seconds_{fit.__name__}"] = time.perf_counter() - t0
             records[name].append(rec)
             print(name, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}),
@@ -202,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     stem = f"small_{args.tag}" if args.tag else "small"
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"args": vars(args), "uplift_commit": git_state(),
-                                                      "elapsed_seconds": elapsed, "records": records}, indent=1))
+                                                      "elapsed_seconds": elapsed, "records": records},
+                                                     default=str, indent=1))
 
 
 if __name__ == "__main__":
