@@ -198,3 +198,45 @@ def test_paired_dr_loss_difference_has_its_own_interval_and_ranks_what_the_share
     assert row.loc["worse", "dr_loss_vs_chosen_lower"] > 0  # really worse, paired
     assert diff < 1.96 * row.loc["worse", "dr_loss_se"]  # which the unpaired SE could not show
     assert se < row.loc["worse", "dr_loss_se"] / 3
+
+
+
+def _stack_choice(n: int, single_noise: float, seed: int = 3, dr_noise: float = 3.0) -> tuple[str, pd.DataFrame]:
+    """The leaderboard's choice between a single learner and an ensemble with noise 0.3 on the true uplift,
+    when the single learner's own noise is ``single_noise`` (AIPW scores: truth plus noise of SD ``dr_noise``)."""
+    rng = np.random.default_rng(seed)
+    tau = rng.normal(0, 1, n)
+    dr = tau + rng.normal(0, dr_noise, n)
+    single, stack = tau + rng.normal(0, single_noise, n), tau + rng.normal(0, 0.3, n)
+    cf = _record("rct", ("c", "a"), {"single": single[:, None], "ensemble": stack[:, None]}, dr[:, None])
+    board = selection.leaderboard(cf, dr, rng.integers(0, 2, n), n_boot=5)
+    return selection.best_learner(board), board
+
+
+def test_small_study_takes_the_stack_unless_a_single_learner_beats_it_beyond_its_paired_ci():
+    # Close candidates at 2,000 rows: the single learner has the lower loss by chance; the stack is kept.
+    chosen, board = _stack_choice(2000, 0.29)
+    row = board.set_index("learner")
+    assert row.loc["single", "dr_loss"] < row.loc["ensemble", "dr_loss"]
+    assert chosen == "ensemble" and row.loc["ensemble", "rank"] == 1
+    assert row.loc["single", "dr_loss_vs_chosen_lower"] <= 0 <= row.loc["single", "dr_loss_vs_chosen_upper"]
+    # A single learner clearly better than the stack (beyond the paired CI) wins.
+    assert _stack_choice(2000, 0.0, dr_noise=0.5)[0] == "single"
+    # A large study keeps the lowest-loss rule: the same close single learner with the lower loss is chosen.
+    chosen, board = _stack_choice(selection.CAPPED_STACK_ROWS, 0.29)
+    assert chosen == board.set_index("learner")["dr_loss"].idxmin() == "single"
+
+
+def test_small_study_stack_first_rule_is_the_paired_difference_by_hand():
+    seen = set()
+    for seed in range(12):
+        chosen, board = _stack_choice(1500, 0.22, seed, dr_noise=1.5)
+        rng = np.random.default_rng(seed)  # the same draws as _stack_choice
+        tau = rng.normal(0, 1, 1500)
+        dr = tau + rng.normal(0, 1.5, 1500)
+        single, stack = tau + rng.normal(0, 0.22, 1500), tau + rng.normal(0, 0.3, 1500)
+        d = (dr - single) ** 2 - (dr - stack) ** 2
+        expected = "single" if d.mean() + 1.959963984540054 * d.std(ddof=1) / np.sqrt(1500) < 0 else "ensemble"
+        assert chosen == expected
+        seen.add(chosen)
+    assert seen == {"single", "ensemble"}  # the draws exercise both outcomes of the rule

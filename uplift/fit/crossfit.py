@@ -35,6 +35,7 @@ from uplift.fit.nuisance import (
     predict_rows,
 )
 from uplift.fit.progress import NoProgress, PhaseTimes, ProgressHook, time_call
+from uplift.fit.sizing import FULL_SIZE_ROWS
 
 
 @dataclass
@@ -361,13 +362,27 @@ def policy_scores(y: np.ndarray, treatment: np.ndarray, mu: np.ndarray, e: np.nd
     return out
 
 
-def _stack_weights(gram: np.ndarray) -> tuple[np.ndarray, float]:
+def _stack_weights(gram: np.ndarray, cap: bool = False) -> tuple[np.ndarray, float]:
     """Non-negative weights and a free intercept that best predict the DR score from learners' uplift.
 
     ``gram`` is ``A'A`` for ``A = [P, 1, target]`` (P: one column of uplift per learner) over the fitting rows.
     The intercept is profiled out (centring), which leaves a non-negative least-squares problem in the L x L
     centred cross-products; it is solved through a square root of that matrix, so the answer is the
     least-squares one on the rows themselves, found without a copy of the n x L design.
+
+    With ``cap`` the weights also sum to at most 1: the stack may shrink the learners toward a constant effect,
+    never stretch them (see :data:`CAPPED_STACK_ROWS` for when the study asks for it).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> tau = rng.normal(size=5000)
+    >>> P = np.column_stack([0.5 * tau, 0.5 * tau + rng.normal(scale=0.3, size=5000)])  # both too flat
+    >>> A = np.column_stack([P, np.ones(5000), tau + rng.normal(size=5000)])
+    >>> round(float(_stack_weights(A.T @ A)[0].sum()), 1)              # free: stretched to ~2x
+    2.0
+    >>> round(float(_stack_weights(A.T @ A, cap=True)[0].sum()), 6)    # capped at 1
+    1.0
     """
     from scipy.optimize import nnls
     L = gram.shape[0] - 2
@@ -379,6 +394,12 @@ def _stack_weights(gram: np.ndarray) -> tuple[np.ndarray, float]:
     root = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T  # root.T @ root == cov
     rhs = (vecs[:, keep].T @ cross) / np.sqrt(vals[keep])  # root.T @ rhs == cross
     w, _ = nnls(root, rhs) if keep.any() else (np.zeros(L), 0.0)
+    if cap and w.sum() > 1.0:
+        # The problem is convex, so the optimum under sum(w) <= 1 lies on the simplex when the free one is beyond
+        # it: sum(w) = 1 as one more least-squares row, weighted far above the rest, then rescaled (exact to ~1e-6).
+        big = 1e4 * max(float(np.sqrt(vals[keep].max())), 1e-12) * np.sqrt(L)
+        w, _ = nnls(np.vstack([root, np.full((1, L), big)]), np.r_[rhs, big])
+        w = w / w.sum()
     return w, float((target_sum - sums @ w) / count)
 
 
@@ -403,9 +424,20 @@ def _fold_grams(columns: list[np.ndarray], target: np.ndarray, rows: np.ndarray,
     return grams
 
 
+#: Below this many study rows the stack's weights sum to at most 1 (:func:`_stack_weights` with ``cap``). With a
+#: few thousand rows the noisy DR score lets the free stack stretch the learners (weights summing to up to 2.5 on
+#: the 2k-row campaigns); from 100k rows the stretch is estimated well and right (the free stack's weights sum to
+#: ~1.1 there and capping them cost 5-6% held-out √PEHE). Measured on saved out-of-fold arrays
+#: (``benchmarks/results/selection_rules.md``); the same threshold as :data:`uplift.fit.sizing.FULL_SIZE_ROWS`.
+CAPPED_STACK_ROWS = FULL_SIZE_ROWS
+
+
 def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
-    """Stacked ensemble: out-of-fold weights for honest evaluation, all-row weights for new customers."""
+    """Stacked ensemble: out-of-fold weights for honest evaluation, all-row weights for new customers.
+
+    Below :data:`CAPPED_STACK_ROWS` rows the weights sum to at most 1."""
     names = cf.learners
+    cap = len(T) < CAPPED_STACK_ROWS
     ens = np.empty_like(next(iter(cf.uplift.values())))
     n_folds = len(cf.fold_models)
     for a in range(1, len(cf.arms)):
@@ -416,12 +448,12 @@ def _add_ensemble(cf: CrossFit, T: np.ndarray) -> None:
         weight = cf.overlap_weights(a, pair)
         grams = _fold_grams(columns, cf.dr[:, a - 1], pair, cf.folds, n_folds, weight)
         for k in range(n_folds):
-            w, intercept = _stack_weights(grams.sum(axis=0) - grams[k])
+            w, intercept = _stack_weights(grams.sum(axis=0) - grams[k], cap)
             test = row_numbers(cf.folds == k)
             for start in range(0, len(test), STACK_BATCH):
                 idx = test[start:start + STACK_BATCH]
                 ens[idx, a - 1] = _stack(columns, idx) @ w + intercept
-        w, intercept = _stack_weights(grams.sum(axis=0))
+        w, intercept = _stack_weights(grams.sum(axis=0), cap)
         cf.ensemble_weights[a] = {**dict(zip(names, w.tolist(), strict=True)), "_intercept": intercept}
     cf.uplift["ensemble"] = ens
 
