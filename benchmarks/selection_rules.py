@@ -188,8 +188,8 @@ def main(argv=None):
         for path in sorted(folder.glob("*.npz")):
             row, _, _ = score(path)
             rows.append(row)
-            print(path.name, row["chosen_old"], {k: round(v / (row["base"] or 1.0), 3) for k, v in row["rules"].items()},
-                  flush=True)
+            ratios = {k: round(v / (row["base"] or 1.0), 3) for k, v in row["rules"].items()}
+            print(path.name, row["chosen_old"], ratios, flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 
