@@ -224,7 +224,9 @@ def test_readout_at_80_columns_in_the_one_convention_and_of_an_older_list(shop, 
     assert re.search(r"uplift per customer sent +[+-]\d+\.\d+ \[-?\d+\.\d+, -?\d+\.\d+\] pp", text)
     assert re.search(r"ROI +[+-]\d+ \[-?\d+, -?\d+\] %", text) and re.search(r"profit +[+-][\d,]+ .* EUR", text)
     coupon_block = text.split("By coupon")[1].split("By predicted-uplift decile")[0]
-    for arm in ("coupon_a", "coupon_b"):
+    sent_arms = sorted(lst.loc[lst["send"] == 1, "coupon"].dropna().unique())
+    assert sent_arms and set(sent_arms) <= {"coupon_a", "coupon_b"}
+    for arm in sent_arms:  # each coupon the list sends has its line
         row = next(line for line in coupon_block.splitlines() if line.startswith(arm))
         assert row.count("[") == 2 and row.count("]") == 2  # both intervals whole on the coupon's one line
     today = text.split("By predicted-uplift decile")[1]
