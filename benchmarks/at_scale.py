@@ -51,15 +51,15 @@ def run(design: str, n: int, n_test: int, seed: int, k: float, n_boot: int, save
     u = study.predict_uplift(test)["uplift"].to_numpy()
     tau = test["true_uplift"].to_numpy()
     if save is not None:  # every learner's out-of-fold and held-out uplift, to score other selection rules
-        cf = study.result.crossfit
-        names = list(cf.uplift)
-        save.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(save / f"at_scale_{design}_{n}.npz", names=np.array(names),
-                            held_out=np.column_stack([study.predict_uplift(test, learner=k)["uplift"].to_numpy()
-                                                      for k in names]),
-                            oof=np.column_stack([cf.uplift[k][:, 0] for k in names]), dr=cf.dr[:, 0],
-                            e=cf.e[:, 1], folds=cf.folds, tau_test=tau, design=cf.design,
-                            chosen=study.result.best_learner, k=k)
+        import importlib.util
+
+        # by file, not `benchmarks._arrays`: --repo may put an older checkout's benchmarks/ first on sys.path
+        spec = importlib.util.spec_from_file_location("benchmarks_arrays", HERE / "_arrays.py")
+        arrays = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(arrays)
+        held_out = {name: study.predict_uplift(test, learner=name)["uplift"].to_numpy()
+                    for name in study.result.crossfit.uplift}
+        arrays.save_fit_arrays(save / f"at_scale_{design}_{n}.npz", study, held_out, tau, k=k)
     rng = np.random.default_rng(seed)
     boots = rng.integers(0, len(u), size=(n_boot, len(u)))
     pehe = [float(np.sqrt(np.mean((u[b] - tau[b]) ** 2))) for b in boots]

@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks._arrays import save_fit_arrays  # noqa: E402
 from benchmarks._provenance import git_state  # noqa: E402
 from uplift import Study, simulate_campaign  # noqa: E402
 
@@ -107,21 +108,9 @@ def fit_study(train: pd.DataFrame, test: pd.DataFrame, seed: int, save: Path | N
     single = {name: pehe(held_out[name], tau) for name in learners}
     best = min(single, key=single.get)
     if save is not None:  # what another selection or stacking rule needs, to be scored without refitting
-        save_arrays(save, study, held_out, tau)
+        save_fit_arrays(save, study, held_out, tau)
     return {"default study": pehe(study.predict_uplift(test)["uplift"], tau), "best meta-learner": single[best],
             "_chosen": study.result.best_learner, "_best_single": best}
-
-
-def save_arrays(path: Path, study, held_out: dict[str, np.ndarray], tau_test: np.ndarray) -> None:
-    """Every learner's out-of-fold and held-out uplift, the DR scores, propensities and folds of one fit (.npz),
-    as ``benchmarks/weak_overlap.py --save-arrays`` keeps them (read by ``benchmarks/selection_rules.py``)."""
-    cf = study.result.crossfit
-    names = list(held_out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, names=np.array(names), held_out=np.column_stack(list(held_out.values())),
-                        oof=np.column_stack([cf.uplift[k][:, 0] for k in names]), dr=cf.dr[:, 0],
-                        e=cf.e[:, 1], folds=cf.folds, tau_test=tau_test, design=cf.design,
-                        chosen=study.result.best_learner)
 
 
 def fit_bart(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict[str, float]:

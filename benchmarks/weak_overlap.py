@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks._arrays import save_fit_arrays  # noqa: E402
 from benchmarks._provenance import git_state  # noqa: E402
 from benchmarks.coverage import OVERLAP_VARIANTS, truth_columns, weak_overlap_campaign  # noqa: E402
 from uplift import Study  # noqa: E402
@@ -74,14 +75,9 @@ def one_replication(n: int, n_test: int, seed: int, variant: str, save: Path | N
                           "ratio_overlap": _ratio(ul, tau, ov),
                           "mean_error_overlap": float(ul[ov].mean() - tau[ov].mean())}
     if save is not None:  # what another selection or stacking rule needs, to be scored without refitting
-        cf = study.result.crossfit
-        save.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(save / f"{variant}_{seed}.npz", names=np.array(list(held_out)),
-                            held_out=np.column_stack(list(held_out.values())).astype(np.float32),
-                            oof=np.column_stack([cf.uplift[k][:, 0] for k in held_out]).astype(np.float32),
-                            dr=cf.dr[:, 0], e=cf.e[:, 1], folds=cf.folds, tau=df["true_uplift"].to_numpy(),
-                            tau_test=tau, overlap_test=ov, dr_loss=board.set_index("learner").loc[
-                                list(held_out), "dr_loss"].to_numpy())
+        save_fit_arrays(save / f"{variant}_{seed}.npz", study, held_out, tau, dtype=np.float32,
+                        tau=df["true_uplift"].to_numpy(), overlap_test=ov,
+                        dr_loss=board.set_index("learner").loc[list(held_out), "dr_loss"].to_numpy())
     return {"variant": variant, "seed": seed, "chosen": study.result.best_learner, "seconds": seconds,
             "overlap_share": float(ov.mean()), "ratio_all": _ratio(u, tau, everyone),
             "ratio_overlap": _ratio(u, tau, ov), "mean_error_all": float(u.mean() - tau.mean()),
