@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 
+from uplift.evaluate.selection import paired_dr_loss_difference  # noqa: E402
 from uplift.fit.learners import overlap_weights  # noqa: E402
 
 Z = 1.959963984540054
@@ -88,11 +89,6 @@ def ridge_cv_lambda(P, y, w, folds, grid=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0)) -> flo
     return best
 
 
-def paired(y, a, b, w):
-    d = w * ((y - a) ** 2 - (y - b) ** 2)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
-
-
 def mean_rule(P, y, w, rule) -> np.ndarray:
     """Equal weights on a set of columns: ``ci_mean`` or ``top2``."""
     losses = (w[:, None] * (y[:, None] - P) ** 2).mean(axis=0)
@@ -100,8 +96,11 @@ def mean_rule(P, y, w, rule) -> np.ndarray:
     if rule == "top2":
         keep = order[:2]
     else:
-        keep = [j for j in range(P.shape[1])
-                if j == order[0] or (lambda d: d[0] - Z * d[1] <= 0)(paired(y, P[:, j], P[:, order[0]], w))]
+        keep = []
+        for j in range(P.shape[1]):  # the best, and every single not beyond its CI worse than the best
+            diff, se = paired_dr_loss_difference(y, P[:, j], P[:, order[0]], w)
+            if j == order[0] or diff - Z * se <= 0:
+                keep.append(j)
     c = np.zeros(P.shape[1])
     c[keep] = 1.0 / len(keep)
     return c
@@ -161,7 +160,7 @@ def score(path: Path) -> dict:
         best = min(cands, key=loss.get)
         res[f"pick_{st}"] = best
         best_single = min(sn, key=loss.get)
-        d, se = paired(dr, out_oof[best_single], out_oof[st], w)
+        d, se = paired_dr_loss_difference(dr, out_oof[best_single], out_oof[st], w)
         res[f"1se_{st}"] = best_single if d + Z * se < 0 else st
     pehe = {k: float(np.sqrt(np.mean((v - tau) ** 2))) for k, v in out_held.items()}
     base = float(np.sqrt(np.mean((tau.mean() - tau) ** 2)))
