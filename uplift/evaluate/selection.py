@@ -19,6 +19,7 @@ Two kinds of score:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -27,6 +28,7 @@ import pandas as pd
 import uplift.evaluate.metrics as metrics
 from uplift._stats import Z95
 from uplift.fit.crossfit import CAPPED_STACK_ROWS, CrossFit, cross_fit, release_free_memory
+from uplift.fit.workers import fit_workers, run_concurrently
 
 
 def dr_loss(dr: np.ndarray, uplift: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
@@ -133,20 +135,28 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
         yy, tt = (y, treatment) if every else (y[pair], (treatment[pair] == a).astype(np.int8))
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
         weight = cf.overlap_weights(a, None if every else pair)
-        for name, up in cf.uplift.items():
+
+        def score(name: str, a: int = a, every: bool = every, pair: np.ndarray = pair, yy: np.ndarray = yy,
+                  tt: np.ndarray = tt, dr: np.ndarray = dr, weight: np.ndarray | None = weight) -> dict:
+            up = cf.uplift[name]
             u = up[:, a - 1] if every else up[pair, a - 1]
             scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
                                              n_boot=n_boot, random_state=random_state, max_rows=BOOTSTRAP_ROWS)
             loss, loss_se = dr_loss(dr, u, weight)
             release_free_memory()  # each ranking's temporaries, before the next learner's
-            if progress is not None:
-                progress.advance(f"leaderboard: {name} ({cf.arms[a]})")
             row = {"learner": name, "arm": cf.arms[a], "n": int(pair.sum())}
             for metric in ("qini", "auuc", "uplift_at_k"):
                 for part in ("estimate", "lower", "upper"):
                     row[f"{metric}{'' if part == 'estimate' else '_' + part}"] = scores[metric][part]
             row["dr_loss"], row["dr_loss_se"] = loss, loss_se
-            rows.append(row)
+            return row
+
+        # The learners side by side (numpy releases the GIL in the sorts and cumulative sums that dominate).
+        names = list(cf.uplift)
+        rows += run_concurrently(
+            [functools.partial(score, name) for name in names], fit_workers(len(y), len(names)),
+            None if progress is None else lambda i, a=a, names=names: progress.advance(
+                f"leaderboard: {names[i]} ({cf.arms[a]})"))
     board = pd.DataFrame(rows)
     board["dr_loss_vs_best"] = board["dr_loss"] - board.groupby("arm")["dr_loss"].transform("min")
     overall = board.groupby("learner").apply(

@@ -36,6 +36,7 @@ from uplift.fit.nuisance import (
 )
 from uplift.fit.progress import NoProgress, PhaseTimes, ProgressHook, time_call
 from uplift.fit.sizing import FULL_SIZE_ROWS
+from uplift.fit.workers import fit_workers, run_concurrently
 
 
 @dataclass
@@ -202,9 +203,11 @@ def cross_fit(
     # is rare it shrinks toward the other arm's outcomes rather than toward its own (different) population's
     # mean. With adequate overlap each arm's own model is the more accurate (fit_nuisances' pooled_outcome).
     observational = data.design == "observational"
+    workers = fit_workers(n, n_folds)
     nuisances = fit_nuisances(X, T, folds, factory, y=y, kind=kind, matrix=matrix, progress=progress,
                               propensity="model" if observational else "share",
-                              pooled_outcome="weak overlap" if observational else False, times=times)
+                              pooled_outcome="weak overlap" if observational else False, times=times,
+                              workers=workers)
     mu, e, fold_models, pooled = nuisances.mu, nuisances.e, nuisances.fold_models, nuisances.pooled
     del nuisances
     uplift = {name: np.empty((n, n_arms - 1), np.float32) for name in names}
@@ -214,7 +217,7 @@ def cross_fit(
     if nested and any(_reads_nuisances(make_learner(name)) for name in names):
         for k in range(n_folds):
             inner[k] = fit_nuisances(
-                X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k, times=times,
+                X, T, folds, factory, y=y, kind=kind, matrix=matrix, skip_fold=k, times=times, workers=workers,
                 propensity="model" if observational else "share", pooled_outcome=pooled,
                 seeds=lambda j, model, a, k=k: fold_seed(j, model, a) + 10_000 * (k + 1))
             if data.propensity is not None:
@@ -241,7 +244,10 @@ def cross_fit(
             if name == "s":
                 matrix.release()
             started = time.perf_counter()
-            for k in range(n_folds):
+
+            def fit_fold(k: int, name: str = name, a: int = a, nuis_all: Nuisance = nuis_all,
+                         arm_matrix: BinnedMatrix = arm_matrix, in_pair: np.ndarray = in_pair,
+                         t_pair: np.ndarray = t_pair) -> None:
                 rows = row_numbers((folds != k) & in_pair)
                 test = row_numbers(folds == k)
                 learner = make_learner(name)
@@ -267,13 +273,17 @@ def cross_fit(
                     nuis_rows = nuis_all.subset(rows) if learner.uses_nuisance else nuis_all
                 learner = learner.fit(arm_matrix.rows(rows), t_pair[rows], y[rows], nuis_rows,
                                       factory, kind, seed=1000 * k + 10 * a)
+                del nuis_rows
                 fold_models[k].learners[(name, a)] = learner
                 uplift[name][test, a - 1] = predict_rows(
-                    lambda Xb, idx, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(idx)), X, test,
+                    lambda Xb, at, lrn=learner, nuis=nuis_all: lrn.predict(Xb, nuis.subset(at)), X, test,
                     with_index=True)
-                del nuis_rows
                 release_free_memory()
-                progress.advance(f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})")
+
+            # The folds side by side (uplift.fit.workers): each writes only its own fold's rows and models.
+            run_concurrently([functools.partial(fit_fold, k) for k in range(n_folds)], workers,
+                             lambda k, name=name, a=a: progress.advance(
+                                 f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})"))
             if name == "s":
                 arm_matrix.release()
             if a == n_arms - 1:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uplift.fit.sizing import sized_params
+from uplift.fit.workers import model_threads
 
 if TYPE_CHECKING:  # imported where used: LightGBM and scikit-learn cost ~0.5 s that `uplift --help` need not pay
     import lightgbm as lgb
@@ -81,11 +83,14 @@ class BinnedMatrix:
         self.prebinned = max_rows is None or len(X) <= max_rows
         self._datasets: dict[tuple, lgb.Dataset] = {}
         self._with_treatment: BinnedMatrix | None = None
+        # Folds fit side by side (uplift.fit.workers): the first to need a binned dataset builds it, the others wait.
+        self._lock = threading.RLock()
 
     def for_arm(self, treated: np.ndarray) -> BinnedMatrix:
         """This matrix (sharing its binned datasets) knowing the 0/1 indicator of the arm being modelled."""
         other = BinnedMatrix(self.X, self.categorical, self.extra, treated, self.max_rows)
         other._datasets = self._datasets  # shared: releasing one releases both
+        other._lock = self._lock
         return other
 
     def release(self) -> None:
@@ -97,9 +102,10 @@ class BinnedMatrix:
         """The matrix with the arm indicator (see :meth:`for_arm`) as one more column, binned once."""
         if self.treated is None:
             raise ValueError("for_arm(treated) first: the matrix does not know the treatment column")
-        if self._with_treatment is None:
-            self._with_treatment = BinnedMatrix(self.X, self.categorical, self.treated, max_rows=self.max_rows)
-        return self._with_treatment
+        with self._lock:
+            if self._with_treatment is None:
+                self._with_treatment = BinnedMatrix(self.X, self.categorical, self.treated, max_rows=self.max_rows)
+            return self._with_treatment
 
     def __len__(self) -> int:
         return len(self.X)
@@ -113,20 +119,24 @@ class BinnedMatrix:
         return X if self.extra is None else np.column_stack([X, self.extra[index].astype(np.float32)])
 
     def dataset(self, params: dict) -> lgb.Dataset:
-        import lightgbm as lgb
         key = tuple(params.get(k) for k in _BINNING)
-        if key not in self._datasets:
-            ds_params = {**{k: params[k] for k in _BINNING if k in params}, "verbosity": -1,
-                         # Training may lower min_data_in_leaf for small subsets: keep every feature binned.
-                         "feature_pre_filter": False}
-            lgb.Sequence.register(_WithExtra)
-            data = self.X if self.extra is None else [_WithExtra(self.X, self.extra)]
-            cat = self.categorical or "auto"
-            ds = lgb.Dataset(data, label=np.zeros(len(self.X), np.float32), params=ds_params,
-                             categorical_feature=cat, free_raw_data=True).construct()
-            ds.label = None  # each subset gets its own label; the placeholder need not stay in Python
-            self._datasets[key] = ds
-        return self._datasets[key]
+        with self._lock:
+            if key not in self._datasets:
+                self._datasets[key] = self._build(params)
+            return self._datasets[key]
+
+    def _build(self, params: dict) -> lgb.Dataset:
+        import lightgbm as lgb
+        ds_params = {**{k: params[k] for k in _BINNING if k in params}, "verbosity": -1,
+                     # Training may lower min_data_in_leaf for small subsets: keep every feature binned.
+                     "feature_pre_filter": False}
+        lgb.Sequence.register(_WithExtra)
+        data = self.X if self.extra is None else [_WithExtra(self.X, self.extra)]
+        cat = self.categorical or "auto"
+        ds = lgb.Dataset(data, label=np.zeros(len(self.X), np.float32), params=ds_params,
+                         categorical_feature=cat, free_raw_data=True).construct()
+        ds.label = None  # each subset gets its own label; the placeholder need not stay in Python
+        return ds
 
 
 def _index_dtype(n: int) -> type:
@@ -262,7 +272,7 @@ class LGBMModel:
             **self.params, "objective": self.kind, "verbosity": -1, "seed": self.random_state,
             "deterministic": True, "force_col_wise": True,
             # Thread start-up and synchronisation outweigh the work on small fits.
-            "num_threads": 1 if n < SMALL_FIT_ROWS else 0,
+            "num_threads": 1 if n < SMALL_FIT_ROWS else model_threads(),
         }
         params["min_data_in_leaf"] = int(min(params["min_data_in_leaf"], max(5, n // 20)))
         rng = np.random.default_rng(self.random_state)
@@ -310,7 +320,7 @@ class LGBMModel:
         if self.constant_ is not None:
             return np.full(len(X), self.constant_)
         X = np.asarray(X)
-        threads = 1 if len(X) < SMALL_FIT_ROWS else 0
+        threads = 1 if len(X) < SMALL_FIT_ROWS else model_threads()
         if self.base_ is None:
             return self.booster_.predict(X, num_threads=threads)
         raw = self.raw_score(X)
@@ -327,7 +337,8 @@ class LGBMModel:
         if self.constant_ is not None:
             c = min(max(self.constant_, 1e-12), 1 - 1e-12)
             return np.full(len(X), np.log(c / (1 - c)) if self.kind == "binary" else self.constant_)
-        raw = self.booster_.predict(X, raw_score=True, num_threads=1 if len(X) < SMALL_FIT_ROWS else 0)
+        raw = self.booster_.predict(X, raw_score=True,
+                                     num_threads=1 if len(X) < SMALL_FIT_ROWS else model_threads())
         return raw if self.base_ is None else raw + self.base_.raw_score(X)
 
     def to_bytes(self) -> bytes:

@@ -33,6 +33,7 @@ from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
 from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, LGBMModel, ModelFactory, row_numbers
 from uplift.fit.progress import PhaseTimes, ProgressHook, time_call
+from uplift.fit.workers import fit_workers, run_concurrently
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
@@ -119,6 +120,7 @@ def fit_nuisances(
     skip_fold: int | None = None,
     pooled_outcome: bool | str = False,
     times: PhaseTimes | None = None,
+    workers: int | None = None,
 ) -> OutOfFold:
     """Fit the nuisance models fold by fold and predict each held-out fold.
 
@@ -174,7 +176,10 @@ def fit_nuisances(
         propensities are fitted first so the decision can read them; :attr:`OutOfFold.pooled` records it.
     times : PhaseTimes, optional
         Receives the wall time of each nuisance over all folds: ``nuisance mu<a>`` (the outcome model of arm
-        ``a``, 0 = control) and ``nuisance e<a>`` (the propensity of arm ``a``, when it is a model).
+        ``a``, 0 = control) and ``nuisance e<a>`` (the propensity of arm ``a``, when it is a model), each the wall
+        time of its folds' fits; ``nuisance pooled outcome`` for the pooled models.
+    workers : int, optional
+        Folds fitted at once (default :func:`~uplift.fit.workers.fit_workers` of the rows and folds).
 
     Returns
     -------
@@ -204,43 +209,60 @@ def fit_nuisances(
     def training_rows(k: int) -> tuple[np.ndarray, np.ndarray]:
         return (folds != k) & (folds != outside), row_numbers(folds == k)
 
+    # Each model's folds are fitted side by side (uplift.fit.workers); models of one fold never depend on
+    # another fold's, and each keeps its own seed, so the result does not depend on how many run at once.
+    workers = fit_workers(n, len(fits)) if workers is None else workers
+    folds_done = (lambda i: progress.advance(f"fold {list(fits)[i] + 1}/{n_folds}: outcome and propensity models")) \
+        if progress is not None else None
+
+    def each_fold(task: Callable[[int, FoldModels], None], done: Callable[[int], None] | None = None) -> None:
+        run_concurrently([lambda k=k, fm=fm: task(k, fm) for k, fm in fits.items()], workers, done)
+
     # Propensities first: whether the outcome models pool reads them.
-    for k, fm in fits.items():
-        train, test = training_rows(k)
-        for a in range(1, n_arms) if propensity is not None else ():
+    treated = list(range(1, n_arms)) if propensity is not None else []
+    for a in treated:
+        def fit_propensity(k: int, fm: FoldModels, a: int = a) -> None:
+            train, test = training_rows(k)
             pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
             if propensity == "model":
-                with time_call(times, f"nuisance e{a}"):
-                    fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
-                        training(pair), (treatment[pair] == a).astype(np.float32))
-                    e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
+                fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
+                    training(pair), (treatment[pair] == a).astype(np.float32))
+                e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
             else:
                 fm.e[a] = float(np.mean(treatment[pair] == a))
                 e[test, a] = fm.e[a]
+
+        with time_call(times if propensity == "model" else None, f"nuisance e{a}"):
+            each_fold(fit_propensity, folds_done if y is None and a == treated[-1] else None)
     if pooled_outcome == "weak overlap":
         pooled_outcome = propensity == "model" and weak_overlap(e, treatment)
     elif not isinstance(pooled_outcome, bool):
         raise ValueError(f"pooled_outcome must be True, False or 'weak overlap', got {pooled_outcome!r}")
-    for k, fm in fits.items():
-        train, test = training_rows(k)
-        if y is not None:
-            base = None
-            if pooled_outcome:
-                rows = row_numbers(train)
-                base = factory.outcome(kind, seed=seeds(k, "outcome", n_arms)).fit(training(rows), y[rows])
-                base = base if isinstance(base, LGBMModel) and base.constant_ is None else None
-            for a in range(n_arms):
-                with time_call(times, f"nuisance mu{a}"):
-                    rows = row_numbers(train & (treatment == a))
-                    model = factory.outcome(kind, seed=seeds(k, "outcome", a))
-                    if base is not None and isinstance(model, LGBMModel):
-                        score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
-                        fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
-                    else:
-                        fm.mu[a] = model.fit(training(rows), y[rows])
-                    mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
-        if progress is not None:
-            progress.advance(f"fold {k + 1}/{n_folds}: outcome and propensity models")
+    if y is None:
+        return OutOfFold(mu, e, list(fits.values()), pooled=False)
+    bases: dict[int, LGBMModel | None] = dict.fromkeys(fits)
+    if pooled_outcome:
+        def fit_pooled(k: int, fm: FoldModels) -> None:
+            rows = row_numbers(training_rows(k)[0])
+            base = factory.outcome(kind, seed=seeds(k, "outcome", n_arms)).fit(training(rows), y[rows])
+            bases[k] = base if isinstance(base, LGBMModel) and base.constant_ is None else None
+
+        with time_call(times, "nuisance pooled outcome"):
+            each_fold(fit_pooled)
+    for a in range(n_arms):
+        def fit_outcome(k: int, fm: FoldModels, a: int = a) -> None:
+            train, test = training_rows(k)
+            rows = row_numbers(train & (treatment == a))
+            model, base = factory.outcome(kind, seed=seeds(k, "outcome", a)), bases[k]
+            if base is not None and isinstance(model, LGBMModel):
+                score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
+                fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
+            else:
+                fm.mu[a] = model.fit(training(rows), y[rows])
+            mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
+
+        with time_call(times, f"nuisance mu{a}"):
+            each_fold(fit_outcome, folds_done if a == n_arms - 1 else None)
     return OutOfFold(mu, e, list(fits.values()), pooled=bool(pooled_outcome))
 
 

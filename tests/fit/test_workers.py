@@ -1,0 +1,81 @@
+"""Folds fitted side by side give the study's numbers exactly, and the pool behaves like a loop."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from uplift.data.campaign import campaign_data
+from uplift.datasets import simulate_campaign
+from uplift.fit import crossfit as crossfit_module
+from uplift.fit.crossfit import cross_fit
+from uplift.fit.workers import CONCURRENT_MAX_ROWS, fit_workers, model_threads, run_concurrently
+
+
+def _data(n: int, design: str = "observational", n_arms: int = 1):
+    df = simulate_campaign(n, design=design, n_arms=n_arms, seed=5)
+    drop = [c for c in df if c.startswith("true_") or c.startswith("propensity") or c == "revenue"]
+    return campaign_data(df, "treatment", "conversion", id="customer_id", exclude=drop, design=design)
+
+
+@pytest.mark.parametrize(("design", "n_arms"), [("observational", 1), ("rct", 2)])
+def test_concurrent_folds_give_the_same_study_as_one_fold_at_a_time(monkeypatch, design, n_arms):
+    """Every out-of-fold array and every fold model's prediction is bit-identical with 1 or 3 workers (fits above
+    the one-thread size, so LightGBM runs on its pool share of the cores inside the pool)."""
+    data = _data(75_000, design, n_arms)
+    results = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(crossfit_module, "fit_workers", lambda n, tasks, w=workers: w)
+        results[workers] = cross_fit(data, learners=("t", "x", "dr", "s"), n_folds=3)
+    one, many = results[1], results[3]
+    np.testing.assert_array_equal(one.mu, many.mu)
+    np.testing.assert_array_equal(np.nan_to_num(one.e, nan=-1), np.nan_to_num(many.e, nan=-1))
+    for name in one.uplift:
+        np.testing.assert_array_equal(one.uplift[name], many.uplift[name])
+    X = data.X[:500]
+    for fm_one, fm_many in zip(one.fold_models, many.fold_models, strict=True):
+        assert fm_one.learners.keys() == fm_many.learners.keys()
+        np.testing.assert_array_equal(fm_one.mu[0].predict(X), fm_many.mu[0].predict(X))
+
+
+def test_results_come_back_in_task_order_and_done_follows_that_order():
+    gate = threading.Event()
+    seen = []
+
+    def slow():  # the first task ends last
+        gate.wait(5)
+        return "first"
+
+    def fast():
+        gate.set()
+        return "second"
+
+    assert run_concurrently([slow, fast], workers=2, done=seen.append) == ["first", "second"]
+    assert seen == [0, 1]
+
+
+def test_the_first_failing_task_raises_after_the_others_ran():
+    ran = []
+
+    def boom():
+        raise ValueError("fold 0 failed")
+
+    with pytest.raises(ValueError, match="fold 0 failed"):
+        run_concurrently([boom, lambda: ran.append(1)], workers=2)
+    assert ran == [1]
+
+
+def test_fits_in_the_pool_share_the_cores_and_outside_use_all(monkeypatch):
+    monkeypatch.setattr("uplift.fit.workers.available_cpus", lambda: 4)
+    assert run_concurrently([model_threads, model_threads], workers=2) == [2, 2]
+    assert run_concurrently([model_threads], workers=1) == [0]  # one task: no pool
+    assert model_threads() == 0
+
+
+def test_large_studies_fit_one_model_at_a_time():
+    """Each concurrent fit holds its own training state: beyond the bound, memory comes first."""
+    assert fit_workers(CONCURRENT_MAX_ROWS + 1, 5, cpus=16) == 1
+    assert fit_workers(CONCURRENT_MAX_ROWS, 5, cpus=16) == 5
+    assert fit_workers(10_000, 5, cpus=1) == 1
