@@ -79,3 +79,18 @@ def test_large_studies_fit_one_model_at_a_time():
     assert fit_workers(CONCURRENT_MAX_ROWS + 1, 5, cpus=16) == 1
     assert fit_workers(CONCURRENT_MAX_ROWS, 5, cpus=16) == 5
     assert fit_workers(10_000, 5, cpus=1) == 1
+
+
+def test_phases_sharing_a_pool_split_its_wall_time_by_their_fits_durations():
+    from uplift.fit.progress import PhaseTimes
+    from uplift.fit.workers import run_phases
+
+    def sleep(seconds):
+        return lambda: threading.Event().wait(seconds) or seconds
+
+    times = PhaseTimes()
+    out = run_phases({"long": [sleep(0.3), sleep(0.3)], "short": [sleep(0.1)]}, workers=2, times=times)
+    assert out == {"long": [0.3, 0.3], "short": [0.1]}
+    long, short = times.seconds["long"], times.seconds["short"]
+    assert 0.4 <= long + short < 0.6  # the pool's wall time (0.4 s: two workers), not the 0.7 s of the tasks
+    assert long / short == pytest.approx(6, rel=0.2)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from uplift.fit.nuisance import (
 )
 from uplift.fit.progress import NoProgress, PhaseTimes, ProgressHook, time_call
 from uplift.fit.sizing import FULL_SIZE_ROWS
-from uplift.fit.workers import fit_workers, run_concurrently
+from uplift.fit.workers import fit_workers, run_phases
 
 
 @dataclass
@@ -156,7 +155,8 @@ def cross_fit(
     times : PhaseTimes, optional
         Receives the wall time of each nuisance (``nuisance mu0`` ...), each learner's final stages over all
         folds and arms (``learner x`` ...; fit and out-of-fold prediction), the AIPW and policy scores and the
-        stacked ensemble.
+        stacked ensemble. Models whose folds share a pool (:func:`~uplift.fit.workers.run_phases`) split its wall
+        time in proportion to their fits' durations, so the phases add up to the wall time.
 
     Examples
     --------
@@ -238,14 +238,16 @@ def cross_fit(
                 idx = pair[start:start + PREDICT_BATCH]
                 dr[idx, a - 1] = aipw_scores(y[idx], t_pair[idx], nuis_all.subset(idx))
         arm_matrix = matrix.for_arm(t_pair)
-        # Learner by learner (each over all folds), so only the binned matrix the current learner trains on is
-        # held: the S-learner's (X plus the treatment column) and the others' are never in memory together.
-        for name in names:
-            if name == "s":
+        # One model at a time (large studies): learner by learner, so only the binned matrix the current learner
+        # trains on is held: the S-learner's (X plus the treatment column) and the others' are never in memory
+        # together. Folds side by side: every learner's folds in one pool, so a worker freed by one learner's
+        # last fold starts the next learner's; both binned matrices are then held (at most CONCURRENT_MAX_ROWS
+        # rows, one byte a cell each).
+        for batch in [names] if workers > 1 else [(name,) for name in names]:
+            if batch == ("s",):
                 matrix.release()
-            started = time.perf_counter()
 
-            def fit_fold(k: int, name: str = name, a: int = a, nuis_all: Nuisance = nuis_all,
+            def fit_fold(k: int, name: str, a: int = a, nuis_all: Nuisance = nuis_all,
                          arm_matrix: BinnedMatrix = arm_matrix, in_pair: np.ndarray = in_pair,
                          t_pair: np.ndarray = t_pair) -> None:
                 rows = row_numbers((folds != k) & in_pair)
@@ -281,16 +283,16 @@ def cross_fit(
                 release_free_memory()
 
             # The folds side by side (uplift.fit.workers): each writes only its own fold's rows and models.
-            run_concurrently([functools.partial(fit_fold, k) for k in range(n_folds)], workers,
-                             lambda k, name=name, a=a: progress.advance(
-                                 f"fold {k + 1}/{n_folds}: {name}-learner ({data.arms[a]})"))
-            if name == "s":
+            run_phases({f"learner {name}": [functools.partial(fit_fold, k, name) for k in range(n_folds)]
+                        for name in batch}, workers, times,
+                       lambda phase, k, a=a: progress.advance(
+                           f"fold {k + 1}/{n_folds}: {phase.removeprefix('learner ')}-learner ({data.arms[a]})"))
+            if "s" in batch:
                 arm_matrix.release()
             if a == n_arms - 1:
-                parking.park(uplift, name)
-            release_free_memory()  # the learner's training state, before the next learner allocates its own
-            if times is not None:
-                times.add(f"learner {name}", time.perf_counter() - started)
+                for name in batch:
+                    parking.park(uplift, name)
+            release_free_memory()  # the learners' training state, before the next learner allocates its own
     del matrix  # the binned copies are no longer needed
     with time_call(times, "AIPW scores"):
         policy_dr = policy_scores(y, T, mu, e)  # before the parked arrays come back: its temporaries come first

@@ -21,6 +21,7 @@ or the functions themselves as arguments, and never import them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,8 +33,8 @@ from uplift.design.checks import overlap_summary
 from uplift.errors import UpliftInputError
 from uplift.fit.learners import Learner, Nuisance, aipw_scores
 from uplift.fit.models import NUISANCE_PARAMS, BinnedMatrix, LGBMModel, ModelFactory, row_numbers
-from uplift.fit.progress import PhaseTimes, ProgressHook, time_call
-from uplift.fit.workers import fit_workers, run_concurrently
+from uplift.fit.progress import PhaseTimes, ProgressHook
+from uplift.fit.workers import fit_workers, run_phases
 
 #: Rows predicted per batch: bounds the temporary copies of X (and the S-learner's widened X) at large n.
 PREDICT_BATCH = 1_000_000
@@ -215,25 +216,33 @@ def fit_nuisances(
     folds_done = (lambda i: progress.advance(f"fold {list(fits)[i] + 1}/{n_folds}: outcome and propensity models")) \
         if progress is not None else None
 
-    def each_fold(task: Callable[[int, FoldModels], None], done: Callable[[int], None] | None = None) -> None:
-        run_concurrently([lambda k=k, fm=fm: task(k, fm) for k, fm in fits.items()], workers, done)
+    def phases(task: Callable[..., None], keys: list[int], name: str) -> dict[str, list[Callable[[], None]]]:
+        """One phase per arm (``name`` formatted with the arm), each with one task per fold."""
+        return {name.format(a): [functools.partial(task, k, fm, a) for k, fm in fits.items()] for a in keys}
+
+    def last_phase_done(last: str):
+        if folds_done is None:
+            return None
+        return lambda phase, i: folds_done(i) if phase == last else None
 
     # Propensities first: whether the outcome models pool reads them.
     treated = list(range(1, n_arms)) if propensity is not None else []
-    for a in treated:
-        def fit_propensity(k: int, fm: FoldModels, a: int = a) -> None:
-            train, test = training_rows(k)
-            pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
-            if propensity == "model":
-                fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
-                    training(pair), (treatment[pair] == a).astype(np.float32))
-                e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
-            else:
-                fm.e[a] = float(np.mean(treatment[pair] == a))
-                e[test, a] = fm.e[a]
 
-        with time_call(times if propensity == "model" else None, f"nuisance e{a}"):
-            each_fold(fit_propensity, folds_done if y is None and a == treated[-1] else None)
+    def fit_propensity(k: int, fm: FoldModels, a: int) -> None:
+        train, test = training_rows(k)
+        pair = row_numbers(train & ((treatment == 0) | (treatment == a)))
+        if propensity == "model":
+            fm.e[a] = factory.propensity(seed=seeds(k, "propensity", a)).fit(
+                training(pair), (treatment[pair] == a).astype(np.float32))
+            e[test, a] = predict_rows(fm.e[a].predict, X, test, dtype=dtype)
+        else:
+            fm.e[a] = float(np.mean(treatment[pair] == a))
+            e[test, a] = fm.e[a]
+
+    if treated:
+        run_phases(phases(fit_propensity, treated, "nuisance e{}"), workers,
+                   times if propensity == "model" else None,
+                   last_phase_done(f"nuisance e{treated[-1]}") if y is None else None)
     if pooled_outcome == "weak overlap":
         pooled_outcome = propensity == "model" and weak_overlap(e, treatment)
     elif not isinstance(pooled_outcome, bool):
@@ -242,27 +251,27 @@ def fit_nuisances(
         return OutOfFold(mu, e, list(fits.values()), pooled=False)
     bases: dict[int, LGBMModel | None] = dict.fromkeys(fits)
     if pooled_outcome:
-        def fit_pooled(k: int, fm: FoldModels) -> None:
+        def fit_pooled(k: int, fm: FoldModels, a: int) -> None:
             rows = row_numbers(training_rows(k)[0])
-            base = factory.outcome(kind, seed=seeds(k, "outcome", n_arms)).fit(training(rows), y[rows])
+            base = factory.outcome(kind, seed=seeds(k, "outcome", a)).fit(training(rows), y[rows])
             bases[k] = base if isinstance(base, LGBMModel) and base.constant_ is None else None
 
-        with time_call(times, "nuisance pooled outcome"):
-            each_fold(fit_pooled)
-    for a in range(n_arms):
-        def fit_outcome(k: int, fm: FoldModels, a: int = a) -> None:
-            train, test = training_rows(k)
-            rows = row_numbers(train & (treatment == a))
-            model, base = factory.outcome(kind, seed=seeds(k, "outcome", a)), bases[k]
-            if base is not None and isinstance(model, LGBMModel):
-                score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
-                fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
-            else:
-                fm.mu[a] = model.fit(training(rows), y[rows])
-            mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
+        run_phases(phases(fit_pooled, [n_arms], "nuisance pooled outcome"), workers, times)
 
-        with time_call(times, f"nuisance mu{a}"):
-            each_fold(fit_outcome, folds_done if a == n_arms - 1 else None)
+    def fit_outcome(k: int, fm: FoldModels, a: int) -> None:
+        train, test = training_rows(k)
+        rows = row_numbers(train & (treatment == a))
+        model, base = factory.outcome(kind, seed=seeds(k, "outcome", a)), bases[k]
+        if base is not None and isinstance(model, LGBMModel):
+            score = predict_rows(base.raw_score, X, rows, dtype=np.float64)
+            fm.mu[a] = model.fit(training(rows), y[rows], base=base, base_score=score)
+        else:
+            fm.mu[a] = model.fit(training(rows), y[rows])
+        mu[test, a] = predict_rows(fm.mu[a].predict, X, test, dtype=dtype)
+
+    # Every arm's folds in one pool: a worker freed by one arm's last folds starts the next arm's.
+    run_phases(phases(fit_outcome, list(range(n_arms)), "nuisance mu{}"), workers, times,
+               last_phase_done(f"nuisance mu{n_arms - 1}"))
     return OutOfFold(mu, e, list(fits.values()), pooled=bool(pooled_outcome))
 
 

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from uplift.fit.progress import PhaseTimes
 
 T = TypeVar("T")
 
@@ -99,3 +103,41 @@ def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int,
             if done is not None:
                 done(i)
     return results
+
+
+def run_phases(phases: dict[str, Sequence[Callable[[], T]]], workers: int, times: PhaseTimes | None = None,
+               done: Callable[[str, int], None] | None = None) -> dict[str, list[T]]:
+    """Run the tasks of several phases (e.g. the folds of each arm's outcome model) in one pool, phase after
+    phase in submission order, so a worker freed at the end of one phase starts the next phase's tasks instead
+    of waiting for the last fold of the first (5 folds on 2 workers: 2.5 rounds per phase instead of 3).
+
+    Phases then overlap at their edges, so ``times`` receives for each phase its share of the pool's wall time
+    in proportion to the summed durations of its tasks: the phases' times add up to the wall time, and a phase
+    whose fits take longer gets more of it. ``done(phase, i)`` runs on the calling thread as in
+    :func:`run_concurrently`. Returns each phase's results in task order.
+
+    Examples
+    --------
+    >>> run_phases({"a": [lambda: 1, lambda: 2], "b": [lambda: 3]}, workers=2)
+    {'a': [1, 2], 'b': [3]}
+    """
+    labelled = [(name, i, task) for name, tasks in phases.items() for i, task in enumerate(tasks)]
+    spent = dict.fromkeys(phases, 0.0)
+
+    def timed(task: Callable[[], T]) -> tuple[T, float]:
+        start = time.perf_counter()
+        return task(), time.perf_counter() - start
+
+    started = time.perf_counter()
+    results = run_concurrently([lambda task=task: timed(task) for _, _, task in labelled], workers,
+                               None if done is None else lambda j: done(labelled[j][0], labelled[j][1]))
+    wall = time.perf_counter() - started
+    out: dict[str, list[T]] = {name: [] for name in phases}
+    for (name, _, _), (result, seconds) in zip(labelled, results, strict=True):
+        out[name].append(result)
+        spent[name] += seconds
+    if times is not None:
+        total = sum(spent.values())
+        for name, seconds in spent.items():
+            times.add(name, wall * seconds / total if total > 0 else wall / len(spent))
+    return out
