@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # imported where used, so that importing the package does not
 
 #: Learner name that selects the fast scorer wherever a learner can be named (``--learner fast``).
 FAST = "fast"
-#: The student's trees: deep enough to copy a boosted teacher, few enough to score > 1M customers a second.
+#: The student's trees: deep enough to copy a boosted teacher, few enough to score ~500k customers a
+#: second on two cores (the tree walk alone; ``benchmarks/results/predict_fast.md``).
 STUDENT_PARAMS = {
     "objective": "regression", "learning_rate": 0.3, "num_leaves": 31, "min_data_in_leaf": 20,
     "lambda_l2": 0.0, "max_bin": 255, "feature_fraction": 1.0, "bagging_fraction": 1.0,
