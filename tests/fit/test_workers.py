@@ -56,15 +56,21 @@ def test_results_come_back_in_task_order_and_done_follows_that_order():
     assert seen == [0, 1]
 
 
-def test_the_first_failing_task_raises_after_the_others_ran():
-    ran = []
+def test_the_first_failing_task_raises_once_the_running_ones_ended():
+    ran, started = [], threading.Event()
 
     def boom():
+        started.wait(5)  # the other task is running by now
         raise ValueError("fold 0 failed")
 
+    def running():
+        started.set()
+        threading.Event().wait(0.2)
+        ran.append(1)
+
     with pytest.raises(ValueError, match="fold 0 failed"):
-        run_concurrently([boom, lambda: ran.append(1)], workers=2)
-    assert ran == [1]
+        run_concurrently([boom, running], workers=2)
+    assert ran == [1]  # it finished before the error came out; nothing is left running behind the caller
 
 
 def test_fits_in_the_pool_share_the_cores_and_outside_use_all(monkeypatch):
@@ -94,3 +100,4 @@ def test_phases_sharing_a_pool_split_its_wall_time_by_their_fits_durations():
     long, short = times.seconds["long"], times.seconds["short"]
     assert 0.4 <= long + short < 0.6  # the pool's wall time (0.4 s: two workers), not the 0.7 s of the tasks
     assert long / short == pytest.approx(6, rel=0.2)
+

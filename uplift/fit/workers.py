@@ -69,7 +69,8 @@ def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int,
     """Run ``tasks`` (callables without arguments) on ``workers`` threads and return their results in order.
 
     ``done(i)`` runs on the calling thread once task ``i`` and every task before it have finished (progress
-    displays need not be thread-safe). The first task to fail, in order, raises its error once the others ended.
+    displays need not be thread-safe). The first task to fail, in order, raises its error once the running ones
+    ended; tasks not started by then are not run.
     With one worker the tasks simply run one after the other on the calling thread.
 
     Examples
@@ -98,10 +99,16 @@ def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int,
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uplift-fit") as pool:
         futures = [pool.submit(call, task) for task in tasks]
         results = []
-        for i, future in enumerate(futures):
-            results.append(future.result())
-            if done is not None:
-                done(i)
+        try:
+            for i, future in enumerate(futures):
+                results.append(future.result())
+                if done is not None:
+                    done(i)
+        except BaseException:
+            # A failed fold (or Ctrl-C) ends the pass: tasks not yet started never start, running ones finish.
+            for future in futures:
+                future.cancel()
+            raise
     return results
 
 
