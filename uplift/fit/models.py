@@ -139,6 +139,13 @@ class BinnedMatrix:
         return ds
 
 
+def _threads(n_rows: int) -> int:
+    """LightGBM ``num_threads`` for fitting or predicting ``n_rows`` rows: one below :data:`SMALL_FIT_ROWS`
+    (thread start-up outweighs the work), else the calling thread's share of the cores
+    (:func:`~uplift.fit.workers.model_threads`)."""
+    return 1 if n_rows < SMALL_FIT_ROWS else model_threads()
+
+
 def _index_dtype(n: int) -> type:
     """int32 row numbers when they fit (half the memory of int64; LightGBM reads int32 anyway)."""
     return np.int32 if n < 2**31 else np.int64
@@ -271,8 +278,7 @@ class LGBMModel:
         params = {
             **self.params, "objective": self.kind, "verbosity": -1, "seed": self.random_state,
             "deterministic": True, "force_col_wise": True,
-            # Thread start-up and synchronisation outweigh the work on small fits.
-            "num_threads": 1 if n < SMALL_FIT_ROWS else model_threads(),
+            "num_threads": _threads(n),
         }
         params["min_data_in_leaf"] = int(min(params["min_data_in_leaf"], max(5, n // 20)))
         rng = np.random.default_rng(self.random_state)
@@ -320,7 +326,7 @@ class LGBMModel:
         if self.constant_ is not None:
             return np.full(len(X), self.constant_)
         X = np.asarray(X)
-        threads = 1 if len(X) < SMALL_FIT_ROWS else model_threads()
+        threads = _threads(len(X))
         if self.base_ is None:
             return self.booster_.predict(X, num_threads=threads)
         raw = self.raw_score(X)
@@ -337,8 +343,7 @@ class LGBMModel:
         if self.constant_ is not None:
             c = min(max(self.constant_, 1e-12), 1 - 1e-12)
             return np.full(len(X), np.log(c / (1 - c)) if self.kind == "binary" else self.constant_)
-        raw = self.booster_.predict(X, raw_score=True,
-                                     num_threads=1 if len(X) < SMALL_FIT_ROWS else model_threads())
+        raw = self.booster_.predict(X, raw_score=True, num_threads=_threads(len(X)))
         return raw if self.base_ is None else raw + self.base_.raw_score(X)
 
     def to_bytes(self) -> bytes:

@@ -213,17 +213,18 @@ def fit_nuisances(
     # Each model's folds are fitted side by side (uplift.fit.workers); models of one fold never depend on
     # another fold's, and each keeps its own seed, so the result does not depend on how many run at once.
     workers = fit_workers(n, len(fits)) if workers is None else workers
-    folds_done = (lambda i: progress.advance(f"fold {list(fits)[i] + 1}/{n_folds}: outcome and propensity models")) \
-        if progress is not None else None
+    fold_ids = list(fits)
 
     def phases(task: Callable[..., None], keys: list[int], name: str) -> dict[str, list[Callable[[], None]]]:
         """One phase per arm (``name`` formatted with the arm), each with one task per fold."""
         return {name.format(a): [functools.partial(task, k, fm, a) for k, fm in fits.items()] for a in keys}
 
-    def last_phase_done(last: str):
-        if folds_done is None:
+    def advance_after(last: str):
+        """A :func:`run_phases` ``done`` reporting each fold once its last model (phase ``last``) is fitted."""
+        if progress is None:
             return None
-        return lambda phase, i: folds_done(i) if phase == last else None
+        return lambda phase, i: progress.advance(
+            f"fold {fold_ids[i] + 1}/{n_folds}: outcome and propensity models") if phase == last else None
 
     # Propensities first: whether the outcome models pool reads them.
     treated = list(range(1, n_arms)) if propensity is not None else []
@@ -242,7 +243,7 @@ def fit_nuisances(
     if treated:
         run_phases(phases(fit_propensity, treated, "nuisance e{}"), workers,
                    times if propensity == "model" else None,
-                   last_phase_done(f"nuisance e{treated[-1]}") if y is None else None)
+                   advance_after(f"nuisance e{treated[-1]}") if y is None else None)
     if pooled_outcome == "weak overlap":
         pooled_outcome = propensity == "model" and weak_overlap(e, treatment)
     elif not isinstance(pooled_outcome, bool):
@@ -271,7 +272,7 @@ def fit_nuisances(
 
     # Every arm's folds in one pool: a worker freed by one arm's last folds starts the next arm's.
     run_phases(phases(fit_outcome, list(range(n_arms)), "nuisance mu{}"), workers, times,
-               last_phase_done(f"nuisance mu{n_arms - 1}"))
+               advance_after(f"nuisance mu{n_arms - 1}"))
     return OutOfFold(mu, e, list(fits.values()), pooled=bool(pooled_outcome))
 
 
