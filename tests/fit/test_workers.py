@@ -101,3 +101,30 @@ def test_phases_sharing_a_pool_split_its_wall_time_by_their_fits_durations():
     assert 0.4 <= long + short < 0.6  # the pool's wall time (0.4 s: two workers), not the 0.7 s of the tasks
     assert long / short == pytest.approx(6, rel=0.2)
 
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression"])
+def test_one_thread_row_wise_histograms_grow_the_column_wise_trees(monkeypatch, kind):
+    """A fit on one thread builds row-wise histograms (faster); the model text equals the column-wise fit's on
+    one and on two threads, weighted and with a categorical column, so no result depends on the layout."""
+    from uplift.fit import models
+
+    rng = np.random.default_rng(3)
+    n = 60_000
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    X[:, 4] = rng.integers(0, 6, n)
+    signal = X[:, 0] + 0.5 * (X[:, 4] == 2)
+    y = (rng.random(n) < 1 / (1 + np.exp(2 - signal))).astype(float) if kind == "binary" else \
+        signal + rng.normal(size=n)
+    weight = rng.random(n) + 0.5
+
+    def fit(layout: dict, threads: int) -> str:
+        monkeypatch.setattr(models, "_threads", lambda rows: threads)
+        monkeypatch.setattr(models, "_histogram_layout", lambda t: layout)
+        m = models.LGBMModel(kind, categorical=[4]).fit(X, y, weight)
+        return m.booster_.model_to_string().split("parameters:")[0]
+
+    assert models._histogram_layout(1) == {"force_row_wise": True}
+    assert models._histogram_layout(2) == {"force_col_wise": True}
+    row_one = fit({"force_row_wise": True}, 1)
+    assert row_one == fit({"force_col_wise": True}, 1) == fit({"force_col_wise": True}, 2)
