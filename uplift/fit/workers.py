@@ -6,8 +6,8 @@ took 3.29 s on one thread and 2.55 s on two (1.29x), while two fits on one threa
 3.55 s for both (1.43x the throughput of one 2-thread fit after the other). So the study runs the folds of
 each model in a small thread pool, every LightGBM fit and prediction inside it on its share of the cores.
 LightGBM's C code releases the GIL, so threads suffice; each fit keeps its own seed, and its trees do not depend
-on the thread count (:func:`uplift.fit.models._histogram_layout`: row-wise on one thread, column-wise on more), so the study's
-numbers are the same however many folds run at once.
+on the thread count (``uplift.fit.models._histogram_layout``: row-wise histograms on one thread, column-wise on
+more), so the study's numbers are the same however many folds run at once.
 
 Each concurrent fit holds its own training state (~65 bytes a training row), so studies of more than
 :data:`CONCURRENT_MAX_ROWS` rows fit one model at a time and keep to the memory bound documented in
