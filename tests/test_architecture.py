@@ -15,7 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "uplift"
 
 LAYERS = [
-    ("foundations", {"uplift.errors", "uplift._stats", "uplift._display", "uplift._files", "uplift._versions"}),
+    ("foundations", {"uplift.errors", "uplift._stats", "uplift._display", "uplift._files", "uplift._versions",
+                     "uplift._numba"}),
     ("data", {"uplift.data", "uplift.datasets"}),
     ("features", {"uplift.features"}),
     ("design", {"uplift.design"}),

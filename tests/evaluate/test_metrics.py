@@ -376,3 +376,45 @@ def test_large_evaluation_matches_small_path_estimates_and_rescales_the_bootstra
         # and the interval is rescaled with it, not left at the subsample's width
         width, full_width = (r[name]["upper"] - r[name]["lower"] for r in (sub, full))
         assert 0.7 < width / full_width < 1.4
+
+
+@pytest.mark.parametrize("observational", [False, True])
+@pytest.mark.parametrize("levels", [1, 2, 5, None])
+def test_compiled_resample_areas_equal_the_vectorised_areas(observational, levels):
+    """The bootstrap's compiled trapezoid sums (uplift.evaluate._areas) are the vectorised engine's areas, down to
+    a single tied group (every score equal) and two points, raw and with dr."""
+    from uplift.evaluate._areas import curve_areas
+
+    rng = np.random.default_rng(levels or 0)
+    n = 500
+    score = rng.normal(size=n) if levels is None else rng.integers(0, levels, n).astype(float)
+    t = rng.integers(0, 2, n).astype(float)
+    y = rng.normal(size=n) if observational else rng.integers(0, 2, n).astype(float)
+    ranked = metrics._Ranked(score, metrics._columns(t, y))
+    weights = metrics._poisson_weights(rng, (7, n))
+    full = ranked.cumsums(weights, at_ends=False)
+    at_ends = ranked.cumsums(weights)
+    totals = metrics._totals(full)
+    expected = metrics._curve_areas(at_ends, totals, observational, ("qini", "uplift"))
+    got = curve_areas(full, None if ranked.all_distinct else ranked.ends, observational)
+    np.testing.assert_allclose(got["uplift"], expected["uplift"], rtol=1e-12, atol=1e-9)
+    if not observational:
+        np.testing.assert_allclose(got["qini"], expected["qini"], rtol=1e-12, atol=1e-9)
+
+
+def test_shared_bootstrap_draws_give_the_intervals_of_unshared_ones():
+    """Learners scored with one set of draws (the leaderboard) get exactly the intervals of separate calls, also
+    through the m-out-of-n subsample; draws made for another seed are refused."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    t = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.1 + 0.05 * t).astype(int)
+    draws = metrics.BootstrapDraws(n_boot=40, random_state=3)
+    for seed in (1, 2):
+        score = np.random.default_rng(seed).normal(size=n)
+        for max_rows in (None, 1000):
+            alone = metrics.evaluate_scores(y, score, t, n_boot=40, random_state=3, max_rows=max_rows)
+            shared = metrics.evaluate_scores(y, score, t, n_boot=40, random_state=3, max_rows=max_rows, draws=draws)
+            assert shared == alone
+    with pytest.raises(ValueError, match="another n_boot or random_state"):
+        metrics.evaluate_scores(y, score, t, n_boot=40, random_state=4, draws=draws)

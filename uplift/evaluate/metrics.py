@@ -30,8 +30,9 @@ replicated rows, ties included, without re-sorting.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import UpliftInputError
+from uplift.evaluate._areas import curve_areas
 
 __all__ = [
     "auuc", "evaluate_scores", "metric_ci", "perfect_qini_curve", "perfect_uplift_curve", "qini_auc_score",
@@ -468,11 +470,18 @@ class _Scorer:
     def scores(self, weights: np.ndarray | None, metrics: dict[str, _Metric]) -> dict[str, np.ndarray]:
         """Each metric per resample, shape (B,); B = 1 for ``weights=None``."""
         full = self.ranked.cumsums(weights, at_ends=False)
-        at_ends = full if self.ranked.all_distinct else [np.take(c, self.ranked.ends, axis=-1) for c in full]
         totals = _totals(full)
         kinds = {"qini": "qini", "auuc": "uplift"}
         wanted = {kinds[m.kind] for m in metrics.values() if m.kind in kinds}
-        actual = _curve_areas(at_ends, totals, self.observational, wanted) if wanted else {}
+        if not wanted:
+            actual = {}
+        elif weights is not None:  # resamples: one compiled pass each, no (B, n) temporaries (uplift.evaluate._areas)
+            actual = curve_areas(full, None if self.ranked.all_distinct else self.ranked.ends, self.observational)
+            if self.observational:
+                actual["qini"] = actual["uplift"] * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])
+        else:
+            at_ends = full if self.ranked.all_distinct else [np.take(c, self.ranked.ends, axis=-1) for c in full]
+            actual = _curve_areas(at_ends, totals, self.observational, wanted)
         out, memo = {}, {}
         for name, metric in metrics.items():
             if metric.kind == "uplift_at_k":
@@ -858,8 +867,44 @@ def _check_boot(n_boot: int, alpha: float) -> None:
         raise UpliftInputError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
+class BootstrapDraws:
+    """The Poisson(1) resampling weights of ``n_boot`` resamples from seed ``random_state``, drawn once per row
+    count and shared by every set of scores of the same rows (the learners of a leaderboard: each would
+    otherwise draw the very same weights again). Holds ``n_boot`` bytes a row; safe to share between threads.
+
+    Examples
+    --------
+    >>> draws = BootstrapDraws(n_boot=50, random_state=0)
+    >>> [c.shape for c in draws.chunks(100_000)]
+    [(20, 100000), (20, 100000), (10, 100000)]
+    >>> draws.chunks(100_000)[0] is draws.chunks(100_000)[0]
+    True
+    """
+
+    def __init__(self, n_boot: int, random_state: int | None) -> None:
+        self.n_boot, self.random_state = n_boot, random_state
+        self._chunks: dict[int, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def chunks(self, n: int) -> list[np.ndarray]:
+        """The weights for ``n`` rows, as (B, n) uint8 chunks of about :data:`_CHUNK_CELLS` cells."""
+        with self._lock:
+            if n not in self._chunks:
+                self._chunks[n] = list(_draw_chunks(self.n_boot, self.random_state, n))
+            return self._chunks[n]
+
+
+def _draw_chunks(n_boot: int, random_state: int | None, n: int) -> Iterator[np.ndarray]:
+    """Poisson(1) weights of ``n_boot`` resamples of ``n`` rows, one (B, n) chunk of ~:data:`_CHUNK_CELLS` at a time."""
+    rng = np.random.default_rng(random_state)
+    per_chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_boot, per_chunk):
+        yield _poisson_weights(rng, (min(per_chunk, n_boot - start), n))
+
+
 def _bootstrap(scorer: _Scorer, metrics: dict[str, _Metric], n_boot: int, alpha: float,
-               random_state: int | None, sample: tuple[_Scorer, float] | None = None) -> dict[str, dict[str, float]]:
+               random_state: int | None, sample: tuple[_Scorer, float] | None = None,
+               shared: BootstrapDraws | None = None) -> dict[str, dict[str, float]]:
     """Point estimates on ``scorer``; percentile CIs from Poisson bootstrap draws.
 
     With ``sample = (sub_scorer, scale)`` the draws are taken on ``sub_scorer`` (m of the n rows) and mapped
@@ -872,11 +917,8 @@ def _bootstrap(scorer: _Scorer, metrics: dict[str, _Metric], n_boot: int, alpha:
         estimates = {name: float(v[0]) for name, v in scorer.scores(None, metrics).items()}
     boot, scale = (scorer, 1.0) if sample is None else sample
     centre = estimates if sample is None else {name: float(v[0]) for name, v in boot.scores(None, metrics).items()}
-    rng = np.random.default_rng(random_state)
-    per_chunk = max(1, _CHUNK_CELLS // boot.n)
     draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
-    for start in range(0, n_boot, per_chunk):
-        weights = _poisson_weights(rng, (min(per_chunk, n_boot - start), boot.n))
+    for weights in _draw_chunks(n_boot, random_state, boot.n) if shared is None else shared.chunks(boot.n):
         for name, values in boot.scores(weights, metrics).items():
             draws[name].append(values)
     return {name: _summary(estimates[name], estimates[name] + scale * (np.concatenate(draws[name]) - centre[name]),
@@ -968,8 +1010,8 @@ def metric_ci(metric: str | Callable, y, uplift, treatment, *, dr=None, n_boot: 
 
 
 def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_boot: int = 200,
-                    random_state: int | None = 0, alpha: float = 0.05,
-                    max_rows: int | None = None) -> dict[str, dict[str, float]]:
+                    random_state: int | None = 0, alpha: float = 0.05, max_rows: int | None = None,
+                    draws: BootstrapDraws | None = None) -> dict[str, dict[str, float]]:
     """Qini coefficient, AUUC and uplift@k of one set of predictions, each with a bootstrap CI.
 
     The three metrics share one ranking and one set of bootstrap weights (one pass over the data).
@@ -986,6 +1028,9 @@ def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_bo
         With more rows than this, the bootstrap resamples a random ``max_rows`` of them (stratified by arm)
         and rescales the spread by ``sqrt(max_rows / n)`` (m-out-of-n bootstrap); the point estimates always
         use every row. Bounds the cost at ``max_rows * n_boot`` cells however large ``n`` is.
+    draws : BootstrapDraws, optional
+        Resampling weights shared with other calls on the same rows (its ``n_boot`` and ``random_state`` are
+        used); the intervals are those of a call without it.
 
     Returns
     -------
@@ -1003,6 +1048,8 @@ def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_bo
     large = max_rows is not None and np.size(y) >= max(_STREAM_ROWS, max_rows)
     y, uplift, treatment, dr = (_validate_blocks if large else _validate)(y, uplift, treatment, dr)
     _check_boot(n_boot, alpha)
+    if draws is not None and (draws.n_boot, draws.random_state) != (n_boot, random_state):
+        raise ValueError("draws were made for another n_boot or random_state")
     metrics = {"qini": _metric("qini", y.size, treatment), "auuc": _metric("auuc", y.size, treatment),
                "uplift_at_k": _metric("uplift_at_k", y.size, treatment, k=k)}
     sample = _subsample(y, uplift, treatment, dr, max_rows, random_state)
@@ -1010,7 +1057,7 @@ def evaluate_scores(y, uplift, treatment, *, dr=None, k: int | float = 0.3, n_bo
     if large and streamed is None:
         y, uplift, treatment, dr = _validate(y, uplift, treatment, dr)
     scorer = streamed if streamed is not None else _Scorer(y, uplift, treatment, dr)
-    return _bootstrap(scorer, metrics, n_boot, alpha, random_state, sample)
+    return _bootstrap(scorer, metrics, n_boot, alpha, random_state, sample, draws)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -94,6 +94,9 @@ _LOSS_BLOCK = 1 << 20
 #: its 657 s (benchmarks/results/scale.md, stages_1000000); 250,000 rows give the spread of these root-n
 #: statistics as well once rescaled, at a quarter of the cost.
 BOOTSTRAP_ROWS = 250_000
+#: The learners of one arm share their resampling weights (the same seed and rows give the same draws) when these
+#: take at most this many bytes (one a row and resample: 50 MB for 200 resamples of 250,000 rows).
+SHARED_DRAWS_BYTES = 64 << 20
 
 
 def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float = 0.3, n_boot: int = 200,
@@ -135,13 +138,16 @@ def leaderboard(cf: CrossFit, y: np.ndarray, treatment: np.ndarray, *, k: float 
         yy, tt = (y, treatment) if every else (y[pair], (treatment[pair] == a).astype(np.int8))
         dr = cf.dr[:, a - 1] if every else cf.dr[pair, a - 1]
         weight = cf.overlap_weights(a, None if every else pair)
+        shared = metrics.BootstrapDraws(n_boot, random_state) \
+            if n_boot * min(len(yy), BOOTSTRAP_ROWS) <= SHARED_DRAWS_BYTES else None
 
         def score(name: str, a: int = a, every: bool = every, pair: np.ndarray = pair, yy: np.ndarray = yy,
-                  tt: np.ndarray = tt, dr: np.ndarray = dr, weight: np.ndarray | None = weight) -> dict:
+                  tt: np.ndarray = tt, dr: np.ndarray = dr, weight: np.ndarray | None = weight,
+                  shared: metrics.BootstrapDraws | None = shared) -> dict:
             up = cf.uplift[name]
             u = up[:, a - 1] if every else up[pair, a - 1]
-            scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k,
-                                             n_boot=n_boot, random_state=random_state, max_rows=BOOTSTRAP_ROWS)
+            scores = metrics.evaluate_scores(yy, u, tt, dr=dr if observational else None, k=k, n_boot=n_boot,
+                                             random_state=random_state, max_rows=BOOTSTRAP_ROWS, draws=shared)
             loss, loss_se = dr_loss(dr, u, weight)
             release_free_memory()  # each ranking's temporaries, before the next learner's
             row = {"learner": name, "arm": cf.arms[a], "n": int(pair.sum())}

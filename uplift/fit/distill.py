@@ -27,12 +27,13 @@ True
 
 from __future__ import annotations
 
-import os
 import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from uplift._numba import cacheable
 
 if TYPE_CHECKING:  # imported where used, so that importing the package does not pay for LightGBM
     import lightgbm as lgb
@@ -197,9 +198,7 @@ def _forest_py(bins, roots, depths, arm, nodes, leaf_value, out):
 
 def _cacheable() -> bool:
     """Whether numba may cache compiled code beside this file (not in a read-only install)."""
-    here = os.path.dirname(__file__)
-    cache = os.path.join(here, "__pycache__")
-    return os.access(cache, os.W_OK) if os.path.isdir(cache) else os.access(here, os.W_OK)
+    return cacheable(__file__)
 
 
 _in_set = _step = None
