@@ -5,9 +5,9 @@ and takes its trapezoid area as a few dot products; each of those passes materia
 temporary (the ratios, the trapezoid spans, the sums at the ends of tied groups), and they cost more than the
 cumulative sums themselves. :func:`curve_areas` walks the same cumulative sums once per resample, reading them at
 the ends of the tied groups, and accumulates the same trapezoid sums (``tests/evaluate/test_metrics.py`` checks
-it against :func:`uplift.evaluate.metrics._curve_areas`; only the order of the additions differs). A leaderboard
-of seven learners on 100k rows and 200 resamples: 1.7 s of bootstrap per learner before, see
-``benchmarks/results/speed_leaderboard.md`` for after.
+it against :func:`uplift.evaluate.metrics._curve_areas`; only the order of the additions differs, intervals agree
+to 3e-14 relative). One learner's 200 resamples of 100,000 rows with distinct scores, on one core: 0.89 -> 0.40 s
+for a randomised design, 1.12 -> 0.80 s with dr (whose perfect curve still takes the vectorised path).
 
 Compiled by numba on first use (cached on disk where the install is writable), without threads: the
 leaderboard already scores its learners side by side.
