@@ -128,3 +128,24 @@ def test_one_thread_row_wise_histograms_grow_the_column_wise_trees(monkeypatch, 
     assert models._histogram_layout(2) == {"force_col_wise": True}
     row_one = fit({"force_row_wise": True}, 1)
     assert row_one == fit({"force_col_wise": True}, 1) == fit({"force_col_wise": True}, 2)
+
+
+def test_the_s_learner_matrix_bins_the_same_from_a_copy_and_from_row_batches(monkeypatch):
+    """The widened matrix (features + treatment) binned from one float32 copy (small studies) and from row batches
+    (large ones, no second matrix in memory) grows the same trees."""
+    from uplift.fit import models
+
+    rng = np.random.default_rng(8)
+    n = 30_000
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    X[:, 3] = rng.integers(0, 4, n)
+    X[rng.random(n) < 0.05, 0] = np.nan
+    t = rng.integers(0, 2, n).astype(np.float32)
+    y = (rng.random(n) < 0.1 + 0.1 * t * (X[:, 1] > 0)).astype(float)
+    texts = []
+    for limit in (models.WIDENED_COPY_BYTES, 0):
+        monkeypatch.setattr(models, "WIDENED_COPY_BYTES", limit)
+        rows = models.BinnedMatrix(X, [3]).for_arm(t).rows(np.arange(n)).with_treatment()
+        m = models.LGBMModel("binary", categorical=[3]).fit(rows, y)
+        texts.append(m.booster_.model_to_string().split("parameters:")[0])
+    assert texts[0] == texts[1]
