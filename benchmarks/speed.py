@@ -185,7 +185,8 @@ def worker(key: str, directory: Path, out: Path, repo: Path = REPO) -> None:
 # ----------------------------------------------------------------------------------------------- parent
 def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
     out = directory / f"speed_{key.replace('@', '_at_')}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key.split("@")[0], "--data", str(directory),
+    # -X faulthandler: a crash in compiled code (LightGBM, numba) leaves its Python stack in the error line.
+    cmd = [sys.executable, "-X", "faulthandler", str(Path(__file__).resolve()), "--worker", key.split("@")[0], "--data", str(directory),
            "--out", str(out), *(["--repo", str(repo)] if repo else [])]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
