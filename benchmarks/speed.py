@@ -185,9 +185,9 @@ def worker(key: str, directory: Path, out: Path, repo: Path = REPO) -> None:
 # ----------------------------------------------------------------------------------------------- parent
 def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
     out = directory / f"speed_{key.replace('@', '_at_')}.json"
-    # -X faulthandler: a crash in compiled code (LightGBM, numba) leaves its Python stack in the error line.
-    cmd = [sys.executable, "-X", "faulthandler", str(Path(__file__).resolve()), "--worker", key.split("@")[0], "--data", str(directory),
-           "--out", str(out), *(["--repo", str(repo)] if repo else [])]
+    # -X faulthandler: a crash in compiled code (LightGBM, numba) writes its Python stack to stderr, kept below.
+    cmd = [sys.executable, "-X", "faulthandler", str(Path(__file__).resolve()), "--worker", key.split("@")[0],
+           "--data", str(directory), "--out", str(out), *(["--repo", str(repo)] if repo else [])]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -196,7 +196,9 @@ def run_method(key: str, directory: Path, repo: Path | None = None) -> dict:
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     load = max(load_before, os.getloadavg()[0])
     if status != 0 or not out.exists():
-        tail = (stderr.strip().splitlines() or [f"exit status {status}"])[-1]
+        lines = stderr.strip().splitlines()
+        crash = [line.strip() for line in lines if line.startswith("Fatal Python error") or line.startswith("  File")]
+        tail = "; ".join(crash[:3]) if crash else (lines or [f"exit status {status}"])[-1]
         return {"key": key, "status": f"failed: {tail[:200]}", "load": load}
     res = json.loads(out.read_text())
     # CPU seconds of the child (user + system, the whole process): steadier than wall time on a shared machine.
