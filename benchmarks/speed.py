@@ -16,11 +16,11 @@ load hits every method alike), timed from "data loaded" to "held-out predictions
 runs on are imported before the clock starts: econml and causalml for the peers (with them scikit-learn, SciPy and
 LightGBM), and for ``uplift`` the same libraries, which it imports only when first used, plus numba (about 2 s on
 the benchmark machine; a ``uplift fit`` command pays them once, a notebook once per session). numba compiles or
-loads its kernels on first use inside the clock. Peak RSS is the child's
-own ``ru_maxrss`` (``os.wait4``). Held-out quality on 50,000 customers with known uplift: PEHE (root mean squared
-error against the true uplift) with a paired-bootstrap 95% CI of the difference to the XLearner, Qini
-(scikit-uplift's ``qini_auc_score``), the top-20% policy value (mean true uplift of the 20% ranked highest, over
-that of the 20% with the highest true uplift), and whether the study's ATE interval covers the true ATE.
+loads its kernels on first use inside the clock. Peak RSS is the child's own ``ru_maxrss`` (``os.wait4``).
+Held-out quality on 50,000 customers with known uplift: PEHE (root mean squared error against the true uplift)
+with a paired-bootstrap 95% CI of the difference to the XLearner, Qini (scikit-uplift's ``qini_auc_score``), the
+top-20% policy value (mean true uplift of the 20% ranked highest, over that of the 20% with the highest true
+uplift), and whether the study's ATE interval covers the true ATE.
 
 ``--compare LABEL=DIR`` (repeatable) adds the default study run from another copy of the code (e.g. ``git archive``
 of an earlier revision unpacked in ``DIR``), interleaved with ``ours`` on the same data: the paired before/after

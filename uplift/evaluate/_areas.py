@@ -34,17 +34,16 @@ def _areas_py(s0, s1, s2, s3, ends, observational, out_uplift, out_qini):
     for b in range(n_boot):
         up_t = up_c = q_t = q_c = dr = 0.0
         prev = 0.0
-        j0 = ends[0]
-        x = np.float64(s0[b, j0]) + np.float64(s1[b, j0])
+        x = np.float64(s0[b, ends[0]]) + np.float64(s1[b, ends[0]])
         for j in range(n_points):
             e = ends[j]
             if j + 1 < n_points:
                 nxt_end = ends[j + 1]
                 nxt = np.float64(s0[b, nxt_end]) + np.float64(s1[b, nxt_end])
                 span = nxt - prev
-            else:
+            else:  # the last point (x before the first is 0, so a single point spans x)
                 nxt = 0.0
-                span = x - prev if n_points > 1 else x
+                span = x - prev
             treated, control = np.float64(s0[b, e]), np.float64(s1[b, e])
             treated_out, control_out = np.float64(s2[b, e]), np.float64(s3[b, e])
             if observational:

@@ -288,7 +288,7 @@ def _curve_areas(sums: list[np.ndarray], totals: np.ndarray, observational: bool
         else:
             span = _span(sums[0] + sums[1])
             uplift = (_dot(sums[2], span) + _dot(sums[3], span)) / 2.0
-        return {"uplift": uplift, "qini": uplift * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])}
+        return {"uplift": uplift, "qini": _dr_qini(uplift, totals)}
     treated, control, treated_out, control_out = sums
     n_all = treated + control
     span = _span(n_all)
@@ -300,6 +300,11 @@ def _curve_areas(sums: list[np.ndarray], totals: np.ndarray, observational: bool
     if "qini" in kinds:
         out["qini"] = (_dot(treated_out, span) - _dot(control_mean, np.multiply(treated, span))) / 2.0
     return out
+
+
+def _dr_qini(uplift: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """The DR Qini area: the DR uplift area times the overall treated share (see the module docstring)."""
+    return uplift * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])
 
 
 def _baseline(kind: str, totals: np.ndarray, observational: bool) -> np.ndarray:
@@ -478,7 +483,7 @@ class _Scorer:
         elif weights is not None:  # resamples: one compiled pass each, no (B, n) temporaries (uplift.evaluate._areas)
             actual = curve_areas(full, None if self.ranked.all_distinct else self.ranked.ends, self.observational)
             if self.observational:
-                actual["qini"] = actual["uplift"] * _ratio(totals[:, 0], totals[:, 0] + totals[:, 1])
+                actual["qini"] = _dr_qini(actual["uplift"], totals)
         else:
             at_ends = full if self.ranked.all_distinct else [np.take(c, self.ranked.ends, axis=-1) for c in full]
             actual = _curve_areas(at_ends, totals, self.observational, wanted)

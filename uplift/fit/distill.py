@@ -196,11 +196,6 @@ def _forest_py(bins, roots, depths, arm, nodes, leaf_value, out):
                     out[lo + k, a] += leaf_value[node[k] >> 3]
 
 
-def _cacheable() -> bool:
-    """Whether numba may cache compiled code beside this file (not in a read-only install)."""
-    return cacheable(__file__)
-
-
 _in_set = _step = None
 _KERNELS: dict[str, object] = {}
 prange = range  # numba.prange once the kernels are compiled (numba is imported only when first needed)
@@ -218,7 +213,7 @@ def _kernel(numeric: bool, parallel: bool = True):
         import numba
 
         prange = numba.prange
-        cache = _cacheable()
+        cache = cacheable(__file__)
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
         for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py), ("bins", _bins_py),

@@ -164,7 +164,7 @@ def _histogram_layout(threads: int) -> dict:
     threads there are. On one thread, row-wise (``force_row_wise``) sums every bin in the same row order, so it
     grows the same trees bit for bit, and it is faster: one pass over the rows for all features instead of one
     per feature (measured on a 360k-row outcome model of the 1M benchmark, 12 features: 4.57 vs 4.81 s binary,
-    4.46 vs 5.03 s regression, identical model text; ``tests/fit/test_models.py``). On several threads row-wise
+    4.46 vs 5.03 s regression, identical model text; ``tests/fit/test_workers.py``). On several threads row-wise
     splits the rows between threads and adds their histograms, which changes the sums' rounding, so it is used
     only on one.
     """
