@@ -66,6 +66,10 @@ def test_compiled_trees_single_leaf_and_empty():
     compiled = CompiledTrees.from_booster(booster)
     np.testing.assert_allclose(compiled.predict(X[:10]), booster.predict(X[:10]), atol=1e-12)
     assert compiled.predict(np.empty((0, 2), np.float32)).shape == (0,)
+    forest = Forest.from_trees([compiled, compiled])  # no split at all: every row ends in each tree's one leaf
+    assert forest is not None and len(forest.used) == 0
+    np.testing.assert_array_equal(forest.predict(X[:10]), np.column_stack([booster.predict(X[:10])] * 2))
+    assert forest.predict(np.empty((0, 2), np.float32)).shape == (0, 2)
     with pytest.raises(ValueError, match="feature columns"):
         compiled.predict(np.zeros((3, 1), np.float32))
 
@@ -191,13 +195,15 @@ def test_numeric_kernel_equals_lightgbm(n_rows):
 
 
 @pytest.mark.parametrize("params", [{}, {"use_missing": False}, {"max_cat_to_onehot": 64},
-                                    {"num_leaves": 7, "min_data_in_leaf": 1}])
+                                    {"num_leaves": 7, "min_data_in_leaf": 1}, {"num_leaves": 64}])
 @pytest.mark.parametrize("n_rows", [1, 300, 5_000])
-def test_forest_equals_lightgbm(params, n_rows):
-    # The binned, level-synchronous forest of several boosters (the arms) scores each exactly as LightGBM: NaN,
-    # zeros, -0.0, unseen (12), negative (-1) and fractional (3.7) categories, numeric values on a threshold.
+@pytest.mark.parametrize("levels", [20, 40])
+def test_forest_equals_lightgbm(params, n_rows, levels):
+    # The bit-vector forest of several boosters (the arms) scores each exactly as LightGBM: NaN, zeros, -0.0,
+    # unseen (77), negative (-1) and fractional (3.7) categories, numeric values on a threshold; categorical
+    # features of 20 and of 40 levels; trees of up to 64 leaves (one bit each).
     X, y = _mixed_data(20_000, 1)
-    X[:, 5] = np.floor(X[:, 5] / 2)  # 20 categories: within the forest's 32-bit sets
+    X[:, 5] = np.floor(X[:, 5] * levels / 40)
     boosters = [lgb.train({"objective": "regression", "verbosity": -1, "num_leaves": 31, "seed": s, **params},
                           lgb.Dataset(X, y * (s + 1), categorical_feature=[4, 5]), 40) for s in range(2)]
     trees = [CompiledTrees.from_booster(b) for b in boosters]
@@ -212,8 +218,14 @@ def test_forest_equals_lightgbm(params, n_rows):
 
 def test_forest_declines_what_it_cannot_bin():
     X, y = _mixed_data(5_000, 1)
-    many = lgb.train({"objective": "regression", "verbosity": -1}, lgb.Dataset(X, y, categorical_feature=[4, 5]), 20)
+    wide = lgb.train({"objective": "regression", "verbosity": -1, "num_leaves": 80, "min_data_in_leaf": 2},
+                     lgb.Dataset(X, y, categorical_feature=[4, 5]), 5)
     zero = lgb.train({"objective": "regression", "verbosity": -1, "zero_as_missing": True},
                      lgb.Dataset(X, y, categorical_feature=[4]), 20)
-    for booster in (many, zero):  # 40 categories; zero-as-missing
+    assert max(np.diff(np.r_[CompiledTrees.from_booster(wide).roots, 0])[:-1]) >= 64  # trees past 64 leaves
+    for booster in (wide, zero):  # more leaves than bits; zero-as-missing
         assert Forest.from_trees([CompiledTrees.from_booster(booster)]) is None
+    # and the scorer still scores them, tree by tree
+    scorer = DistilledScorer(max_trees=5).fit(X, y.reshape(-1, 1))
+    scorer._compiled, scorer._forest = [CompiledTrees.from_booster(wide)], None
+    assert np.array_equal(scorer.predict(X)[:, 0], CompiledTrees.from_booster(wide).predict(X))

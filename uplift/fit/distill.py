@@ -134,24 +134,46 @@ def _predict_numeric_py(X, roots, feature, threshold, nan_sub, left, right, leaf
         out[i] = total
 
 
-_NAN_BIN = 2147483647  # the bin of a missing numeric value (every node says where it goes)
+#: Leaves of a tree the bit-vector forest takes: one bit each in a 64-bit word.
+_MAX_LEAVES = 64
+#: Largest bit-vector table (bytes) a forest builds; past it each booster is walked by :class:`CompiledTrees`.
+MAX_TABLE_BYTES = 256 * 2**20
+_ONES = np.uint64(2**64 - 1)
+#: A de Bruijn sequence of order 6: ``(x & -x) * _DEBRUIJN >> 58`` numbers the 64 one-bit words uniquely, so
+#: ``_LOWEST[...]`` is the index of the lowest set bit of ``x`` (no count-trailing-zeros needed).
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_LOWEST = np.zeros(64, np.int64)
+for _k in range(64):
+    _LOWEST[((1 << _k) * int(_DEBRUIJN) % 2**64) >> 58] = _k
+assert len(set(((1 << k) * int(_DEBRUIJN) % 2**64) >> 58 for k in range(64))) == 64
 
 
-def _bins_py(X, thresholds, offsets, categorical, n_levels, out):
-    """Each value of ``X`` as its bin: for a numeric feature the number of the forest's thresholds of that feature
-    below it (so ``value <= threshold j`` is ``bin <= j``, exactly), NaN as :data:`_NAN_BIN`; for a categorical
-    feature its category as LightGBM reads it (``int(value)``), or ``n_levels`` (in no node's set) for NaN, values
-    of -1 or less and categories no split names."""
-    n, p = X.shape[0], offsets.shape[0] - 1
+def _quick_py(X, used, categorical, thresholds, offsets, n_levels, base, table, arm, leaves, lowest, out):
+    """All trees of all arms, scored by bit vectors (the QuickScorer idea, Lucchese et al., SIGIR 2015, on bins).
+
+    A tree's leaves are numbered left to right; a node's *mask* clears the bits of the leaves of its left
+    subtree. A row leaves a tree at the lowest set bit of the AND of the masks of the nodes whose test sends it
+    right (whether or not the row passes through them). Every such test depends on one feature's bin, so the
+    AND over one feature's nodes is precomputed per bin: ``table[base[u] + bin, t]``. A row is one binary search
+    and one AND of ``n_trees`` words per used feature, then one lookup per tree: no branch depends on the data
+    inside the trees. The bin of a numeric value is the number of the forest's thresholds of its feature below
+    it (``value <= threshold j`` is ``bin <= j``, exactly); a missing value is one past the last bin; a category
+    is ``int(value)`` as LightGBM reads it, or ``n_levels`` (in no node's set) for NaN, values of -1 or less
+    and categories no split names. Leaves are added tree after tree, so the sums are those of
+    :class:`CompiledTrees` bit for bit."""
+    n, n_trees, n_used = X.shape[0], table.shape[1], used.shape[0]
     for b in prange((n + _BLOCK - 1) // _BLOCK):
+        acc = np.empty(n_trees, np.uint64)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            for f in range(p):
+            acc[:] = _ONES
+            for u in range(n_used):
+                f = used[u]
                 v = np.float64(X[i, f])
                 if categorical[f]:
                     k = n_levels[f]
-                    out[i, f] = np.int32(v) if v > -1.0 and v < k else k
+                    r = np.int64(v) if v > -1.0 and v < k else k
                 elif v != v:
-                    out[i, f] = _NAN_BIN
+                    r = offsets[f + 1] - offsets[f] + 1
                 else:
                     lo, hi = offsets[f], offsets[f + 1]
                     while lo < hi:
@@ -160,40 +182,13 @@ def _bins_py(X, thresholds, offsets, categorical, n_levels, out):
                             lo = mid + 1
                         else:
                             hi = mid
-                    out[i, f] = lo - offsets[f]
-
-
-#: Rows that walk a tree together, level by level, in the forest kernel.
-_LANES = 256
-
-
-def _forest_py(bins, roots, depths, arm, nodes, leaf_value, out):
-    """All trees of all arms over binned rows, level-synchronous: ``_LANES`` rows take one step of one tree
-    before any row takes the next, so the steps are independent (no branch to predict, loads in flight
-    together); a leaf is a node that leads to itself, so every row of a tree takes the tree's depth in steps.
-    Each node is 8 int32: feature, threshold bin (numeric; -1 categorical), category bit mask (categorical; 0
-    numeric), whether a missing value goes left, right child, left child. About 2x the row-by-row walk."""
-    n, p = bins.shape
-    flat = bins.ravel()
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        node = np.empty(_LANES, np.int64)
-        for lo in range(b * _BLOCK, min(n, (b + 1) * _BLOCK), _LANES):
-            m = min(_LANES, n - lo)
-            for t in range(roots.shape[0]):
-                start = np.int64(8 * roots[t])
-                for k in range(m):
-                    node[k] = start
-                for _ in range(depths[t]):
-                    for k in range(m):
-                        nd = np.uint64(node[k])  # unsigned: no negative-index wraparound in the hot loop
-                        v = flat[np.uint64((lo + k) * p + nodes[nd])]
-                        left = ((v <= nodes[nd + np.uint64(1)])
-                                | (((nodes[nd + np.uint64(2)] >> (v & 31)) & 1) != 0)) ^ (
-                            (v == _NAN_BIN) & (nodes[nd + np.uint64(3)] != 0))
-                        node[k] = 8 * np.int64(nodes[nd + np.uint64(5)] if left else nodes[nd + np.uint64(4)])
-                a = arm[t]
-                for k in range(m):
-                    out[lo + k, a] += leaf_value[node[k] >> 3]
+                    r = lo - offsets[f]
+                row = table[base[u] + r]
+                for t in range(n_trees):
+                    acc[t] &= row[t]
+            for t in range(n_trees):
+                x = acc[t]
+                out[i, arm[t]] += leaves[t, lowest[((x & (~x + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]]
 
 
 _in_set = _step = None
@@ -216,8 +211,7 @@ def _kernel(numeric: bool, parallel: bool = True):
         cache = cacheable(__file__)
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
-        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py), ("bins", _bins_py),
-                         ("forest", _forest_py)):
+        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py), ("forest", _quick_py)):
             _KERNELS[name] = numba.njit(parallel=True, nogil=True, cache=cache)(fn)
             # A copy under its own name: numba's on-disk cache is keyed by the function's name and argument
             # types, not by ``parallel``, so the same function compiled both ways shared one cache entry and
@@ -228,11 +222,10 @@ def _kernel(numeric: bool, parallel: bool = True):
     return _KERNELS[("numeric" if numeric else "general") + ("" if parallel else "_serial")]
 
 
-def _forest_kernels(parallel: bool):
-    """The binning and forest kernels of :class:`Forest` (compiled with the others on first use)."""
+def _forest_kernel(parallel: bool):
+    """The kernel of :class:`Forest` (compiled with the others on first use)."""
     _kernel(True)
-    suffix = "" if parallel else "_serial"
-    return _KERNELS["bins" + suffix], _KERNELS["forest" + suffix]
+    return _KERNELS["forest" + ("" if parallel else "_serial")]
 
 
 def _feature_block(X: np.ndarray, n_features: int) -> np.ndarray:
@@ -330,30 +323,30 @@ class CompiledTrees:
 
 @dataclass
 class Forest:
-    """The trees of several boosters (one per arm) as one table of nodes over binned features, evaluated together.
+    """The trees of several boosters (one per arm) as one bit-vector table over binned features, scored together.
 
-    Built by :meth:`from_trees` when every split is numerical without zero-as-missing, or categorical on a
-    feature whose categories LightGBM names are all below 31 (a 32-bit set per node); otherwise it is None and
+    Built by :meth:`from_trees` when every tree has at most 64 leaves and every split is numerical without
+    zero-as-missing or categorical, and the table fits in :data:`MAX_TABLE_BYTES`; otherwise it is None and
     :class:`CompiledTrees` scores each booster. Its sums are those of :class:`CompiledTrees` bit for bit (the
     same leaves added in the same order per row), checked against ``lightgbm.Booster.predict`` in
-    ``tests/fit/test_distill.py``.
+    ``tests/fit/test_distill.py``. See :func:`_quick_py` for the method.
     """
 
     thresholds: np.ndarray  # float64: the numeric thresholds, sorted, feature after feature
-    offsets: np.ndarray  # int32 (p + 1): where each feature's thresholds start
+    offsets: np.ndarray  # int64 (p + 1): where each feature's thresholds start
     categorical: np.ndarray  # uint8 (p): categorical features
-    n_levels: np.ndarray  # int32 (p): the bin of an unknown category (one past the largest in any split)
-    roots: np.ndarray  # int32 (trees): root node of each tree
-    depths: np.ndarray  # int32 (trees)
-    arm: np.ndarray  # int32 (trees): output column of each tree
-    nodes: np.ndarray  # int32 (nodes * 8), see _forest_py
-    leaf_value: np.ndarray  # float64 (nodes): 0 for a split
+    n_levels: np.ndarray  # int64 (p): the bin of an unknown category (one past the largest in any split)
+    used: np.ndarray  # int64 (u): the features some split reads
+    base: np.ndarray  # int64 (u): the first table row of each used feature
+    table: np.ndarray  # uint64 (rows, trees): per bin of a feature, the AND of the masks it sends right
+    arm: np.ndarray  # int64 (trees): output column of each tree
+    leaves: np.ndarray  # float64 (trees, 64): leaf values, left to right
     n_arms: int
     n_features: int
 
     @classmethod
     def from_trees(cls, trees: list[CompiledTrees]) -> Forest | None:
-        """One forest of the arms' compiled trees, or None when a split is of a kind it does not take."""
+        """One forest of the arms' compiled trees, or None when a tree or a split is of a kind it does not take."""
         p = max(t.n_features for t in trees)
         thresholds: list[set[float]] = [set() for _ in range(p)]
         kind: list[set[bool]] = [set() for _ in range(p)]
@@ -369,63 +362,78 @@ class Forest:
                     levels[f] = max(levels[f], int(values.max()) + 1 if len(values) else 0)
                 else:
                     thresholds[f].add(float(t.threshold[i]))
-        if any(len(k) > 1 for k in kind) or (levels > 31).any():
+        if any(len(k) > 1 for k in kind):
             return None
+        categorical = np.array([True in k for k in kind], np.uint8)
         sorted_thr = [np.array(sorted(x), np.float64) for x in thresholds]
-        offsets = np.cumsum([0] + [len(x) for x in sorted_thr])
-        nodes: list[list[int]] = []
-        leaf_value: list[float] = []
-        roots, depths, arm = [], [], []
+        used = np.array([f for f in range(p) if kind[f]], np.int64)
+        # rows per used feature: numeric bins 0..n_thr and the missing bin; categories 0..n_levels
+        width = np.array([levels[f] + 1 if categorical[f] else len(sorted_thr[f]) + 2 for f in used], np.int64)
+        base = np.cumsum(width) - width
+        row_of = dict(zip(used.tolist(), base.tolist(), strict=True))
+        n_trees = sum(len(t.roots) for t in trees)
+        if int(width.sum()) * max(n_trees, 1) * 8 > MAX_TABLE_BYTES:
+            return None
+        table = np.full((int(width.sum()), n_trees), _ONES, np.uint64)
+        leaves = np.zeros((n_trees, _MAX_LEAVES), np.float64)
+        arm = np.zeros(n_trees, np.int64)
+        g = 0
         for a, t in enumerate(trees):
             missing = (t.flags >> 2) & 3
-
-            def add(old: int, t=t, missing=missing) -> tuple[int, int]:
-                i = len(nodes)
-                nodes.append([0, 2**31 - 1, 0, 1, i, i, 0, 0])  # a leaf: every value goes left, to itself
-                leaf_value.append(0.0)
-                if old < 0:
-                    leaf_value[i] = float(t.leaf_value[-old - 1])
-                    return i, 0
-                f, flags = int(t.feature[old]), int(t.flags[old])
-                rec = nodes[i]
-                rec[0] = f
-                if flags & 1:
-                    mask = 0
-                    for c in t.cat_values[t.cat_start[old]:t.cat_start[old] + t.cat_len[old]].tolist():
-                        mask |= 1 << int(c)
-                    rec[1], rec[2], rec[3] = -1, mask, 0  # < 2**31: categories below 31
-                else:
-                    threshold = float(t.threshold[old])
-                    rec[1] = int(np.searchsorted(sorted_thr[f], threshold))
-                    rec[2] = 0
-                    # missing type NaN: the default direction; None: NaN is read as 0.0
-                    rec[3] = int(bool(flags & 2)) if missing[old] == 2 else int(0.0 <= threshold)
-                rec[5], left_depth = add(int(t.left[old]))
-                rec[4], right_depth = add(int(t.right[old]))
-                return i, 1 + max(left_depth, right_depth)
-
             for root in t.roots.tolist():
-                r, d = add(root)
-                roots.append(r)
-                depths.append(d)
-                arm.append(a)
-        i32 = np.int32
-        return cls(np.concatenate([np.zeros(0), *sorted_thr]), offsets.astype(i32),
-                   np.array([True in k for k in kind], np.uint8), levels.astype(i32), np.asarray(roots, i32),
-                   np.asarray(depths, i32), np.asarray(arm, i32), np.asarray(nodes, i32).ravel(),
-                   np.asarray(leaf_value, np.float64), len(trees), p)
+                arm[g] = a
+                # leaves left to right, and each split's left-subtree leaf range [lo, hi)
+                order: list[tuple[int, int, int]] = []
+                n_leaves = 0
+                stack: list[tuple[int, int]] = [(root, 0)]  # (node, 0: enter / 1: left done, lo on the stack)
+                los: list[int] = []
+                while stack:
+                    node, state = stack.pop()
+                    if node < 0:
+                        if n_leaves == _MAX_LEAVES:
+                            return None
+                        leaves[g, n_leaves] = t.leaf_value[-node - 1]
+                        n_leaves += 1
+                    elif state == 0:
+                        los.append(n_leaves)
+                        stack.append((node, 1))
+                        stack.append((int(t.left[node]), 0))
+                    else:
+                        order.append((node, los.pop(), n_leaves))
+                        stack.append((int(t.right[node]), 0))
+                for node, lo, hi in order:
+                    mask = np.uint64((2**64 - 1) ^ (((1 << (hi - lo)) - 1) << lo))
+                    f, flags = int(t.feature[node]), int(t.flags[node])
+                    r0 = row_of[f]
+                    if flags & 1:  # categorical: right unless the category is in the node's set
+                        in_set = t.cat_values[t.cat_start[node]:t.cat_start[node] + t.cat_len[node]]
+                        right = np.ones(levels[f] + 1, bool)
+                        right[in_set] = False
+                        table[r0 + np.flatnonzero(right), g] &= mask
+                    else:
+                        threshold = float(t.threshold[node])
+                        j = int(np.searchsorted(sorted_thr[f], threshold))
+                        n_thr = len(sorted_thr[f])
+                        table[r0 + j + 1:r0 + n_thr + 1, g] &= mask  # bins above the threshold
+                        # missing type NaN: the default direction; None: NaN is read as 0.0
+                        nan_left = bool(flags & 2) if missing[node] == 2 else 0.0 <= threshold
+                        if not nan_left:
+                            table[r0 + n_thr + 1, g] &= mask
+                g += 1
+        i64 = np.int64
+        return cls(np.concatenate([np.zeros(0), *sorted_thr]),
+                   np.cumsum([0] + [len(x) for x in sorted_thr]).astype(i64), categorical, levels, used, base,
+                   np.ascontiguousarray(table), arm, leaves, len(trees), p)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Sum of each arm's trees per row of ``X`` (float32 or float64), shape (n, n_arms)."""
         X = _feature_block(X, self.n_features)
         out = np.zeros((len(X), self.n_arms), np.float64)
-        if not len(X):
+        if not len(X) or not self.table.shape[1]:
             return out
-        bin_rows, walk = _forest_kernels(parallel=len(X) > _BLOCK)
-        bins = np.empty((len(X), self.n_features), np.int32)
-        bin_rows(X[:, :self.n_features] if X.shape[1] > self.n_features else X, self.thresholds, self.offsets,
-                 self.categorical, self.n_levels, bins)
-        walk(bins, self.roots, self.depths, self.arm, self.nodes, self.leaf_value, out)
+        _forest_kernel(parallel=len(X) > _BLOCK)(X, self.used, self.categorical, self.thresholds, self.offsets,
+                                                 self.n_levels, self.base, self.table, self.arm, self.leaves,
+                                                 _LOWEST, out)
         return out
 
 
