@@ -55,3 +55,38 @@ def test_an_id_repeated_in_a_later_batch_is_refused_at_its_row(study_and_frame, 
     with pytest.raises(UpliftInputError, match=r"repeats .13. at row 2600 of c.parquet; ids must be unique"):
         score_file(study.result, tmp_path / "c.parquet", tmp_path / "s.parquet", batch_rows=700)
     assert not (tmp_path / "s.parquet").exists()
+
+
+@pytest.mark.parametrize("src", ["c.parquet", "c.csv"])
+def test_a_blank_or_repeated_id_within_a_batch_is_refused_at_its_line(study_and_frame, tmp_path, src):
+    study, df = study_and_frame
+    repeated = df.copy()
+    repeated.loc[1650, "customer_id"] = repeated.loc[1500, "customer_id"]  # both in the third batch of 700
+    blank = df.astype({"customer_id": object}).copy()
+    blank.loc[1650, "customer_id"] = None
+    # the rows counted from the file's first (a Parquet row) or its CSV lines, not from the batch's first
+    at = {"repeat": r"row 1500 of c.parquet and row 1650|line 1502 of c.csv and line 1652",
+          "blank": r"row 1650 of c.parquet|line 1652 of c.csv"}
+    for frame, pattern in ((repeated, rf"duplicate customer '?1501'? at ({at['repeat']})"),
+                           (blank, rf"1 blank value\(s\) \(first at ({at['blank']})")):
+        path = tmp_path / src
+        (frame.to_parquet if src.endswith("parquet") else frame.to_csv)(path, index=False)
+        with pytest.raises(UpliftInputError, match=pattern):
+            score_file(study.result, path, tmp_path / "s.parquet", batch_rows=700)
+        assert not (tmp_path / "s.parquet").exists()
+
+
+def test_ids_merge_finds_the_first_repeat_and_keeps_order():
+    from uplift.scoring import _merge
+
+    rng = np.random.default_rng(3)
+    seen = np.sort(rng.integers(0, 2**63, 5000).astype(np.uint64))
+    new = np.sort(rng.integers(0, 2**63, 3000).astype(np.uint64))
+    merged, again = _merge(seen, new)
+    assert again == -1 and np.array_equal(merged, np.sort(np.concatenate([seen, new])))
+    new[[10, 2000]] = seen[[4000, 17]]
+    new.sort()
+    merged, again = _merge(seen, new)
+    assert np.array_equal(merged, np.sort(np.concatenate([seen, new])))
+    assert new[again] == min(seen[4000], seen[17])
+    assert _merge(np.empty(0, np.uint64), new)[1] == -1

@@ -155,14 +155,15 @@ class FeatureSchema:
         frame = self.prepare(frame)
         if not self.categories and all(frame[name].dtype == np.float32 for name in self.names):
             return _float32_matrix(frame, list(self.names))
-        columns = {name: frame[name].astype("string").to_numpy(dtype=object, na_value=None)
-                   if name in self.categories else _to_float(frame[name], name, frame) for name in self.names}
+        columns = {name: frame[name] if name in self.categories else _to_float(frame[name], name, frame)
+                   for name in self.names}
         return self.encode_columns(columns, len(frame))
 
     def encode_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """The float32 feature matrix of ``n`` customers given column by column, already typed and checked: each
         numeric feature finite numbers or NaN (missing) that fit in float32, each categorical one an object array
-        of text or None. :meth:`encode` checks and types a frame, then calls this; the scoring service's requests
+        of text or None, or a Series (its values compared with the training levels as text). :meth:`encode`
+        checks and types a frame, then calls this; the scoring service's requests
         arrive typed and call it directly (no DataFrame per request).
 
         A category never seen in training, like a missing one, becomes NaN (LightGBM's missing value).
@@ -178,9 +179,7 @@ class FeatureSchema:
         codes = self._level_codes
         for j, name in enumerate(self.names):
             if name in codes:
-                # One dict lookup per value, in numpy's loop: pandas' get_indexer costs ~100 us a call even for
-                # one customer (measured), which a scoring service pays on every request.
-                out[:, j] = np.frompyfunc(codes[name].get, 2, 1)(columns[name], np.nan)
+                out[:, j] = _category_codes(columns[name], codes[name])
             else:
                 out[:, j] = columns[name]
         return out
@@ -207,6 +206,32 @@ class FeatureSchema:
         # "dates" and "na_values" are absent from schemas saved before they existed: none, then.
         return cls(tuple(d["names"]), {k: tuple(v) for k, v in d["categories"].items()},
                    {k: dict(v) for k, v in d.get("dates", {}).items()}, tuple(d.get("na_values", ())))
+
+
+#: Up to this many values, categorical codes are one dict lookup per value; above it, per distinct value.
+_LOOKUP_ROWS = 1024
+
+
+def _category_codes(values: np.ndarray | pd.Series, codes: dict[str, float]) -> np.ndarray:
+    """The training code of each categorical value (as text), NaN for a missing or unseen one.
+
+    A few values (a scoring service's request) are one dict lookup each, in numpy's loop: pandas costs ~100 us
+    a call even for one customer (measured). Many (a batch of a file) are factorized first, so only the
+    distinct values are turned into text and looked up: a 500,000-row batch of a two-level column took 87 ms
+    to turn into text and 21 ms to look up, and takes 3 ms.
+
+    Examples
+    --------
+    >>> _category_codes(pd.Series(["web", None, "fax", "web"] * 300), {"app": 0.0, "web": 1.0})[:4].tolist()
+    [1.0, nan, nan, 1.0]
+    """
+    if isinstance(values, np.ndarray) and len(values) <= _LOOKUP_ROWS:
+        return np.frompyfunc(codes.get, 2, 1)(values, np.nan)
+    index, distinct = pd.factorize(values)  # missing: -1
+    text = pd.Series(distinct, dtype=None if len(distinct) else object).astype("string").to_numpy(
+        dtype=object, na_value=None)
+    lookup = np.array([codes.get(v, np.nan) for v in text] + [np.nan], np.float32)
+    return lookup[index]
 
 
 def _mask_na_values(frame: pd.DataFrame, names: list[str], na_values) -> pd.DataFrame:

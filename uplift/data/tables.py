@@ -275,7 +275,10 @@ def _typed(frame: pd.DataFrame, text: Sequence[str], na_values: Sequence[str]) -
     text = [c for c in text if c in frame.columns]
     for name in text:
         col = frame[name]
-        if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+        if col.dtype.kind in "iu":  # numpy integers (no missing value): Arrow's decimal text is str()'s, 2x faster
+            frame[name] = pd.Series(pa.array(col.to_numpy()).cast(pa.string()).to_numpy(zero_copy_only=False),
+                                    index=frame.index, dtype=object)
+        elif not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
             frame[name] = col.astype(object).where(col.isna(), col.astype(str)).astype(object)
     if na_values:
         tokens = [str(v) for v in na_values]
@@ -386,8 +389,8 @@ def locate(frame: pd.DataFrame, row: int) -> str:
     source = frame.attrs.get("uplift_source")
     if first is not None and not _one_line_records(frame.iloc[:row]):
         first = None  # a quoted line break above the row: its line number is not its position plus one
-    if first is None:
-        return f"row {row}" + (f" of {Path(source).name}" if source else "")
+    if first is None:  # a batch of a file counts its rows from the file's first
+        return f"row {frame.attrs.get('uplift_first_row', 0) + row}" + (f" of {Path(source).name}" if source else "")
     return f"line {first + row} of {Path(source).name}"
 
 
@@ -514,19 +517,22 @@ def read_table_batches(path: PathLike, *, columns: Sequence[str], batch_rows: in
             for batch in meta.iter_batches(batch_size=batch_rows, columns=wanted):
                 frame = _typed(batch.to_pandas(), strings, na_values)[wanted]
                 frame.index = pd.RangeIndex(len(frame))
+                frame.attrs["uplift_first_row"] = done
                 yield _mark(frame, path, None)
                 done += len(frame)
         except (pa.ArrowException, OSError) as err:
             raise _damaged(path, err) from None
         return
     sep, args = _csv_reader_args(path, ext, gz, columns, text, na_values, strings)
-    line = 2
+    line, done = 2, 0
     try:
         for frame in pd.read_csv(path, **args, chunksize=batch_rows):
-            frame = frame[list(args["usecols"])]
+            frame = frame[list(args["usecols"])].reset_index(drop=True)
             one_line = line is not None and _one_line_records(frame)
-            yield _mark(frame.reset_index(drop=True), path, line if one_line else None)
+            frame.attrs["uplift_first_row"] = done
+            yield _mark(frame, path, line if one_line else None)
             line = line + len(frame) if one_line else None
+            done += len(frame)
     except _PANDAS_CSV_ERRORS as err:
         raise _pandas_csv_error(path, sep, err) from None
 
