@@ -120,7 +120,7 @@ def main() -> None:
     result.scorer.predict(X)
     doc["tree_walk"] = {"rows": len(X), "rows_per_s": len(X) / (time.perf_counter() - t),
                         "cpu_s_per_million": 1e6 * (time.process_time() - c) / len(X), "load": load(),
-                        "trees": [b.num_trees() for b in result.scorer.boosters_],
+                        "trees": result.scorer.n_trees(),
                         "depth_mean": float(result.scorer._forest.depths.mean()) if result.scorer._forest else None,
                         "forest": result.scorer._forest is not None}
     t, c, load0 = time.perf_counter(), time.process_time(), load()

@@ -276,6 +276,82 @@ class CompiledTrees:
     n_features: int
 
     @classmethod
+    def from_model_text(cls, text: str) -> CompiledTrees:
+        """The trees of a LightGBM regression model in its text format (``Booster.model_to_string()``), read
+        without LightGBM: scoring with the fast scorer then does not import it (with scikit-learn, which it
+        imports, ~1.9 s of every ``uplift predict --fast``). Each tree's ``decision_type`` is LightGBM's
+        (categorical, default-left and missing-type bits, as ``flags`` holds them); a categorical split's
+        ``threshold`` indexes its bitset in ``cat_threshold`` via ``cat_boundaries``. Equal to
+        :meth:`from_booster` (tests/fit/test_distill.py).
+        """
+        head, _, body = text.partition("\nTree=")
+        fields = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+        if fields.get("objective", "regression").split()[0] not in ("regression", "regression_l2"):
+            raise ValueError("only regression boosters (raw score = sum of leaves) can be compiled")
+        if int(fields.get("num_tree_per_iteration", 1)) != 1:
+            raise ValueError("expected one tree per iteration")
+        n_features = int(fields["max_feature_idx"]) + 1
+        body = body.split("\nend of trees", 1)[0]
+        parts: dict[str, list] = {k: [] for k in ("feature", "threshold", "flags", "left", "right", "leaves",
+                                                  "cat_start", "cat_len", "cat_values", "roots")}
+        n_nodes = n_leaves = n_cat_values = 0
+        for block in body.split("\nTree=") if body.strip() else []:
+            tree = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if int(tree.get("is_linear", 0)):
+                raise ValueError("linear trees cannot be compiled")
+            leaf_value = np.array(tree["leaf_value"].split(), np.float64)
+            k = int(tree["num_leaves"])
+            if len(leaf_value) != k:
+                raise ValueError("leaf count does not match num_leaves")
+            if k == 1:
+                parts["roots"].append(-(n_leaves + 1))
+                parts["leaves"].append(leaf_value)
+                n_leaves += 1
+                continue
+
+            def ints(key: str, tree=tree) -> np.ndarray:
+                return np.array(tree[key].split(), np.int64)
+
+            feature, decision = ints("split_feature"), ints("decision_type")
+            threshold = np.array(tree["threshold"].split(), np.float64)
+            left, right = ints("left_child"), ints("right_child")
+            if not (len(feature) == len(decision) == len(threshold) == len(left) == len(right) == k - 1):
+                raise ValueError("split arrays do not match num_leaves")
+            cat_start, cat_len = np.zeros(k - 1, np.int64), np.zeros(k - 1, np.int64)
+            categorical = (decision & 1).astype(bool)
+            if categorical.any():
+                bounds, words = ints("cat_boundaries"), np.array(tree["cat_threshold"].split(), np.uint64)
+                for i in np.flatnonzero(categorical).tolist():
+                    j = int(threshold[i])
+                    bits = words[bounds[j]:bounds[j + 1]]
+                    cats = np.flatnonzero((bits[:, None] >> np.arange(32, dtype=np.uint64)) & np.uint64(1))
+                    cat_start[i], cat_len[i] = n_cat_values, len(cats)
+                    parts["cat_values"].append(cats)
+                    n_cat_values += len(cats)
+                threshold = np.where(categorical, 0.0, threshold)
+
+            parts["feature"].append(feature)
+            parts["threshold"].append(threshold)
+            parts["flags"].append(decision)
+            for key, c in (("left", left), ("right", right)):  # to the ensemble's numbers: leaf l is -(l + 1)
+                parts[key].append(np.where(c < 0, c - n_leaves, c + n_nodes))
+            parts["leaves"].append(leaf_value)
+            parts["cat_start"].append(cat_start)
+            parts["cat_len"].append(cat_len)
+            parts["roots"].append(n_nodes)
+            n_nodes += k - 1
+            n_leaves += k
+
+        def cat(key: str, dtype) -> np.ndarray:
+            items = parts[key]
+            return np.concatenate([np.asarray(x, dtype).ravel() for x in items]) if items else np.zeros(0, dtype)
+
+        i32 = np.int32
+        return cls(np.asarray(parts["roots"], i32), cat("feature", i32), cat("threshold", np.float64),
+                   cat("flags", np.uint8), cat("left", i32), cat("right", i32), cat("leaves", np.float64),
+                   cat("cat_start", i32), cat("cat_len", i32), cat("cat_values", i32), n_features)
+
+    @classmethod
     def from_booster(cls, booster: lgb.Booster) -> CompiledTrees:
         model = booster.dump_model()
         if model.get("objective", "regression").split()[0] not in ("regression", "regression_l2"):
@@ -482,12 +558,15 @@ class DistilledScorer:
         Categorical column indices of ``X``.
     random_state : int
         Seed of the train/validation split and of LightGBM.
+
+    The fitted trees are kept as LightGBM's text (``models_``) and scored by compiled code read from it
+    (:meth:`CompiledTrees.from_model_text`): a loaded scorer needs no LightGBM.
     """
 
     max_trees: int = MAX_TREES
     categorical: list[int] = field(default_factory=list)
     random_state: int = 0
-    boosters_: list[lgb.Booster] = field(default_factory=list)
+    models_: list[str] = field(default_factory=list)  # LightGBM's text format per arm, what is saved
     fidelity_: list[dict] = field(default_factory=list)
     _compiled: list[CompiledTrees] = field(default_factory=list, repr=False)
     _forest: Forest | None = field(default=None, repr=False)
@@ -505,7 +584,7 @@ class DistilledScorer:
         params = {**STUDENT_PARAMS, "verbosity": -1, "seed": self.random_state, "deterministic": True,
                   "force_col_wise": True, "min_data_in_leaf": int(min(STUDENT_PARAMS["min_data_in_leaf"],
                                                                         max(2, tr.sum() // 20)))}
-        self.boosters_, self.fidelity_, self._compiled = [], [], []
+        self.models_, self.fidelity_, self._compiled = [], [], []
         for j in range(teacher.shape[1]):
             dtrain = lgb.Dataset(X[tr], teacher[tr, j], categorical_feature=self.categorical or "auto",
                                  free_raw_data=True, params={"max_bin": params["max_bin"]})
@@ -517,8 +596,8 @@ class DistilledScorer:
                     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
             else:
                 booster = lgb.train(params, dtrain, num_boost_round=min(self.max_trees, 100))
-            self.boosters_.append(booster)
-            self._compiled.append(CompiledTrees.from_booster(booster))
+            self.models_.append(booster.model_to_string())
+            self._compiled.append(CompiledTrees.from_model_text(self.models_[-1]))
             rows = val if val.any() else tr
             fid = _fidelity(teacher[rows, j], self._compiled[-1].predict(X[rows]))
             fid.update(trees=booster.num_trees(), on="held-out sample" if val.any() else "training sample")
@@ -529,7 +608,7 @@ class DistilledScorer:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Uplift per row and treated arm, shape (n, n_treated)."""
         if not self._compiled:
-            self._compiled = [CompiledTrees.from_booster(b) for b in self.boosters_]
+            self._compiled = [CompiledTrees.from_model_text(m) for m in self.models_]
             self._forest = Forest.from_trees(self._compiled)
         if self._forest is not None:
             return self._forest.predict(X)
@@ -537,12 +616,17 @@ class DistilledScorer:
 
     def to_bytes(self) -> list[bytes]:
         """LightGBM's text format per arm (no pickle)."""
-        return [b.model_to_string().encode() for b in self.boosters_]
+        return [m.encode() for m in self.models_]
 
     @classmethod
     def from_bytes(cls, models: list[bytes], fidelity: list[dict]) -> DistilledScorer:
-        import lightgbm as lgb
-        scorer = cls()
-        scorer.boosters_ = [lgb.Booster(model_str=m.decode()) for m in models]
-        scorer.fidelity_ = list(fidelity)
+        scorer = cls(models_=[m.decode() for m in models], fidelity_=list(fidelity))
+        scorer._compiled = [CompiledTrees.from_model_text(m) for m in scorer.models_]  # a damaged text: ValueError
+        scorer._forest = Forest.from_trees(scorer._compiled)
         return scorer
+
+    def n_trees(self) -> list[int]:
+        """Trees per arm."""
+        if not self._compiled:
+            self._compiled = [CompiledTrees.from_model_text(m) for m in self.models_]
+        return [len(c.roots) for c in self._compiled]
