@@ -8,8 +8,11 @@ a temporary output that replaces the target only when every batch succeeded (ato
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +26,8 @@ from uplift.data.sql import SqlSource
 from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
 from uplift.fit.result import FitResult
+
+T = TypeVar("T")
 
 #: Rows per scoring batch: large enough for LightGBM to use its threads, small enough to bound memory.
 BATCH_ROWS = 500_000
@@ -43,8 +48,12 @@ def _merge_py(seen, new, out):
             out[k] = new[j]
             j += 1
         k += 1
-    out[k:k + seen.shape[0] - i] = seen[i:]
-    out[k + seen.shape[0] - i:] = new[j:]
+    for r in range(i, seen.shape[0]):
+        out[k] = seen[r]
+        k += 1
+    for r in range(j, new.shape[0]):
+        out[k] = new[r]
+        k += 1
     return first
 
 
@@ -91,6 +100,53 @@ def _batches(result: FitResult, path: Path | SqlSource, batch_rows: int) -> Iter
         yield batch
 
 
+def _prefetch(items: Iterator[T]) -> Iterator[T]:
+    """``items`` in order, each made in a background thread while the caller works on the one before.
+
+    Reading a Parquet batch and checking its ids (Arrow and numpy release the interpreter lock for most of it)
+    then overlaps the compiled scoring of the previous batch. An error raised making an item is raised here,
+    after the items before it; when the caller stops early, the thread stops and closes ``items``.
+    """
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as err:  # handed to the caller, raised in its thread
+            put((False, err))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=run, name="uplift-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, item = slot.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def score_file(result: FitResult, data: str | Path | SqlSource, out: str | Path, *, learner: str | None = None,
                batch_rows: int = BATCH_ROWS, drift: dict | None = None) -> int:
     """Score every row of ``data`` into ``out`` (CSV or Parquet), batch by batch. Returns the row count.
@@ -124,7 +180,7 @@ def score_file(result: FitResult, data: str | Path | SqlSource, out: str | Path,
     writer = None
     with atomic_path(out, protect=inputs) as tmp:
         try:
-            for i, batch in enumerate(_batches(result, data, batch_rows)):
+            for i, batch in enumerate(_prefetch(_batches(result, data, batch_rows))):
                 pred = result.predict_uplift(batch, learner=learner)
                 if i == 0 and drift is not None:
                     drift.update(result.drift(batch, uplift=pred))

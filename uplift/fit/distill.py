@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import os
 import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -227,7 +228,9 @@ def _kernel(numeric: bool, parallel: bool = True):
         cache = cacheable(__file__)
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
-        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py), ("forest", _quick_py)):
+        # The forest kernel is compiled once, without numba's threads (see _forest_kernel)
+        _KERNELS["forest"] = numba.njit(nogil=True, cache=cache)(_quick_py)
+        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py)):
             _KERNELS[name] = numba.njit(parallel=True, nogil=True, cache=cache)(fn)
             # A copy under its own name: numba's on-disk cache is keyed by the function's name and argument
             # types, not by ``parallel``, so the same function compiled both ways shared one cache entry and
@@ -238,10 +241,40 @@ def _kernel(numeric: bool, parallel: bool = True):
     return _KERNELS[("numeric" if numeric else "general") + ("" if parallel else "_serial")]
 
 
-def _forest_kernel(parallel: bool):
-    """The kernel of :class:`Forest` (compiled with the others on first use)."""
+def _forest_kernel():
+    """The kernel of :class:`Forest` (compiled with the others on first use), one thread per call.
+
+    :meth:`Forest.predict` runs it on slices of rows in threads of its own (the kernel releases the interpreter
+    lock): as fast as numba's parallel loop on 500,000 rows (187 vs 189 ms on two cores), and compiled in 1.0 s
+    instead of 3.7 s, which the first ``uplift predict --fast`` after an install or upgrade pays.
+    """
     _kernel(True)
-    return _KERNELS["forest" + ("" if parallel else "_serial")]
+    return _KERNELS["forest"]
+
+
+_POOL: list = []
+
+
+def _threads() -> int:
+    """CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _in_threads(n: int, work) -> None:
+    """``work(rows)`` over slices of ``range(n)`` (at least :data:`_BLOCK` rows each), in a pool of one thread
+    per CPU; the calling thread alone when there is one slice."""
+    threads = _threads()
+    size = max(_BLOCK, -(-n // (4 * threads)))  # four slices a thread: a thread slowed by other work is caught up
+    slices = [slice(lo, min(n, lo + size)) for lo in range(0, n, size)]
+    if len(slices) == 1 or threads == 1:
+        for rows in slices:
+            work(rows)
+        return
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(threads, thread_name_prefix="uplift-forest"))
+    list(_POOL[0].map(work, slices))  # a worker's error is raised here
 
 
 def _feature_block(X: np.ndarray, n_features: int) -> np.ndarray:
@@ -522,9 +555,13 @@ class Forest:
         out = np.zeros((len(X), self.n_arms), np.float64)
         if not len(X) or not self.table.shape[1]:
             return out
-        _forest_kernel(parallel=len(X) > _BLOCK)(X, self.used, self.categorical, self.thresholds, self.offsets,
-                                                 self.n_levels, self.base, self.table, self.arm_start, self.leaves,
-                                                 _LOWEST, out)
+        kernel = _forest_kernel()
+
+        def work(rows: slice) -> None:
+            kernel(X[rows], self.used, self.categorical, self.thresholds, self.offsets, self.n_levels, self.base,
+                   self.table, self.arm_start, self.leaves, _LOWEST, out[rows])
+
+        _in_threads(len(X), work)
         return out
 
 
