@@ -90,3 +90,39 @@ def test_ids_merge_finds_the_first_repeat_and_keeps_order():
     assert np.array_equal(merged, np.sort(np.concatenate([seen, new])))
     assert new[again] == min(seen[4000], seen[17])
     assert _merge(np.empty(0, np.uint64), new)[1] == -1
+
+
+def test_prefetch_keeps_order_raises_in_place_and_stops_early():
+    import threading
+
+    from uplift.scoring import _prefetch
+
+    assert list(_prefetch(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise UpliftInputError("row 3 is bad")
+
+    got = []
+    with pytest.raises(UpliftInputError, match="row 3 is bad"):
+        for item in _prefetch(failing()):
+            got.append(item)
+    assert got == [1, 2]  # the items before the error first
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    for item in _prefetch(endless()):
+        if item == 3:
+            break
+    assert closed.wait(5)  # the caller stopped: the thread stopped and closed the source
+    assert not [t for t in threading.enumerate() if t.name == "uplift-prefetch"]

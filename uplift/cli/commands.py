@@ -367,7 +367,7 @@ def predict(
                                                      "--db --table.")] = None,
     learner: Annotated[str | None, typer.Option(help="Learner to use (default: the chosen one).")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Score with the chosen model's distilled scorer (one small "
-                                       "compiled tree ensemble per arm, ~300k rows/s on 2 cores); its fidelity to "
+                                       "compiled tree ensemble per arm, ~1M rows/s on 2 cores); its fidelity to "
                                        "the full model is printed.")] = False,
     strict_drift: StrictDriftOpt = False,
     sql: SqlOpt = None,

@@ -8,8 +8,12 @@ random sample of training customers, with one LightGBM regressor of at most a fe
 treated arm. Its **fidelity** to the teacher (R², correlation, overlap of the top 20%) is measured on sampled
 customers it did not learn from and travels with the model, so a user sees what the speed costs.
 
-The trees are evaluated by :class:`CompiledTrees`, a numba-compiled, multi-threaded walk of LightGBM's
-decision rules (numerical thresholds with LightGBM's missing-value handling, categorical bitsets), checked
+The trees of all arms are scored together by :class:`Forest`: each feature's value binned by the forest's own
+thresholds, then one bit-vector AND per feature and tree (QuickScorer on bins; no branch on the data inside a
+tree), compiled by numba and run in threads. :class:`CompiledTrees`, a compiled walk of LightGBM's decision
+rules (numerical thresholds with LightGBM's missing-value handling, categorical bitsets), scores what the forest
+does not take (trees past 64 leaves, zero-as-missing splits). A saved scorer's trees are read from LightGBM's
+model text without LightGBM (:meth:`CompiledTrees.from_model_text`). Both evaluators are checked
 against ``lightgbm.Booster.predict`` in ``tests/fit/test_distill.py``.
 
 Examples
@@ -41,7 +45,7 @@ if TYPE_CHECKING:  # imported where used, so that importing the package does not
 
 #: Learner name that selects the fast scorer wherever a learner can be named (``--learner fast``).
 FAST = "fast"
-#: The student's trees: deep enough to copy a boosted teacher, few enough to score ~500k customers a
+#: The student's trees: deep enough to copy a boosted teacher, few enough to score ~2.5M customers a
 #: second on two cores (the tree walk alone; ``benchmarks/results/predict_fast.md``).
 STUDENT_PARAMS = {
     "objective": "regression", "learning_rate": 0.3, "num_leaves": 31, "min_data_in_leaf": 20,

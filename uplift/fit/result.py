@@ -154,7 +154,7 @@ class FitResult:
         so their uplift is an extrapolation (``targeting_list(..., skip_extrapolated=True)`` leaves them out).
 
         With ``learner="fast"`` the chosen model's distilled scorer answers instead of the fold models (one small
-        compiled tree ensemble per arm, about 500,000 customers a second on two cores, ~300,000 a second from a
+        compiled tree ensemble per arm, about 2.5 million customers a second on two cores, ~1 million a second from a
         Parquet file end to end; see :mod:`uplift.fit.distill` and ``benchmarks/results/predict_fast.md``).
         """
         if not isinstance(data, pd.DataFrame):
