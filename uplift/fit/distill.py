@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -275,8 +276,6 @@ def _in_threads(n: int, work) -> None:
             work(rows)
         return
     if not _POOL:
-        from concurrent.futures import ThreadPoolExecutor
-
         _POOL.append(ThreadPoolExecutor(threads, thread_name_prefix="uplift-forest"))
     list(_POOL[0].map(work, slices))  # a worker's error is raised here
 
@@ -591,6 +590,9 @@ def _fidelity(teacher: np.ndarray, student: np.ndarray, top: float = 0.2) -> dic
 class DistilledScorer:
     """One small LightGBM regressor per treated arm that reproduces a study's uplift prediction.
 
+    The fitted trees are kept as LightGBM's text (``models_``) and scored by compiled code read from it
+    (:meth:`CompiledTrees.from_model_text`): a loaded scorer needs no LightGBM.
+
     Parameters
     ----------
     max_trees : int
@@ -599,9 +601,6 @@ class DistilledScorer:
         Categorical column indices of ``X``.
     random_state : int
         Seed of the train/validation split and of LightGBM.
-
-    The fitted trees are kept as LightGBM's text (``models_``) and scored by compiled code read from it
-    (:meth:`CompiledTrees.from_model_text`): a loaded scorer needs no LightGBM.
     """
 
     max_trees: int = MAX_TREES
