@@ -82,15 +82,14 @@ def _batches(result: FitResult, path: Path | SqlSource, batch_rows: int) -> Iter
     for batch in result.schema.read_batches(path, batch_rows=batch_rows, text=[id_col]):
         if id_col:
             col = batch[id_col]
-            if blank_ids(col).any():
-                check_ids(col, id_col, batch, what=path.name)  # names the first blank
             if col.dtype.kind in "iu":  # integer ids are their own (exact) hashes
                 hashes = col.to_numpy().astype(np.int64).view(np.uint64)
             else:
                 hashes = np.fromiter(map(hash, col.to_numpy(dtype=object)), np.int64, len(col)).view(np.uint64)
             ranked = np.sort(hashes)
-            if (ranked[1:] == ranked[:-1]).any():
-                check_ids(col, id_col, batch, what=path.name)  # a repeat in the batch (or, rarely, equal hashes)
+            if (ranked[1:] == ranked[:-1]).any() or blank_ids(col).any():
+                # names the first blank or repeat in the batch (equal hashes of different ids pass)
+                check_ids(col, id_col, batch, what=path.name)
             merged, again = _merge(seen, ranked)
             if again >= 0:
                 row = int(np.flatnonzero(np.isin(hashes, seen))[0])  # the first in the batch

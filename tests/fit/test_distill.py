@@ -58,10 +58,7 @@ def test_compiled_trees_equal_lightgbm(params):
     np.testing.assert_allclose(compiled.predict(Xt.astype(np.float64)), booster.predict(Xt), rtol=0, atol=1e-12)
     few = Xt[:400]  # the hostile rows, at most one block: the kernel compiled without threads
     np.testing.assert_allclose(compiled.predict(few), booster.predict(few), rtol=0, atol=1e-12)
-    # read from the model text without LightGBM: the same predictions, bit for bit
-    from_text = CompiledTrees.from_model_text(booster.model_to_string())
-    assert np.array_equal(from_text.predict(Xt), compiled.predict(Xt))
-    assert from_text.n_features == compiled.n_features and len(from_text.roots) == len(compiled.roots)
+    assert compiled.n_features == X.shape[1] and len(compiled.roots) == booster.num_trees()
 
 
 def test_compiled_trees_single_leaf_and_empty():

@@ -229,11 +229,24 @@ def _category_codes(values: np.ndarray | pd.Series, codes: dict[str, float]) -> 
     """
     if isinstance(values, np.ndarray) and len(values) <= _LOOKUP_ROWS:
         return np.frompyfunc(codes.get, 2, 1)(values, np.nan)
-    index, distinct = pd.factorize(values)  # missing: -1
-    text = pd.Series(distinct, dtype=None if len(distinct) else object).astype("string").to_numpy(
-        dtype=object, na_value=None)
+    index, text = factorized_text(values)
     lookup = np.array([codes.get(v, np.nan) for v in text] + [np.nan], np.float32)
     return lookup[index]
+
+
+def factorized_text(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's index among the distinct values (-1: missing), and those distinct values as text: a
+    categorical column is compared with its levels as text, and only its distinct values are turned into text.
+
+    Examples
+    --------
+    >>> index, text = factorized_text(pd.Series([2, None, 2, 7]))
+    >>> index.tolist(), text.tolist()
+    ([0, -1, 0, 1], ['2.0', '7.0'])
+    """
+    index, distinct = pd.factorize(values)
+    text = pd.Series(distinct, dtype=None if len(distinct) else object).astype("string")
+    return index, text.to_numpy(dtype=object, na_value=None)
 
 
 def _mask_na_values(frame: pd.DataFrame, names: list[str], na_values) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uplift.data.campaign import FeatureSchema
+from uplift.data.campaign import FeatureSchema, factorized_text
 from uplift.errors import UpliftInputError
 
 PROFILE_VERSION = 1
@@ -64,9 +64,8 @@ def _level_codes(col: pd.Series, levels) -> tuple[np.ndarray, np.ndarray]:
     """The index in ``levels`` of each present value of ``col`` (compared as text; -1: a level not in
     ``levels``), and which values are missing. Distinct values are turned into text once (factorize): a
     500,000-row batch no longer turns every value into a string."""
-    index, distinct = pd.factorize(col)  # missing: -1
-    text = pd.Series(distinct, dtype=None if len(distinct) else object).astype("string")
-    level_of = pd.Index(list(levels)).get_indexer(text.to_numpy(dtype=object, na_value=None))
+    index, text = factorized_text(col)
+    level_of = pd.Index(list(levels)).get_indexer(text)
     missing = index < 0
     return level_of[index[~missing]], missing
 

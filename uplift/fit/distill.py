@@ -32,7 +32,6 @@ True
 from __future__ import annotations
 
 import os
-import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -69,32 +68,30 @@ def _in_set_py(value, values, start, length):
 
 
 def _predict_py(X, roots, feature, threshold, flags, left, right, leaf_value, cat_start, cat_len, cat_values, out):
-    """LightGBM's decision rules (``Tree::NumericalDecision`` / ``CategoricalDecision``), rows in parallel."""
+    """LightGBM's decision rules (``Tree::NumericalDecision`` / ``CategoricalDecision``), row by row."""
     n, n_trees = X.shape[0], roots.shape[0]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for b in prange(n_blocks):
-        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            total = 0.0
-            for t in range(n_trees):
-                node = roots[t]
-                while node >= 0:
-                    fval = np.float64(X[i, feature[node]])
-                    f = flags[node]
-                    missing = (f >> 2) & 3  # 0: none, 1: zero, 2: NaN (LightGBM's MissingType)
-                    if f & 1:  # categorical: left when the category is in the node's set; NaN goes right
-                        go_left = False
-                        if not np.isnan(fval) and fval >= 0.0:
-                            go_left = _in_set(int(fval), cat_values, cat_start[node], cat_len[node])
+    for i in range(n):
+        total = 0.0
+        for t in range(n_trees):
+            node = roots[t]
+            while node >= 0:
+                fval = np.float64(X[i, feature[node]])
+                f = flags[node]
+                missing = (f >> 2) & 3  # 0: none, 1: zero, 2: NaN (LightGBM's MissingType)
+                if f & 1:  # categorical: left when the category is in the node's set; NaN goes right
+                    go_left = False
+                    if not np.isnan(fval) and fval >= 0.0:
+                        go_left = _in_set(int(fval), cat_values, cat_start[node], cat_len[node])
+                else:
+                    if np.isnan(fval) and missing != 2:
+                        fval = 0.0
+                    if (missing == 1 and -1e-35 <= fval <= 1e-35) or (missing == 2 and np.isnan(fval)):
+                        go_left = (f & 2) != 0  # the node's default direction
                     else:
-                        if np.isnan(fval) and missing != 2:
-                            fval = 0.0
-                        if (missing == 1 and -1e-35 <= fval <= 1e-35) or (missing == 2 and np.isnan(fval)):
-                            go_left = (f & 2) != 0  # the node's default direction
-                        else:
-                            go_left = fval <= threshold[node]
-                    node = left[node] if go_left else right[node]
-                total += leaf_value[-node - 1]
-            out[i] = total
+                        go_left = fval <= threshold[node]
+                node = left[node] if go_left else right[node]
+            total += leaf_value[-node - 1]
+        out[i] = total
 
 
 def _step_py(X, i, node, feature, threshold, nan_sub, left, right):
@@ -109,27 +106,25 @@ def _predict_numeric_py(X, roots, feature, threshold, nan_sub, left, right, leaf
     node loads in flight instead of one (about 1.2x faster than one row at a time)."""
     n, n_trees = X.shape[0], roots.shape[0]
     n4 = n // 4
-    quads = _BLOCK // 4
-    for b in prange((n4 + quads - 1) // quads):
-        for q in range(b * quads, min(n4, (b + 1) * quads)):
-            i = 4 * q
-            s0 = s1 = s2 = s3 = 0.0
-            for t in range(n_trees):
-                a0 = a1 = a2 = a3 = roots[t]
-                while a0 >= 0 or a1 >= 0 or a2 >= 0 or a3 >= 0:
-                    if a0 >= 0:
-                        a0 = _step(X, i, a0, feature, threshold, nan_sub, left, right)
-                    if a1 >= 0:
-                        a1 = _step(X, i + 1, a1, feature, threshold, nan_sub, left, right)
-                    if a2 >= 0:
-                        a2 = _step(X, i + 2, a2, feature, threshold, nan_sub, left, right)
-                    if a3 >= 0:
-                        a3 = _step(X, i + 3, a3, feature, threshold, nan_sub, left, right)
-                s0 += leaf_value[-a0 - 1]
-                s1 += leaf_value[-a1 - 1]
-                s2 += leaf_value[-a2 - 1]
-                s3 += leaf_value[-a3 - 1]
-            out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
+    for q in range(n4):
+        i = 4 * q
+        s0 = s1 = s2 = s3 = 0.0
+        for t in range(n_trees):
+            a0 = a1 = a2 = a3 = roots[t]
+            while a0 >= 0 or a1 >= 0 or a2 >= 0 or a3 >= 0:
+                if a0 >= 0:
+                    a0 = _step(X, i, a0, feature, threshold, nan_sub, left, right)
+                if a1 >= 0:
+                    a1 = _step(X, i + 1, a1, feature, threshold, nan_sub, left, right)
+                if a2 >= 0:
+                    a2 = _step(X, i + 2, a2, feature, threshold, nan_sub, left, right)
+                if a3 >= 0:
+                    a3 = _step(X, i + 3, a3, feature, threshold, nan_sub, left, right)
+            s0 += leaf_value[-a0 - 1]
+            s1 += leaf_value[-a1 - 1]
+            s2 += leaf_value[-a2 - 1]
+            s3 += leaf_value[-a3 - 1]
+        out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
     for i in range(4 * n4, n):
         total = 0.0
         for t in range(n_trees):
@@ -169,44 +164,43 @@ def _quick_py(X, used, categorical, thresholds, offsets, n_levels, base, table, 
     :class:`CompiledTrees` bit for bit."""
     n, n_used, n_arms = X.shape[0], used.shape[0], arm_start.shape[0] - 1
     n_trees = table.shape[1]
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        acc = np.empty(n_trees, np.uint64)
-        rows = np.empty((_LANES, n_used), np.int64)
-        for lo_row in range(b * _BLOCK, min(n, (b + 1) * _BLOCK), _LANES):
-            m_rows = min(_LANES, n - lo_row)
-            # The table row of each feature's bin, feature by feature: the rows' searches are independent, so
-            # the CPU runs several at once (row by row, one search waited for the last: 2x slower).
-            for u in range(n_used):
-                f = used[u]
-                first, count = offsets[f], offsets[f + 1] - offsets[f]
-                if categorical[f]:
-                    k = n_levels[f]
-                    for j in range(m_rows):
-                        v = np.float64(X[lo_row + j, f])
-                        rows[j, u] = base[u] + (np.int64(v) if v > -1.0 and v < k else k)
-                    continue
+    acc = np.empty(n_trees, np.uint64)
+    rows = np.empty((_LANES, n_used), np.int64)
+    for lo_row in range(0, n, _LANES):
+        m_rows = min(_LANES, n - lo_row)
+        # The table row of each feature's bin, feature by feature: the rows' searches are independent, so
+        # the CPU runs several at once (row by row, one search waited for the last: 2x slower).
+        for u in range(n_used):
+            f = used[u]
+            first, count = offsets[f], offsets[f + 1] - offsets[f]
+            if categorical[f]:
+                k = n_levels[f]
                 for j in range(m_rows):
                     v = np.float64(X[lo_row + j, f])
-                    lo, m = first, count  # the count of thresholds below v, without data-dependent branches
-                    if m > 0:
-                        while m > 1:
-                            half = m >> 1
-                            lo += half * np.int64(thresholds[lo + half] < v)
-                            m -= half
-                        lo += np.int64(thresholds[lo] < v)
-                    rows[j, u] = base[u] + (count + 1 if v != v else lo - first)
+                    rows[j, u] = base[u] + (np.int64(v) if v > -1.0 and v < k else k)
+                continue
             for j in range(m_rows):
-                acc[:] = _ONES
-                for u in range(n_used):
-                    row = table[rows[j, u]]
-                    for t in range(n_trees):
-                        acc[t] &= row[t]
-                for a in range(n_arms):
-                    total = 0.0
-                    for t in range(arm_start[a], arm_start[a + 1]):
-                        x = acc[t]
-                        total += leaves[t, lowest[((x & (~x + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]]
-                    out[lo_row + j, a] = total
+                v = np.float64(X[lo_row + j, f])
+                lo, m = first, count  # the count of thresholds below v, without data-dependent branches
+                if m > 0:
+                    while m > 1:
+                        half = m >> 1
+                        lo += half * np.int64(thresholds[lo + half] < v)
+                        m -= half
+                    lo += np.int64(thresholds[lo] < v)
+                rows[j, u] = base[u] + (count + 1 if v != v else lo - first)
+        for j in range(m_rows):
+            acc[:] = _ONES
+            for u in range(n_used):
+                row = table[rows[j, u]]
+                for t in range(n_trees):
+                    acc[t] &= row[t]
+            for a in range(n_arms):
+                total = 0.0
+                for t in range(arm_start[a], arm_start[a + 1]):
+                    x = acc[t]
+                    total += leaves[t, lowest[((x & (~x + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]]
+                out[lo_row + j, a] = total
 
 
 #: Rows whose bins are found together, feature by feature, in the forest kernel.
@@ -215,46 +209,28 @@ _LANES = 256
 
 _in_set = _step = None
 _KERNELS: dict[str, object] = {}
-prange = range  # numba.prange once the kernels are compiled (numba is imported only when first needed)
 
 
-def _kernel(numeric: bool, parallel: bool = True):
-    """The compiled evaluator, built on first use (numba compiles in ~1 s, or loads its on-disk cache).
+def _kernel(name: str):
+    """The compiled evaluator ``"forest"``, ``"numeric"`` or ``"general"``, built on first use (numba compiles
+    them in ~1 s, or loads its on-disk cache).
 
-    ``parallel=False`` is the same code compiled without threads, for at most one block of rows: a parallel
-    call wakes the thread pool even for one block, which costs a scoring service more than the trees of a
-    few customers (on a busy machine, milliseconds of waiting for a thread to be scheduled).
+    Each is compiled once without numba's threads, and releases the interpreter lock: the callers run it on
+    slices of rows in a thread pool of their own (:func:`_in_threads`). That is as fast as numba's parallel
+    loop (500,000 rows through the forest: 187 vs 189 ms on two cores), compiles in a third of the time (which
+    the first ``uplift predict --fast`` after an install pays), and a few customers (a scoring service's
+    request) are scored on the calling thread without waking any pool.
     """
-    global _in_set, _step, prange
+    global _in_set, _step
     if not _KERNELS:
         import numba
 
-        prange = numba.prange
         cache = cacheable(__file__)
         _in_set = numba.njit(cache=cache, nogil=True)(_in_set_py)
         _step = numba.njit(cache=cache, nogil=True, inline="always")(_step_py)
-        # The forest kernel is compiled once, without numba's threads (see _forest_kernel)
-        _KERNELS["forest"] = numba.njit(nogil=True, cache=cache)(_quick_py)
-        for name, fn in (("general", _predict_py), ("numeric", _predict_numeric_py)):
-            _KERNELS[name] = numba.njit(parallel=True, nogil=True, cache=cache)(fn)
-            # A copy under its own name: numba's on-disk cache is keyed by the function's name and argument
-            # types, not by ``parallel``, so the same function compiled both ways shared one cache entry and
-            # whichever was compiled first served both (the "parallel" kernels ran on one thread).
-            serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__)
-            serial.__qualname__ = fn.__qualname__ + "_serial"
-            _KERNELS[name + "_serial"] = numba.njit(nogil=True, cache=cache)(serial)
-    return _KERNELS[("numeric" if numeric else "general") + ("" if parallel else "_serial")]
-
-
-def _forest_kernel():
-    """The kernel of :class:`Forest` (compiled with the others on first use), one thread per call.
-
-    :meth:`Forest.predict` runs it on slices of rows in threads of its own (the kernel releases the interpreter
-    lock): as fast as numba's parallel loop on 500,000 rows (187 vs 189 ms on two cores), and compiled in 1.0 s
-    instead of 3.7 s, which the first ``uplift predict --fast`` after an install or upgrade pays.
-    """
-    _kernel(True)
-    return _KERNELS["forest"]
+        for key, fn in (("forest", _quick_py), ("general", _predict_py), ("numeric", _predict_numeric_py)):
+            _KERNELS[key] = numba.njit(nogil=True, cache=cache)(fn)
+    return _KERNELS[name]
 
 
 _POOL: list = []
@@ -317,8 +293,8 @@ class CompiledTrees:
         without LightGBM: scoring with the fast scorer then does not import it (with scikit-learn, which it
         imports, ~1.9 s of every ``uplift predict --fast``). Each tree's ``decision_type`` is LightGBM's
         (categorical, default-left and missing-type bits, as ``flags`` holds them); a categorical split's
-        ``threshold`` indexes its bitset in ``cat_threshold`` via ``cat_boundaries``. Equal to
-        :meth:`from_booster` (tests/fit/test_distill.py).
+        ``threshold`` indexes its bitset in ``cat_threshold`` via ``cat_boundaries``. Equal to LightGBM's
+        own predictions, bit for bit (tests/fit/test_distill.py).
         """
         head, _, body = text.partition("\nTree=")
         fields = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
@@ -389,45 +365,8 @@ class CompiledTrees:
 
     @classmethod
     def from_booster(cls, booster: lgb.Booster) -> CompiledTrees:
-        model = booster.dump_model()
-        if model.get("objective", "regression").split()[0] not in ("regression", "regression_l2"):
-            raise ValueError("only regression boosters (raw score = sum of leaves) can be compiled")
-        feature, threshold, flags, left, right, leaves, cat_start, cat_len, cat_values, roots = ([] for _ in
-                                                                                                range(10))
-        missing_code = {"None": 0, "Zero": 1, "NaN": 2}
-
-        def walk(node: dict) -> int:
-            if "leaf_value" in node:
-                leaves.append(node["leaf_value"])
-                return -len(leaves)
-            i = len(feature)
-            feature.append(node["split_feature"])
-            categorical = node["decision_type"] == "=="
-            flags.append(int(categorical) | (int(bool(node["default_left"])) << 1)
-                         | (missing_code[node["missing_type"]] << 2))
-            if categorical:
-                cats = [int(c) for c in str(node["threshold"]).split("||")]
-                cat_start.append(len(cat_values))
-                cat_len.append(len(cats))
-                cat_values.extend(cats)
-                threshold.append(0.0)
-            else:
-                cat_start.append(0)
-                cat_len.append(0)
-                threshold.append(float(node["threshold"]))
-            left.append(0)
-            right.append(0)
-            left[i] = walk(node["left_child"])
-            right[i] = walk(node["right_child"])
-            return i
-
-        for tree in model["tree_info"]:
-            roots.append(walk(tree["tree_structure"]))
-        i32 = np.int32
-        return cls(np.asarray(roots, i32), np.asarray(feature, i32), np.asarray(threshold, np.float64),
-                   np.asarray(flags, np.uint8), np.asarray(left, i32), np.asarray(right, i32),
-                   np.asarray(leaves, np.float64), np.asarray(cat_start, i32), np.asarray(cat_len, i32),
-                   np.asarray(cat_values, i32), int(model["max_feature_idx"]) + 1)
+        """The trees of a trained LightGBM regression booster (read from its model text)."""
+        return cls.from_model_text(booster.model_to_string())
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Sum of the trees' leaf values per row of ``X`` (float32 or float64, shape (n, n_features))."""
@@ -436,16 +375,19 @@ class CompiledTrees:
         if not len(X):
             return out
         missing = (self.flags >> 2) & 3
-        parallel = len(X) > _BLOCK  # one block runs on one thread anyway
         if not (self.flags & 1).any() and not (missing == 1).any():
             # Numerical splits without zero-as-missing: NaN goes where LightGBM sends it through a per-node
             # substitute (missing type None: treated as 0.0; NaN: -inf/+inf for default left/right).
             nan_sub = np.where(missing == 2, np.where(self.flags & 2, -np.inf, np.inf), 0.0)
-            _kernel(True, parallel)(X, self.roots, self.feature, self.threshold, nan_sub, self.left, self.right,
-                          self.leaf_value, out)
+            kernel, args = _kernel("numeric"), (nan_sub, self.left, self.right, self.leaf_value)
         else:
-            _kernel(False, parallel)(X, self.roots, self.feature, self.threshold, self.flags, self.left, self.right,
-                           self.leaf_value, self.cat_start, self.cat_len, self.cat_values, out)
+            kernel, args = _kernel("general"), (self.flags, self.left, self.right, self.leaf_value, self.cat_start,
+                                                self.cat_len, self.cat_values)
+
+        def work(rows: slice) -> None:
+            kernel(X[rows], self.roots, self.feature, self.threshold, *args, out[rows])
+
+        _in_threads(len(X), work)
         return out
 
 
@@ -558,7 +500,7 @@ class Forest:
         out = np.zeros((len(X), self.n_arms), np.float64)
         if not len(X) or not self.table.shape[1]:
             return out
-        kernel = _forest_kernel()
+        kernel = _kernel("forest")
 
         def work(rows: slice) -> None:
             kernel(X[rows], self.used, self.categorical, self.thresholds, self.offsets, self.n_levels, self.base,
@@ -647,12 +589,16 @@ class DistilledScorer:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Uplift per row and treated arm, shape (n, n_treated)."""
-        if not self._compiled:
-            self._compiled = [CompiledTrees.from_model_text(m) for m in self.models_]
-            self._forest = Forest.from_trees(self._compiled)
+        self._compile()
         if self._forest is not None:
             return self._forest.predict(X)
         return np.column_stack([c.predict(X) for c in self._compiled])
+
+    def _compile(self) -> None:
+        """The arms' trees read from :attr:`models_` and joined into one :class:`Forest`, once."""
+        if not self._compiled:
+            self._compiled = [CompiledTrees.from_model_text(m) for m in self.models_]
+            self._forest = Forest.from_trees(self._compiled)
 
     def to_bytes(self) -> list[bytes]:
         """LightGBM's text format per arm (no pickle)."""
@@ -661,12 +607,10 @@ class DistilledScorer:
     @classmethod
     def from_bytes(cls, models: list[bytes], fidelity: list[dict]) -> DistilledScorer:
         scorer = cls(models_=[m.decode() for m in models], fidelity_=list(fidelity))
-        scorer._compiled = [CompiledTrees.from_model_text(m) for m in scorer.models_]  # a damaged text: ValueError
-        scorer._forest = Forest.from_trees(scorer._compiled)
+        scorer._compile()  # at load: a damaged text raises ValueError here
         return scorer
 
     def n_trees(self) -> list[int]:
         """Trees per arm."""
-        if not self._compiled:
-            self._compiled = [CompiledTrees.from_model_text(m) for m in self.models_]
+        self._compile()
         return [len(c.roots) for c in self._compiled]
