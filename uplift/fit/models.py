@@ -46,11 +46,15 @@ SMALL_FIT_ROWS = 20_000
 #: float32 feature matrix (see docs/spark.md for what the cap costs in accuracy).
 MAX_TRAIN_ROWS = 4_000_000
 #: Rounds without a gain on the inner validation split after which a booster stops (its trees after the best
-#: round are dropped). The models stop early: at 1M rows a fold's outcome model keeps 64-77 trees and at 100k
-#: the final stages 20-120, so a patience of 40 spent a third or more of every fit growing trees to be thrown away.
-#: 20 halves that waste. Measured against 40 at 100k rows (benchmarks/results/speed_100k_es20.md, one interleaved
-#: run): study wall time x0.68, held-out PEHE -0.00009 [-0.00010, -0.00009] (paired bootstrap), so no loss.
-EARLY_STOPPING_ROUNDS = 20
+#: round are dropped). The models stop early: at 1M rows a fold's models keep 64-170 trees and at 100k the final
+#: stages 20-120, so every round of patience is a round grown to be thrown away. 40 -> 20 (at 100k: study wall
+#: x0.68, held-out PEHE -0.00009 [-0.00010, -0.00009], ``speed_100k_es20.md``), then 20 -> 10, paired on the same
+#: held-out rows (``speed_es10.md``): wall x0.92 / x0.85 and PEHE -0.00011 / -0.00003 on the randomised campaign
+#: at 100k / 1M rows, x0.93 / x0.84 and -0.00011 / -0.00011 on the observational one; on the small-study
+#: benchmarks (700-5,000 rows) identical or within noise. Stopping sooner costs nothing here because the noisy
+#: pseudo-outcomes and rare conversions make the validation loss flat near its best: the extra rounds mostly fit
+#: noise. (Fits on fewer than 1,000 rows do not stop early.)
+EARLY_STOPPING_ROUNDS = 10
 #: The S-learner's matrix (the features plus the treatment column) is binned from one float32 copy when that copy
 #: takes at most this many bytes, else served to LightGBM in row batches (:class:`_WithExtra`), so a large study
 #: never holds a second matrix. The batches cost time: LightGBM samples rows for the bin boundaries one Python
