@@ -149,3 +149,33 @@ def test_the_s_learner_matrix_bins_the_same_from_a_copy_and_from_row_batches(mon
         m = models.LGBMModel("binary", categorical=[3]).fit(rows, y)
         texts.append(m.booster_.model_to_string().split("parameters:")[0])
     assert texts[0] == texts[1]
+
+
+def test_every_lightgbm_call_in_the_pool_runs_on_the_pools_thread_count(monkeypatch):
+    """LightGBM keeps one process-wide thread count, set by each call given ``num_threads``: two calls at once with
+    different counts crashed the process (SIGSEGV). In the pool every parameter string LightGBM gets, when binning
+    the matrix, taking a subset, training or predicting, carries the pool's share, also for a small fit."""
+    import lightgbm.basic
+
+    from uplift.fit.models import BinnedMatrix, LGBMModel
+
+    monkeypatch.setattr("uplift.fit.workers.available_cpus", lambda: 4)
+    seen, to_str = [], lightgbm.basic._param_dict_to_str
+
+    def record(params):
+        seen.append(None if params is None else params.get("num_threads", "unset"))
+        return to_str(params)
+
+    monkeypatch.setattr(lightgbm.basic, "_param_dict_to_str", record)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3_000, 4)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=3_000) > 0).astype(float)
+    matrix = BinnedMatrix(X)
+
+    def fit(rows):
+        model = LGBMModel("binary", random_state=1).fit(rows, y[: len(rows)])
+        return model.predict(X[:100])
+
+    out = run_concurrently([lambda: fit(matrix.rows(np.arange(2_000))), lambda: fit(X[:2_500])], workers=2)
+    assert len(out) == 2 and seen
+    assert set(v for v in seen if v is not None) == {2}, seen

@@ -137,6 +137,7 @@ class BinnedMatrix:
     def _build(self, params: dict) -> lgb.Dataset:
         import lightgbm as lgb
         ds_params = {**{k: params[k] for k in _BINNING if k in params}, "verbosity": -1,
+                     "num_threads": model_threads(),  # the pool's count, as every LightGBM call in it (_threads)
                      # Training may lower min_data_in_leaf for small subsets: keep every feature binned.
                      "feature_pre_filter": False}
         if self.extra is None:
@@ -154,10 +155,18 @@ class BinnedMatrix:
 
 
 def _threads(n_rows: int) -> int:
-    """LightGBM ``num_threads`` for fitting or predicting ``n_rows`` rows: one below :data:`SMALL_FIT_ROWS`
-    (thread start-up outweighs the work), else the calling thread's share of the cores
-    (:func:`~uplift.fit.workers.model_threads`)."""
-    return 1 if n_rows < SMALL_FIT_ROWS else model_threads()
+    """LightGBM ``num_threads`` for fitting or predicting ``n_rows`` rows.
+
+    Inside a pool of fits side by side (:func:`~uplift.fit.workers.run_concurrently`) every LightGBM call takes
+    the pool's share of the cores, whatever its size. LightGBM keeps its thread count in one process-wide
+    variable, set by every call that is given ``num_threads``, and sizes per-thread buffers from it before a
+    parallel loop that reads it again: two calls at once with different counts (a small fit on one thread, a
+    subset built on every core) wrote past those buffers and crashed the process (SIGSEGV, seen in 5 of 12 runs
+    of 30 small studies; ``tests/fit/test_workers.py``). Outside a pool: one thread below
+    :data:`SMALL_FIT_ROWS` rows (thread start-up outweighs the work), else every core. The trees do not depend on
+    the count (:func:`_histogram_layout`).
+    """
+    return model_threads() or (1 if n_rows < SMALL_FIT_ROWS else 0)
 
 
 def _histogram_layout(threads: int) -> dict:
@@ -193,8 +202,10 @@ def _subset(reference: lgb.Dataset, index: np.ndarray) -> lgb.Dataset:
     10M rows); here they stay one int32 array, which is what LightGBM's C API reads anyway.
     """
     import lightgbm as lgb
+    # Built with the calling pool's thread count, as every LightGBM call in it (see _threads).
     ds = lgb.Dataset(None, reference=reference, feature_name=reference.feature_name,
-                     categorical_feature=reference.categorical_feature, params=reference.params,
+                     categorical_feature=reference.categorical_feature,
+                     params={**reference.params, "num_threads": model_threads()},
                      free_raw_data=reference.free_raw_data)
     ds._predictor = reference._predictor
     ds.pandas_categorical = reference.pandas_categorical
