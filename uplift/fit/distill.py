@@ -8,13 +8,13 @@ random sample of training customers, with one LightGBM regressor of at most a fe
 treated arm. Its **fidelity** to the teacher (R², correlation, overlap of the top 20%) is measured on sampled
 customers it did not learn from and travels with the model, so a user sees what the speed costs.
 
-The trees of all arms are scored together by :class:`Forest`: each feature's value binned by the forest's own
-thresholds, then one bit-vector AND per feature and tree (QuickScorer on bins; no branch on the data inside a
-tree), compiled by numba and run in threads. :class:`CompiledTrees`, a compiled walk of LightGBM's decision
-rules (numerical thresholds with LightGBM's missing-value handling, categorical bitsets), scores what the forest
-does not take (trees past 64 leaves, zero-as-missing splits). A saved scorer's trees are read from LightGBM's
-model text without LightGBM (:meth:`CompiledTrees.from_model_text`). Both evaluators are checked
-against ``lightgbm.Booster.predict`` in ``tests/fit/test_distill.py``.
+The trees of all arms are scored together by :class:`~uplift.fit.trees.Forest`: each feature's value binned by
+the forest's own thresholds, then one bit-vector AND per feature and tree (QuickScorer on bins; no branch on the
+data inside a tree), compiled by numba and run in threads. :class:`~uplift.fit.trees.CompiledTrees`, a compiled
+walk of LightGBM's decision rules, scores what the forest does not take (trees past 64 leaves, zero-as-missing
+splits). A saved scorer's trees are read from LightGBM's model text without LightGBM. Both evaluators live in
+:mod:`uplift.fit.trees` (the study's own boosters predict through them too) and are checked
+against ``lightgbm.Booster.predict`` in ``tests/fit/test_trees.py``.
 
 Examples
 --------

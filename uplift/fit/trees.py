@@ -383,7 +383,7 @@ class Forest:
     zero-as-missing or categorical, and the table fits in :data:`MAX_TABLE_BYTES`; otherwise it is None and
     :class:`CompiledTrees` scores each booster. Its sums are those of :class:`CompiledTrees` bit for bit (the
     same leaves added in the same order per row), checked against ``lightgbm.Booster.predict`` in
-    ``tests/fit/test_distill.py``. See :func:`_quick_py` for the method.
+    ``tests/fit/test_trees.py``. See :func:`_quick_py` for the method.
     """
 
     thresholds: np.ndarray  # float64: the numeric thresholds, sorted, feature after feature
