@@ -210,3 +210,16 @@ def test_study_boosters_predict_with_lightgbms_numbers(kind):
         assert np.array_equal(got_all, want) and np.array_equal(got_one[0], want)
         assert np.array_equal(got_one[1], want[:500])  # below the size: LightGBM itself
         assert (m._compiled[1] is None) == (m is zero)
+
+
+def test_a_large_forest_is_built_per_prediction_not_kept(monkeypatch):
+    from uplift.fit import models
+    from uplift.fit.models import COMPILED_PREDICT_ROWS, LGBMModel
+
+    X, y = _mixed_data(COMPILED_PREDICT_ROWS + 5_000, 8)
+    m = LGBMModel("regression", categorical=[4, 5]).fit(X, y)
+    want = m.booster_.predict(X, raw_score=True)
+    monkeypatch.setattr(models, "CACHED_FOREST_BYTES", 0)
+    assert np.array_equal(m.predict(X), want) and m._compiled is None  # scored by a forest, then let go
+    monkeypatch.setattr(models, "CACHED_FOREST_BYTES", 2**30)
+    assert np.array_equal(m.predict(X), want) and m._compiled[1] is not None
