@@ -176,7 +176,7 @@ def test_a_share_of_threads_gives_the_same_sums(threads, monkeypatch):
         return kernel(*args)
 
     monkeypatch.setitem(trees._KERNELS, "forest", spy)
-    monkeypatch.setattr(trees, "_threads", lambda: 2)
+    monkeypatch.setattr(trees, "available_cpus", lambda: 2)
     assert np.array_equal(forest.predict(X, threads)[:, 0], booster.predict(X))
     if threads == 1:  # a fit's share of one thread: scored on the calling thread, no pool woken
         assert seen == {threading.get_ident()}

@@ -51,7 +51,6 @@ MAX_TREES = 80
 VALIDATION_SHARE = 0.2
 
 
-
 # --------------------------------------------------------------------------------------- distillation
 def _fidelity(teacher: np.ndarray, student: np.ndarray, top: float = 0.2) -> dict:
     """How well ``student`` reproduces ``teacher`` on the same customers."""

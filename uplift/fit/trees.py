@@ -17,7 +17,6 @@ many rows (:meth:`uplift.fit.models.LGBMModel.raw_score`). Checked against ``lig
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uplift._numba import cacheable
+from uplift.fit.workers import available_cpus
 
 if TYPE_CHECKING:  # imported where used, so that importing the package does not pay for LightGBM
     import lightgbm as lgb
@@ -208,17 +208,12 @@ def _kernel(name: str):
 _POOL: list = []
 
 
-def _threads() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _in_threads(n: int, work, threads: int = 0) -> None:
     """``work(rows)`` over slices of ``range(n)`` (at least :data:`_BLOCK` rows each), in a pool of one thread
     per CPU; the calling thread alone when there is one slice. ``threads`` > 0 caps the threads that work on
     it at once (a share of the CPUs, as LightGBM's ``num_threads``: a fit in the fold pool predicts on its own
     share); 0 uses every CPU."""
-    cpus = _threads()
+    cpus = available_cpus()
     if 0 < threads < cpus:
         size = max(_BLOCK, -(-n // threads))  # one slice per thread of the share: at most that many at once
     else:
