@@ -373,6 +373,45 @@ def test_near_constant_note_names_the_value_as_the_data_has_it():
     assert notes["tier"] == "near-constant (99.0% 'gold')"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_inspect_counts_from_one_sort_equal_the_hash_counts_on_every_numeric_type(seed):
+    """Levels, the near-constant value (NaN and <NA> included), sentinel codes, outliers and repeated rows come
+    from a sort of each numeric column and of the row hashes: the same as counting every value by hashing."""
+    from uplift.data.columns import SENTINEL_CODES, outlier_share, sentinels, sorted_numbers
+    rng = np.random.default_rng(seed)
+    n = 3000
+    codes = rng.choice([c for c in SENTINEL_CODES if c < 0]), rng.choice([c for c in SENTINEL_CODES if c > 0])
+    common = np.where(rng.random(n) < 0.993, 4.0, rng.normal(size=n))
+    frame = pd.DataFrame({
+        "float": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n).round(1)),
+        "float32": rng.normal(size=n).astype(np.float32),
+        "coded": np.r_[np.full(20, codes[0]), np.full(10, codes[1]), rng.uniform(10, 20, n - 30)],
+        "common": common, "mostly_missing": np.where(rng.random(n) < 0.995, np.nan, common),
+        "nullable": pd.array(np.where(rng.random(n) < 0.995, None, rng.integers(0, 3, n)), dtype="Int64"),
+        "wide_ints": (2**60 + rng.integers(0, 4, n)).astype(np.int64), "small": rng.integers(0, 3, n),
+        "infinite": np.r_[[np.inf, -np.inf, np.inf], rng.normal(size=n - 3)],
+        "signed_zero": np.r_[np.full(n - 4, -0.0), np.zeros(4)], "flag": rng.random(n) < 0.5,
+        "text": rng.choice(["a", "b"], n),
+    })
+    frame = pd.concat([frame, frame.sample(7, random_state=seed)], ignore_index=True)
+    q = inspect_data(frame).columns.set_index("column")
+    for name in frame:
+        col = frame[name]
+        counts = col.value_counts(dropna=False)
+        assert q.loc[name, "levels"] == int(((counts > 0) & counts.index.notna()).sum()), name
+        top_share = counts.iloc[0] / len(col)
+        assert ("near-constant" in q.loc[name, "note"]) == (top_share >= 0.99 and q.loc[name, "type"] != "constant")
+        if top_share >= 0.99 and q.loc[name, "type"] != "constant":
+            assert f"{counts.index[0]!r}".replace("np.float64(", "").rstrip(")") in q.loc[name, "note"], name
+        if name not in ("flag", "text"):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            ordered = sorted_numbers(col).astype(np.float64)
+            assert sentinels(ordered, presorted=True) == sentinels(values), name
+            assert outlier_share(ordered) == pytest.approx(outlier_share(values), abs=1e-12)
+    assert sorted(v for v, _ in sentinels(frame["coded"].to_numpy())) == sorted(map(float, codes))
+    assert inspect_data(frame).duplicate_rows == int(frame.duplicated().sum()) >= 7
+
+
 def test_the_data_summary_leaves_to_the_fits_notes_what_they_say_in_full():
     """A -999 code and a date column found by the fit (its notes, with the flag and the reference date) are not
     said again in the data summary above them; a finding the notes do not give, or a line that says more than

@@ -9,6 +9,7 @@ rely on, one implementation each:
   ``days_since_<column>`` a model can split on.
 * :func:`stray_text` finds a numeric column spoiled by a few cells such as ``"N/A"``, ``"-"`` or ``"1,234"``.
 * :func:`sentinels` finds codes like ``-999`` or ``9999`` that stand apart from a column's other values.
+* :func:`sorted_numbers` sorts a numeric column's present values once, for the counts a report takes of them.
 * :func:`outlier_share` is the share of values more than 5 robust standard deviations from the median.
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 from uplift.errors import UpliftInputError
 
 __all__ = ["DATE_FORMATS", "date_format_of", "days_before", "outlier_share", "parse_dates", "sentinels",
-           "stray_text"]
+           "sorted_numbers", "stray_text"]
 
 #: Date forms recognised without being told, ISO first. Day-first and month-first forms of the same layout
 #: are both tried: a column that reads either way (all days <= 12) is ambiguous and needs ``date_format``.
@@ -161,31 +162,48 @@ def stray_text(col: pd.Series) -> tuple[int, np.ndarray] | None:
     return count, np.flatnonzero(bad)
 
 
-def sentinels(values: np.ndarray, *, min_count: int = 3) -> list[tuple[float, int]]:
+def sentinels(values: np.ndarray, *, min_count: int = 3, presorted: bool = False) -> list[tuple[float, int]]:
     """Missing-value codes in a numeric column: ``(value, rows)`` for each code of :data:`SENTINEL_CODES` that
     repeats and stands apart from every other value (beyond their range, and negative where the rest is not, or
     more than 5 robust standard deviations from their median).
+
+    With ``presorted`` the values are already sorted ascending (:func:`sorted_numbers`): each code is then counted
+    by binary search instead of a pass over every row (the same answer; a 14M-row column takes microseconds
+    instead of 13 passes).
 
     Examples
     --------
     >>> income = np.r_[np.linspace(20_000, 90_000, 200), [-999.0] * 12]
     >>> sentinels(income)
     [(-999.0, 12)]
+    >>> sentinels(np.sort(income), presorted=True)
+    [(-999.0, 12)]
     >>> sentinels(np.arange(-10.0, 10.0)) == []
     True
     """
     x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    if presorted:  # NaN sorts last and -inf/+inf at the ends: the finite values are one slice
+        x = x[np.searchsorted(x, -np.inf, "right"):np.searchsorted(x, np.inf, "left")]
+    else:
+        x = x[np.isfinite(x)]
     found = []
     if len(x) == 0:
         return found
     for code in SENTINEL_CODES:
-        hit = x == code
-        count = int(hit.sum())
+        if presorted:
+            lo, hi = np.searchsorted(x, code, "left"), np.searchsorted(x, code, "right")
+            count = int(hi - lo)
+        else:
+            hit = x == code
+            count = int(hit.sum())
         if count < max(min_count, 0.001 * len(x)) or count == len(x):
             continue
-        rest = x[~hit]
-        beyond = code < rest.min() or code > rest.max()
+        if presorted:  # the rest is beyond the code only if the code's rows are at one end
+            rest = x[hi:] if lo == 0 else x[:lo] if hi == len(x) else None
+            beyond = rest is not None
+        else:
+            rest = x[~hit]
+            beyond = code < rest.min() or code > rest.max()
         if not beyond:
             continue
         med = np.median(rest)
@@ -193,6 +211,27 @@ def sentinels(values: np.ndarray, *, min_count: int = 3) -> list[tuple[float, in
         if (code < 0 <= rest.min()) or abs(code - med) / spread > OUTLIER_Z:
             found.append((float(code), count))
     return found
+
+
+def sorted_numbers(col: pd.Series) -> np.ndarray:
+    """A numeric column's present values (NaN and NA dropped, ±inf kept), sorted ascending, in the column's own
+    numpy dtype: one sort gives the distinct values, the most common value and each code's count by binary
+    search (at 14M float32 rows ~0.15 s, against ~5 s for a hash count of the values).
+
+    Examples
+    --------
+    >>> sorted_numbers(pd.Series([3.0, None, 1.0, 3.0])).tolist()
+    [1.0, 3.0, 3.0]
+    >>> sorted_numbers(pd.Series([2, None, 7], dtype="Int64")).dtype
+    dtype('int64')
+    """
+    if isinstance(col.dtype, np.dtype):
+        values = col.to_numpy()
+        if values.dtype.kind in "fc":
+            values = values[~np.isnan(values)]
+    else:  # a nullable extension dtype (Int64, Float64, ...): its numpy dtype once NA is dropped
+        values = col.dropna().to_numpy(dtype=getattr(col.dtype, "numpy_dtype", np.float64))
+    return np.sort(values)
 
 
 def outlier_share(values: np.ndarray) -> float:
@@ -205,12 +244,17 @@ def outlier_share(values: np.ndarray) -> float:
     0.01
     """
     x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    if not finite.all():
+        x = x[finite]
+    del finite
     if len(x) == 0:
         return 0.0
     med = np.median(x)
-    dev = np.abs(x - med)
+    dev = np.subtract(x, med)  # one working array, changed in place (a 14M-row column: 112 MB, not 4 of them)
+    np.abs(dev, out=dev)
     spread = 1.4826 * np.median(dev) or 1.2533 * np.mean(dev)
     if spread == 0:
         return 0.0
-    return float(np.mean(dev / spread > OUTLIER_Z))
+    np.divide(dev, spread, out=dev)
+    return float(np.count_nonzero(dev > OUTLIER_Z) / len(dev))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.data.campaign import blank_ids, high_cardinality_reason, similar_arm
-from uplift.data.columns import date_format_of, outlier_share, sentinels, stray_text
+from uplift.data.columns import date_format_of, outlier_share, sentinels, sorted_numbers, stray_text
 from uplift.data.tables import locate
 from uplift.errors import UpliftInputError
 
@@ -106,6 +106,35 @@ def _findings(note: str) -> set[tuple[str, ...]]:
     return found | {("date", col) for col in _DATE.findall(note)}
 
 
+def _levels_and_top(col: pd.Series, ordered: np.ndarray | None) -> tuple[int, object, int]:
+    """(distinct present values, most common value or missing, its rows) of a column; ``ordered`` is the column's
+    :func:`~uplift.data.columns.sorted_numbers` (None: counted by hashing).
+
+    From the sorted values the most common one is found exactly whenever it fills at least half the rows, which
+    is all the near-constant test (:data:`NEAR_CONSTANT`) asks: such a value holds the middle of the sorted rows.
+    Below half, the count returned may be another value's (it is then below half too).
+
+    Examples
+    --------
+    >>> col = pd.Series([5.0, 5.0, None, 5.0, 1.0])
+    >>> _levels_and_top(col, np.sort(col.dropna().to_numpy()))
+    (2, np.float64(5.0), 3)
+    >>> _levels_and_top(pd.Series(["a", "a", None, "a", "b"]), None)
+    (2, 'a', 3)
+    """
+    if ordered is None:
+        top = col.value_counts(dropna=False)
+        levels = int(((top > 0) & top.index.notna()).sum())
+        return levels, (top.index[0] if len(top) else None), (int(top.iloc[0]) if len(top) else 0)
+    missing, na = len(col) - len(ordered), getattr(col.dtype, "na_value", np.nan)  # NaN, or <NA> (Int64 ...)
+    if len(ordered) == 0:
+        return 0, na, missing
+    levels = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+    middle = ordered[len(ordered) // 2]
+    count = int(np.searchsorted(ordered, middle, "right") - np.searchsorted(ordered, middle, "left"))
+    return (levels, na, missing) if missing > count else (levels, middle, count)
+
+
 def _kind(col: pd.Series, name: str, date_format: str | None, levels: int) -> tuple[str, str | None, str]:
     """(type, date format, note) of one column with ``levels`` distinct non-missing values."""
     present = int(col.notna().sum())
@@ -116,7 +145,8 @@ def _kind(col: pd.Series, name: str, date_format: str | None, levels: int) -> tu
     if pd.api.types.is_numeric_dtype(col):
         if levels == 1:
             return "constant", None, "one value in every row: not used"
-        return ("binary" if col.dropna().isin((0, 1)).all() else "number"), None, ""
+        # More than two distinct values cannot all be 0 or 1: only a column of at most two is checked.
+        return ("binary" if levels <= 2 and col.dropna().isin((0, 1)).all() else "number"), None, ""
     try:
         fmt = date_format_of(col, name, date_format)
     except UpliftInputError:
@@ -183,21 +213,24 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
     n = len(frame)
     for name in frame.columns:
         col = frame[name]
-        # One counting pass per column gives its levels and its most frequent value (a 1M-row table has
-        # columns with a million distinct values, where each pass is a hash of every row).
-        top = col.value_counts(dropna=False)
-        levels = int(((top > 0) & top.index.notna()).sum())
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        # One pass per column gives its levels and its most frequent value (a 1M-row table has columns with a
+        # million distinct values): a sort for numbers, a hash count for the rest.
+        ordered = sorted_numbers(col) if numeric else None
+        levels, top_value, top_count = _levels_and_top(col, ordered)
         kind, fmt, note = _kind(col, str(name), date_format, levels)
         if role[name] in ("id", "treatment") and kind in ("text", "category", "number", "binary"):
             kind, note = ("id" if role[name] == "id" else "arm label"), ""
         found, outliers = [], None
-        if kind in ("number", "binary") and not pd.api.types.is_bool_dtype(col):
-            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            found = [(v, c) for v, c in sentinels(values) if f"{v:g}" not in na]
-            outliers = outlier_share(values[~np.isin(values, [v for v, _ in found])]) if kind == "number" else 0.0
-        share = top.iloc[0] / n if len(top) else 0.0
+        if kind in ("number", "binary") and numeric:
+            values = ordered.astype(np.float64, copy=False)
+            found = [(v, c) for v, c in sentinels(values, presorted=True) if f"{v:g}" not in na]
+            outliers = (outlier_share(values[~np.isin(values, [v for v, _ in found])] if found else values)
+                        if kind == "number" else 0.0)
+        del ordered
+        share = top_count / n if n else 0.0
         if kind not in ("constant", "empty", "id") and share >= NEAR_CONSTANT:
-            value = top.index[0].item() if isinstance(top.index[0], np.generic) else top.index[0]  # 0, not np.int64(0)
+            value = top_value.item() if isinstance(top_value, np.generic) else top_value  # 0, not np.int64(0)
             note = (note + "; " if note else "") + f"near-constant ({share:.1%} {value!r})"
         rows.append({"column": str(name), "role": role[name], "type": kind,
                      "missing_share": float(col.isna().mean()), "levels": levels,
@@ -209,7 +242,11 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
         if note and role[name] == "feature":
             notes.append(f"column {name!r} ({kind}): {note}")
     columns = pd.DataFrame(rows)
-    dup_rows = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum()) if n else 0
+    # Rows that repeat an earlier one: equal neighbours among the sorted row hashes (n minus the distinct hashes,
+    # what ``duplicated().sum()`` counts, without its hash table of every row).
+    hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    dup_rows = int(np.count_nonzero(hashes[1:] == hashes[:-1]))
+    del hashes
     dup_ids = n_blank = None
     if id is not None:
         ids = frame[id]
