@@ -234,26 +234,35 @@ def sorted_numbers(col: pd.Series) -> np.ndarray:
     return np.sort(values)
 
 
-def outlier_share(values: np.ndarray) -> float:
+def outlier_share(values: np.ndarray, *, presorted: bool = False) -> float:
     """Share of the (finite) values more than :data:`OUTLIER_Z` robust standard deviations (median absolute
     deviation, or mean absolute deviation when over half the values are equal) from the median.
 
+    With ``presorted`` the values are already sorted ascending (:func:`sorted_numbers`): the median is read off
+    the middle and the only working array is the deviations (a 14M-row column: one 112 MB array, not three).
+
     Examples
     --------
-    >>> round(outlier_share(np.r_[np.zeros(50), np.linspace(-1, 1, 49), [100.0]]), 3)
-    0.01
+    >>> x = np.r_[np.zeros(50), np.linspace(-1, 1, 49), [100.0]]
+    >>> round(outlier_share(x), 3), round(outlier_share(np.sort(x), presorted=True), 3)
+    (0.01, 0.01)
     """
     x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    if not finite.all():
-        x = x[finite]
-    del finite
+    if presorted:  # NaN sorts last and -inf/+inf at the ends: the finite values are one slice
+        x = x[np.searchsorted(x, -np.inf, "right"):np.searchsorted(x, np.inf, "left")]
+    else:
+        finite = np.isfinite(x)
+        if not finite.all():
+            x = x[finite]
+        del finite
     if len(x) == 0:
         return 0.0
-    med = np.median(x)
-    dev = np.subtract(x, med)  # one working array, changed in place (a 14M-row column: 112 MB, not 4 of them)
+    half = len(x) // 2
+    # np.median's own value: the middle one, or the mean of the middle two (a + b) / 2
+    med = (x[half] if len(x) % 2 else (x[half - 1] + x[half]) / 2) if presorted else np.median(x)
+    dev = np.subtract(x, med)  # the one working array, changed in place
     np.abs(dev, out=dev)
-    spread = 1.4826 * np.median(dev) or 1.2533 * np.mean(dev)
+    spread = 1.4826 * np.median(dev, overwrite_input=True) or 1.2533 * np.mean(dev)  # what follows needs no order
     if spread == 0:
         return 0.0
     np.divide(dev, spread, out=dev)

@@ -12,8 +12,9 @@ demo and ``uplift target`` all call it: the same customers give the same list fr
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,8 @@ class TargetingResult:
     curve : DataFrame
         :func:`honest_profit_curve`: the doubly-robust profit on held-out rows, taken in the order and with the
         coupon the list's allocation gives them, with its 95% band and the model's expectation beside it; at the
-        list's own size (marked) it is the list's honest value.
+        list's own size (marked) it is the list's honest value. Computed when first read (a plot or the report
+        reads it): it has a row per training row, and at 14M rows it took ~2 GB that a list alone never needs.
     holdout : dict or None
         The summary of :func:`uplift.targeting.holdout.assign_holdout` (None without holdout or exploration).
     scores : DataFrame or None
@@ -53,9 +55,16 @@ class TargetingResult:
 
     list: pd.DataFrame
     summary: dict
-    curve: pd.DataFrame
+    #: The curve, or what computes it on first read (:attr:`curve`).
+    curve_of: pd.DataFrame | Callable[[], pd.DataFrame]
     holdout: dict | None = None
     scores: pd.DataFrame | None = None
+
+    @property
+    def curve(self) -> pd.DataFrame:
+        if callable(self.curve_of):
+            self.curve_of = self.curve_of()
+        return self.curve_of
 
 
 def _scale(d: dict, factor: float) -> dict:
@@ -460,7 +469,9 @@ def targeting_list(result: FitResult, customers: pd.DataFrame, *, cost: float | 
         if not include_all:
             out = out[out["selected"] | out["send"]].reset_index(drop=True)
 
-    curve = honest_profit_curve(result, learner, costs, value, n_list=n_list, n_selected=alloc.n_selected,
-                                spend=alloc.total_cost, rule=rule)
+    # The curve when read; the rule it follows is kept in the list's smallest integer type meanwhile.
+    curve = functools.partial(honest_profit_curve, result, learner, costs, value, n_list=n_list,
+                              n_selected=alloc.n_selected, spend=alloc.total_cost,
+                              rule=rule.astype(np.min_scalar_type(-max(len(arms), 2)), copy=False))
     del rule
     return TargetingResult(out, summary, curve, design, scores=pred)
