@@ -134,6 +134,22 @@ def test_the_honest_profit_curve_marks_the_list_and_keeps_the_model_curve_beside
         whole["profit_upper"] - whole["profit"])
 
 
+def test_the_curve_is_computed_when_first_read_and_equals_the_honest_profit_curve(result, customers, monkeypatch):
+    """A list alone never builds the curve (a row per training row: ~2 GB at 14M rows); read, it is the honest
+    profit curve of the list's own rule, computed once."""
+    import uplift.targeting.lists as lists
+    calls = []
+    real = lists.honest_profit_curve
+    monkeypatch.setattr(lists, "honest_profit_curve", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = targeting_list(result, customers, cost=COSTS, value=40.0, budget=400.0)
+    assert calls == []
+    costs = parse_costs(COSTS, result.arms)
+    direct = real(result, result.best_learner, costs, 40.0, n_list=len(customers),
+                  n_selected=res.summary["customers_selected"], spend=res.summary["spend"])
+    pd.testing.assert_frame_equal(res.curve, direct)
+    assert res.curve.attrs == direct.attrs and res.curve is res.curve and calls == [1]
+
+
 def _at_the_cut(res) -> tuple[dict, dict]:
     row = res.curve.iloc[res.curve.attrs["cutoff"]]
     est = res.summary["estimated"]

@@ -62,6 +62,7 @@ class TargetingResult:
 
     @property
     def curve(self) -> pd.DataFrame:
+        """The honest profit curve (:func:`honest_profit_curve`), computed on first read and then kept."""
         if callable(self.curve_of):
             self.curve_of = self.curve_of()
         return self.curve_of
