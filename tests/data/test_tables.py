@@ -25,6 +25,7 @@ import uplift._files as ufiles
 import uplift.data.tables as uio
 import uplift.persist.container as ucontainer
 from uplift._files import atomic_write_bytes, atomic_write_text
+from uplift.data.campaign import campaign_data
 from uplift.data.tables import read_table, write_table
 from uplift.errors import UpliftInputError
 from uplift.persist.container import MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model_dir, write_model_dir
@@ -732,11 +733,32 @@ def test_parquet_read_column_by_column_is_the_whole_table_read(tmp_path, index):
         "spend": [1.5, None, 3.0, 4.0, 5.0], "visits": pd.array([1, None, 3, 4, 5], dtype="Int64"),
         "channel": pd.Categorical(["web", "app", "web", None, "store"]), "note": ["x", None, "z", "w", "v"],
         "when": pd.to_datetime(["2024-01-01", None, "2024-03-01", "2024-04-01", "2024-05-01"]).tz_localize("UTC"),
-        "code": [1, 2, 3, 4, 5]}, index=index)
+        "code": [1, 2, 3, 4, 5], "f1": np.arange(5, dtype=np.float32), "share": pd.array([0.5, None, 1, 2, 3],
+                                                                                         dtype="Float32"),
+        "f2": np.array([np.nan, 1, 2, 3, 4], np.float32)}, index=index)
     p = tmp_path / "t.parquet"
     frame.to_parquet(p)
     names = pq.ParquetFile(p).schema_arrow.names
-    for columns in (None, ["code", "spend"], names):
+    for columns in (None, ["code", "spend"], names, ["f2", "code", "f1"], ["share", "f1"]):
         expected = pq.read_table(p, columns=columns).to_pandas()
         pd.testing.assert_frame_equal(_parquet_frame(pq.ParquetFile(p), columns), expected)
     assert read_table(p)["spend"].isna().sum() == 1
+
+
+def test_a_parquet_files_float32_features_are_held_once_by_the_frame_and_the_feature_matrix(tmp_path):
+    """Read column by column, the float32 columns still land in one block, so the study's feature matrix is a
+    view of the frame's memory (the features are not held twice)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({f"f{j}": rng.normal(size=n).astype(np.float32) for j in range(4)})
+    frame.insert(2, "channel", rng.choice(["web", "app"], n))
+    frame["propensity"] = np.float32(0.5)
+    frame["treatment"] = rng.integers(0, 2, n)
+    frame["buy"] = rng.integers(0, 2, n)
+    frame.to_parquet(tmp_path / "c.parquet")
+    read = read_table(tmp_path / "c.parquet")
+    pd.testing.assert_frame_equal(read, pd.read_parquet(tmp_path / "c.parquet"))
+    data = campaign_data(read, "treatment", "buy", exclude=["channel", "propensity"])
+    assert data.X.dtype == np.float32 and data.X.shape == (n, 4)
+    assert np.shares_memory(data.X, data.frame["f0"].to_numpy()) and np.shares_memory(data.X, read["f3"].to_numpy())
+    np.testing.assert_array_equal(data.X, frame[[f"f{j}" for j in range(4)]].to_numpy())
