@@ -265,7 +265,9 @@ def inspect_data(frame: pd.DataFrame, *, treatment: str | None = None, outcome: 
     columns = pd.DataFrame(rows)
     # Rows that repeat an earlier one: equal neighbours among the sorted row hashes (n minus the distinct hashes,
     # what ``duplicated().sum()`` counts, without its hash table of every row).
-    dup_rows = int(np.count_nonzero(np.diff(_row_hashes(frame)) == 0))
+    hashes = _row_hashes(frame)
+    dup_rows = int(np.count_nonzero(hashes[1:] == hashes[:-1]))
+    del hashes
     dup_ids = n_blank = None
     if id is not None:
         ids = frame[id]
