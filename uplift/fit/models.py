@@ -52,10 +52,10 @@ MAX_TRAIN_ROWS = 4_000_000
 #: outcome model: 1.2 s of CPU vs 4.4 s). Below it, building the forest (~50 ms) costs more than it saves.
 COMPILED_PREDICT_ROWS = 20_000
 #: A booster's forest is kept for its next prediction when its table takes at most this many bytes, else built
-#: again per call. Kept, the 1M study's forests (~1.7 MB each, 150 trees) cost 67 MB of peak RSS; the 14M
-#: study's larger boosters (up to ~25 MB a table) cost 1.4 GB in `uplift fit` and 2.5 GB in `uplift target`
-#: (5.90x the float32 matrix instead of 3.73x), while building one again (~0.25 s for 600 trees) is small
-#: next to scoring the millions of rows such a model predicts.
+#: again per call. Kept, the 1M study's forests (~1.7 MB each, 150 trees) cost 67 MB of peak RSS; keeping the
+#: 14M study's larger ones too (up to ~25 MB a table) measured ~70 MB more at the fit's peak (3,781 vs 3,708 MiB;
+#: that run's 5.8x the float32 matrix had other causes, benchmarks/results/scale.md), while building one again
+#: (~0.25 s for 600 trees) is small next to scoring the millions of rows such a model predicts.
 CACHED_FOREST_BYTES = 2 * 2**20
 #: Rounds without a gain on the inner validation split after which a booster stops (its trees after the best
 #: round are dropped). The models stop early: at 1M rows a fold's models keep 64-170 trees and at 100k the final
