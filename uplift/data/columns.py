@@ -181,11 +181,7 @@ def sentinels(values: np.ndarray, *, min_count: int = 3, presorted: bool = False
     >>> sentinels(np.arange(-10.0, 10.0)) == []
     True
     """
-    x = np.asarray(values, dtype=np.float64)
-    if presorted:  # NaN sorts last and -inf/+inf at the ends: the finite values are one slice
-        x = x[np.searchsorted(x, -np.inf, "right"):np.searchsorted(x, np.inf, "left")]
-    else:
-        x = x[np.isfinite(x)]
+    x = _finite(values, presorted)
     found = []
     if len(x) == 0:
         return found
@@ -225,13 +221,20 @@ def sorted_numbers(col: pd.Series) -> np.ndarray:
     >>> sorted_numbers(pd.Series([2, None, 7], dtype="Int64")).dtype
     dtype('int64')
     """
-    if isinstance(col.dtype, np.dtype):
-        values = col.to_numpy()
-        if values.dtype.kind in "fc":
-            values = values[~np.isnan(values)]
-    else:  # a nullable extension dtype (Int64, Float64, ...): its numpy dtype once NA is dropped
-        values = col.dropna().to_numpy(dtype=getattr(col.dtype, "numpy_dtype", np.float64))
-    return np.sort(values)
+    if not isinstance(col.dtype, np.dtype):  # a nullable extension dtype (Int64, Float64, ...): NA dropped first
+        return np.sort(col.dropna().to_numpy(dtype=getattr(col.dtype, "numpy_dtype", np.float64)))
+    values = np.sort(col.to_numpy())  # the one copy: NaN sorts last and is cut off the end
+    return values[:values.size - int(np.isnan(values).sum())] if values.dtype.kind in "fc" else values
+
+
+def _finite(values: np.ndarray, presorted: bool) -> np.ndarray:
+    """The finite values as float64: of sorted ones a slice (NaN sorts last, -inf/+inf at the ends), else the
+    finite ones (the values themselves when all are)."""
+    x = np.asarray(values, dtype=np.float64)
+    if presorted:
+        return x[np.searchsorted(x, -np.inf, "right"):np.searchsorted(x, np.inf, "left")]
+    finite = np.isfinite(x)
+    return x if finite.all() else x[finite]
 
 
 def outlier_share(values: np.ndarray, *, presorted: bool = False) -> float:
@@ -247,14 +250,7 @@ def outlier_share(values: np.ndarray, *, presorted: bool = False) -> float:
     >>> round(outlier_share(x), 3), round(outlier_share(np.sort(x), presorted=True), 3)
     (0.01, 0.01)
     """
-    x = np.asarray(values, dtype=np.float64)
-    if presorted:  # NaN sorts last and -inf/+inf at the ends: the finite values are one slice
-        x = x[np.searchsorted(x, -np.inf, "right"):np.searchsorted(x, np.inf, "left")]
-    else:
-        finite = np.isfinite(x)
-        if not finite.all():
-            x = x[finite]
-        del finite
+    x = _finite(values, presorted)
     if len(x) == 0:
         return 0.0
     half = len(x) // 2

@@ -324,9 +324,9 @@ def _parquet_frame(meta: pq.ParquetFile, columns: list[str] | None) -> pd.DataFr
     # float32 columns (a campaign's features, as the model takes them) are filled into one block as they are
     # read, so the study's feature matrix is a view of the frame's memory (uplift.data.campaign._float32_matrix)
     # and the features are held once: a 14M-row file of 12 such columns held them twice, 672 MB more.
-    single = [name for name in names if name not in stored_index and schema.field(name).type == pa.float32()]
+    float32_names = [name for name in names if name not in stored_index and schema.field(name).type == pa.float32()]
     n_rows = meta.metadata.num_rows
-    block = np.empty((len(single), n_rows), np.float32) if len(single) > 1 else None
+    block = np.empty((len(float32_names), n_rows), np.float32) if len(float32_names) > 1 else None
     in_block: list[str] = []
     data = {}
     rows = pd.RangeIndex(n_rows)  # or the index the file's pandas metadata gives every column (a RangeIndex(5, 10))
@@ -335,7 +335,7 @@ def _parquet_frame(meta: pq.ParquetFile, columns: list[str] | None) -> pd.DataFr
             continue
         col = convert([name])[name]
         rows = col.index
-        if block is not None and name in single and col.dtype == np.float32:
+        if block is not None and name in float32_names and col.dtype == np.float32:
             block[len(in_block)] = col.to_numpy()
             in_block.append(name)
             del col
@@ -344,7 +344,7 @@ def _parquet_frame(meta: pq.ParquetFile, columns: list[str] | None) -> pd.DataFr
     if not in_block:
         frame = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=pd.RangeIndex(n_rows))
     else:  # a column taken as another dtype (a nullable Float32) leaves its row of the block unused: trimmed
-        values = block[:len(in_block)] if len(in_block) == len(single) else block[:len(in_block)].copy()
+        values = block[:len(in_block)] if len(in_block) == len(float32_names) else block[:len(in_block)].copy()
         del block
         frame = pd.concat([pd.DataFrame(values.T, columns=in_block, index=rows, copy=False),
                            pd.DataFrame(data, index=rows, copy=False)], axis=1)[
