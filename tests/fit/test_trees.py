@@ -203,8 +203,9 @@ def test_study_boosters_predict_with_lightgbms_numbers(kind):
         raw = m.booster_.predict(Xt, raw_score=True) + (0 if m.base_ is None else
                                                         m.base_.booster_.predict(Xt, raw_score=True))
         want = 1 / (1 + np.exp(-raw)) if kind == "binary" else raw
-        if m.base_ is None:
-            assert np.array_equal(m.booster_.predict(Xt), want)  # LightGBM's link is this formula
+        if m.base_ is None:  # LightGBM's link is this formula, up to the last bits of exp: its C library's
+            # exp and numpy's vectorised one may round differently (seen: 267 of 21,000 rows, at most 2 ulp)
+            np.testing.assert_allclose(m.booster_.predict(Xt), want, rtol=8 * np.finfo(float).eps, atol=0)
         got_all = m.predict(Xt)
         got_one = run_concurrently([lambda m=m: m.predict(Xt), lambda m=m: m.predict(Xt[:500])], workers=2)
         assert np.array_equal(got_all, want) and np.array_equal(got_one[0], want)
