@@ -264,28 +264,8 @@ class UpliftForestLearner(Learner):
 
 
 #: The linear final stage learns from at most this many rows (a fixed random sample): a few dozen
-#: coefficients need no more, and it bounds the ridge's leave-one-out work (~470 bytes a row) at large n.
+#: coefficients need no more, and it bounds the ridge's leave-one-out work (three float64 copies of the design, ~500 bytes a row) at large n.
 LINEAR_MAX_ROWS = 500_000
-
-
-def linear_final_stage(n_features: int, categorical: list[int]):
-    """Ridge regression (penalty chosen by efficient leave-one-out CV) on median-imputed, standardised numeric
-    columns and one-hot categorical codes (unseen codes at prediction time get no coefficient)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    cat = sorted(set(categorical))
-    num = [j for j in range(n_features) if j not in cat]
-    parts = []
-    if num:
-        parts.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                                       ("scale", StandardScaler())]), num))
-    if cat:
-        parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
-                                       ("onehot", OneHotEncoder(handle_unknown="ignore"))]), cat))
-    return Pipeline([("features", ColumnTransformer(parts)), ("ridge", RidgeCV(alphas=np.logspace(-1, 5, 13)))])
 
 
 class DRLinearLearner(Learner):
@@ -309,14 +289,10 @@ class DRLinearLearner(Learner):
             Xk = X[mask]
         else:
             Xk = X[keep]
-        # float32 in: scikit-learn's scaler and ridge keep it, which at 1M rows saves ~200 MB of float64 copies.
-        Xk = np.asarray(Xk, dtype=np.float32)
-        pipe = linear_final_stage(Xk.shape[1], factory.categorical)
         sub = nuis.subset(keep)
-        weight = overlap_weights(sub.e)
-        pipe.fit(Xk, aipw_scores(y[keep], t[keep], sub), **({} if weight is None else {"ridge__sample_weight": weight}))
-        # Read out as plain numbers: predicts with numpy and is saved as JSON, so no pickle is ever needed.
-        self.models_["tau"] = LinearModel.from_pipeline(pipe)
+        # Plain numbers: predicts with numpy and is saved as JSON, so no pickle is ever needed.
+        self.models_["tau"] = LinearModel.fit(Xk, aipw_scores(y[keep], t[keep], sub), factory.categorical,
+                                              weight=overlap_weights(sub.e))
         return self
 
     def predict(self, X, nuis):
