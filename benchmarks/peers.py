@@ -84,13 +84,14 @@ BY_KEY = {m.key: m for m in METHODS}
 
 
 # ----------------------------------------------------------------------------------------------- data
-def make_data(n_train: int, n_test: int, seed: int, directory: Path) -> dict:
-    """Simulate one campaign, split it, and store the raw frames (for ``uplift``) and arrays (for peers)."""
+def make_data(n_train: int, n_test: int, seed: int, directory: Path, design: str = "rct") -> dict:
+    """Simulate one campaign (``design`` as in ``simulate_campaign``), split it, and store the raw frames (for
+    ``uplift``) and arrays (for peers)."""
     sys.path.insert(0, str(REPO))
     from uplift import simulate_campaign
     from uplift.data.campaign import FeatureSchema
 
-    df = simulate_campaign(n_train + n_test, design="rct", n_arms=1, seed=seed)
+    df = simulate_campaign(n_train + n_test, design=design, n_arms=1, seed=seed)
     truth = [c for c in df if c.startswith("true_") or c.startswith("propensity")]
     roles = ["customer_id", "treatment", "conversion", "revenue"]
     features = [c for c in df.columns if c not in truth and c not in roles]

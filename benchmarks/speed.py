@@ -26,6 +26,9 @@ uplift), and whether the study's ATE interval covers the true ATE.
 of an earlier revision unpacked in ``DIR``), interleaved with ``ours`` on the same data: the paired before/after
 of a change, with the paired-bootstrap CI of its PEHE difference to ``ours``.
 
+``--design observational`` runs the same on the confounded simulator (the study declares the design; causalml's
+X-learner is given the true propensity).
+
 ``--multi-arm`` adds a 5-arm experiment (control and four coupons) of 200,000 rows against a 2-arm one of the
 same size: what each further arm costs.
 
@@ -82,15 +85,16 @@ def _peers():
 
 
 # ----------------------------------------------------------------------------------------------- data
-def make_data(n: int, n_arms: int, directory: Path) -> dict:
+def make_data(n: int, n_arms: int, directory: Path, design: str = "rct") -> dict:
     """Simulate ``n`` training and :data:`N_TEST` held-out customers; ``n_arms`` treated arms."""
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "design.txt").write_text(design)  # the study declares it (run_ours)
     if n_arms == 1:
-        return _peers().make_data(n, N_TEST, SEED, directory)  # the frames for us, encoded arrays for peers
+        return _peers().make_data(n, N_TEST, SEED, directory, design)  # frames for us, encoded arrays for peers
     sys.path.insert(0, str(REPO))
     from uplift import simulate_campaign
 
-    df = simulate_campaign(n + N_TEST, design="rct", n_arms=n_arms, seed=SEED)
+    df = simulate_campaign(n + N_TEST, design=design, n_arms=n_arms, seed=SEED)
     df.iloc[:n].reset_index(drop=True).to_parquet(directory / "train.parquet")
     df.iloc[n:].reset_index(drop=True).to_parquet(directory / "test.parquet")
     return {"arms": sorted(df["treatment"].astype(str).unique()), "conversion_rate": float(df["conversion"].mean())}
@@ -111,9 +115,10 @@ def run_ours(directory: Path, n_folds: int | None, race: bool = False) -> tuple[
 
     train, test = pd.read_parquet(directory / "train.parquet"), pd.read_parquet(directory / "test.parquet")
     truth = [c for c in train if c.startswith("true_") or c.startswith("propensity")]
+    design = (directory / "design.txt").read_text() if (directory / "design.txt").exists() else "rct"
     t0 = time.perf_counter()
     study = Study(train, treatment="treatment", outcome="conversion", id="customer_id",
-                  exclude=truth + ["revenue"], design="rct")
+                  exclude=truth + ["revenue"], design=design)
     study.fit(n_folds=n_folds, **({"race": True} if race else {}))
     pred = study.predict_uplift(test)
     seconds = time.perf_counter() - t0
@@ -262,8 +267,10 @@ def _fmt(x, spec: str) -> str:
 
 
 def render(blocks: list[dict], env: dict) -> str:
+    design = env.get("design", "rct")
+    kind = "randomised" if design == "rct" else "observational (confounded)"
     out = ["## Speed benchmark: the default study against one peer learner, one run", "",
-           f"`benchmarks/speed.py`: simulated randomised campaign (`simulate_campaign(design=\"rct\", seed={SEED})`), "
+           f"`benchmarks/speed.py`: simulated {kind} campaign (`simulate_campaign(design=\"{design}\", seed={SEED})`), "
            f"{N_TEST:,} held-out customers with known uplift. {env['cpus']} CPUs, library default threads, Python "
            f"{env['python']}, uplift at `{env['git']}`. Load = the 1-minute load average around each method (above "
            f"{env['cpus']}: other work competed for the CPUs).", ""]
@@ -338,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--multi-arm", type=int, default=200_000, help="rows of the 5-arm vs 2-arm run (0: skip)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uplift-speed"))
+    ap.add_argument("--design", default="rct", choices=["rct", "observational"],
+                    help="simulator design of the 2-arm and multi-arm data (the study declares it)")
     ap.add_argument("--name", default="speed")
     ap.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
                     help="also run the default study from the code in DIR (repeatable), interleaved after 'ours'")
@@ -351,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     peers = _peers()
     env = {"cpus": os.cpu_count(), "python": platform.python_version(), "git": peers.git_state(),
-           "versions": peers._versions(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+           "versions": peers._versions(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "design": args.design}
     methods = [m for m in ORDER if m in args.methods.split(",")]
     compare = dict(c.split("=", 1) for c in args.compare)
     if compare:  # each earlier revision right after the current code, so both see the same load
@@ -359,8 +368,8 @@ def main(argv: list[str] | None = None) -> None:
         methods[at:at] = [f"ours@{label}" for label in compare]
     blocks = []
     for n in [int(s) for s in args.sizes.split(",") if s]:
-        directory = args.work / f"rct_{n}"
-        info = make_data(n, 1, directory)
+        directory = args.work / f"{args.design}_{n}"
+        info = make_data(n, 1, directory, args.design)
         rows = []
         for key in methods:
             print(f"{n:,} rows: {key} ...", flush=True)
@@ -374,8 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.multi_arm:
         n, rows = args.multi_arm, []
         for n_arms in (4, 1):
-            directory = args.work / f"rct_{n}_{n_arms + 1}arms"
-            make_data(n, n_arms, directory)
+            directory = args.work / f"{args.design}_{n}_{n_arms + 1}arms"
+            make_data(n, n_arms, directory, args.design)
             print(f"{n:,} rows, {n_arms + 1} arms: ours ...", flush=True)
             r = run_method("ours", directory)
             quality(directory, [r], reference="")
