@@ -62,6 +62,10 @@ def test_linear_model_fits_and_predicts_as_the_sklearn_pipeline_with_missing_and
     np.testing.assert_allclose(model.predict(new), reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max())
     again = LinearModel.from_bytes(model.to_bytes())
     np.testing.assert_array_equal(again.predict(new), model.predict(new))  # JSON floats round-trip exactly
+    wide = new.astype(np.float64)
+    kept = wide.copy()
+    np.testing.assert_allclose(model.predict(wide), model.predict(new))
+    np.testing.assert_array_equal(wide, kept)  # predicting fills missing values in its own copies only
 
 
 def test_the_penalty_is_chosen_by_leave_one_out_error_as_the_reference_chooses_it():

@@ -674,14 +674,19 @@ class LinearModel:
                    [q.tolist() for q in parts[1:]], intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        # Column by column, in float64: a float64 copy of the whole block (and its standardised copies) would cost
+        # ~4 x 96 MB for a 1M-row, 12-column batch; one column's temporaries cost 8 MB each.
+        X = np.asarray(X)
         out = np.full(len(X), self.intercept)
-        if self.numeric:
-            Z = X[:, self.numeric]
-            Z = np.where(np.isnan(Z), np.asarray(self.medians), Z)
-            out += ((Z - np.asarray(self.means)) / np.asarray(self.scales)) @ np.asarray(self.numeric_coef)
+        for j, median, mean, scale, coef in zip(self.numeric, self.medians, self.means, self.scales,
+                                                self.numeric_coef, strict=True):
+            z = np.array(X[:, j], dtype=np.float64)  # a copy: the caller's X is not touched
+            z[np.isnan(z)] = median
+            z -= mean
+            z *= coef / scale
+            out += z
         for j, levels, coef in zip(self.categorical, self.categories, self.categorical_coef, strict=True):
-            code = np.nan_to_num(X[:, j], nan=-1.0)
+            code = np.nan_to_num(np.asarray(X[:, j], dtype=np.float64), nan=-1.0)
             levels_arr = np.asarray(levels)
             pos = np.clip(np.searchsorted(levels_arr, code), 0, max(len(levels_arr) - 1, 0))
             known = levels_arr[pos] == code if len(levels_arr) else np.zeros(len(X), bool)
