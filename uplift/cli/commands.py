@@ -49,7 +49,7 @@ from uplift.cli.sources import (
     source_inputs,
     table_source,
 )
-from uplift.data.inspect import DataQuality, inspect_data
+from uplift.data.inspect import inspect_data
 from uplift.data.sql import read_source, write_sql_table
 from uplift.data.tables import read_table, write_table
 from uplift.datasets import load_hillstrom
@@ -214,21 +214,15 @@ def _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude,
 
 
 def _fit_study(frame: pd.DataFrame, kwargs: dict, learners: str, folds: int, seed: int, select: str,
-               quiet: bool, times: PhaseTimes, **fit_kwargs) -> tuple[Study, DataQuality]:
-    """The validated study, fitted, and the data-quality report of its table. The report is computed before the
-    fit, when the study holds only the table: its row hashes and sorted columns (~440 MB at 14M rows) then
-    never sit on top of the fitted study's out-of-fold arrays, which made the end of a large fit its highest
-    point in memory. It is printed after the fit, so a design error still stays one line."""
+               quiet: bool, times: PhaseTimes | None = None, **fit_kwargs) -> Study:
     names = [s.strip() for s in learners.split(",") if s.strip()]
     study = Study(frame, **kwargs, times=times)
-    with times.phase("data-quality summary"):
-        quality = study.inspect()
     progress = RichProgress(enabled=not quiet)
     try:
         study.fit(names, n_folds=folds, random_state=seed, select=select, progress=progress, **fit_kwargs)
     finally:
         progress.stop()
-    return study, quality
+    return study
 
 
 @app.command()
@@ -296,12 +290,14 @@ def fit(
     kwargs = _study_kwargs(treatment, outcome, control, id_col, design, feature, exclude, propensity)
     kwargs.update(na_values=list(na_values), date_format=date_format, as_of=as_of,
                   high_cardinality=list(high_cardinality), allow_similar_arms=allow_similar_arms)
-    study, quality = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds,
-                                seed, select, as_json, times, expected_split=list(expected_split) or None,
-                                allow_srm=allow_srm, allow_leakage=allow_leakage,
-                                max_train_rows=max_train_rows or None)
+    study = _fit_study(frame, {**kwargs, "pre_treatment": list(pre_treatment) or None}, learners, folds, seed,
+                       select, as_json, expected_split=list(expected_split) or None, allow_srm=allow_srm,
+                       allow_leakage=allow_leakage,
+                       max_train_rows=max_train_rows or None, times=times)
     study.save(out)
-    if not as_json:  # the data-quality summary heads the results
+    with times.phase("data-quality summary"):
+        quality = study.inspect()
+    if not as_json:  # the data-quality summary heads the results (after the fit, so an error stays one line)
         show_data_quality(quality, short=True, said=study.notes)  # each finding once: the notes say it in full
     digest = model_digest(out)
     signed = "signed" if (out / "manifest.sig").is_file() else "unsigned"
