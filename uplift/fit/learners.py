@@ -264,7 +264,7 @@ class UpliftForestLearner(Learner):
 
 
 #: The linear final stage learns from at most this many rows (a fixed random sample): a few dozen
-#: coefficients need no more, and it bounds the ridge's leave-one-out work (three float64 copies of the design,
+#: coefficients need no more, and it bounds the ridge's leave-one-out work (three float64 arrays the size of the design,
 #: ~500 bytes a row) at large n.
 LINEAR_MAX_ROWS = 500_000
 

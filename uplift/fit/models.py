@@ -628,7 +628,7 @@ class LinearModel:
         columns + categorical levels), with an unpenalised intercept: the numbers of scikit-learn's
         ``RidgeCV(alphas)`` after ``SimpleImputer(median) + StandardScaler`` and ``SimpleImputer(-1) +
         OneHotEncoder(handle_unknown="ignore")`` to float tolerance (``tests/fit/test_linear_model.py``, which
-        fits that pipeline as the reference), in about a tenth of its time (500,000 rows, 13 columns: 2.7 s).
+        fits that pipeline as the reference), 500,000 rows of 12 columns in 0.33 s against its 1.9-3.0 s.
 
         Examples
         --------
@@ -644,30 +644,33 @@ class LinearModel:
         n, p = X.shape
         cat = sorted({int(j) for j in categorical})
         num = [j for j in range(p) if j not in set(cat)]
-        blocks, medians, means, scales, categories = [], [], [], [], []
+        codes, categories = [], []
+        for j in cat:
+            levels, inverse = np.unique(np.nan_to_num(np.asarray(X[:, j], dtype=np.float64), nan=-1.0),
+                                        return_inverse=True)
+            codes.append(inverse)
+            categories.append(levels.tolist())
+        # The design is filled in place, one float64 array: standardised numeric columns, then one-hot levels.
+        D = np.zeros((n, len(num) + sum(len(c) for c in categories)))
+        medians, means, scales = [], [], []
         if num:
-            Z = np.asarray(X[:, num], dtype=np.float64)
-            missing = np.isnan(Z)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
+            Z = D[:, :len(num)]
+            Z[:] = X[:, num]
+            with warnings.catch_warnings():  # the median of the float32 values (as sklearn; faster than of Z)
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: median 0, as sklearn
                 med = np.nan_to_num(np.nanmedian(np.asarray(X[:, num], dtype=np.float32), axis=0).astype(np.float64))
-            Z[missing] = np.broadcast_to(med, Z.shape)[missing]
+            np.copyto(Z, med, where=np.isnan(Z))
             mean = Z.mean(axis=0)
             var = Z.var(axis=0)
             eps = np.finfo(np.float64).eps  # sklearn's test for a constant column (StandardScaler)
             scale = np.where(var <= n * eps * var + (n * mean * eps) ** 2, 1.0, np.sqrt(var))
             Z -= mean
             Z /= scale
-            blocks.append(Z)
             medians, means, scales = med.tolist(), mean.tolist(), scale.tolist()
-        for j in cat:
-            code = np.nan_to_num(np.asarray(X[:, j], dtype=np.float64), nan=-1.0)
-            levels, inverse = np.unique(code, return_inverse=True)
-            onehot = np.zeros((n, len(levels)))
-            onehot[np.arange(n), inverse] = 1.0
-            blocks.append(onehot)
-            categories.append(levels.tolist())
-        D = np.hstack(blocks) if blocks else np.zeros((n, 0))
+        start = len(num)
+        for inverse, levels in zip(codes, categories, strict=True):
+            D[np.arange(n), start + inverse] = 1.0
+            start += len(levels)
         coef, intercept = _ridge_loo(D, np.asarray(y, dtype=np.float64), weight, np.asarray(alphas, dtype=float))
         parts = np.split(coef, np.cumsum([len(num), *[len(c) for c in categories]])[:-1])
         return cls(num, medians, means, scales, parts[0].tolist(), cat, categories,
